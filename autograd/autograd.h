@@ -1,0 +1,218 @@
+/*
+ * autograd.h — differentiable operations recorded on a tape.
+ *
+ * A tg_var is a tensor value plus the gradient of a scalar loss with respect
+ * to it. Every op computes its output now and, if any input requires a
+ * gradient, appends one entry to the tape. tg_backward walks the tape in
+ * reverse and each entry adds (+=) its contribution to its inputs' gradients.
+ *
+ *     tg_tape *t = tg_tape_new();
+ *     tg_var *x = tg_leaf(t, tg_tensor_full(tg_tape_arena(t), TG_F64, TG_SHAPE(3), 2.0), true);
+ *     tg_var *y = tg_sum(t, tg_mul(t, x, x));   // y = sum x^2 = 12
+ *     tg_backward(t, y);                        // x->grad = 2x = (4, 4, 4)
+ *     tg_tape_reset(t);                         // forget the step, keep the memory
+ *
+ * Memory: outputs, their gradients and tape entries live in the tape's arena
+ * and die at tg_tape_reset. Parameters (nn.h) live for the whole run and keep
+ * their gradients in their own storage; zeroing them is explicit.
+ *
+ * Shapes are checked when an op is recorded; a mismatch aborts with the op,
+ * the shapes and the caller's file:line. Ops take float32 or float64 inputs
+ * (all inputs of one op share a dtype) and return the same dtype.
+ */
+#ifndef TG_AUTOGRAD_H
+#define TG_AUTOGRAD_H
+
+#include "../tensor/tensor.h"
+
+typedef struct tg_tape tg_tape;
+
+typedef struct tg_var {
+    tg_tensor val;       /* the value */
+    tg_tensor grad;      /* d loss / d val, val's shape; data is NULL until backward reaches it */
+    bool requires_grad;  /* leaves: set by the user; op outputs: any input requires it */
+    const char *name;    /* parameters only, e.g. "fc1.weight" */
+} tg_var;
+
+/* Every op, in one table (tg_ops below) indexed by this enum. */
+typedef enum {
+    TG_OP_ADD, TG_OP_SUB, TG_OP_MUL, TG_OP_DIV,      /* broadcasting binary */
+    TG_OP_NEG, TG_OP_ADD_SCALAR, TG_OP_MUL_SCALAR,
+    TG_OP_EXP, TG_OP_LOG, TG_OP_SQRT, TG_OP_SQUARE, TG_OP_POW,
+    TG_OP_RELU, TG_OP_SIGMOID, TG_OP_TANH, TG_OP_SOFTPLUS,
+    TG_OP_MATMUL,
+    TG_OP_SUM, TG_OP_MEAN,                           /* all elements or one axis */
+    TG_OP_RESHAPE, TG_OP_TRANSPOSE, TG_OP_CONCAT, TG_OP_NARROW,
+    TG_OP_ONE_HOT,
+    TG_OP_REPARAM,
+    TG_OP_BCE, TG_OP_BCE_LOGITS,
+    TG_OP_COUNT
+} tg_op;
+
+/* One recorded op: what backward needs, saved explicitly. */
+typedef struct {
+    tg_op op;
+    tg_var *out;
+    tg_var *in[2];     /* inputs (in[1] NULL for unary ops) */
+    tg_tensor *saved;  /* extra state, e.g. the reparameterization's eps */
+    double f;          /* scalar argument: add_scalar, mul_scalar, pow */
+    int64_t i[3];      /* integer arguments: axis, keepdim, start, length, transposes */
+} tg_entry;
+
+typedef struct {
+    const char *name;                /* "add", "matmul", ... */
+    int n_in;                        /* number of tg_var inputs */
+    void (*backward)(tg_tape *t, const tg_entry *e);  /* NULL: not differentiable */
+} tg_op_def;
+
+extern const tg_op_def tg_ops[TG_OP_COUNT];
+
+/* ------------------------------------------------------------------------ */
+/* The tape. */
+
+struct tg_tape {
+    tg_arena *arena;      /* this step's values, gradients and saved tensors */
+    tg_entry *entries;    /* (n) in record order; the array is kept across resets */
+    int64_t n, cap;
+    bool grad_enabled;    /* false inside a no-grad scope: nothing is recorded */
+};
+
+tg_tape *tg_tape_new(void);
+void tg_tape_reset(tg_tape *t);   /* drop entries and every var made since the last reset */
+void tg_tape_free(tg_tape *t);
+tg_arena *tg_tape_arena(tg_tape *t);
+
+/* No-grad scope: bool prev = tg_no_grad(t); ...; tg_set_grad(t, prev); */
+bool tg_no_grad(tg_tape *t);
+void tg_set_grad(tg_tape *t, bool enabled);
+
+/* A leaf wrapping val (no copy). Its gradient, if any, lives in the tape's arena. */
+tg_var *tg_leaf(tg_tape *t, tg_tensor *val, bool requires_grad);
+
+/* Seeds d loss / d loss = 1 (loss must have one element) and runs every entry's
+ * backward in reverse record order, accumulating into the inputs' gradients. */
+void tg_backward(tg_tape *t, tg_var *loss);
+/* Same, seeding out's gradient with seed (out's shape): the gradient of sum(seed * out). */
+void tg_backward_seed(tg_tape *t, tg_var *out, const tg_tensor *seed);
+
+/* v's gradient buffer, allocated zeroed in the tape's arena on first use. */
+tg_tensor *tg_var_grad(tg_tape *t, tg_var *v);
+
+/* ------------------------------------------------------------------------ */
+/* Ops. Each public name is a macro that passes the caller's file:line along. */
+
+#define TG_AT __FILE__, __LINE__
+#define TG_LOC const char *file, int line
+
+/* Binary ops with NumPy broadcasting: shapes are aligned at the right; each
+ * dimension must match or be 1 in one operand. Gradients are summed back to
+ * each input's shape. */
+tg_var *tg_add_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b);   /* a + b */
+tg_var *tg_sub_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b);   /* a - b */
+tg_var *tg_mul_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b);   /* a * b */
+tg_var *tg_div_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b);   /* a / b */
+#define tg_add(...) tg_add_(TG_AT, __VA_ARGS__)
+#define tg_sub(...) tg_sub_(TG_AT, __VA_ARGS__)
+#define tg_mul(...) tg_mul_(TG_AT, __VA_ARGS__)
+#define tg_div(...) tg_div_(TG_AT, __VA_ARGS__)
+
+/* Elementwise, same shape out. */
+tg_var *tg_neg_(TG_LOC, tg_tape *t, tg_var *a);                /* -a */
+tg_var *tg_add_scalar_(TG_LOC, tg_tape *t, tg_var *a, double s); /* a + s */
+tg_var *tg_mul_scalar_(TG_LOC, tg_tape *t, tg_var *a, double s); /* a * s */
+tg_var *tg_exp_(TG_LOC, tg_tape *t, tg_var *a);                /* e^a */
+tg_var *tg_log_(TG_LOC, tg_tape *t, tg_var *a);                /* ln a */
+tg_var *tg_sqrt_(TG_LOC, tg_tape *t, tg_var *a);               /* sqrt a */
+tg_var *tg_square_(TG_LOC, tg_tape *t, tg_var *a);             /* a^2 */
+tg_var *tg_pow_(TG_LOC, tg_tape *t, tg_var *a, double p);      /* a^p */
+tg_var *tg_relu_(TG_LOC, tg_tape *t, tg_var *a);               /* max(a, 0); gradient 0 at 0 */
+tg_var *tg_sigmoid_(TG_LOC, tg_tape *t, tg_var *a);            /* 1 / (1 + e^-a), stable */
+tg_var *tg_tanh_(TG_LOC, tg_tape *t, tg_var *a);               /* tanh a */
+tg_var *tg_softplus_(TG_LOC, tg_tape *t, tg_var *a);           /* ln(1 + e^a), stable */
+#define tg_neg(...) tg_neg_(TG_AT, __VA_ARGS__)
+#define tg_add_scalar(...) tg_add_scalar_(TG_AT, __VA_ARGS__)
+#define tg_mul_scalar(...) tg_mul_scalar_(TG_AT, __VA_ARGS__)
+#define tg_exp(...) tg_exp_(TG_AT, __VA_ARGS__)
+#define tg_log(...) tg_log_(TG_AT, __VA_ARGS__)
+#define tg_sqrt(...) tg_sqrt_(TG_AT, __VA_ARGS__)
+#define tg_square(...) tg_square_(TG_AT, __VA_ARGS__)
+#define tg_pow(...) tg_pow_(TG_AT, __VA_ARGS__)
+#define tg_relu(...) tg_relu_(TG_AT, __VA_ARGS__)
+#define tg_sigmoid(...) tg_sigmoid_(TG_AT, __VA_ARGS__)
+#define tg_tanh(...) tg_tanh_(TG_AT, __VA_ARGS__)
+#define tg_softplus(...) tg_softplus_(TG_AT, __VA_ARGS__)
+
+/* op(a) @ op(b) for 2-D operands: op(a) is (M, K) — a is (M, K), or (K, M) read
+ * transposed if ta — and op(b) is (K, N) — b is (K, N), or (N, K) if tb.
+ * Result (M, N). Transposed operands are never copied. */
+tg_var *tg_matmul_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b, bool ta, bool tb);
+#define tg_matmul(...) tg_matmul_(TG_AT, __VA_ARGS__)
+
+/* Reductions. tg_sum / tg_mean over all elements give a 0-dim scalar;
+ * the _axis forms reduce one axis (negative counts from the end), keeping it
+ * as size 1 if keepdim. */
+tg_var *tg_sum_(TG_LOC, tg_tape *t, tg_var *a);
+tg_var *tg_mean_(TG_LOC, tg_tape *t, tg_var *a);
+tg_var *tg_sum_axis_(TG_LOC, tg_tape *t, tg_var *a, int axis, bool keepdim);
+tg_var *tg_mean_axis_(TG_LOC, tg_tape *t, tg_var *a, int axis, bool keepdim);
+#define tg_sum(...) tg_sum_(TG_AT, __VA_ARGS__)
+#define tg_mean(...) tg_mean_(TG_AT, __VA_ARGS__)
+#define tg_sum_axis(...) tg_sum_axis_(TG_AT, __VA_ARGS__)
+#define tg_mean_axis(...) tg_mean_axis_(TG_AT, __VA_ARGS__)
+
+/* Shape ops. reshape is a view (no copy); transpose swaps two axes (copies);
+ * concat joins a and b along axis; narrow takes [start, start+len) of axis. */
+tg_var *tg_reshape_(TG_LOC, tg_tape *t, tg_var *a, tg_shape s);
+tg_var *tg_transpose_(TG_LOC, tg_tape *t, tg_var *a, int d0, int d1);
+tg_var *tg_concat_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b, int axis);
+tg_var *tg_narrow_(TG_LOC, tg_tape *t, tg_var *a, int axis, int64_t start, int64_t len);
+#define tg_reshape(...) tg_reshape_(TG_AT, __VA_ARGS__)
+#define tg_transpose(...) tg_transpose_(TG_AT, __VA_ARGS__)
+#define tg_concat(...) tg_concat_(TG_AT, __VA_ARGS__)
+#define tg_narrow(...) tg_narrow_(TG_AT, __VA_ARGS__)
+
+/* labels (N) holding class indices 0..classes-1 -> (N, classes) of 0/1.
+ * Not differentiable: the output never requires a gradient. */
+tg_var *tg_one_hot_(TG_LOC, tg_tape *t, tg_var *labels, int64_t classes);
+#define tg_one_hot(...) tg_one_hot_(TG_AT, __VA_ARGS__)
+
+/* Reparameterized normal sample z = mu + exp(logvar / 2) * eps. eps (mu's
+ * shape) is stored on the tape entry for backward. tg_reparam_sample draws
+ * eps ~ N(0, I) from r into the tape's arena. */
+tg_var *tg_reparam_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, const tg_tensor *eps);
+tg_var *tg_reparam_sample_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, tg_rng *r);
+#define tg_reparam(...) tg_reparam_(TG_AT, __VA_ARGS__)
+#define tg_reparam_sample(...) tg_reparam_sample_(TG_AT, __VA_ARGS__)
+
+/* Elementwise binary cross-entropy, same shape as p:
+ *   bce(p, y)        = -(y max(ln p, -100) + (1 - y) max(ln(1 - p), -100))  (as PyTorch)
+ *   bce_logits(x, y) = max(x, 0) - x y + ln(1 + e^-|x|)  = bce(sigmoid(x), y), stable */
+tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y);
+tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y);
+#define tg_bce(...) tg_bce_(TG_AT, __VA_ARGS__)
+#define tg_bce_logits(...) tg_bce_logits_(TG_AT, __VA_ARGS__)
+
+/* ------------------------------------------------------------------------ */
+/* Gradient checking: compares tg_backward's gradients of L = sum(w * f(x))
+ * (w fixed pseudo-random weights) with central differences
+ * (L(x + h) - L(x - h)) / 2h, in float64, for every element of every input.
+ * An element passes if |analytic - numeric| <= atol + rtol * |numeric|. */
+
+typedef tg_var *(*tg_gradcheck_fn)(tg_tape *t, tg_var **in, void *ctx);
+
+typedef struct {
+    bool ok;
+    double max_abs_err;     /* over all elements of all inputs */
+    double max_rel_err;     /* |a - n| / max(|n|, 1e-12) at the worst element */
+    int worst_input;        /* input and flat index of the worst element */
+    int64_t worst_index;
+    double analytic, numeric;  /* the two values there */
+    int64_t checked;        /* elements compared */
+} tg_gradcheck_result;
+
+/* in: n float64 tensors (perturbed in place and restored). f builds the output
+ * from leaves wrapping them; it must be deterministic. */
+tg_gradcheck_result tg_gradcheck(tg_gradcheck_fn f, tg_tensor **in, int n, void *ctx,
+                                 double h, double atol, double rtol);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * vae.h — the reference variational autoencoder (Kingma & Welling, 2014), as
+ * PyTorch's textbook example: encoder in -> hidden (ReLU) -> mu, logvar
+ * (latent each); z = mu + exp(logvar / 2) eps; decoder latent -> hidden
+ * (ReLU) -> in (sigmoid). Parameter names and layouts are the PyTorch
+ * module's: fc1.weight (hidden, in), fc1.bias, fc_mu.*, fc_logvar.*, fc2.*, fc3.*.
+ *
+ *     tg_vae vae = tg_vae_new(ps, 784, 400, 20, &rng);
+ *     tg_vae_out o = tg_vae_forward(t, &vae, x, NULL, &rng);   // x (B, 784) in [0, 1]
+ *     tg_backward(t, o.loss);                                    // loss = bce + kl, summed over the batch
+ */
+#ifndef TG_VAE_H
+#define TG_VAE_H
+
+#include "../nn/nn.h"
+
+typedef struct {
+    tg_linear fc1, fc_mu, fc_logvar, fc2, fc3;
+    int64_t in, hidden, latent;
+} tg_vae;
+
+typedef struct {
+    tg_var *mu, *logvar;  /* (B, latent) */
+    tg_var *z;            /* (B, latent) the sample decoded */
+    tg_var *recon;        /* (B, in) Bernoulli means, sigmoid of the decoder's logits */
+    tg_var *bce, *kl;     /* scalars: BCE summed over pixels and batch; KL summed over latents and batch */
+    tg_var *loss;         /* bce + kl: the negative ELBO of the batch, in nats */
+} tg_vae_out;
+
+tg_vae tg_vae_new(tg_params *ps, int64_t in, int64_t hidden, int64_t latent, tg_rng *r);
+/* eps (B, latent) if given, else drawn from r. */
+tg_vae_out tg_vae_forward(tg_tape *t, const tg_vae *m, tg_var *x, const tg_tensor *eps, tg_rng *r);
+
+#endif

@@ -1,0 +1,118 @@
+/* nn.c — parameters, Linear and the losses, composed from autograd ops. */
+#include "nn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- params */
+
+tg_params *tg_params_new(tg_dtype dt) {
+    tg_params *ps = calloc(1, sizeof *ps);
+    TG_CHECK(ps, "tg_params_new: out of memory");
+    ps->dtype = dt;
+    return ps;
+}
+
+void tg_params_free(tg_params *ps) {
+    if (!ps) return;
+    for (int i = 0; i < ps->count; i++) free((char *)ps->vars[i]->name), free(ps->vars[i]);
+    free(ps->vars), free(ps->data), free(ps->grad), free(ps);
+}
+
+/* Points every parameter's value and gradient at its place in the blocks. */
+static void params_repoint(tg_params *ps) {
+    size_t es = tg_dtype_size(ps->dtype), off = 0;
+    for (int i = 0; i < ps->count; i++) {
+        tg_var *v = ps->vars[i];
+        v->val.data = (char *)ps->data + off * es;
+        v->grad.data = (char *)ps->grad + off * es;
+        off += (size_t)v->val.numel;
+    }
+}
+
+tg_var *tg_params_add(tg_params *ps, const char *name, tg_shape s) {
+    TG_CHECK(!tg_params_find(ps, name), "tg_params_add: a parameter called \"%s\" already exists", name);
+    int64_t numel = tg_shape_numel(s);
+    size_t es = tg_dtype_size(ps->dtype);
+    if (ps->n + numel > ps->n_cap) {   /* grow both blocks, keeping values and gradients */
+        int64_t cap = ps->n_cap ? ps->n_cap : 1024;
+        while (cap < ps->n + numel) cap *= 2;
+        void *d = realloc(ps->data, (size_t)cap * es), *g = realloc(ps->grad, (size_t)cap * es);
+        TG_CHECK(d && g, "tg_params_add: out of memory for %lld parameters", (long long)cap);
+        ps->data = d, ps->grad = g, ps->n_cap = cap;
+    }
+    if (ps->count == ps->cap) {
+        ps->cap = ps->cap ? 2 * ps->cap : 16;
+        ps->vars = realloc(ps->vars, (size_t)ps->cap * sizeof *ps->vars);
+        TG_CHECK(ps->vars, "tg_params_add: out of memory");
+    }
+    tg_var *v = calloc(1, sizeof *v);
+    char *nm = malloc(strlen(name) + 1);
+    TG_CHECK(v && nm, "tg_params_add: out of memory");
+    v->val = tg_tensor_wrap(ps->dtype, s, NULL);
+    v->grad = tg_tensor_wrap(ps->dtype, s, NULL);
+    v->requires_grad = true;
+    v->name = strcpy(nm, name);
+    ps->vars[ps->count++] = v;
+    memset((char *)ps->data + (size_t)ps->n * es, 0, (size_t)numel * es);
+    memset((char *)ps->grad + (size_t)ps->n * es, 0, (size_t)numel * es);
+    ps->n += numel;
+    params_repoint(ps);
+    return v;
+}
+
+tg_var *tg_params_find(const tg_params *ps, const char *name) {
+    for (int i = 0; i < ps->count; i++)
+        if (strcmp(ps->vars[i]->name, name) == 0) return ps->vars[i];
+    return NULL;
+}
+
+void tg_params_zero_grad(tg_params *ps) { memset(ps->grad, 0, (size_t)ps->n * tg_dtype_size(ps->dtype)); }
+
+/* ---------------------------------------------------------------- linear */
+
+tg_linear tg_linear_new(tg_params *ps, const char *name, int64_t in, int64_t out, tg_rng *r) {
+    TG_CHECK(in > 0 && out > 0, "tg_linear_new: %s: sizes must be positive, got in %lld, out %lld", name,
+             (long long)in, (long long)out);
+    char buf[256];
+    tg_linear l = {.in = in, .out = out};
+    snprintf(buf, sizeof buf, "%s.weight", name);
+    l.weight = tg_params_add(ps, buf, TG_SHAPE(out, in));
+    snprintf(buf, sizeof buf, "%s.bias", name);
+    l.bias = tg_params_add(ps, buf, TG_SHAPE(out));
+    double bound = 1.0 / sqrt((double)in);   /* kaiming_uniform(a=sqrt(5)) reduces to this */
+    tg_tensor_fill_uniform(&l.weight->val, -bound, bound, r);
+    tg_tensor_fill_uniform(&l.bias->val, -bound, bound, r);
+    return l;
+}
+
+tg_var *tg_linear_forward_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x) {
+    char b[96];
+    if (x->val.shape.ndim != 2 || x->val.shape.d[1] != l->in)
+        tg_die(file, line, "linear %s: input %s does not match (B, %lld)", l->weight->name,
+               tg_shape_str(x->val.shape, b), (long long)l->in);
+    return tg_add_(file, line, t, tg_matmul_(file, line, t, x, l->weight, false, true), l->bias);
+}
+
+/* ---------------------------------------------------------------- losses */
+
+static tg_var *reduce(tg_tape *t, tg_var *x, tg_reduction r) {
+    return r == TG_REDUCE_SUM ? tg_sum(t, x) : r == TG_REDUCE_MEAN ? tg_mean(t, x) : x;
+}
+
+tg_var *tg_loss_bce(tg_tape *t, tg_var *p, tg_var *y, tg_reduction r) { return reduce(t, tg_bce(t, p, y), r); }
+
+tg_var *tg_loss_bce_logits(tg_tape *t, tg_var *x, tg_var *y, tg_reduction r) {
+    return reduce(t, tg_bce_logits(t, x, y), r);
+}
+
+tg_var *tg_loss_mse(tg_tape *t, tg_var *x, tg_var *y, tg_reduction r) {
+    return reduce(t, tg_square(t, tg_sub(t, x, y)), r);
+}
+
+tg_var *tg_loss_kl_normal(tg_tape *t, tg_var *mu, tg_var *logvar) {
+    /* 1 + logvar - mu^2 - exp(logvar), summed, times -1/2 */
+    tg_var *inner = tg_sub(t, tg_sub(t, tg_add_scalar(t, logvar, 1.0), tg_square(t, mu)), tg_exp(t, logvar));
+    return tg_mul_scalar(t, tg_sum(t, inner), -0.5);
+}

@@ -1,0 +1,73 @@
+/*
+ * nn.h — parameters, layers and losses built from autograd ops.
+ *
+ *     tg_params *ps = tg_params_new(TG_F32);
+ *     tg_rng rng = tg_rng_seed(1);
+ *     tg_linear fc = tg_linear_new(ps, "fc1", 784, 400, &rng);
+ *     ...per step:
+ *     tg_var *h = tg_relu(t, tg_linear_forward(t, &fc, x));       // (B, 400)
+ *
+ * All parameters of a model live in one flat block of values and one of
+ * gradients (ps->data, ps->grad: ps->n scalars each), so an optimizer is one
+ * loop. Each parameter is a tg_var whose value and gradient point into them.
+ *
+ * Activations are the autograd ops themselves: tg_relu, tg_sigmoid, tg_tanh,
+ * tg_softplus.
+ */
+#ifndef TG_NN_H
+#define TG_NN_H
+
+#include "../autograd/autograd.h"
+
+/* ------------------------------------------------------------------------ */
+/* Parameters. */
+
+typedef struct {
+    tg_dtype dtype;
+    int64_t n;          /* scalars in all parameters */
+    void *data, *grad;  /* (n) values and (n) gradients, parameters in order of creation */
+    tg_var **vars;      /* (count) the parameters, views into data and grad */
+    int count, cap;
+    int64_t n_cap;
+} tg_params;
+
+tg_params *tg_params_new(tg_dtype dt);
+void tg_params_free(tg_params *ps);
+/* A new zero-valued parameter called name (copied). Pointers returned earlier
+ * stay valid as the block grows. */
+tg_var *tg_params_add(tg_params *ps, const char *name, tg_shape s);
+tg_var *tg_params_find(const tg_params *ps, const char *name);   /* NULL if absent */
+void tg_params_zero_grad(tg_params *ps);
+
+/* ------------------------------------------------------------------------ */
+/* Linear: y = x W^T + b, as torch.nn.Linear. Initialised as PyTorch's
+ * default: W and b uniform in [-1/sqrt(in), 1/sqrt(in)). */
+
+typedef struct {
+    tg_var *weight;  /* (out, in) */
+    tg_var *bias;    /* (out) */
+    int64_t in, out;
+} tg_linear;
+
+/* Adds "<name>.weight" and "<name>.bias" to ps. */
+tg_linear tg_linear_new(tg_params *ps, const char *name, int64_t in, int64_t out, tg_rng *r);
+/* x (B, in) -> (B, out) */
+tg_var *tg_linear_forward_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x);
+#define tg_linear_forward(...) tg_linear_forward_(TG_AT, __VA_ARGS__)
+
+/* ------------------------------------------------------------------------ */
+/* Losses. Reductions as PyTorch's: sum or mean over all elements, or none. */
+
+typedef enum { TG_REDUCE_SUM, TG_REDUCE_MEAN, TG_REDUCE_NONE } tg_reduction;
+
+/* BCE of probabilities p against targets y (same shape), log clamped at -100. */
+tg_var *tg_loss_bce(tg_tape *t, tg_var *p, tg_var *y, tg_reduction r);
+/* BCE of logits x against targets y, computed stably without forming sigmoid(x). */
+tg_var *tg_loss_bce_logits(tg_tape *t, tg_var *x, tg_var *y, tg_reduction r);
+/* (x - y)^2 */
+tg_var *tg_loss_mse(tg_tape *t, tg_var *x, tg_var *y, tg_reduction r);
+/* KL(N(mu, exp(logvar)) || N(0, I)) = -1/2 sum(1 + logvar - mu^2 - exp(logvar)),
+ * summed over every element (a batch's total). */
+tg_var *tg_loss_kl_normal(tg_tape *t, tg_var *mu, tg_var *logvar);
+
+#endif

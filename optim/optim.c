@@ -1,0 +1,73 @@
+/* optim.c — Adam and SGD with momentum, each one loop over the parameters. */
+#include "optim.h"
+
+#include <stdlib.h>
+#include <tgmath.h>
+
+static void *zeroed(const tg_params *ps) {
+    void *p = calloc((size_t)(ps->n ? ps->n : 1), tg_dtype_size(ps->dtype));
+    TG_CHECK(p, "optimizer: out of memory for %lld parameters", (long long)ps->n);
+    return p;
+}
+
+/* ---------------------------------------------------------------- Adam */
+
+tg_adam *tg_adam_new(tg_params *ps, double lr) {
+    tg_adam *o = calloc(1, sizeof *o);
+    TG_CHECK(o, "tg_adam_new: out of memory");
+    *o = (tg_adam){.ps = ps, .lr = lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+                   .m = zeroed(ps), .v = zeroed(ps)};
+    return o;
+}
+
+/* The same sequence of operations as torch.optim.Adam's single-tensor path,
+ * so float32 results agree with PyTorch's to rounding. */
+void tg_adam_step(tg_adam *o) {
+    o->step++;
+    double bc1 = 1 - pow(o->beta1, (double)o->step), bc2 = 1 - pow(o->beta2, (double)o->step);
+    double step_size = o->lr / bc1, bc2_sqrt = sqrt(bc2);
+    TG_DISPATCH(o->ps->dtype, {
+        T *p = o->ps->data, *g = o->ps->grad, *m = o->m, *v = o->v;
+        const T b1 = (T)o->beta1, b2 = (T)o->beta2, wd = (T)o->weight_decay, eps = (T)o->eps;
+        for (int64_t i = 0; i < o->ps->n; i++) {
+            T gi = wd != 0 ? g[i] + wd * p[i] : g[i];
+            m[i] = m[i] * b1 + gi * ((T)1 - b1);
+            v[i] = v[i] * b2 + gi * gi * ((T)1 - b2);
+            T denom = sqrt(v[i]) / (T)bc2_sqrt + eps;
+            p[i] -= (T)step_size * (m[i] / denom);
+        }
+    });
+}
+
+void tg_adam_free(tg_adam *o) {
+    if (o) free(o->m), free(o->v), free(o);
+}
+
+/* ---------------------------------------------------------------- SGD */
+
+tg_sgd *tg_sgd_new(tg_params *ps, double lr, double momentum) {
+    tg_sgd *o = calloc(1, sizeof *o);
+    TG_CHECK(o, "tg_sgd_new: out of memory");
+    *o = (tg_sgd){.ps = ps, .lr = lr, .momentum = momentum, .buf = zeroed(ps)};
+    return o;
+}
+
+void tg_sgd_step(tg_sgd *o) {
+    TG_DISPATCH(o->ps->dtype, {
+        T *p = o->ps->data, *g = o->ps->grad, *b = o->buf;
+        const T mom = (T)o->momentum, damp = (T)o->dampening, wd = (T)o->weight_decay, lr = (T)o->lr;
+        for (int64_t i = 0; i < o->ps->n; i++) {
+            T gi = wd != 0 ? g[i] + wd * p[i] : g[i];
+            if (mom != 0) {
+                b[i] = o->step == 0 ? gi : b[i] * mom + gi * ((T)1 - damp);
+                gi = o->nesterov ? gi + mom * b[i] : b[i];
+            }
+            p[i] -= lr * gi;
+        }
+    });
+    o->step++;
+}
+
+void tg_sgd_free(tg_sgd *o) {
+    if (o) free(o->buf), free(o);
+}

@@ -1,0 +1,45 @@
+/*
+ * optim.h — optimizers over a tg_params block, as PyTorch's.
+ *
+ *     tg_adam *opt = tg_adam_new(ps, 1e-3);   // beta1 0.9, beta2 0.999, eps 1e-8
+ *     ...per step: tg_params_zero_grad(ps); forward; tg_backward(t, loss); tg_adam_step(opt);
+ *
+ * Each step is one loop over the ps->n scalars of the flat parameter block.
+ * State (moments, step count) is allocated once, at creation.
+ */
+#ifndef TG_OPTIM_H
+#define TG_OPTIM_H
+
+#include "../nn/nn.h"
+
+/* Adam (Kingma & Ba), bias-corrected, with optional L2 weight decay added to
+ * the gradient (torch.optim.Adam, not AdamW):
+ *   g = grad + wd p;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+ *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+typedef struct {
+    tg_params *ps;
+    double lr, beta1, beta2, eps, weight_decay;
+    int64_t step;      /* steps taken */
+    void *m, *v;       /* (ps->n) first and second moments, ps->dtype */
+} tg_adam;
+
+tg_adam *tg_adam_new(tg_params *ps, double lr);
+void tg_adam_step(tg_adam *opt);
+void tg_adam_free(tg_adam *opt);
+
+/* SGD with momentum (torch.optim.SGD): g = grad + wd p; buf = momentum buf +
+ * (1 - dampening) g (buf = g on the first step); g = nesterov ? g + momentum buf : buf;
+ * p -= lr g. */
+typedef struct {
+    tg_params *ps;
+    double lr, momentum, dampening, weight_decay;
+    bool nesterov;
+    int64_t step;
+    void *buf;         /* (ps->n) momentum buffer */
+} tg_sgd;
+
+tg_sgd *tg_sgd_new(tg_params *ps, double lr, double momentum);
+void tg_sgd_step(tg_sgd *opt);
+void tg_sgd_free(tg_sgd *opt);
+
+#endif

@@ -1,0 +1,532 @@
+/*
+ * test_ops.c — every op in the table gradient-checked in float64, then
+ * broadcasting, edge values, reused nodes, the no-grad scope and the
+ * shape-error messages.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "autograd/autograd.h"
+#include "nn/nn.h"
+
+/* ================================================================ one case per op
+ *
+ * Each case builds the op from leaves; the test walks tg_ops, so an op added
+ * to the enum without a case here fails the suite. */
+
+typedef struct {
+    tg_gradcheck_fn f;
+    int n;                 /* inputs */
+    tg_shape shape[2];
+    double lo, hi;         /* inputs drawn uniformly from [lo, hi) */
+    double atol, rtol;
+} op_case;
+
+static tg_var *f_add(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_add(t, v[0], v[1]); }
+static tg_var *f_sub(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_sub(t, v[0], v[1]); }
+static tg_var *f_mul(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_mul(t, v[0], v[1]); }
+static tg_var *f_div(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_div(t, v[0], v[1]); }
+static tg_var *f_neg(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_neg(t, v[0]); }
+static tg_var *f_add_scalar(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_add_scalar(t, v[0], 2.5); }
+static tg_var *f_mul_scalar(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_mul_scalar(t, v[0], -1.5); }
+static tg_var *f_exp(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_exp(t, v[0]); }
+static tg_var *f_log(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_log(t, v[0]); }
+static tg_var *f_sqrt(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_sqrt(t, v[0]); }
+static tg_var *f_square(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_square(t, v[0]); }
+static tg_var *f_pow(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_pow(t, v[0], 2.7); }
+static tg_var *f_relu(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_relu(t, v[0]); }
+static tg_var *f_sigmoid(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_sigmoid(t, v[0]); }
+static tg_var *f_tanh(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_tanh(t, v[0]); }
+static tg_var *f_softplus(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_softplus(t, v[0]); }
+static tg_var *f_matmul(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_matmul(t, v[0], v[1], false, true); }
+static tg_var *f_sum(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_sum_axis(t, v[0], 1, true); }
+static tg_var *f_mean(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_mean_axis(t, v[0], -1, false); }
+static tg_var *f_reshape(tg_tape *t, tg_var **v, void *c) {
+    (void)c;  /* square the view so the gradient is not constant */
+    return tg_square(t, tg_reshape(t, v[0], TG_SHAPE(4, 6)));
+}
+static tg_var *f_transpose(tg_tape *t, tg_var **v, void *c) {
+    (void)c;  /* multiply by a non-symmetric weight so a wrong permutation shows */
+    tg_var *tr = tg_transpose(t, v[0], 0, 2);
+    return tg_mul(t, tr, tr);
+}
+static tg_var *f_concat(tg_tape *t, tg_var **v, void *c) {
+    (void)c;
+    tg_var *cat = tg_concat(t, v[0], v[1], 1);
+    return tg_mul(t, cat, cat);
+}
+static tg_var *f_narrow(tg_tape *t, tg_var **v, void *c) {
+    (void)c;
+    tg_var *n = tg_narrow(t, v[0], 1, 1, 2);
+    return tg_mul(t, n, n);
+}
+static tg_var *f_reparam(tg_tape *t, tg_var **v, void *c) {
+    (void)c;
+    tg_rng r = tg_rng_seed(7);   /* the same eps on every evaluation */
+    tg_tensor *eps = tg_tensor_normal(tg_tape_arena(t), TG_F64, v[0]->val.shape, &r);
+    return tg_reparam(t, v[0], v[1], eps);
+}
+static tg_var *f_bce(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_bce(t, v[0], v[1]); }
+static tg_var *f_bce_logits(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_bce_logits(t, v[0], v[1]); }
+
+#define S(...) TG_SHAPE(__VA_ARGS__)
+static const op_case cases[TG_OP_COUNT] = {
+    [TG_OP_ADD] = {f_add, 2, {S(3, 4), S(4)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_SUB] = {f_sub, 2, {S(2, 3, 4), S(3, 1)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_MUL] = {f_mul, 2, {S(4, 1), S(1, 5)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_DIV] = {f_div, 2, {S(3, 4), S(3, 1)}, 0.5, 2, 1e-7, 1e-6},
+    [TG_OP_NEG] = {f_neg, 1, {S(3, 4)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_ADD_SCALAR] = {f_add_scalar, 1, {S(5)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_MUL_SCALAR] = {f_mul_scalar, 1, {S(2, 3)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_EXP] = {f_exp, 1, {S(3, 4)}, -3, 3, 1e-7, 1e-6},
+    [TG_OP_LOG] = {f_log, 1, {S(3, 4)}, 0.1, 5, 1e-7, 1e-6},
+    [TG_OP_SQRT] = {f_sqrt, 1, {S(3, 4)}, 0.1, 5, 1e-7, 1e-6},
+    [TG_OP_SQUARE] = {f_square, 1, {S(3, 4)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_POW] = {f_pow, 1, {S(3, 4)}, 0.2, 3, 1e-7, 1e-6},
+    [TG_OP_RELU] = {f_relu, 1, {S(4, 5)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_SIGMOID] = {f_sigmoid, 1, {S(4, 5)}, -6, 6, 1e-7, 1e-6},
+    [TG_OP_TANH] = {f_tanh, 1, {S(4, 5)}, -3, 3, 1e-7, 1e-6},
+    [TG_OP_SOFTPLUS] = {f_softplus, 1, {S(4, 5)}, -6, 6, 1e-7, 1e-6},
+    [TG_OP_MATMUL] = {f_matmul, 2, {S(3, 5), S(4, 5)}, -1, 1, 1e-7, 1e-6},
+    [TG_OP_SUM] = {f_sum, 1, {S(2, 3, 4)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_MEAN] = {f_mean, 1, {S(2, 3, 4)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_RESHAPE] = {f_reshape, 1, {S(2, 3, 4)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_TRANSPOSE] = {f_transpose, 1, {S(2, 3, 4)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_CONCAT] = {f_concat, 2, {S(2, 3, 2), S(2, 1, 2)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_NARROW] = {f_narrow, 1, {S(3, 5)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_REPARAM] = {f_reparam, 2, {S(4, 3), S(4, 3)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_BCE] = {f_bce, 2, {S(3, 4), S(3, 4)}, 0.05, 0.95, 1e-7, 1e-6},
+    [TG_OP_BCE_LOGITS] = {f_bce_logits, 2, {S(3, 4), S(3, 4)}, -3, 3, 1e-7, 1e-6},
+};
+
+/* Runs a gradient check of f on inputs drawn from [lo, hi). */
+static tg_gradcheck_result check(tg_gradcheck_fn f, int n, const tg_shape *shapes, double lo, double hi,
+                                 double atol, double rtol, void *ctx) {
+    tg_arena *a = tg_arena_new();
+    tg_rng r = tg_rng_seed(2024);
+    tg_tensor *in[4];
+    for (int i = 0; i < n; i++) in[i] = tg_tensor_uniform(a, TG_F64, shapes[i], lo, hi, &r);
+    tg_gradcheck_result res = tg_gradcheck(f, in, n, ctx, 1e-6, atol, rtol);
+    tg_arena_free(a);
+    return res;
+}
+
+static void assert_passes(const char *what, tg_gradcheck_result res) {
+    cr_expect(res.ok && res.checked > 0, "%s: gradient check failed: input %d element %lld analytic %.10g numeric %.10g "
+              "(max abs err %.3g, %lld elements checked)", what, res.worst_input, (long long)res.worst_index,
+              res.analytic, res.numeric, res.max_abs_err, (long long)res.checked);
+}
+
+Test(ops, every_op_in_the_table_is_gradient_checked) {
+    int checked = 0;
+    for (int op = 0; op < TG_OP_COUNT; op++) {
+        const tg_op_def *d = &tg_ops[op];
+        cr_assert(d->name, "op %d has no entry in tg_ops", op);
+        if (!d->backward) {
+            cr_expect_eq(op, TG_OP_ONE_HOT, "op %s has no backward and is not known to be non-differentiable", d->name);
+            continue;
+        }
+        const op_case *c = &cases[op];
+        cr_assert(c->f, "op %s has no gradient-check case in test_ops.c", d->name);
+        cr_expect_eq(c->n, d->n_in, "op %s: case has %d inputs, table says %d", d->name, c->n, d->n_in);
+        assert_passes(d->name, check(c->f, c->n, c->shape, c->lo, c->hi, c->atol, c->rtol, NULL));
+        checked++;
+    }
+    cr_expect_eq(checked, TG_OP_COUNT - 1);
+}
+
+/* f(x) = x * c where c is a copy of x detached from the tape: the analytic
+ * gradient is c = x, the numeric one 2x. The checker must report it. */
+static tg_var *f_detached(tg_tape *t, tg_var **v, void *c) {
+    (void)c;
+    tg_var *copy = tg_leaf(t, tg_tensor_copy(tg_tape_arena(t), &v[0]->val), false);
+    return tg_mul(t, v[0], copy);
+}
+
+Test(ops, gradient_checker_catches_a_wrong_gradient) {
+    tg_gradcheck_result r = check(f_detached, 1, (tg_shape[]){S(3)}, 0.5, 1.5, 1e-7, 1e-6, NULL);
+    cr_expect_not(r.ok, "a missing gradient term went unnoticed");
+    cr_expect_float_eq(r.numeric, 2 * r.analytic, 1e-5);
+}
+
+/* ---------------------------------------------------------------- variants */
+
+static tg_var *f_matmul_flags(tg_tape *t, tg_var **v, void *c) {
+    const bool *tr = c;
+    return tg_matmul(t, v[0], v[1], tr[0], tr[1]);
+}
+
+Test(ops, matmul_all_transposes) {
+    for (int k = 0; k < 4; k++) {
+        bool tr[2] = {k & 1, k & 2};
+        tg_shape s[2] = {tr[0] ? S(5, 3) : S(3, 5), tr[1] ? S(4, 5) : S(5, 4)};
+        tg_gradcheck_result r = check(f_matmul_flags, 2, s, -1, 1, 1e-7, 1e-6, tr);
+        cr_expect(r.ok, "matmul ta=%d tb=%d: analytic %g numeric %g", tr[0], tr[1], r.analytic, r.numeric);
+    }
+}
+
+static tg_var *f_reduce_variant(tg_tape *t, tg_var **v, void *c) {
+    int k = *(int *)c;
+    switch (k) {
+    case 0: return tg_sum(t, v[0]);
+    case 1: return tg_mean(t, v[0]);
+    case 2: return tg_sum_axis(t, v[0], 0, false);
+    case 3: return tg_mean_axis(t, v[0], 1, true);
+    default: return tg_sum_axis(t, v[0], -1, true);
+    }
+}
+
+Test(ops, reductions_over_all_and_each_axis) {
+    for (int k = 0; k < 5; k++) {
+        tg_gradcheck_result r = check(f_reduce_variant, 1, (tg_shape[]){S(2, 3, 4)}, -1, 1, 1e-7, 1e-6, &k);
+        cr_expect(r.ok, "reduction variant %d", k);
+    }
+    tg_tape *t = tg_tape_new();
+    tg_arena *a = tg_tape_arena(t);
+    double v[6] = {1, 2, 3, 4, 5, 6};
+    tg_var *x = tg_leaf(t, tg_tensor_from(a, TG_F64, S(2, 3), v, TG_F64), false);
+    tg_var *s0 = tg_sum_axis(t, x, 0, false), *m1 = tg_mean_axis(t, x, 1, true), *all = tg_sum(t, x);
+    cr_expect(tg_shape_eq(s0->val.shape, S(3)) && tg_shape_eq(m1->val.shape, S(2, 1)));
+    cr_expect_eq(all->val.shape.ndim, 0);
+    cr_expect_float_eq(tg_tensor_get(&s0->val, 2), 9.0, 1e-12);
+    cr_expect_float_eq(tg_tensor_get(&m1->val, 1), 5.0, 1e-12);
+    cr_expect_float_eq(tg_tensor_get(&all->val, 0), 21.0, 1e-12);
+    tg_tape_free(t);
+}
+
+/* ---------------------------------------------------------------- broadcasting */
+
+static tg_var *f_binary(tg_tape *t, tg_var **v, void *c) {
+    switch (*(int *)c) {
+    case 0: return tg_add(t, v[0], v[1]);
+    case 1: return tg_sub(t, v[0], v[1]);
+    case 2: return tg_mul(t, v[0], v[1]);
+    default: return tg_div(t, v[0], v[1]);
+    }
+}
+
+Test(ops, broadcasting_gradients_sum_back_to_each_shape) {
+    static const tg_shape pairs[][2] = {
+        {S(3, 4), S(3, 4)}, {S(3, 4), S(4)}, {S(4), S(3, 4)}, {S(3, 1), S(1, 4)}, {S(2, 3, 4), S(3, 1)},
+        {S(2, 1, 4), S(1, 3, 1)}, {S(5), S(1)}, {S(2, 3), S(1, 1)}, {S(2, 1, 3, 1), S(4, 1, 5)},
+    };
+    for (size_t p = 0; p < sizeof pairs / sizeof *pairs; p++)
+        for (int op = 0; op < 4; op++) {
+            tg_gradcheck_result r = check(f_binary, 2, pairs[p], 0.5, 2, 1e-7, 1e-6, &op);
+            cr_expect(r.ok, "pair %zu op %d: input %d analytic %g numeric %g", p, op, r.worst_input, r.analytic, r.numeric);
+        }
+}
+
+Test(ops, broadcasting_values) {
+    tg_tape *t = tg_tape_new();
+    tg_arena *a = tg_tape_arena(t);
+    double av[6] = {1, 2, 3, 4, 5, 6}, bv[3] = {10, 20, 30}, cv[2] = {100, 200};
+    tg_var *A = tg_leaf(t, tg_tensor_from(a, TG_F64, S(2, 3), av, TG_F64), false);
+    tg_var *B = tg_leaf(t, tg_tensor_from(a, TG_F64, S(3), bv, TG_F64), false);
+    tg_var *C = tg_leaf(t, tg_tensor_from(a, TG_F64, S(2, 1), cv, TG_F64), false);
+    tg_var *ab = tg_add(t, A, B), *ac = tg_mul(t, A, C);
+    double want_ab[6] = {11, 22, 33, 14, 25, 36}, want_ac[6] = {100, 200, 300, 800, 1000, 1200};
+    for (int i = 0; i < 6; i++) {
+        cr_expect_float_eq(tg_tensor_get(&ab->val, i), want_ab[i], 1e-12);
+        cr_expect_float_eq(tg_tensor_get(&ac->val, i), want_ac[i], 1e-12);
+    }
+    tg_var *bc = tg_add(t, B, C);   /* (3) + (2, 1) -> (2, 3) */
+    cr_expect(tg_shape_eq(bc->val.shape, S(2, 3)));
+    cr_expect_float_eq(tg_tensor_get(&bc->val, 4), 220.0, 1e-12);
+    tg_tape_free(t);
+}
+
+/* ---------------------------------------------------------------- values */
+
+Test(ops, shape_ops_values) {
+    tg_tape *t = tg_tape_new();
+    tg_arena *a = tg_tape_arena(t);
+    double v[6] = {0, 1, 2, 3, 4, 5};
+    tg_var *x = tg_leaf(t, tg_tensor_from(a, TG_F64, S(2, 3), v, TG_F64), false);
+    tg_var *tr = tg_transpose(t, x, 0, 1);   /* (3, 2): [[0,3],[1,4],[2,5]] */
+    double want_tr[6] = {0, 3, 1, 4, 2, 5};
+    for (int i = 0; i < 6; i++) cr_expect_eq(tg_tensor_get(&tr->val, i), want_tr[i]);
+    tg_var *n = tg_narrow(t, x, 1, 1, 2);    /* [[1,2],[4,5]] */
+    double want_n[4] = {1, 2, 4, 5};
+    for (int i = 0; i < 4; i++) cr_expect_eq(tg_tensor_get(&n->val, i), want_n[i]);
+    tg_var *c = tg_concat(t, x, n, 1);       /* (2, 5) */
+    double want_c[10] = {0, 1, 2, 1, 2, 3, 4, 5, 4, 5};
+    for (int i = 0; i < 10; i++) cr_expect_eq(tg_tensor_get(&c->val, i), want_c[i]);
+    tg_var *c0 = tg_concat(t, x, x, 0);      /* (4, 3) */
+    cr_expect(tg_shape_eq(c0->val.shape, S(4, 3)));
+    cr_expect_eq(tg_tensor_get(&c0->val, 9), 3.0);
+    tg_var *r = tg_reshape(t, x, S(3, 2));
+    cr_expect_eq(r->val.data, x->val.data, "reshape must be a view");
+    tg_tape_free(t);
+}
+
+Test(ops, one_hot_values_and_no_gradient) {
+    tg_tape *t = tg_tape_new();
+    tg_arena *a = tg_tape_arena(t);
+    double lab[3] = {2, 0, 1};
+    tg_var *y = tg_leaf(t, tg_tensor_from(a, TG_F32, S(3), lab, TG_F64), true);
+    tg_var *oh = tg_one_hot(t, y, 4);
+    cr_expect(tg_shape_eq(oh->val.shape, S(3, 4)));
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 4; k++) cr_expect_eq(tg_tensor_get(&oh->val, i * 4 + k), k == lab[i] ? 1.0 : 0.0);
+    cr_expect_not(oh->requires_grad);
+    cr_expect_eq(t->n, 0, "one_hot must not be recorded");
+    tg_tape_free(t);
+}
+
+Test(ops, one_hot_label_out_of_range_aborts, .signal = SIGABRT) {
+    tg_tape *t = tg_tape_new();
+    double lab[2] = {1, 10};
+    tg_var *y = tg_leaf(t, tg_tensor_from(tg_tape_arena(t), TG_F32, S(2), lab, TG_F64), false);
+    tg_one_hot(t, y, 10);
+}
+
+Test(ops, elementwise_values_float32_match_float64) {
+    /* The float32 path computes the same function as the float64 one. */
+    tg_tape *t = tg_tape_new();
+    tg_arena *a = tg_tape_arena(t);
+    tg_rng r = tg_rng_seed(3);
+    tg_tensor *x64 = tg_tensor_uniform(a, TG_F64, S(50), 0.1, 3, &r);
+    tg_var *x = tg_leaf(t, x64, false), *xf = tg_leaf(t, tg_tensor_cast(a, x64, TG_F32), false);
+    tg_var *(*fs[])(tg_tape *, tg_var **, void *) = {f_exp, f_log, f_sqrt, f_square, f_pow, f_relu,
+                                                     f_sigmoid, f_tanh, f_softplus, f_neg};
+    for (size_t k = 0; k < sizeof fs / sizeof *fs; k++) {
+        tg_var *y = fs[k](t, &x, NULL), *yf = fs[k](t, &xf, NULL);
+        cr_expect_eq(yf->val.dtype, TG_F32);
+        for (int i = 0; i < 50; i++) {
+            double d = tg_tensor_get(&y->val, i);
+            cr_expect(fabs(tg_tensor_get(&yf->val, i) - d) <= 1e-6 * fmax(1, fabs(d)), "function %zu element %d", k, i);
+        }
+    }
+    tg_tape_free(t);
+}
+
+/* ---------------------------------------------------------------- edge values */
+
+/* Value and gradient of a unary op at one point, in dtype dt. */
+static void unary_at(tg_var *(*op)(tg_tape *, tg_var **, void *), tg_dtype dt, double x0, double *y, double *g) {
+    tg_tape *t = tg_tape_new();
+    tg_var *x = tg_leaf(t, tg_tensor_full(tg_tape_arena(t), dt, S(1), x0), true);
+    tg_var *out = tg_sum(t, op(t, &x, NULL));
+    tg_backward(t, out);
+    *y = tg_tensor_get(&out->val, 0), *g = tg_tensor_get(&x->grad, 0);
+    tg_tape_free(t);
+}
+
+Test(ops, edge_sigmoid_at_plus_minus_300) {
+    for (int dt = 0; dt < 2; dt++) {
+        double y, g;
+        unary_at(f_sigmoid, dt, 300, &y, &g);
+        cr_expect_eq(y, 1.0);
+        cr_expect_eq(g, 0.0);
+        unary_at(f_sigmoid, dt, -300, &y, &g);
+        cr_expect(y >= 0 && y < 1e-100 && g >= 0 && g < 1e-100 && !isnan(g), "sigmoid(-300) = %g, grad %g", y, g);
+        unary_at(f_softplus, dt, 300, &y, &g);
+        cr_expect_float_eq(y, 300.0, 1e-9);
+        cr_expect_eq(g, 1.0);
+        unary_at(f_softplus, dt, -300, &y, &g);
+        cr_expect(y >= 0 && y < 1e-100 && isfinite(g), "softplus(-300) = %g", y);
+        unary_at(f_tanh, dt, -300, &y, &g);
+        cr_expect_eq(y, -1.0);
+        cr_expect_eq(g, 0.0);
+    }
+}
+
+Test(ops, edge_relu_gradient_is_zero_at_zero) {
+    for (int dt = 0; dt < 2; dt++) {
+        double y, g;
+        unary_at(f_relu, dt, 0.0, &y, &g);
+        cr_expect_eq(y, 0.0);
+        cr_expect_eq(g, 0.0);
+        unary_at(f_relu, dt, 1e-30, &y, &g);
+        cr_expect_eq(g, 1.0);
+        unary_at(f_relu, dt, -1e-30, &y, &g);
+        cr_expect_eq(g, 0.0);
+    }
+}
+
+Test(ops, edge_log_near_zero) {
+    double y, g;
+    unary_at(f_log, TG_F64, 1e-300, &y, &g);
+    cr_expect_float_eq(y, log(1e-300), 1e-9);
+    cr_expect_float_eq(g, 1e300, 1e288);
+    unary_at(f_log, TG_F32, 1e-30, &y, &g);
+    cr_expect(fabs(y - log(1e-30)) < 1e-4 && isfinite(g) && g > 9e29, "log(1e-30) f32 = %g, grad %g", y, g);
+    unary_at(f_log, TG_F64, 0.0, &y, &g);
+    cr_expect(isinf(y) && y < 0, "log(0) should be -inf, got %g", y);
+}
+
+Test(ops, edge_bce_at_zero_and_one_is_clamped_like_pytorch) {
+    for (int dt = 0; dt < 2; dt++) {
+        tg_tape *t = tg_tape_new();
+        tg_arena *a = tg_tape_arena(t);
+        double pv[4] = {0, 1, 0, 1}, yv[4] = {1, 0, 0, 1};
+        tg_var *p = tg_leaf(t, tg_tensor_from(a, dt, S(4), pv, TG_F64), true);
+        tg_var *y = tg_leaf(t, tg_tensor_from(a, dt, S(4), yv, TG_F64), false);
+        tg_var *l = tg_bce(t, p, y);
+        double want[4] = {100, 100, 0, 0};
+        for (int i = 0; i < 4; i++) cr_expect_float_eq(tg_tensor_get(&l->val, i), want[i], 1e-4);
+        tg_backward(t, tg_sum(t, l));
+        for (int i = 0; i < 4; i++) cr_expect(isfinite(tg_tensor_get(&p->grad, i)), "bce grad %d not finite", i);
+        cr_expect(tg_tensor_get(&p->grad, 0) < -1e11);   /* (p - y) / max(p(1-p), 1e-12) */
+        tg_tape_free(t);
+    }
+}
+
+Test(ops, edge_bce_logits_at_plus_minus_300) {
+    for (int dt = 0; dt < 2; dt++) {
+        tg_tape *t = tg_tape_new();
+        tg_arena *a = tg_tape_arena(t);
+        double xv[4] = {300, -300, 300, -300}, yv[4] = {1, 0, 0, 1};
+        tg_var *x = tg_leaf(t, tg_tensor_from(a, dt, S(4), xv, TG_F64), true);
+        tg_var *y = tg_leaf(t, tg_tensor_from(a, dt, S(4), yv, TG_F64), false);
+        tg_var *l = tg_bce_logits(t, x, y);
+        double want[4] = {0, 0, 300, 300}, wantg[4] = {0, 0, 1, -1};
+        tg_backward(t, tg_sum(t, l));
+        for (int i = 0; i < 4; i++) {
+            cr_expect_float_eq(tg_tensor_get(&l->val, i), want[i], 1e-9);
+            cr_expect_float_eq(tg_tensor_get(&x->grad, i), wantg[i], 1e-9);
+        }
+        tg_tape_free(t);
+    }
+}
+
+Test(ops, edge_kl_with_large_logvar) {
+    /* KL = -1/2 (1 + lv - mu^2 - e^lv); dKL/dlv = (e^lv - 1) / 2, dKL/dmu = mu. */
+    struct { tg_dtype dt; double lv; } pts[] = {{TG_F64, 50}, {TG_F64, 300}, {TG_F32, 80}, {TG_F64, -50}};
+    for (size_t k = 0; k < sizeof pts / sizeof *pts; k++) {
+        tg_tape *t = tg_tape_new();
+        tg_arena *a = tg_tape_arena(t);
+        tg_var *mu = tg_leaf(t, tg_tensor_full(a, pts[k].dt, S(1, 1), 0.5), true);
+        tg_var *lv = tg_leaf(t, tg_tensor_full(a, pts[k].dt, S(1, 1), pts[k].lv), true);
+        tg_var *kl = tg_loss_kl_normal(t, mu, lv);
+        tg_backward(t, kl);
+        double e = exp(pts[k].lv), want = -0.5 * (1 + pts[k].lv - 0.25 - e), got = tg_tensor_get(&kl->val, 0);
+        double tol = pts[k].dt == TG_F32 ? 1e-6 : 1e-12;
+        cr_expect(isfinite(got) && fabs(got - want) <= tol * fabs(want), "KL(lv=%g) = %g, want %g", pts[k].lv, got, want);
+        cr_expect(fabs(tg_tensor_get(&lv->grad, 0) - 0.5 * (e - 1)) <= tol * fabs(0.5 * (e - 1)) + 1e-12);
+        cr_expect_float_eq(tg_tensor_get(&mu->grad, 0), 0.5, 1e-7);
+        tg_tape_free(t);
+    }
+}
+
+/* ---------------------------------------------------------------- reuse */
+
+Test(ops, reused_node_accumulates) {
+    tg_tape *t = tg_tape_new();
+    tg_arena *a = tg_tape_arena(t);
+    double v[3] = {-1.5, 0.5, 2};
+    tg_var *x = tg_leaf(t, tg_tensor_from(a, TG_F64, S(3), v, TG_F64), true);
+    tg_backward(t, tg_sum(t, tg_mul(t, x, x)));                 /* d/dx sum x*x = 2x */
+    for (int i = 0; i < 3; i++) cr_expect_float_eq(tg_tensor_get(&x->grad, i), 2 * v[i], 1e-12);
+    tg_tape_reset(t);
+
+    x = tg_leaf(t, tg_tensor_from(a, TG_F64, S(3), v, TG_F64), true);
+    tg_var *y = tg_add(t, tg_mul(t, x, x), x);                  /* x used three times */
+    tg_backward(t, tg_sum(t, tg_add(t, y, y)));                 /* 2(x^2 + x): grad 4x + 2 */
+    for (int i = 0; i < 3; i++) cr_expect_float_eq(tg_tensor_get(&x->grad, i), 4 * v[i] + 2, 1e-12);
+    tg_tape_free(t);
+}
+
+Test(ops, backward_accumulates_across_calls_until_zeroed) {
+    tg_params *ps = tg_params_new(TG_F64);
+    tg_var *w = tg_params_add(ps, "w", S(2));
+    tg_tensor_fill(&w->val, 3.0);
+    tg_tape *t = tg_tape_new();
+    for (int k = 0; k < 2; k++) {
+        tg_backward(t, tg_sum(t, tg_square(t, w)));   /* each adds 2w = 6 */
+        tg_tape_reset(t);
+    }
+    cr_expect_float_eq(tg_tensor_get(&w->grad, 1), 12.0, 1e-12);
+    tg_params_zero_grad(ps);
+    cr_expect_eq(tg_tensor_get(&w->grad, 1), 0.0);
+    tg_tape_free(t);
+    tg_params_free(ps);
+}
+
+/* ---------------------------------------------------------------- no-grad */
+
+Test(ops, no_grad_scope_records_nothing) {
+    tg_tape *t = tg_tape_new();
+    tg_var *x = tg_leaf(t, tg_tensor_full(tg_tape_arena(t), TG_F32, S(4), 2.0), true);
+    bool prev = tg_no_grad(t);
+    tg_var *y = tg_exp(t, tg_mul(t, x, x));
+    tg_set_grad(t, prev);
+    cr_expect_eq(t->n, 0);
+    cr_expect_not(y->requires_grad);
+    cr_expect_float_eq(tg_tensor_get(&y->val, 0), exp(4.0), 1e-3);
+    tg_var *z = tg_exp(t, x);
+    cr_expect(z->requires_grad);
+    cr_expect_eq(t->n, 1);
+    tg_tape_free(t);
+}
+
+Test(ops, leaves_without_grad_get_none) {
+    tg_tape *t = tg_tape_new();
+    tg_arena *a = tg_tape_arena(t);
+    tg_var *x = tg_leaf(t, tg_tensor_full(a, TG_F64, S(2), 2.0), true);
+    tg_var *c = tg_leaf(t, tg_tensor_full(a, TG_F64, S(2), 5.0), false);
+    tg_backward(t, tg_sum(t, tg_mul(t, x, c)));
+    cr_expect_null(c->grad.data);
+    cr_expect_float_eq(tg_tensor_get(&x->grad, 0), 5.0, 1e-12);
+    tg_tape_free(t);
+}
+
+/* ---------------------------------------------------------------- errors */
+
+/* Runs fn in a child process and returns what it wrote to stderr; *sig is the
+ * signal that ended it (0 if it exited). */
+static void run_child(void (*fn)(void), char *out, size_t n, int *sig) {
+    int fd[2];
+    cr_assert_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        dup2(fd[1], 2), close(fd[0]);
+        fn();
+        _exit(0);
+    }
+    close(fd[1]);
+    size_t got = 0;
+    ssize_t k;
+    while (got + 1 < n && (k = read(fd[0], out + got, n - 1 - got)) > 0) got += (size_t)k;
+    out[got] = 0;
+    close(fd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    *sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+static void bad_add(void) {
+    tg_tape *t = tg_tape_new();
+    tg_arena *a = tg_tape_arena(t);
+    tg_var *x = tg_leaf(t, tg_tensor_zeros(a, TG_F32, S(2, 3)), false);
+    tg_var *y = tg_leaf(t, tg_tensor_zeros(a, TG_F32, S(4)), false);
+    tg_add(t, x, y);
+}
+static const int bad_add_at = __LINE__ - 2;   /* the line of the tg_add call above */
+
+static void bad_matmul(void) {
+    tg_tape *t = tg_tape_new();
+    tg_arena *a = tg_tape_arena(t);
+    tg_var *x = tg_leaf(t, tg_tensor_zeros(a, TG_F32, S(2, 3)), false);
+    tg_var *y = tg_leaf(t, tg_tensor_zeros(a, TG_F32, S(4, 5)), false);
+    tg_matmul(t, x, y, false, false);
+}
+
+Test(ops, shape_mismatch_aborts_naming_op_shapes_and_caller) {
+    char msg[1024], want[64];
+    int sig;
+    run_child(bad_add, msg, sizeof msg, &sig);
+    cr_expect_eq(sig, SIGABRT, "child ended by signal %d", sig);
+    cr_expect(strstr(msg, "add") && strstr(msg, "(2, 3)") && strstr(msg, "(4,)"), "message: %s", msg);
+    snprintf(want, sizeof want, "test_ops.c:%d", bad_add_at);
+    cr_expect(strstr(msg, want), "message lacks the caller's file:line %s: %s", want, msg);
+    run_child(bad_matmul, msg, sizeof msg, &sig);
+    cr_expect_eq(sig, SIGABRT);
+    cr_expect(strstr(msg, "matmul") && strstr(msg, "(2, 3)") && strstr(msg, "(4, 5)"), "message: %s", msg);
+}
