@@ -10,7 +10,7 @@
 
 CC      ?= cc
 CFLAGS  ?= -O2
-CFLAGS  += -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I.
+CFLAGS  += -std=c11 -fno-math-errno -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I.
 LDLIBS  += -lm -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

@@ -659,13 +659,18 @@ static void reparam_backward(tg_tape *t, const tg_entry *e) {
 
 /* ---------------------------------------------------------------- bce */
 
+/* ln v clamped below at -100, as PyTorch's binary_cross_entropy. */
+static inline float clamped_logf(float v) { float l = logf(v); return l > -100.0f ? l : -100.0f; }
+static inline double clamped_log(double v) { double l = log(v); return l > -100.0 ? l : -100.0; }
+#define CLAMPED_LOG(v) _Generic((v), float: clamped_logf, default: clamped_log)(v)
+
 tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y) {
     check_same_shape(file, line, "bce", p, y);
     tg_var *out = tg_var_new(t, p->val.dtype, p->val.shape);
     TG_DISPATCH(p->val.dtype, {
         const T *pp = p->val.data, *yy = y->val.data; T *o = out->val.data;
         for (int64_t i = 0; i < out->val.numel; i++) {
-            T lp = fmax(log(pp[i]), (T)-100), lq = fmax(log((T)1 - pp[i]), (T)-100);
+            T lp = CLAMPED_LOG(pp[i]), lq = CLAMPED_LOG((T)1 - pp[i]);
             o[i] = -(yy[i] * lp + ((T)1 - yy[i]) * lq);
         }
     });
@@ -680,8 +685,9 @@ static void bce_backward(tg_tape *t, const tg_entry *e) {
         const T *g = e->out->grad.data, *pp = e->in[0]->val.data, *yy = e->in[1]->val.data;
         T *gp = grad_of(t, e->in[0]), *gy = grad_of(t, e->in[1]);
         for (int64_t i = 0; i < e->out->val.numel; i++) {
-            if (gp) gp[i] += g[i] * (pp[i] - yy[i]) / fmax(pp[i] * ((T)1 - pp[i]), (T)1e-12);
-            if (gy) gy[i] += g[i] * (fmax(log((T)1 - pp[i]), (T)-100) - fmax(log(pp[i]), (T)-100));
+            T pq = pp[i] * ((T)1 - pp[i]);
+            if (gp) gp[i] += g[i] * (pp[i] - yy[i]) / (pq > (T)1e-12 ? pq : (T)1e-12);
+            if (gy) gy[i] += g[i] * (CLAMPED_LOG((T)1 - pp[i]) - CLAMPED_LOG(pp[i]));
         }
     });
 }

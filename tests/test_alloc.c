@@ -1,0 +1,52 @@
+/*
+ * test_alloc.c — after the first step, a training step allocates nothing:
+ * activations, gradients and tape entries reuse the tape's arena, GEMM reuses
+ * its pack buffers, parameters and Adam state were allocated up front.
+ */
+#include <criterion/criterion.h>
+
+#include "alloc_count.h"
+#include "models/vae.h"
+#include "optim/optim.h"
+
+static void step(tg_tape *t, tg_params *ps, tg_vae *m, tg_adam *opt, tg_tensor *x, tg_rng *r) {
+    tg_params_zero_grad(ps);
+    tg_vae_out o = tg_vae_forward(t, m, tg_leaf(t, x, false), NULL, r);
+    tg_backward(t, o.loss);
+    tg_adam_step(opt);
+    tg_tape_reset(t);
+}
+
+Test(alloc, steady_state_training_step_allocates_nothing) {
+    tg_rng r = tg_rng_seed(5);
+    tg_params *ps = tg_params_new(TG_F32);
+    tg_vae m = tg_vae_new(ps, 784, 400, 20, &r);
+    tg_adam *opt = tg_adam_new(ps, 1e-3);
+    tg_tape *t = tg_tape_new();
+    tg_arena *keep = tg_arena_new();
+    tg_tensor *x = tg_tensor_uniform(keep, TG_F32, TG_SHAPE(128, 784), 0, 1, &r);
+
+    uint64_t before_first = tg_test_alloc_count();
+    step(t, ps, &m, opt, x, &r);
+    cr_expect_gt(tg_test_alloc_count(), before_first, "the counter must see the first step's allocations");
+    step(t, ps, &m, opt, x, &r);
+    uint64_t before = tg_test_alloc_count();
+    for (int k = 0; k < 5; k++) step(t, ps, &m, opt, x, &r);
+    cr_expect_eq(tg_test_alloc_count(), before, "%llu allocations in 5 steady-state steps",
+                 (unsigned long long)(tg_test_alloc_count() - before));
+
+    /* An evaluation pass without gradients allocates nothing either. */
+    bool prev = tg_no_grad(t);
+    tg_vae_forward(t, &m, tg_leaf(t, x, false), NULL, &r);
+    tg_tape_reset(t);
+    before = tg_test_alloc_count();
+    tg_vae_forward(t, &m, tg_leaf(t, x, false), NULL, &r);
+    tg_tape_reset(t);
+    tg_set_grad(t, prev);
+    cr_expect_eq(tg_test_alloc_count(), before);
+
+    tg_arena_free(keep);
+    tg_tape_free(t);
+    tg_adam_free(opt);
+    tg_params_free(ps);
+}
