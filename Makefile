@@ -23,7 +23,7 @@ WRAP    := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,-
 
 all: build/libtapegrad.a $(EXAMPLES:%=build/%)
 
-build/%.o: %.c $(wildcard */*.h)
+build/%.o: %.c $(wildcard */*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "data/data.h"
@@ -134,6 +135,9 @@ int main(int argc, char **argv) {
         printf("====> Epoch %lld took %.2f s (%.0f images/s)\n", epoch, secs, (double)ds.train_x.n / secs);
         fflush(stdout);
     }
+
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) printf("Peak memory: %.1f MB\n", (double)ru.ru_maxrss / 1024.0);
 
     tg_batcher_free(train);
     tg_batcher_free(test);
