@@ -112,7 +112,12 @@ tg_var *tg_loss_mse(tg_tape *t, tg_var *x, tg_var *y, tg_reduction r) {
 }
 
 tg_var *tg_loss_kl_normal(tg_tape *t, tg_var *mu, tg_var *logvar) {
-    /* 1 + logvar - mu^2 - exp(logvar), summed, times -1/2 */
-    tg_var *inner = tg_sub(t, tg_sub(t, tg_add_scalar(t, logvar, 1.0), tg_square(t, mu)), tg_exp(t, logvar));
+    /* 1 + logvar - mu^2 - exp(logvar), summed, times -1/2. One op per
+     * statement, so the tape order does not depend on the compiler's order
+     * of evaluating arguments. */
+    tg_var *a = tg_add_scalar(t, logvar, 1.0);
+    tg_var *mu2 = tg_square(t, mu);
+    tg_var *var = tg_exp(t, logvar);
+    tg_var *inner = tg_sub(t, tg_sub(t, a, mu2), var);
     return tg_mul_scalar(t, tg_sum(t, inner), -0.5);
 }
