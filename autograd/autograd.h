@@ -90,7 +90,9 @@ void tg_set_grad(tg_tape *t, bool enabled);
 tg_var *tg_leaf(tg_tape *t, tg_tensor *val, bool requires_grad);
 
 /* Seeds d loss / d loss = 1 (loss must have one element) and runs every entry's
- * backward in reverse record order, accumulating into the inputs' gradients. */
+ * backward in reverse record order, accumulating into the inputs' gradients.
+ * The entries are then dropped, so a second backward in the same step
+ * differentiates only what was recorded after the first. */
 void tg_backward(tg_tape *t, tg_var *loss);
 /* Same, seeding out's gradient with seed (out's shape): the gradient of sum(seed * out). */
 void tg_backward_seed(tg_tape *t, tg_var *out, const tg_tensor *seed);

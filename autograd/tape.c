@@ -78,11 +78,15 @@ tg_entry *tg_record(tg_tape *t, tg_op op, tg_var *out, tg_var *a, tg_var *b) {
 
 /* ------------------------------------------------------------ backward */
 
+/* Runs every entry's backward, newest first, then forgets the entries (as
+ * PyTorch frees its graph): a later backward sees only ops recorded after
+ * this one, so it never re-runs this graph. Values stay until tg_tape_reset. */
 static void run_backward(tg_tape *t) {
     for (int64_t k = t->n - 1; k >= 0; k--) {
         const tg_entry *e = &t->entries[k];
         if (e->out->grad.data) tg_ops[e->op].backward(t, e);  /* no gradient reached it: skip */
     }
+    t->n = 0;
 }
 
 void tg_backward(tg_tape *t, tg_var *loss) {

@@ -28,11 +28,14 @@ void tg_adam_step(tg_adam *o) {
     double step_size = o->lr / bc1, bc2_sqrt = sqrt(bc2);
     TG_DISPATCH(o->ps->dtype, {
         T *p = o->ps->data, *g = o->ps->grad, *m = o->m, *v = o->v;
+        /* 1 - beta in double, then rounded (as PyTorch): in float, 1 - (float)0.999
+         * is 1.3e-5 off 0.001, which the double bias correction would not match. */
         const T b1 = (T)o->beta1, b2 = (T)o->beta2, wd = (T)o->weight_decay, eps = (T)o->eps;
+        const T c1 = (T)(1 - o->beta1), c2 = (T)(1 - o->beta2);
         for (int64_t i = 0; i < o->ps->n; i++) {
             T gi = wd != 0 ? g[i] + wd * p[i] : g[i];
-            m[i] = m[i] * b1 + gi * ((T)1 - b1);
-            v[i] = v[i] * b2 + gi * gi * ((T)1 - b2);
+            m[i] = m[i] * b1 + gi * c1;
+            v[i] = v[i] * b2 + gi * gi * c2;
             T denom = sqrt(v[i]) / (T)bc2_sqrt + eps;
             p[i] -= (T)step_size * (m[i] / denom);
         }
@@ -55,11 +58,11 @@ tg_sgd *tg_sgd_new(tg_params *ps, double lr, double momentum) {
 void tg_sgd_step(tg_sgd *o) {
     TG_DISPATCH(o->ps->dtype, {
         T *p = o->ps->data, *g = o->ps->grad, *b = o->buf;
-        const T mom = (T)o->momentum, damp = (T)o->dampening, wd = (T)o->weight_decay, lr = (T)o->lr;
+        const T mom = (T)o->momentum, undamp = (T)(1 - o->dampening), wd = (T)o->weight_decay, lr = (T)o->lr;
         for (int64_t i = 0; i < o->ps->n; i++) {
             T gi = wd != 0 ? g[i] + wd * p[i] : g[i];
             if (mom != 0) {
-                b[i] = o->step == 0 ? gi : b[i] * mom + gi * ((T)1 - damp);
+                b[i] = o->step == 0 ? gi : b[i] * mom + gi * undamp;
                 gi = o->nesterov ? gi + mom * b[i] : b[i];
             }
             p[i] -= lr * gi;

@@ -157,6 +157,7 @@ double tg_rng_normal(tg_rng *r) {
 }
 
 uint64_t tg_rng_below(tg_rng *r, uint64_t n) {
+    TG_CHECK(n > 0, "tg_rng_below: n must be positive (the range [0, n) is empty)");
     uint64_t lim = -n % n;  /* reject the first 2^64 mod n values: no modulo bias */
     for (;;) {
         uint64_t x = tg_rng_u64(r);
@@ -245,8 +246,21 @@ void tg_tensor_fill(tg_tensor *x, double v) {
     });
 }
 
+/* The largest value of dtype dt below hi. */
+static double below(tg_dtype dt, double hi) {
+    if (dt == TG_F64) return nextafter(hi, -INFINITY);
+    float f = (float)hi;
+    while ((double)f >= hi) f = nextafterf(f, -INFINITY);
+    return f;
+}
+
 void tg_tensor_fill_uniform(tg_tensor *x, double lo, double hi, tg_rng *r) {
-    for (int64_t i = 0; i < x->numel; i++) tg_tensor_set(x, i, lo + (hi - lo) * tg_rng_uniform(r));
+    /* lo + (hi - lo) u can round up to hi, in double or when stored as float;
+     * such a draw becomes the largest value below hi, keeping [lo, hi). */
+    for (int64_t i = 0; i < x->numel; i++) {
+        tg_tensor_set(x, i, lo + (hi - lo) * tg_rng_uniform(r));
+        if (tg_tensor_get(x, i) >= hi && hi > lo) tg_tensor_set(x, i, below(x->dtype, hi));
+    }
 }
 
 void tg_tensor_fill_normal(tg_tensor *x, tg_rng *r) {

@@ -530,3 +530,13 @@ Test(ops, shape_mismatch_aborts_naming_op_shapes_and_caller) {
     cr_expect_eq(sig, SIGABRT);
     cr_expect(strstr(msg, "matmul") && strstr(msg, "(2, 3)") && strstr(msg, "(4, 5)"), "message: %s", msg);
 }
+
+Test(ops, second_backward_does_not_rerun_the_first_graph) {
+    /* x = 3: backward of sum(2x), then of sum(5x) built afterwards: dx = 2 + 5. */
+    tg_tape *t = tg_tape_new();
+    tg_var *x = tg_leaf(t, tg_tensor_full(tg_tape_arena(t), TG_F64, S(1), 3.0), true);
+    tg_backward(t, tg_sum(t, tg_mul_scalar(t, x, 2.0)));
+    tg_backward(t, tg_sum(t, tg_mul_scalar(t, x, 5.0)));
+    cr_expect_float_eq(tg_tensor_get(&x->grad, 0), 7.0, 1e-12);
+    tg_tape_free(t);
+}
