@@ -1,0 +1,55 @@
+/*
+ * gemm.h — kernel selection for the matrix product in tensor.h.
+ *
+ * tg_gemm_f32 is a cache-blocked GEMM in the style of GotoBLAS/BLIS: panels
+ * of op(A) and op(B) are packed into contiguous, 64-byte aligned buffers and
+ * a register-blocked micro-kernel computes one small tile of C at a time.
+ * There are three float32 micro-kernels, chosen once at run time:
+ *
+ *     "avx512"   12 x 32 tile, AVX-512F intrinsics
+ *     "avx2"      6 x 16 tile, AVX2 + FMA intrinsics
+ *     "generic"   4 x 8 tile, portable C
+ *
+ * "auto" (the default) picks the widest one the CPU supports. Tests force
+ * each kernel in turn to check them all:
+ *
+ *     if (tg_gemm_kernel_supported("avx2")) {
+ *         tg_gemm_force_kernel("avx2");
+ *         tg_gemm_f32(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
+ *     }
+ *     tg_gemm_force_kernel("auto");
+ *
+ * float64 always uses one portable blocked path (it serves gradient checks).
+ *
+ * Determinism: for a given kernel, the order in which the K products of each
+ * C element are summed depends only on (M, N, K, transA, transB), never on
+ * pointers, alignment or earlier calls. Different kernels may round
+ * differently from each other.
+ *
+ * Edge cases, as in BLAS: alpha == 0 or K == 0 reads neither A nor B and
+ * sets C = beta * C (zeros when beta == 0, whatever C held). C must not
+ * overlap A or B.
+ *
+ * Memory: each thread owns its pack buffers (64-byte aligned). The first
+ * float32 call allocates them at the kernel's full block sizes (about 1 MiB
+ * in all) and later calls reuse them, so steady state allocates nothing.
+ */
+#ifndef TG_GEMM_H
+#define TG_GEMM_H
+
+#include <stdbool.h>
+
+#include "tensor.h"
+
+/* Selects the float32 micro-kernel: "auto", "avx512", "avx2" or "generic".
+ * Aborts if the name is unknown or the CPU cannot run that kernel. Not meant
+ * to be called while another thread is inside tg_gemm_f32. */
+void tg_gemm_force_kernel(const char *name);
+
+/* Name of the kernel tg_gemm_f32 uses now ("avx512", "avx2" or "generic"). */
+const char *tg_gemm_kernel_name(void);
+
+/* True if `name` is a known kernel this CPU can run ("auto" always is). */
+bool tg_gemm_kernel_supported(const char *name);
+
+#endif
