@@ -23,8 +23,12 @@ trap 'rm -rf "$OUT"' EXIT
 build/seed_vae --data "$DATA" --epochs "$EPOCHS" > "$OUT/c.log"
 c_s=$(sed -n 's/.*took \([0-9.]*\) s.*/\1/p' "$OUT/c.log" | sort -g | head -1)
 c_rss=$(sed -n 's/^Peak memory: \([0-9.]*\) MB/\1/p' "$OUT/c.log")
-if python3 -c "import torch" 2>/dev/null; then
-    python3 bench/torch_vae.py --data "$DATA" --epochs "$EPOCHS" --threads 1 > "$OUT/py.log"
+PY=
+for p in ${PYTHON:-} python3 /usr/bin/python3; do
+    "$p" -c "import torch, numpy" 2>/dev/null && { PY=$p; break; }
+done
+if [ -n "$PY" ]; then
+    "$PY" bench/torch_vae.py --data "$DATA" --epochs "$EPOCHS" --threads 1 > "$OUT/py.log"
     py_s=$(sed -n 's/^epoch_seconds: \([0-9.]*\)/\1/p' "$OUT/py.log" | sort -g | head -1)
     py_rss=$(sed -n 's/.*peak_rss_mb=\([0-9.]*\).*/\1/p' "$OUT/py.log")
 else
