@@ -10,7 +10,13 @@
 
 CC      ?= cc
 CFLAGS  ?= -O2
-CFLAGS  += -std=c11 -fno-math-errno -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I.
+CFLAGS  += -std=c11 -fno-math-errno -fno-trapping-math -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I.
+# GCC's -O2 vectorises only loops it can prove need no remainder; allow the
+# usual cost model so elementwise loops and Adam vectorise (clang does already).
+ifeq ($(shell $(CC) --version 2>/dev/null | grep -c -i -e gcc -e "free software"),0)
+else
+CFLAGS  += -fvect-cost-model=cheap
+endif
 LDLIBS  += -lm -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

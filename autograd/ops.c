@@ -12,6 +12,17 @@
 #include <string.h>
 #include <tgmath.h>
 
+#include "../tensor/vmath.h"
+
+/* exp, log and log1p of either precision: the vectorisable float32 versions
+ * (tensor/vmath.h) or libm's double ones. */
+static inline double exp_d(double x) { return (exp)(x); }
+static inline double log_d(double x) { return (log)(x); }
+static inline double log1p_d(double x) { return (log1p)(x); }
+#define EXP(v) _Generic((v), float: tg_expf, default: exp_d)(v)
+#define LOG(v) _Generic((v), float: tg_logf, default: log_d)(v)
+#define LOG1P(v) _Generic((v), float: tg_log1pf, default: log1p_d)(v)
+
 /* ================================================================ helpers */
 
 static void check_same_dtype(TG_LOC, const char *op, const tg_var *a, const tg_var *b) {
@@ -86,7 +97,14 @@ static tg_shape bcast_init(TG_LOC, const char *op, tg_shape a, tg_shape b, bcast
     return out;
 }
 
-/* Runs BODY for every output element with ia, ib, io its offsets in a, b, out. */
+/* Runs BODY for every output element with ia, ib, io its offsets in a, b, out.
+ * The innermost loop is written out for the common stride pairs, so that
+ * same-shape and row-broadcast (bias) loops vectorise. */
+#define BCAST_INNER(SA, SB, BODY)                                                     \
+    for (int64_t j_ = 0; j_ < inner_; j_++) {                                         \
+        int64_t ia = oa_ + j_ * (SA), ib = ob_ + j_ * (SB), io = r_ * inner_ + j_;    \
+        BODY                                                                          \
+    }
 #define BCAST_LOOP(bc, BODY)                                                          \
     do {                                                                              \
         const bcast *bc_ = &(bc);                                                     \
@@ -95,10 +113,10 @@ static tg_shape bcast_init(TG_LOC, const char *op, tg_shape a, tg_shape b, bcast
         int64_t rows_ = 1, idx_[TG_MAX_DIMS] = {0}, oa_ = 0, ob_ = 0;                 \
         for (int d_ = 0; d_ < last_; d_++) rows_ *= bc_->shape[d_];                   \
         for (int64_t r_ = 0; r_ < rows_; r_++) {                                      \
-            for (int64_t j_ = 0; j_ < inner_; j_++) {                                 \
-                int64_t ia = oa_ + j_ * sa_, ib = ob_ + j_ * sb_, io = r_ * inner_ + j_; \
-                BODY                                                                  \
-            }                                                                         \
+            if (sa_ == 1 && sb_ == 1) BCAST_INNER(1, 1, BODY)                         \
+            else if (sa_ == 1 && sb_ == 0) BCAST_INNER(1, 0, BODY)                    \
+            else if (sa_ == 0 && sb_ == 1) BCAST_INNER(0, 1, BODY)                    \
+            else BCAST_INNER(sa_, sb_, BODY)                                          \
             for (int d_ = last_ - 1; d_ >= 0; d_--) {                                 \
                 oa_ += bc_->sa[d_], ob_ += bc_->sb[d_];                               \
                 if (++idx_[d_] < bc_->shape[d_]) break;                               \
@@ -120,18 +138,18 @@ static void binary_bcast(const tg_entry *e, bcast *bc) {
 
 /* ---------------------------------------------------------------- add */
 
-tg_var *tg_add_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
+TG_SIMD tg_var *tg_add_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
     bcast bc;
     tg_var *out = binary_new(file, line, t, TG_OP_ADD, a, b, &bc);
     TG_DISPATCH(a->val.dtype, {
-        const T *x = a->val.data, *y = b->val.data; T *o = out->val.data;
+        const T *restrict x = a->val.data, *restrict y = b->val.data; T *restrict o = out->val.data;
         BCAST_LOOP(bc, o[io] = x[ia] + y[ib];);
     });
     tg_record(t, TG_OP_ADD, out, a, b);
     return out;
 }
 
-static void add_backward(tg_tape *t, const tg_entry *e) {
+TG_SIMD static void add_backward(tg_tape *t, const tg_entry *e) {
     bcast bc;
     binary_bcast(e, &bc);
     TG_DISPATCH(e->out->val.dtype, {
@@ -143,18 +161,18 @@ static void add_backward(tg_tape *t, const tg_entry *e) {
 
 /* ---------------------------------------------------------------- sub */
 
-tg_var *tg_sub_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
+TG_SIMD tg_var *tg_sub_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
     bcast bc;
     tg_var *out = binary_new(file, line, t, TG_OP_SUB, a, b, &bc);
     TG_DISPATCH(a->val.dtype, {
-        const T *x = a->val.data, *y = b->val.data; T *o = out->val.data;
+        const T *restrict x = a->val.data, *restrict y = b->val.data; T *restrict o = out->val.data;
         BCAST_LOOP(bc, o[io] = x[ia] - y[ib];);
     });
     tg_record(t, TG_OP_SUB, out, a, b);
     return out;
 }
 
-static void sub_backward(tg_tape *t, const tg_entry *e) {
+TG_SIMD static void sub_backward(tg_tape *t, const tg_entry *e) {
     bcast bc;
     binary_bcast(e, &bc);
     TG_DISPATCH(e->out->val.dtype, {
@@ -166,11 +184,11 @@ static void sub_backward(tg_tape *t, const tg_entry *e) {
 
 /* ---------------------------------------------------------------- mul */
 
-tg_var *tg_mul_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
+TG_SIMD tg_var *tg_mul_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
     bcast bc;
     tg_var *out = binary_new(file, line, t, TG_OP_MUL, a, b, &bc);
     TG_DISPATCH(a->val.dtype, {
-        const T *x = a->val.data, *y = b->val.data; T *o = out->val.data;
+        const T *restrict x = a->val.data, *restrict y = b->val.data; T *restrict o = out->val.data;
         BCAST_LOOP(bc, o[io] = x[ia] * y[ib];);
     });
     tg_record(t, TG_OP_MUL, out, a, b);
@@ -178,7 +196,7 @@ tg_var *tg_mul_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
 }
 
 /* d(ab)/da = b, d(ab)/db = a. For x*x both terms land in the same buffer. */
-static void mul_backward(tg_tape *t, const tg_entry *e) {
+TG_SIMD static void mul_backward(tg_tape *t, const tg_entry *e) {
     bcast bc;
     binary_bcast(e, &bc);
     TG_DISPATCH(e->out->val.dtype, {
@@ -191,11 +209,11 @@ static void mul_backward(tg_tape *t, const tg_entry *e) {
 
 /* ---------------------------------------------------------------- div */
 
-tg_var *tg_div_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
+TG_SIMD tg_var *tg_div_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
     bcast bc;
     tg_var *out = binary_new(file, line, t, TG_OP_DIV, a, b, &bc);
     TG_DISPATCH(a->val.dtype, {
-        const T *x = a->val.data, *y = b->val.data; T *o = out->val.data;
+        const T *restrict x = a->val.data, *restrict y = b->val.data; T *restrict o = out->val.data;
         BCAST_LOOP(bc, o[io] = x[ia] / y[ib];);
     });
     tg_record(t, TG_OP_DIV, out, a, b);
@@ -203,7 +221,7 @@ tg_var *tg_div_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
 }
 
 /* d(a/b)/da = 1/b, d(a/b)/db = -a/b^2. */
-static void div_backward(tg_tape *t, const tg_entry *e) {
+TG_SIMD static void div_backward(tg_tape *t, const tg_entry *e) {
     bcast bc;
     binary_bcast(e, &bc);
     TG_DISPATCH(e->out->val.dtype, {
@@ -223,7 +241,7 @@ static tg_var *unary_new(tg_tape *t, tg_var *a) { return tg_var_new(t, a->val.dt
 
 #define UNARY_FORWARD(OP, a, out, EXPR)                                    \
     TG_DISPATCH((a)->val.dtype, {                                          \
-        const T *x = (a)->val.data; T *y = (out)->val.data;                \
+        const T *restrict x = (a)->val.data; T *restrict y = (out)->val.data; \
         for (int64_t i = 0; i < (a)->val.numel; i++) y[i] = (EXPR);        \
     });                                                                    \
     tg_entry *e = tg_record(t, OP, out, a, NULL);                          \
@@ -231,63 +249,64 @@ static tg_var *unary_new(tg_tape *t, tg_var *a) { return tg_var_new(t, a->val.dt
 
 #define UNARY_BACKWARD(t, e, DYDX)                                         \
     TG_DISPATCH((e)->out->val.dtype, {                                     \
-        const T *x = (e)->in[0]->val.data, *y = (e)->out->val.data;        \
-        const T *g = (e)->out->grad.data; T *gx = tg_var_grad(t, (e)->in[0])->data; \
+        const T *restrict x = (e)->in[0]->val.data, *restrict y = (e)->out->val.data; \
+        const T *restrict g = (e)->out->grad.data;                         \
+        T *restrict gx = tg_var_grad(t, (e)->in[0])->data;                 \
         (void)x, (void)y;                                                  \
         for (int64_t i = 0; i < (e)->out->val.numel; i++) gx[i] += g[i] * (DYDX); \
     })
 
 /* ---------------------------------------------------------------- neg */
 
-tg_var *tg_neg_(TG_LOC, tg_tape *t, tg_var *a) {
+TG_SIMD tg_var *tg_neg_(TG_LOC, tg_tape *t, tg_var *a) {
     (void)file, (void)line;
     tg_var *out = unary_new(t, a);
     UNARY_FORWARD(TG_OP_NEG, a, out, -x[i]);
     return out;
 }
-static void neg_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, (T)-1); }
+TG_SIMD static void neg_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, (T)-1); }
 
 /* ---------------------------------------------------------------- add_scalar */
 
-tg_var *tg_add_scalar_(TG_LOC, tg_tape *t, tg_var *a, double s) {
+TG_SIMD tg_var *tg_add_scalar_(TG_LOC, tg_tape *t, tg_var *a, double s) {
     (void)file, (void)line;
     tg_var *out = unary_new(t, a);
     UNARY_FORWARD(TG_OP_ADD_SCALAR, a, out, x[i] + (T)s);
     if (e) e->f = s;
     return out;
 }
-static void add_scalar_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, (T)1); }
+TG_SIMD static void add_scalar_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, (T)1); }
 
 /* ---------------------------------------------------------------- mul_scalar */
 
-tg_var *tg_mul_scalar_(TG_LOC, tg_tape *t, tg_var *a, double s) {
+TG_SIMD tg_var *tg_mul_scalar_(TG_LOC, tg_tape *t, tg_var *a, double s) {
     (void)file, (void)line;
     tg_var *out = unary_new(t, a);
     UNARY_FORWARD(TG_OP_MUL_SCALAR, a, out, x[i] * (T)s);
     if (e) e->f = s;
     return out;
 }
-static void mul_scalar_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, (T)e->f); }
+TG_SIMD static void mul_scalar_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, (T)e->f); }
 
 /* ---------------------------------------------------------------- exp */
 
-tg_var *tg_exp_(TG_LOC, tg_tape *t, tg_var *a) {
+TG_SIMD tg_var *tg_exp_(TG_LOC, tg_tape *t, tg_var *a) {
     (void)file, (void)line;
     tg_var *out = unary_new(t, a);
-    UNARY_FORWARD(TG_OP_EXP, a, out, exp(x[i]));
+    UNARY_FORWARD(TG_OP_EXP, a, out, EXP(x[i]));
     return out;
 }
-static void exp_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, y[i]); }
+TG_SIMD static void exp_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, y[i]); }
 
 /* ---------------------------------------------------------------- log */
 
-tg_var *tg_log_(TG_LOC, tg_tape *t, tg_var *a) {
+TG_SIMD tg_var *tg_log_(TG_LOC, tg_tape *t, tg_var *a) {
     (void)file, (void)line;
     tg_var *out = unary_new(t, a);
-    UNARY_FORWARD(TG_OP_LOG, a, out, log(x[i]));
+    UNARY_FORWARD(TG_OP_LOG, a, out, LOG(x[i]));
     return out;
 }
-static void log_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, (T)1 / x[i]); }
+TG_SIMD static void log_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, (T)1 / x[i]); }
 
 /* ---------------------------------------------------------------- sqrt */
 
@@ -301,13 +320,13 @@ static void sqrt_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, 
 
 /* ---------------------------------------------------------------- square */
 
-tg_var *tg_square_(TG_LOC, tg_tape *t, tg_var *a) {
+TG_SIMD tg_var *tg_square_(TG_LOC, tg_tape *t, tg_var *a) {
     (void)file, (void)line;
     tg_var *out = unary_new(t, a);
     UNARY_FORWARD(TG_OP_SQUARE, a, out, x[i] * x[i]);
     return out;
 }
-static void square_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, (T)2 * x[i]); }
+TG_SIMD static void square_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, (T)2 * x[i]); }
 
 /* ---------------------------------------------------------------- pow */
 
@@ -325,27 +344,35 @@ static void pow_backward(tg_tape *t, const tg_entry *e) {
 
 /* ---------------------------------------------------------------- relu */
 
-tg_var *tg_relu_(TG_LOC, tg_tape *t, tg_var *a) {
+TG_SIMD tg_var *tg_relu_(TG_LOC, tg_tape *t, tg_var *a) {
     (void)file, (void)line;
     tg_var *out = unary_new(t, a);
     UNARY_FORWARD(TG_OP_RELU, a, out, x[i] > 0 ? x[i] : (T)0);
     return out;
 }
 /* Gradient 1 where x > 0, else 0 (including x = 0, as PyTorch). */
-static void relu_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, x[i] > 0 ? (T)1 : (T)0); }
+TG_SIMD static void relu_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, x[i] > 0 ? (T)1 : (T)0); }
 
 /* ---------------------------------------------------------------- sigmoid */
 
-/* Never evaluates exp of a large positive number: sigmoid(±300) is exact. */
-#define SIGMOID(T, v) ((v) >= 0 ? (T)1 / ((T)1 + exp(-(v))) : exp(v) / ((T)1 + exp(v)))
+/* 1 / (1 + e^-v) from e = e^-|v|, which never overflows: sigmoid(±300) is exact. */
+static inline float sigmoid_f(float v) {
+    float e = tg_expf(v < 0 ? v : -v), r = 1.0f / (1.0f + e);
+    return v >= 0 ? r : e * r;
+}
+static inline double sigmoid_d(double v) {
+    double e = exp_d(v < 0 ? v : -v), r = 1.0 / (1.0 + e);
+    return v >= 0 ? r : e * r;
+}
+#define SIGMOID(T, v) _Generic((T)0, float: sigmoid_f, default: sigmoid_d)(v)
 
-tg_var *tg_sigmoid_(TG_LOC, tg_tape *t, tg_var *a) {
+TG_SIMD tg_var *tg_sigmoid_(TG_LOC, tg_tape *t, tg_var *a) {
     (void)file, (void)line;
     tg_var *out = unary_new(t, a);
     UNARY_FORWARD(TG_OP_SIGMOID, a, out, SIGMOID(T, x[i]));
     return out;
 }
-static void sigmoid_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, y[i] * ((T)1 - y[i])); }
+TG_SIMD static void sigmoid_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, y[i] * ((T)1 - y[i])); }
 
 /* ---------------------------------------------------------------- tanh */
 
@@ -360,13 +387,13 @@ static void tanh_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, 
 /* ---------------------------------------------------------------- softplus */
 
 /* ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|): no overflow for large |x|. */
-tg_var *tg_softplus_(TG_LOC, tg_tape *t, tg_var *a) {
+TG_SIMD tg_var *tg_softplus_(TG_LOC, tg_tape *t, tg_var *a) {
     (void)file, (void)line;
     tg_var *out = unary_new(t, a);
-    UNARY_FORWARD(TG_OP_SOFTPLUS, a, out, (x[i] > 0 ? x[i] : (T)0) + log1p(exp(-fabs(x[i]))));
+    UNARY_FORWARD(TG_OP_SOFTPLUS, a, out, (x[i] > 0 ? x[i] : (T)0) + LOG1P(EXP(-fabs(x[i]))));
     return out;
 }
-static void softplus_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, SIGMOID(T, x[i])); }
+TG_SIMD static void softplus_backward(tg_tape *t, const tg_entry *e) { UNARY_BACKWARD(t, e, SIGMOID(T, x[i])); }
 
 /* ================================================================ matmul */
 
@@ -415,7 +442,7 @@ static void matmul_backward(tg_tape *t, const tg_entry *e) {
 
 /* ================================================================ reductions */
 
-static tg_var *reduce(TG_LOC, tg_tape *t, tg_op op, tg_var *a, int axis, bool keepdim, bool whole) {
+TG_SIMD static tg_var *reduce(TG_LOC, tg_tape *t, tg_op op, tg_var *a, int axis, bool keepdim, bool whole) {
     int64_t outer = 1, n = a->val.numel, inner = 1;
     tg_shape s = TG_SCALAR_SHAPE;
     if (!whole) {
@@ -445,7 +472,7 @@ static tg_var *reduce(TG_LOC, tg_tape *t, tg_op op, tg_var *a, int axis, bool ke
 }
 
 /* Every input element receives the gradient of the output it was summed into. */
-static void reduce_backward(tg_tape *t, const tg_entry *e) {
+TG_SIMD static void reduce_backward(tg_tape *t, const tg_entry *e) {
     tg_var *a = e->in[0];
     int64_t outer = 1, n = a->val.numel, inner = 1;
     if (!e->i[2]) split_axis(a->val.shape, (int)e->i[0], &outer, &n, &inner);
@@ -482,7 +509,7 @@ tg_var *tg_reshape_(TG_LOC, tg_tape *t, tg_var *a, tg_shape s) {
     return out;
 }
 
-static void reshape_backward(tg_tape *t, const tg_entry *e) {
+TG_SIMD static void reshape_backward(tg_tape *t, const tg_entry *e) {
     TG_DISPATCH(e->out->val.dtype, {
         const T *g = e->out->grad.data; T *ga = tg_var_grad(t, e->in[0])->data;
         for (int64_t i = 0; i < e->out->val.numel; i++) ga[i] += g[i];
@@ -624,7 +651,7 @@ tg_var *tg_one_hot_(TG_LOC, tg_tape *t, tg_var *labels, int64_t classes) {
 
 /* ---------------------------------------------------------------- reparam */
 
-tg_var *tg_reparam_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, const tg_tensor *eps) {
+TG_SIMD tg_var *tg_reparam_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, const tg_tensor *eps) {
     char b1[96], b2[96];
     check_same_shape(file, line, "reparam", mu, logvar);
     OP_CHECK(tg_shape_eq(eps->shape, mu->val.shape) && eps->dtype == mu->val.dtype,
@@ -633,7 +660,7 @@ tg_var *tg_reparam_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, const tg_ten
     tg_var *out = tg_var_new(t, mu->val.dtype, mu->val.shape);
     TG_DISPATCH(mu->val.dtype, {
         const T *m = mu->val.data, *lv = logvar->val.data, *ep = eps->data; T *z = out->val.data;
-        for (int64_t i = 0; i < out->val.numel; i++) z[i] = m[i] + exp((T)0.5 * lv[i]) * ep[i];
+        for (int64_t i = 0; i < out->val.numel; i++) z[i] = m[i] + EXP((T)0.5 * lv[i]) * ep[i];
     });
     tg_entry *e = tg_record(t, TG_OP_REPARAM, out, mu, logvar);
     if (e) e->saved = tg_tensor_copy(t->arena, eps);   /* the eps this sample used, never redrawn */
@@ -646,25 +673,26 @@ tg_var *tg_reparam_sample_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, tg_rn
 }
 
 /* dz/dmu = 1, dz/dlogvar = eps exp(logvar / 2) / 2. */
-static void reparam_backward(tg_tape *t, const tg_entry *e) {
+TG_SIMD static void reparam_backward(tg_tape *t, const tg_entry *e) {
     TG_DISPATCH(e->out->val.dtype, {
         const T *g = e->out->grad.data, *lv = e->in[1]->val.data, *ep = e->saved->data;
         T *gm = grad_of(t, e->in[0]), *gl = grad_of(t, e->in[1]);
-        for (int64_t i = 0; i < e->out->val.numel; i++) {
-            if (gm) gm[i] += g[i];
-            if (gl) gl[i] += g[i] * (T)0.5 * exp((T)0.5 * lv[i]) * ep[i];
-        }
+        int64_t n = e->out->val.numel;
+        if (gm)
+            for (int64_t i = 0; i < n; i++) gm[i] += g[i];
+        if (gl)
+            for (int64_t i = 0; i < n; i++) gl[i] += g[i] * (T)0.5 * EXP((T)0.5 * lv[i]) * ep[i];
     });
 }
 
 /* ---------------------------------------------------------------- bce */
 
 /* ln v clamped below at -100, as PyTorch's binary_cross_entropy. */
-static inline float clamped_logf(float v) { float l = logf(v); return l > -100.0f ? l : -100.0f; }
-static inline double clamped_log(double v) { double l = log(v); return l > -100.0 ? l : -100.0; }
+static inline float clamped_logf(float v) { float l = tg_logf(v); return l > -100.0f ? l : -100.0f; }
+static inline double clamped_log(double v) { double l = log_d(v); return l > -100.0 ? l : -100.0; }
 #define CLAMPED_LOG(v) _Generic((v), float: clamped_logf, default: clamped_log)(v)
 
-tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y) {
+TG_SIMD tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y) {
     check_same_shape(file, line, "bce", p, y);
     tg_var *out = tg_var_new(t, p->val.dtype, p->val.shape);
     TG_DISPATCH(p->val.dtype, {
@@ -680,41 +708,45 @@ tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y) {
 
 /* d/dp = (p - y) / max(p (1 - p), 1e-12)  (PyTorch's formula, finite at p = 0 and 1);
  * d/dy = max(ln(1 - p), -100) - max(ln p, -100). */
-static void bce_backward(tg_tape *t, const tg_entry *e) {
+TG_SIMD static void bce_backward(tg_tape *t, const tg_entry *e) {
     TG_DISPATCH(e->out->val.dtype, {
         const T *g = e->out->grad.data, *pp = e->in[0]->val.data, *yy = e->in[1]->val.data;
         T *gp = grad_of(t, e->in[0]), *gy = grad_of(t, e->in[1]);
-        for (int64_t i = 0; i < e->out->val.numel; i++) {
-            T pq = pp[i] * ((T)1 - pp[i]);
-            if (gp) gp[i] += g[i] * (pp[i] - yy[i]) / (pq > (T)1e-12 ? pq : (T)1e-12);
-            if (gy) gy[i] += g[i] * (CLAMPED_LOG((T)1 - pp[i]) - CLAMPED_LOG(pp[i]));
-        }
+        int64_t n = e->out->val.numel;
+        if (gp)
+            for (int64_t i = 0; i < n; i++) {
+                T pq = pp[i] * ((T)1 - pp[i]);
+                gp[i] += g[i] * (pp[i] - yy[i]) / (pq > (T)1e-12 ? pq : (T)1e-12);
+            }
+        if (gy)
+            for (int64_t i = 0; i < n; i++) gy[i] += g[i] * (CLAMPED_LOG((T)1 - pp[i]) - CLAMPED_LOG(pp[i]));
     });
 }
 
 /* ---------------------------------------------------------------- bce_logits */
 
-tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y) {
+TG_SIMD tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y) {
     check_same_shape(file, line, "bce_logits", x, y);
     tg_var *out = tg_var_new(t, x->val.dtype, x->val.shape);
     TG_DISPATCH(x->val.dtype, {
-        const T *xx = x->val.data, *yy = y->val.data; T *o = out->val.data;
+        const T *restrict xx = x->val.data, *restrict yy = y->val.data; T *restrict o = out->val.data;
         for (int64_t i = 0; i < out->val.numel; i++)
-            o[i] = (xx[i] > 0 ? xx[i] : (T)0) - xx[i] * yy[i] + log1p(exp(-fabs(xx[i])));
+            o[i] = (xx[i] > 0 ? xx[i] : (T)0) - xx[i] * yy[i] + LOG1P(EXP(-fabs(xx[i])));
     });
     tg_record(t, TG_OP_BCE_LOGITS, out, x, y);
     return out;
 }
 
 /* d/dx = sigmoid(x) - y, d/dy = -x. */
-static void bce_logits_backward(tg_tape *t, const tg_entry *e) {
+TG_SIMD static void bce_logits_backward(tg_tape *t, const tg_entry *e) {
     TG_DISPATCH(e->out->val.dtype, {
-        const T *g = e->out->grad.data, *xx = e->in[0]->val.data, *yy = e->in[1]->val.data;
-        T *gx = grad_of(t, e->in[0]), *gy = grad_of(t, e->in[1]);
-        for (int64_t i = 0; i < e->out->val.numel; i++) {
-            if (gx) gx[i] += g[i] * (SIGMOID(T, xx[i]) - yy[i]);
-            if (gy) gy[i] -= g[i] * xx[i];
-        }
+        const T *restrict g = e->out->grad.data, *restrict xx = e->in[0]->val.data, *restrict yy = e->in[1]->val.data;
+        T *restrict gx = grad_of(t, e->in[0]), *restrict gy = grad_of(t, e->in[1]);
+        int64_t n = e->out->val.numel;
+        if (gx)
+            for (int64_t i = 0; i < n; i++) gx[i] += g[i] * (SIGMOID(T, xx[i]) - yy[i]);
+        if (gy)
+            for (int64_t i = 0; i < n; i++) gy[i] -= g[i] * xx[i];
     });
 }
 

@@ -18,8 +18,8 @@ tg_vae_out tg_vae_forward(tg_tape *t, const tg_vae *m, tg_var *x, const tg_tenso
     o.logvar = tg_linear_forward(t, &m->fc_logvar, h);                        /* (B, latent) */
     o.z = eps ? tg_reparam(t, o.mu, o.logvar, eps) : tg_reparam_sample(t, o.mu, o.logvar, r);
     tg_var *hd = tg_relu(t, tg_linear_forward(t, &m->fc2, o.z));              /* (B, hidden) */
-    o.recon = tg_sigmoid(t, tg_linear_forward(t, &m->fc3, hd));               /* (B, in) */
-    o.bce = tg_loss_bce(t, o.recon, x, TG_REDUCE_SUM);
+    o.logits = tg_linear_forward(t, &m->fc3, hd);                             /* (B, in) */
+    o.bce = tg_loss_bce_logits(t, o.logits, x, TG_REDUCE_SUM);   /* = BCE(sigmoid(logits), x), one pass */
     o.kl = tg_loss_kl_normal(t, o.mu, o.logvar);
     o.loss = tg_add(t, o.bce, o.kl);
     return o;

@@ -22,8 +22,9 @@ typedef struct {
 typedef struct {
     tg_var *mu, *logvar;  /* (B, latent) */
     tg_var *z;            /* (B, latent) the sample decoded */
-    tg_var *recon;        /* (B, in) Bernoulli means, sigmoid of the decoder's logits */
-    tg_var *bce, *kl;     /* scalars: BCE summed over pixels and batch; KL summed over latents and batch */
+    tg_var *logits;       /* (B, in) decoder output; the Bernoulli means are sigmoid(logits) */
+    tg_var *bce, *kl;     /* scalars: BCE summed over pixels and batch (sigmoid and BCE fused,
+                           * tg_bce_logits); KL summed over latents and batch */
     tg_var *loss;         /* bce + kl: the negative ELBO of the batch, in nats */
 } tg_vae_out;
 
