@@ -1,27 +1,43 @@
 /*
- * gemm_bench.c — float32 GEMM throughput on the shapes of the MNIST VAE.
+ * gemm_bench.c — float32 GEMM throughput on the shapes of the MNIST VAE, on
+ * one thread and on all of them, next to the machine's peak and OpenBLAS.
  *
  * The VAE is 784 -> 400 -> 20 (mu, logvar) -> 400 -> 784 with batch B = 128.
  * A linear layer stores W as (out, in), so with x (B, in), dY (B, out):
  *   forward    y  = x @ W^T     M = B,   N = out, K = in,  transB
  *   backward   dX = dY @ W      M = B,   N = in,  K = out
  *              dW = dY^T @ x    M = out, N = in,  K = B,   transA
- * Each shape is run with every kernel this CPU supports and the best of
- * several repetitions is reported in GFLOP/s (2 M N K flops per call).
+ * Each shape runs with the "auto" kernel at 1 thread and at T threads
+ * (tg_threads_get(): TG_THREADS, else the core count); the best of several
+ * repetitions is reported in GFLOP/s (2 M N K flops per call) and as a
+ * percentage of the measured peak: a loop of independent FMAs (AVX-512 when
+ * the CPU has it, else AVX2, else scalar) on 1 and on T threads.
  *
- *   make build/gemm_bench && build/gemm_bench [min_seconds_per_case]
- * or
- *   gcc -std=c11 -O2 -I. bench/gemm_bench.c tensor/gemm.c tensor/tensor.c -lm \
- *       -o gemm_bench && ./gemm_bench [min_seconds_per_case]
+ * When /usr/bin/python3 (or $PYTHON) has numpy, bench/numpy_gemm.py times
+ * the same products with numpy's BLAS (OpenBLAS here) on 1 and T threads and
+ * its figures join the table. Run from the repository root.
+ *
+ *   make build/gemm_bench && build/gemm_bench [--kernels] [min_seconds_per_case]
+ *
+ * --kernels adds a table of every kernel this CPU supports, on one thread.
  */
 #ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L  /* clock_gettime */
+#define _POSIX_C_SOURCE 200809L  /* clock_gettime, popen */
 #endif
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BENCH_X86 1
+#else
+#define BENCH_X86 0
+#endif
+
 #include "tensor/gemm.h"
+#include "tensor/pool.h"
 #include "tensor/tensor.h"
 
 typedef struct {
@@ -58,6 +74,113 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double shape_flops(const bench_shape *s)
+{
+    return 2.0 * (double)s->M * (double)s->N * (double)s->K;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Peak: independent FMA chains, enough to cover the FMA latency on every
+ * port. Returns a checksum so the loop is not optimised away. */
+
+enum { CHAINS = 12 };
+
+#if BENCH_X86
+__attribute__((target("avx512f")))
+static float fma_loop_avx512(int64_t iters)
+{
+    __m512 acc[CHAINS], x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(0.001f);
+    for (int j = 0; j < CHAINS; j++) acc[j] = _mm512_set1_ps((float)j);
+    for (int64_t i = 0; i < iters; i++)
+#pragma GCC unroll 16
+        for (int j = 0; j < CHAINS; j++) acc[j] = _mm512_fmadd_ps(acc[j], x, y);
+    for (int j = 1; j < CHAINS; j++) acc[0] = _mm512_add_ps(acc[0], acc[j]);
+    return _mm512_reduce_add_ps(acc[0]);
+}
+
+__attribute__((target("avx2,fma")))
+static float fma_loop_avx2(int64_t iters)
+{
+    __m256 acc[CHAINS], x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(0.001f);
+    for (int j = 0; j < CHAINS; j++) acc[j] = _mm256_set1_ps((float)j);
+    for (int64_t i = 0; i < iters; i++)
+#pragma GCC unroll 16
+        for (int j = 0; j < CHAINS; j++) acc[j] = _mm256_fmadd_ps(acc[j], x, y);
+    float t[8], sum = 0;
+    for (int j = 1; j < CHAINS; j++) acc[0] = _mm256_add_ps(acc[0], acc[j]);
+    _mm256_storeu_ps(t, acc[0]);
+    for (int k = 0; k < 8; k++) sum += t[k];
+    return sum;
+}
+#endif
+
+static float fma_loop_scalar(int64_t iters)
+{
+    float acc[CHAINS];
+    for (int j = 0; j < CHAINS; j++) acc[j] = (float)j;
+    for (int64_t i = 0; i < iters; i++)
+#pragma GCC unroll 16
+        for (int j = 0; j < CHAINS; j++) acc[j] = acc[j] * 0.999f + 0.001f;
+    float sum = 0;
+    for (int j = 0; j < CHAINS; j++) sum += acc[j];
+    return sum;
+}
+
+typedef struct {
+    float (*loop)(int64_t);
+    int lanes;
+    const char *isa;
+} fma_kind;
+
+static fma_kind best_fma(void)
+{
+#if BENCH_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return (fma_kind){fma_loop_avx512, 16, "AVX-512"};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return (fma_kind){fma_loop_avx2, 8, "AVX2"};
+#endif
+    return (fma_kind){fma_loop_scalar, 1, "scalar"};
+}
+
+typedef struct {
+    fma_kind kind;
+    int64_t iters;
+    volatile float sink;
+} peak_job;
+
+static void peak_range(void *ctx, int64_t begin, int64_t end)
+{
+    peak_job *p = ctx;
+    for (int64_t r = begin; r < end; r++) p->sink = p->kind.loop(p->iters);
+}
+
+/* GFLOP/s of `threads` threads each running the FMA loop, best of several
+ * runs of about 20 ms. */
+static double peak_gflops(fma_kind kind, int threads)
+{
+    tg_threads_set(threads);
+    peak_job p = {kind, 1000, 0};
+    double flops_per_iter = 2.0 * CHAINS * kind.lanes;
+    for (;;) {  /* calibrate: about 20 ms per run */
+        double t0 = now_seconds();
+        peak_range(&p, 0, 1);
+        if (now_seconds() - t0 > 0.02) break;
+        p.iters *= 2;
+    }
+    double best = 0;
+    for (int rep = 0; rep < 15; rep++) {
+        double t0 = now_seconds();
+        tg_parallel_for(threads, 1, peak_range, &p);
+        double gf = threads * (double)p.iters * flops_per_iter / (now_seconds() - t0) * 1e-9;
+        if (gf > best) best = gf;
+    }
+    return best;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Our GEMM. */
+
 static float *random_matrix(int64_t n, uint64_t *state)
 {
     float *p = malloc((size_t)n * sizeof(float));
@@ -79,7 +202,7 @@ static double bench_one(const bench_shape *s, double min_sec)
     float *A = random_matrix(M * K, &st), *Bm = random_matrix(K * N, &st);
     float *C = random_matrix(M * N, &st);
 
-    for (int w = 0; w < 3; w++)  /* warm up caches and pack buffers */
+    for (int w = 0; w < 3; w++)  /* warm up caches, pack buffers, threads */
         tg_gemm_f32(s->transA, s->transB, M, N, K, 1.0f, A, lda, Bm, ldb, 0.0f, C, N);
 
     double best = 1e30, start = now_seconds();
@@ -92,22 +215,61 @@ static double bench_one(const bench_shape *s, double min_sec)
         reps++;
     }
     free(A); free(Bm); free(C);
-    return 2.0 * (double)M * (double)N * (double)K / best * 1e-9;
+    return shape_flops(s) / best * 1e-9;
 }
 
-int main(int argc, char **argv)
+/* ------------------------------------------------------------------------ */
+/* OpenBLAS through numpy: bench/numpy_gemm.py prints one line per shape,
+ *   transA transB M N K gflops
+ * Fills gf[NSHAPES] (0 where missing); returns false if it did not run. */
+
+static bool blas_gflops(const char *python, int threads, double min_sec, double *gf)
 {
-    double min_sec = argc > 1 ? atof(argv[1]) : 0.3;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s bench/numpy_gemm.py --threads %d --min-seconds %g 2>/dev/null",
+             python, threads, min_sec);
+    FILE *f = popen(cmd, "r");
+    if (f == NULL) return false;
+    int found = 0, ta, tb;
+    long long M, N, K;
+    double g;
+    for (int i = 0; i < NSHAPES; i++) gf[i] = 0;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%d %d %lld %lld %lld %lf", &ta, &tb, &M, &N, &K, &g) == 6)
+            for (int i = 0; i < NSHAPES; i++)
+                if (shapes[i].transA == ta && shapes[i].transB == tb && shapes[i].M == M &&
+                    shapes[i].N == N && shapes[i].K == K) {
+                    gf[i] = g;
+                    found++;
+                }
+    return pclose(f) == 0 && found > 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* Total flops / total time over the shapes (one VAE step runs each once). */
+static double step_gflops(const double *gf)
+{
+    double flops = 0, secs = 0;
+    for (int i = 0; i < NSHAPES; i++) {
+        if (gf[i] <= 0) return 0;
+        flops += shape_flops(&shapes[i]);
+        secs += shape_flops(&shapes[i]) / (gf[i] * 1e9);
+    }
+    return flops / secs * 1e-9;
+}
+
+static void kernel_table(double min_sec)
+{
     static const char *names[] = {"avx512", "avx2", "generic"};
     enum { NNAMES = sizeof names / sizeof names[0] };
-
-    printf("tg_gemm_f32, GFLOP/s (best of repetitions), auto = %s\n", tg_gemm_kernel_name());
-    printf("%-19s %4s %4s %4s", "shape", "M", "N", "K");
+    tg_threads_set(1);
+    printf("\nEvery kernel, 1 thread, GFLOP/s\n%-19s %4s %4s %4s", "shape", "M", "N", "K");
     for (int k = 0; k < NNAMES; k++)
         if (tg_gemm_kernel_supported(names[k])) printf(" %8s", names[k]);
     printf("\n");
-
-    double flops[NNAMES] = {0}, secs[NNAMES] = {0};
+    double gf[NNAMES][NSHAPES];
     for (int i = 0; i < NSHAPES; i++) {
         const bench_shape *s = &shapes[i];
         printf("%-19s %4lld %4lld %4lld", s->name, (long long)s->M, (long long)s->N,
@@ -115,20 +277,85 @@ int main(int argc, char **argv)
         for (int k = 0; k < NNAMES; k++) {
             if (!tg_gemm_kernel_supported(names[k])) continue;
             tg_gemm_force_kernel(names[k]);
-            double gf = bench_one(s, min_sec);
-            double f = 2.0 * (double)s->M * (double)s->N * (double)s->K;
-            flops[k] += f;
-            secs[k] += f / (gf * 1e9);
-            printf(" %8.1f", gf);
+            gf[k][i] = bench_one(s, min_sec);
+            printf(" %8.1f", gf[k][i]);
             fflush(stdout);
         }
         printf("\n");
     }
-    /* One VAE training step runs each shape once: total flops / total time. */
     printf("%-19s %14s", "all shapes (step)", "");
     for (int k = 0; k < NNAMES; k++)
-        if (tg_gemm_kernel_supported(names[k])) printf(" %8.1f", flops[k] / secs[k] * 1e-9);
+        if (tg_gemm_kernel_supported(names[k])) printf(" %8.1f", step_gflops(gf[k]));
     printf("\n");
     tg_gemm_force_kernel("auto");
+}
+
+int main(int argc, char **argv)
+{
+    double min_sec = 0.3;
+    bool kernels = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--kernels") == 0) kernels = true;
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            printf("usage: %s [--kernels] [min_seconds_per_case (default 0.3)]\n", argv[0]);
+            return 0;
+        } else min_sec = atof(argv[i]);
+    }
+    int T = tg_threads_get();
+
+    fma_kind fk = best_fma();
+    double peak1 = peak_gflops(fk, 1), peakT = T > 1 ? peak_gflops(fk, T) : peak1;
+    printf("Peak (%s FMA loop): %.1f GFLOP/s on 1 thread", fk.isa, peak1);
+    if (T > 1) printf(", %.1f on %d threads", peakT, T);
+    printf("\n");
+
+    const char *python = getenv("PYTHON");
+    if (python == NULL) python = "/usr/bin/python3";
+    double blas1[NSHAPES], blasT[NSHAPES];
+    bool have_blas = blas_gflops(python, 1, min_sec, blas1);
+    if (have_blas && T > 1) have_blas = blas_gflops(python, T, min_sec, blasT);
+    if (!have_blas)
+        printf("(no OpenBLAS column: %s bench/numpy_gemm.py did not run; needs numpy)\n", python);
+
+    double ours1[NSHAPES], oursT[NSHAPES];
+    printf("\ntg_gemm_f32 (kernel %s), GFLOP/s, best of repetitions; %%pk = %% of peak\n",
+           tg_gemm_kernel_name());
+    printf("%-19s %4s %4s %4s | %6s %4s", "shape", "M", "N", "K", "1 thr", "%pk");
+    if (T > 1) printf(" %4d thr %4s %5s", T, "%pk", "x");
+    if (have_blas) {
+        printf(" | %9s", "BLAS 1thr");
+        if (T > 1) printf(" %7s%d", "BLAS ", T);
+    }
+    printf("\n");
+    for (int i = 0; i < NSHAPES; i++) {
+        const bench_shape *s = &shapes[i];
+        printf("%-19s %4lld %4lld %4lld |", s->name, (long long)s->M, (long long)s->N,
+               (long long)s->K);
+        tg_threads_set(1);
+        ours1[i] = bench_one(s, min_sec);
+        printf(" %6.1f %3.0f%%", ours1[i], 100 * ours1[i] / peak1);
+        if (T > 1) {
+            tg_threads_set(T);
+            oursT[i] = bench_one(s, min_sec);
+            printf(" %8.1f %3.0f%% %5.2f", oursT[i], 100 * oursT[i] / peakT, oursT[i] / ours1[i]);
+        }
+        if (have_blas) {
+            printf(" | %9.1f", blas1[i]);
+            if (T > 1) printf(" %8.1f", blasT[i]);
+        }
+        printf("\n");
+        fflush(stdout);
+    }
+    double s1 = step_gflops(ours1), sT = T > 1 ? step_gflops(oursT) : s1;
+    printf("%-19s %14s | %6.1f %3.0f%%", "all shapes (step)", "", s1, 100 * s1 / peak1);
+    if (T > 1) printf(" %8.1f %3.0f%% %5.2f", sT, 100 * sT / peakT, sT / s1);
+    if (have_blas) {
+        printf(" | %9.1f", step_gflops(blas1));
+        if (T > 1) printf(" %8.1f", step_gflops(blasT));
+    }
+    printf("\n");
+
+    if (kernels) kernel_table(min_sec);
+    tg_threads_set(0);
     return 0;
 }

@@ -29,10 +29,15 @@
  * padding; when the tiles fit C^T clearly better, the same loops compute
  * C^T = op(B)^T @ op(A)^T and write each tile back transposed.
  *
+ * Threads share out the tiles of C (see "Threads" below): each tile is
+ * computed whole, every K block, by one thread running these loops on its
+ * slice of C.
+ *
  * Summation order: C[i][j] = sum over K blocks, in order, of the block's
  * products summed k = 0, 1, ... by the micro-kernel. K is cut into equal
- * blocks that depend only on K, so the result depends only on the shapes
- * (and on the kernel chosen).
+ * blocks that depend only on K, and a tile keeps its place in the (MR, NR)
+ * grid whichever thread computes it, so the result depends only on the
+ * shapes (and on the kernel chosen), not on the number of threads.
  *
  * float64 is used for gradient checks, so it takes a simpler blocked path:
  * pack a (KC, NC) block of op(B) row-major, then for each row of op(A)
@@ -41,9 +46,12 @@
 #include "gemm.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "pool.h"
 
 /* x86: AVX2 / AVX-512 kernels behind target attributes. SSE2 is part of the
  * x86-64 baseline, so packing uses it without any run-time check. */
@@ -75,17 +83,62 @@ static int64_t even_block(int64_t n, int64_t max_block, int64_t unit)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Pack buffers. Each thread owns one buffer per operand; it grows to the
- * largest block used so far and is kept, so calls in steady state never
- * allocate. (A thread that exits leaks its buffers; the thread pool keeps its
- * threads for the life of the process.) */
+/* Pack buffers. A buffer is sized for a kernel's largest blocks the first
+ * time it is used and kept, so calls in steady state never allocate.
+ *
+ * A float32 product holds `gemm_lock` while it runs and gives the r-th range
+ * it starts the buffers of slot r, whatever thread runs that range (a small
+ * product, run whole on the caller, uses slot 0). So a first call on T
+ * threads allocates all that later calls on up to T threads need, however
+ * the pool happens to share the ranges out. A product started while another
+ * thread's holds the lock runs on its own thread with that thread's
+ * buffers, as float64 always does; a thread-specific key frees those when
+ * the thread exits (the main thread's stay reachable until the process
+ * ends). */
 
 typedef struct {
     void *p;
     size_t cap;  /* bytes */
 } pack_buf;
 
-static _Thread_local pack_buf tls_pack_a, tls_pack_b, tls_pack_c;
+typedef struct {
+    pack_buf a, b, c;
+    bool registered;  /* with pack_key, for the destructor */
+} pack_bufs;
+
+static atomic_flag gemm_lock = ATOMIC_FLAG_INIT;
+static pack_bufs slot_pack[TG_MAX_THREADS];
+
+static _Thread_local pack_bufs tls_pack;
+static pthread_key_t pack_key;
+static pthread_once_t pack_key_once = PTHREAD_ONCE_INIT;
+
+static void pack_bufs_free(void *p)
+{
+    pack_bufs *pb = p;
+    free(pb->a.p);
+    free(pb->b.p);
+    free(pb->c.p);
+    *pb = (pack_bufs){0};
+}
+
+static void pack_key_create(void)
+{
+    TG_CHECK(pthread_key_create(&pack_key, pack_bufs_free) == 0,
+             "tg_gemm: cannot create a thread-specific key");
+}
+
+/* The calling thread's buffers. */
+static pack_bufs *thread_pack_bufs(void)
+{
+    pack_bufs *pb = &tls_pack;
+    if (!pb->registered) {
+        pthread_once(&pack_key_once, pack_key_create);
+        pthread_setspecific(pack_key, pb);
+        pb->registered = true;
+    }
+    return pb;
+}
 
 static void *pack_buf_reserve(pack_buf *pb, size_t bytes)
 {
@@ -480,48 +533,91 @@ static void store_tile_transposed_f32(const float *t, int ldt, float *restrict c
     }
 }
 
-/* The five loops of the header comment for one product
- *   P (M, N) = op(A) @ op(B),  C = alpha * P + beta * C,
- * where C holds P as it is (c_trans false: P[i][j] at C[i * ldc + j]) or
- * transposed (c_trans true: P[i][j] at C[j * ldc + i]). */
-static void gemm_f32_packed(const gemm_kernel *kr, bool c_trans, bool transA, bool transB,
-                            int64_t M, int64_t N, int64_t K, float alpha,
-                            const float *A, int64_t lda, const float *B, int64_t ldb,
-                            float beta, float *C, int64_t ldc)
+/* One product P (M, N) = op(A) @ op(B),  C = alpha * P + beta * C, where C
+ * holds P as it is (c_trans false: P[i][j] at C[i * ldc + j]) or transposed
+ * (c_trans true: P[i][j] at C[j * ldc + i]). */
+typedef struct {
+    const gemm_kernel *kr;
+    bool c_trans, transA, transB;
+    int64_t M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int64_t lda, ldb, ldc;
+} product;
+
+/* Which tiles of P a call computes. Tiles are numbered in the (mr, nr) grid
+ * of P, by columns (col_major: tile (ip, jp) is jp * row_panels + ip) or by
+ * rows (ip * col_panels + jp); the call computes those numbered [t0, t1). */
+typedef struct {
+    bool col_major;
+    int64_t t0, t1;
+} tile_range;
+
+static const tile_range all_tiles = {true, 0, INT64_MAX};
+
+/* Whether any tile of row panels [ip0, ip1) x column panels [jp0, jp1) is
+ * in the range. */
+static bool block_has_tiles(const tile_range *tr, int64_t ip0, int64_t ip1, int64_t jp0,
+                            int64_t jp1, int64_t row_panels, int64_t col_panels)
 {
+    int64_t outer0 = tr->col_major ? jp0 : ip0, outer1 = tr->col_major ? jp1 : ip1;
+    int64_t inner0 = tr->col_major ? ip0 : jp0, inner1 = tr->col_major ? ip1 : jp1;
+    int64_t stride = tr->col_major ? row_panels : col_panels;
+    for (int64_t o = outer0; o < outer1; o++)  /* tiles o * stride + [inner0, inner1) */
+        if (o * stride + inner0 < tr->t1 && o * stride + inner1 > tr->t0) return true;
+    return false;
+}
+
+/* The five loops of the header comment, over the tiles of `tr` only (and
+ * packing only the blocks they need), with pack buffers pb. */
+static void gemm_f32_packed(const product *p, const tile_range *tr, pack_bufs *pb)
+{
+    const gemm_kernel *kr = p->kr;
     const int mr = kr->mr, nr = kr->nr;
+    const int64_t M = p->M, N = p->N, K = p->K, ldc = p->ldc;
+    const float alpha = p->alpha;
     int64_t kc = even_block(K, kr->kc, 1);
     int64_t mc = even_block(M, kr->mc, mr);
     int64_t nc = even_block(N, kr->nc, nr);
+    int64_t row_panels = ceil_div(M, mr), col_panels = ceil_div(N, nr);
     _Alignas(64) float tile[MAX_MR * MAX_NR];  /* (mr, nr), for c_trans */
 
     /* Buffers sized for the kernel's largest blocks, so they grow at most
      * once per kernel. */
-    float *Ap = pack_buf_reserve(&tls_pack_a, (size_t)kr->mc * kr->kc * sizeof(float));
-    float *Bp = pack_buf_reserve(&tls_pack_b, (size_t)kr->kc * kr->nc * sizeof(float));
+    float *Ap = pack_buf_reserve(&pb->a, (size_t)kr->mc * kr->kc * sizeof(float));
+    float *Bp = pack_buf_reserve(&pb->b, (size_t)kr->kc * kr->nc * sizeof(float));
 
     for (int64_t jc = 0; jc < N; jc += nc) {
         int64_t nb = min64(nc, N - jc);
+        int64_t jp0 = jc / nr, jp1 = ceil_div(jc + nb, nr);
+        if (!block_has_tiles(tr, 0, row_panels, jp0, jp1, row_panels, col_panels)) continue;
         for (int64_t pc = 0; pc < K; pc += kc) {
             int64_t kb = min64(kc, K - pc);
             /* The first K block applies beta; later ones accumulate. */
-            float beta_blk = pc == 0 ? beta : 1.0f;
-            pack_b_f32(transB, B, ldb, pc, jc, kb, nb, nr, Bp);
+            float beta_blk = pc == 0 ? p->beta : 1.0f;
+            pack_b_f32(p->transB, p->B, p->ldb, pc, jc, kb, nb, nr, Bp);
             for (int64_t ic = 0; ic < M; ic += mc) {
                 int64_t mb = min64(mc, M - ic);
-                pack_a_f32(transA, A, lda, ic, pc, mb, kb, mr, Ap);
+                int64_t ip0 = ic / mr, ip1 = ceil_div(ic + mb, mr);
+                if (!block_has_tiles(tr, ip0, ip1, jp0, jp1, row_panels, col_panels)) continue;
+                pack_a_f32(p->transA, p->A, p->lda, ic, pc, mb, kb, mr, Ap);
                 for (int64_t ir = 0; ir < mb; ir += mr) {
                     int m = (int)min64(mr, mb - ir);
                     const float *a = Ap + ir * kb;
+                    int64_t ip = (ic + ir) / mr;
                     for (int64_t jr = 0; jr < nb; jr += nr) {
+                        int64_t jp = (jc + jr) / nr;
+                        int64_t t = tr->col_major ? jp * row_panels + ip : ip * col_panels + jp;
+                        if (t < tr->t0 || t >= tr->t1) continue;
                         int n = (int)min64(nr, nb - jr);
                         const float *b = Bp + jr * kb;
                         int64_t i = ic + ir, j = jc + jr;  /* tile corner in P */
-                        if (!c_trans) {
-                            kr->ukr(kb, a, b, C + i * ldc + j, ldc, alpha, beta_blk, m, n);
+                        if (!p->c_trans) {
+                            kr->ukr(kb, a, b, p->C + i * ldc + j, ldc, alpha, beta_blk, m, n);
                         } else {
                             kr->ukr(kb, a, b, tile, nr, 1.0f, 0.0f, mr, nr);
-                            store_tile_transposed_f32(tile, nr, C + j * ldc + i, ldc, alpha,
+                            store_tile_transposed_f32(tile, nr, p->C + j * ldc + i, ldc, alpha,
                                                       beta_blk, m, n);
                         }
                     }
@@ -529,6 +625,94 @@ static void gemm_f32_packed(const gemm_kernel *kr, bool c_trans, bool transA, bo
             }
         }
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Threads. The tiles of P, numbered by columns or by rows (tile_range), are
+ * cut into contiguous ranges of about equal count, one per thread. A thread
+ * computes every K block of its tiles, so each element of C is summed by
+ * one thread, in the same order, with the same K blocking and at the same
+ * place in the (mr, nr) grid whatever the thread count: the results are
+ * bitwise identical for any number of threads.
+ *
+ * Numbered by columns, a range spans a few column panels: its thread runs
+ * the five loops on that column slice, packing all of op(A) and its slice of
+ * op(B), and skips the tiles of its first and last panels that are not its
+ * own. Numbered by rows, the same with A and B swapped; the numbering that
+ * packs less per thread is chosen. Cutting tiles rather than whole panels
+ * keeps the threads even: 128 x 400 is 11 x 13 tiles of (12, 32), 72 + 71
+ * tiles on 2 threads where whole panels would give 7 + 6 column panels.
+ * (Packing the common operand once for all threads, then sharing it, was
+ * measured 5-10% slower on 2 Zen 4 cores than packing it twice.)
+ *
+ * Each range gets at least MIN_MACS multiply-adds, so small products (below
+ * 2 MIN_MACS, ~5 us on one core) stay on the calling thread: a pool job
+ * costs ~1 us when its workers are awake, ~25 us when they must be woken. */
+
+#define MIN_MACS (1 << 18)
+
+typedef struct {
+    product p;
+    bool col_major;    /* tile numbering */
+    _Atomic int slot;  /* next free slot_pack entry */
+} gemm_job;
+
+/* Computes tiles [begin, end) of the job: a tg_range_fn. */
+static void gemm_tiles_range(void *ctx, int64_t begin, int64_t end)
+{
+    gemm_job *g = ctx;
+    product sub = g->p;
+    const int mr = sub.kr->mr, nr = sub.kr->nr;
+    int64_t row_panels = ceil_div(sub.M, mr), col_panels = ceil_div(sub.N, nr);
+    tile_range tr = {g->col_major, begin, end};
+    if (g->col_major) {  /* column panels [p0, p1) hold the range */
+        int64_t p0 = begin / row_panels, p1 = ceil_div(end, row_panels), j0 = p0 * nr;
+        sub.N = min64(p1 * nr, sub.N) - j0;
+        sub.B += sub.transB ? j0 * sub.ldb : j0;
+        sub.C += sub.c_trans ? j0 * sub.ldc : j0;
+        tr.t0 -= p0 * row_panels;
+        tr.t1 -= p0 * row_panels;
+    } else {             /* row panels [p0, p1) */
+        int64_t p0 = begin / col_panels, p1 = ceil_div(end, col_panels), i0 = p0 * mr;
+        sub.M = min64(p1 * mr, sub.M) - i0;
+        sub.A += sub.transA ? i0 : i0 * sub.lda;
+        sub.C += sub.c_trans ? i0 : i0 * sub.ldc;
+        tr.t0 -= p0 * col_panels;
+        tr.t1 -= p0 * col_panels;
+    }
+    int slot = atomic_fetch_add_explicit(&g->slot, 1, memory_order_relaxed);
+    gemm_f32_packed(&sub, &tr, &slot_pack[slot]);
+}
+
+/* Runs the product on up to tg_threads_get() threads. */
+static void gemm_f32_run(product *p)
+{
+    const int mr = p->kr->mr, nr = p->kr->nr;
+    int64_t M = p->M, N = p->N, K = p->K;
+    if (atomic_flag_test_and_set_explicit(&gemm_lock, memory_order_acquire)) {
+        /* Another thread's product holds slot_pack: run on this thread. */
+        gemm_f32_packed(p, &all_tiles, thread_pack_bufs());
+        return;
+    }
+    /* Holding gemm_lock: slot_pack is ours. */
+    int64_t ranges = min64(tg_threads_get(), M * N * K / MIN_MACS);
+    if (ranges <= 1) {
+        gemm_f32_packed(p, &all_tiles, &slot_pack[0]);
+        atomic_flag_clear_explicit(&gemm_lock, memory_order_release);
+        return;
+    }
+    int64_t Mp = round_up(M, mr), Np = round_up(N, nr);
+    int64_t row_panels = Mp / mr, col_panels = Np / nr, tiles = row_panels * col_panels;
+    gemm_job g = {.p = *p};
+    /* Rows and columns of op(A) and op(B) one thread packs: by columns all
+     * of op(A) and its share of op(B)'s panels (plus one, partly shared with
+     * the next thread); by rows the other way round. K is common. */
+    int64_t per = ceil_div(tiles, ranges);
+    int64_t share_b = min64(col_panels, ceil_div(per, row_panels) + 1) * nr;
+    int64_t share_a = min64(row_panels, ceil_div(per, col_panels) + 1) * mr;
+    g.col_major = Mp + share_b <= Np + share_a;
+    tg_parallel_for(tiles, tiles / ranges, gemm_tiles_range, &g);
+    atomic_flag_clear_explicit(&gemm_lock, memory_order_release);
 }
 
 void tg_gemm_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
@@ -550,10 +734,12 @@ void tg_gemm_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
      * same for A. Tiles are then written back transposed. */
     int64_t work = round_up(M, kr->mr) * round_up(N, kr->nr);
     int64_t work_t = round_up(N, kr->mr) * round_up(M, kr->nr);
+    product p;
     if (8 * work_t < 7 * work)
-        gemm_f32_packed(kr, true, !transB, !transA, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc);
+        p = (product){kr, true, !transB, !transA, N, M, K, alpha, beta, B, A, C, ldb, lda, ldc};
     else
-        gemm_f32_packed(kr, false, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        p = (product){kr, false, transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
+    gemm_f32_run(&p);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -580,9 +766,10 @@ void tg_gemm_f64(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
 
     int64_t kc = even_block(K, KC64, 1);
     int64_t nc = even_block(N, NC64, 1);
-    double *Bp = pack_buf_reserve(&tls_pack_b, (size_t)KC64 * NC64 * sizeof(double));
+    pack_bufs *pb = thread_pack_bufs();
+    double *Bp = pack_buf_reserve(&pb->b, (size_t)KC64 * NC64 * sizeof(double));
     /* One row of op(A) (kb) and one row accumulator (nb), side by side. */
-    double *arow = pack_buf_reserve(&tls_pack_c, (size_t)(KC64 + NC64) * sizeof(double));
+    double *arow = pack_buf_reserve(&pb->c, (size_t)(KC64 + NC64) * sizeof(double));
     double *acc = arow + KC64;
 
     for (int64_t jc = 0; jc < N; jc += nc) {

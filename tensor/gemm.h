@@ -21,18 +21,26 @@
  *
  * float64 always uses one portable blocked path (it serves gradient checks).
  *
+ * Threads: a float32 product of at least about 2^19 multiply-adds (M N K)
+ * is shared out over tg_threads_get() threads (tensor/pool.h) by tiles of
+ * C, each tile computed whole by one thread; smaller ones run on the
+ * caller. float64 always runs on the caller.
+ *
  * Determinism: for a given kernel, the order in which the K products of each
  * C element are summed depends only on (M, N, K, transA, transB), never on
- * pointers, alignment or earlier calls. Different kernels may round
+ * pointers, alignment, earlier calls or the number of threads: results are
+ * bitwise identical on 1 thread or many. Different kernels may round
  * differently from each other.
  *
  * Edge cases, as in BLAS: alpha == 0 or K == 0 reads neither A nor B and
  * sets C = beta * C (zeros when beta == 0, whatever C held). C must not
  * overlap A or B.
  *
- * Memory: each thread owns its pack buffers (64-byte aligned). The first
- * float32 call allocates them at the kernel's full block sizes (about 1 MiB
- * in all) and later calls reuse them, so steady state allocates nothing.
+ * Memory: pack buffers (64-byte aligned) are allocated at the kernel's full
+ * block sizes, about 1 MiB per thread, by the first float32 call that uses
+ * that many threads, and reused, so steady state allocates nothing. Calls
+ * from several application threads at once are safe: one product uses the
+ * pool, the others run on their own threads with per-thread buffers.
  */
 #ifndef TG_GEMM_H
 #define TG_GEMM_H

@@ -16,12 +16,14 @@
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tensor/gemm.h"
+#include "tensor/pool.h"
 #include "tests/alloc_count.h"
 
 static const char *const kernel_names[] = {"avx512", "avx2", "generic"};
@@ -417,10 +419,12 @@ Test(gemm, f32_deterministic)
 /* ------------------------------------------------------------------------ */
 /* Steady state allocates nothing: after one (784, 784, 784) call per
  * kernel, calls of smaller sizes, any transposes, never reach malloc
- * (counted by alloc_count.c). */
+ * (counted by alloc_count.c). On 1 to 3 threads: the first threaded call
+ * starts the workers and sizes every buffer, whichever threads run what. */
 
-Test(gemm, steady_state_allocates_nothing)
+static void check_steady_state(int threads)
 {
+    tg_threads_set(threads);
     enum { M = 784, N = 784, K = 784 };
     float *Af = xmalloc((size_t)M * K * 4), *Bf = xmalloc((size_t)K * N * 4);
     float *Cf = xmalloc((size_t)M * N * 4);
@@ -448,10 +452,158 @@ Test(gemm, steady_state_allocates_nothing)
                 }
         }
         cr_assert_eq(tg_test_alloc_count(), before,
-                     "kernel %s: %llu allocations in steady state", kernel_names[k],
+                     "kernel %s, %d threads: %llu allocations in steady state",
+                     kernel_names[k], threads,
                      (unsigned long long)(tg_test_alloc_count() - before));
     }
     free(Af); free(Bf); free(Cf); free(Ad); free(Bd); free(Cd);
+    tg_gemm_force_kernel("auto");
+    tg_threads_set(0);
+    tg_pool_shutdown();
+}
+
+Test(gemm, steady_state_allocates_nothing_1_thread) { check_steady_state(1); }
+Test(gemm, steady_state_allocates_nothing_2_threads) { check_steady_state(2); }
+Test(gemm, steady_state_allocates_nothing_3_threads) { check_steady_state(3); }
+
+/* ------------------------------------------------------------------------ */
+/* Threads: each C tile is computed whole by one thread with the same K
+ * blocking, so 1, 2 and 3 threads give the same bytes, with every kernel,
+ * on the VAE's shapes and on odd ones (ragged edges, thread boundaries
+ * inside a column or row panel, C^T orientation, beta = 0 and not). */
+
+static const shape_case odd_thread_cases[] = {
+    {false, false, 129, 784, 129}, {true, true, 784, 129, 129},  {false, true, 300, 301, 302},
+    {true, false, 1, 784, 784},    {false, false, 784, 1, 784},   {true, true, 37, 1000, 64},
+    {false, true, 1000, 37, 64},   {true, false, 97, 97, 97},     {false, false, 13, 2000, 40},
+    {true, true, 2000, 13, 40},    {false, false, 64, 64, 2000},  {true, false, 255, 17, 600},
+};
+enum { NODD_THREAD = sizeof odd_thread_cases / sizeof odd_thread_cases[0] };
+
+/* C = alpha op(A) op(B) + beta C0 for one case, into C (M, N + 2) whose two
+ * spare columns must stay as they were. */
+static void gemm_case(const shape_case *s, const float *A, const float *B, const float *C0,
+                      float alpha, float beta, float *C)
+{
+    int64_t ldc = s->N + 2;
+    memcpy(C, C0, (size_t)(s->M * ldc) * 4);
+    tg_gemm_f32(s->ta, s->tb, s->M, s->N, s->K, alpha, A, s->ta ? s->M : s->K, B,
+                s->tb ? s->K : s->N, beta, C, ldc);
+}
+
+static void check_threads_identical(const shape_case *s, uint64_t *seed)
+{
+    int64_t na = s->M * s->K, nb = s->K * s->N, nc = s->M * (s->N + 2);
+    float *A = xmalloc((size_t)na * 4), *B = xmalloc((size_t)nb * 4);
+    float *C0 = xmalloc((size_t)nc * 4), *C1 = xmalloc((size_t)nc * 4);
+    float *C2 = xmalloc((size_t)nc * 4);
+    for (int64_t i = 0; i < na; i++) A[i] = (float)draw(seed, TG_F32);
+    for (int64_t i = 0; i < nb; i++) B[i] = (float)draw(seed, TG_F32);
+    for (int64_t i = 0; i < nc; i++) C0[i] = (float)draw(seed, TG_F32);
+    const float ab[][2] = {{1.0f, 0.0f}, {0.5f, -1.5f}};
+    for (int k = 0; k < NKERNEL_NAMES; k++) {
+        if (!tg_gemm_kernel_supported(kernel_names[k])) continue;
+        tg_gemm_force_kernel(kernel_names[k]);
+        for (int a = 0; a < 2; a++) {
+            tg_threads_set(1);
+            gemm_case(s, A, B, C0, ab[a][0], ab[a][1], C1);
+            for (int threads = 2; threads <= 3; threads++) {
+                tg_threads_set(threads);
+                gemm_case(s, A, B, C0, ab[a][0], ab[a][1], C2);
+                cr_assert(memcmp(C1, C2, (size_t)nc * 4) == 0,
+                          "kernel %s transA=%d transB=%d M=%lld N=%lld K=%lld alpha=%g "
+                          "beta=%g: %d threads differ from 1", kernel_names[k], s->ta, s->tb,
+                          (long long)s->M, (long long)s->N, (long long)s->K, ab[a][0],
+                          ab[a][1], threads);
+            }
+        }
+    }
+    tg_gemm_force_kernel("auto");
+    tg_threads_set(0);
+    free(A); free(B); free(C0); free(C1); free(C2);
+}
+
+Test(gemm, f32_threads_bit_identical_vae_shapes)
+{
+    uint64_t seed = 31;
+    for (int l = 0; l < NLAYERS; l++)
+        for (int w = 0; w < 3; w++) {
+            shape_case s = vae_case(l, w);
+            check_threads_identical(&s, &seed);
+        }
+    tg_pool_shutdown();
+}
+
+Test(gemm, f32_threads_bit_identical_odd_shapes)
+{
+    uint64_t seed = 32;
+    for (int i = 0; i < NODD_THREAD; i++) check_threads_identical(&odd_thread_cases[i], &seed);
+    tg_pool_shutdown();
+}
+
+/* Threaded results are also right, not just stable: the odd cases on 3
+ * threads against the double reference. */
+Test(gemm, f32_threads_correct)
+{
+    tg_threads_set(3);
+    for (int i = 0; i < NODD_THREAD; i++) {
+        const shape_case *s = &odd_thread_cases[i];
+        problem p = problem_new(TG_F32, s->ta, s->tb, s->M, s->N, s->K, 1, 700 + i);
+        check_problem(&p);
+        problem_free(&p);
+    }
+    tg_threads_set(0);
+    tg_pool_shutdown();
+}
+
+/* Two application threads calling tg_gemm_f32 at once: one product gets
+ * the pool and the shared buffers, the other runs on its own thread with
+ * its own; both must come out right. */
+typedef struct {
+    const shape_case *s;
+    const float *A, *B, *C0, *want;
+    float *C;
+    int bad;
+} concurrent_arg;
+
+static void *concurrent_gemms(void *argp)
+{
+    concurrent_arg *a = argp;
+    int64_t nc = a->s->M * (a->s->N + 2);
+    for (int rep = 0; rep < 20; rep++) {
+        gemm_case(a->s, a->A, a->B, a->C0, 0.5f, -1.5f, a->C);
+        if (memcmp(a->C, a->want, (size_t)nc * 4) != 0) a->bad = 1;
+    }
+    return NULL;
+}
+
+Test(gemm, f32_concurrent_callers)
+{
+    shape_case s = vae_case(0, 0);  /* (128, 400, 784) */
+    int64_t na = s.M * s.K, nb = s.K * s.N, nc = s.M * (s.N + 2);
+    uint64_t seed = 5;
+    float *A = xmalloc((size_t)na * 4), *B = xmalloc((size_t)nb * 4);
+    float *C0 = xmalloc((size_t)nc * 4), *want = xmalloc((size_t)nc * 4);
+    for (int64_t i = 0; i < na; i++) A[i] = (float)draw(&seed, TG_F32);
+    for (int64_t i = 0; i < nb; i++) B[i] = (float)draw(&seed, TG_F32);
+    for (int64_t i = 0; i < nc; i++) C0[i] = (float)draw(&seed, TG_F32);
+    tg_threads_set(1);
+    gemm_case(&s, A, B, C0, 0.5f, -1.5f, want);
+    tg_threads_set(2);
+    concurrent_arg args[2];
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++) {
+        args[t] = (concurrent_arg){&s, A, B, C0, want, xmalloc((size_t)nc * 4), 0};
+        cr_assert_eq(pthread_create(&th[t], NULL, concurrent_gemms, &args[t]), 0);
+    }
+    for (int t = 0; t < 2; t++) {
+        pthread_join(th[t], NULL);
+        cr_assert_eq(args[t].bad, 0, "caller %d got a different C", t);
+        free(args[t].C);
+    }
+    free(A); free(B); free(C0); free(want);
+    tg_threads_set(0);
+    tg_pool_shutdown();
 }
 
 /* ------------------------------------------------------------------------ */
