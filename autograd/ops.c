@@ -12,6 +12,7 @@
 #include <string.h>
 #include <tgmath.h>
 
+#include "../tensor/pool.h"
 #include "../tensor/vmath.h"
 
 /* exp, log and log1p of either precision: the vectorisable float32 versions
@@ -52,6 +53,17 @@ static void split_axis(tg_shape s, int axis, int64_t *outer, int64_t *n, int64_t
 
 /* The input's gradient buffer if it wants one, else NULL. */
 static void *grad_of(tg_tape *t, tg_var *v) { return v && v->requires_grad ? tg_var_grad(t, v)->data : NULL; }
+
+/* Large elementwise loops run on the thread pool. Each element is computed by
+ * exactly one thread with the same operations, so results do not depend on
+ * the thread count. kernel_args carries a loop's operands to its range function. */
+enum { PAR_GRAIN = 1 << 14 };
+typedef struct {
+    tg_dtype dt;
+    const void *x, *y, *g;   /* inputs */
+    void *out;               /* written (forward) or accumulated into (backward) */
+    double s;                /* a scalar */
+} kernel_args;
 
 /* ================================================================ broadcasting
  *
@@ -442,6 +454,37 @@ static void matmul_backward(tg_tape *t, const tg_entry *e) {
 
 /* ================================================================ reductions */
 
+/* Sums of whole tensors are taken in fixed chunks of SUM_CHUNK elements, each
+ * with four double accumulators, and the chunk sums are added in order: the
+ * grouping depends only on the size, never on the thread count. */
+enum { SUM_CHUNK = 4096 };
+
+TG_SIMD static void sum_chunks(void *ctx, int64_t begin, int64_t end) {
+    const kernel_args *k = ctx;
+    int64_t n = (int64_t)k->s;
+    double *part = k->out;
+    for (int64_t c = begin; c < end; c++) {
+        int64_t lo = c * SUM_CHUNK, hi = lo + SUM_CHUNK < n ? lo + SUM_CHUNK : n, i = lo;
+        double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        TG_DISPATCH(k->dt, {
+            const T *x = k->x;
+            for (; i + 4 <= hi; i += 4) a0 += x[i], a1 += x[i + 1], a2 += x[i + 2], a3 += x[i + 3];
+            for (; i < hi; i++) a0 += x[i];
+        });
+        part[c] = (a0 + a1) + (a2 + a3);
+    }
+}
+
+static double sum_whole(tg_tape *t, const tg_tensor *x) {
+    int64_t chunks = (x->numel + SUM_CHUNK - 1) / SUM_CHUNK;
+    double *part = tg_arena_alloc(t->arena, (size_t)(chunks ? chunks : 1) * sizeof *part);
+    kernel_args k = {.dt = x->dtype, .x = x->data, .out = part, .s = (double)x->numel};
+    tg_parallel_for(chunks, 4, sum_chunks, &k);
+    double acc = 0;
+    for (int64_t c = 0; c < chunks; c++) acc += part[c];
+    return acc;
+}
+
 TG_SIMD static tg_var *reduce(TG_LOC, tg_tape *t, tg_op op, tg_var *a, int axis, bool keepdim, bool whole) {
     int64_t outer = 1, n = a->val.numel, inner = 1;
     tg_shape s = TG_SCALAR_SHAPE;
@@ -457,18 +500,32 @@ TG_SIMD static tg_var *reduce(TG_LOC, tg_tape *t, tg_op op, tg_var *a, int axis,
     }
     tg_var *out = tg_var_new(t, a->val.dtype, s);
     double scale = op == TG_OP_MEAN ? 1.0 / (double)n : 1.0;
-    TG_DISPATCH(a->val.dtype, {
-        const T *x = a->val.data; T *y = out->val.data;
-        for (int64_t o = 0; o < outer; o++)
-            for (int64_t k = 0; k < inner; k++) {
-                double acc = 0;  /* double accumulator: sums of 10^5 floats stay accurate */
-                for (int64_t j = 0; j < n; j++) acc += x[(o * n + j) * inner + k];
-                y[o * inner + k] = (T)(acc * scale);
-            }
-    });
+    if (whole) {
+        tg_tensor_set(&out->val, 0, sum_whole(t, &a->val) * scale);
+    } else {
+        TG_DISPATCH(a->val.dtype, {
+            const T *x = a->val.data; T *y = out->val.data;
+            for (int64_t o = 0; o < outer; o++)
+                for (int64_t k = 0; k < inner; k++) {
+                    double acc = 0;  /* double accumulator: sums of 10^5 floats stay accurate */
+                    for (int64_t j = 0; j < n; j++) acc += x[(o * n + j) * inner + k];
+                    y[o * inner + k] = (T)(acc * scale);
+                }
+        });
+    }
     tg_entry *e = tg_record(t, op, out, a, NULL);
     if (e) e->i[0] = whole ? 0 : axis, e->i[1] = keepdim, e->i[2] = whole;
     return out;
+}
+
+/* ga[i] += s for i in [begin, end): the backward of a whole sum or mean. */
+TG_SIMD static void add_const_range(void *ctx, int64_t begin, int64_t end) {
+    const kernel_args *k = ctx;
+    TG_DISPATCH(k->dt, {
+        T *restrict ga = k->out;
+        const T c = (T)k->s;
+        for (int64_t i = begin; i < end; i++) ga[i] += c;
+    });
 }
 
 /* Every input element receives the gradient of the output it was summed into. */
@@ -477,6 +534,12 @@ TG_SIMD static void reduce_backward(tg_tape *t, const tg_entry *e) {
     int64_t outer = 1, n = a->val.numel, inner = 1;
     if (!e->i[2]) split_axis(a->val.shape, (int)e->i[0], &outer, &n, &inner);
     double scale = e->op == TG_OP_MEAN ? 1.0 / (double)n : 1.0;
+    if (e->i[2]) {
+        kernel_args k = {.dt = a->val.dtype, .out = tg_var_grad(t, a)->data,
+                         .s = tg_tensor_get(&e->out->grad, 0) * scale};
+        tg_parallel_for(n, PAR_GRAIN, add_const_range, &k);
+        return;
+    }
     TG_DISPATCH(a->val.dtype, {
         const T *g = e->out->grad.data; T *ga = tg_var_grad(t, a)->data;
         for (int64_t o = 0; o < outer; o++)
@@ -725,29 +788,46 @@ TG_SIMD static void bce_backward(tg_tape *t, const tg_entry *e) {
 
 /* ---------------------------------------------------------------- bce_logits */
 
-TG_SIMD tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y) {
-    check_same_shape(file, line, "bce_logits", x, y);
-    tg_var *out = tg_var_new(t, x->val.dtype, x->val.shape);
-    TG_DISPATCH(x->val.dtype, {
-        const T *restrict xx = x->val.data, *restrict yy = y->val.data; T *restrict o = out->val.data;
-        for (int64_t i = 0; i < out->val.numel; i++)
+TG_SIMD static void bce_logits_range(void *ctx, int64_t begin, int64_t end) {
+    const kernel_args *k = ctx;
+    TG_DISPATCH(k->dt, {
+        const T *restrict xx = k->x, *restrict yy = k->y; T *restrict o = k->out;
+        for (int64_t i = begin; i < end; i++)
             o[i] = (xx[i] > 0 ? xx[i] : (T)0) - xx[i] * yy[i] + LOG1P(EXP(-fabs(xx[i])));
     });
+}
+
+tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y) {
+    check_same_shape(file, line, "bce_logits", x, y);
+    tg_var *out = tg_var_new(t, x->val.dtype, x->val.shape);
+    kernel_args k = {.dt = x->val.dtype, .x = x->val.data, .y = y->val.data, .out = out->val.data};
+    tg_parallel_for(out->val.numel, PAR_GRAIN, bce_logits_range, &k);
     tg_record(t, TG_OP_BCE_LOGITS, out, x, y);
     return out;
 }
 
 /* d/dx = sigmoid(x) - y, d/dy = -x. */
-TG_SIMD static void bce_logits_backward(tg_tape *t, const tg_entry *e) {
-    TG_DISPATCH(e->out->val.dtype, {
-        const T *restrict g = e->out->grad.data, *restrict xx = e->in[0]->val.data, *restrict yy = e->in[1]->val.data;
-        T *restrict gx = grad_of(t, e->in[0]), *restrict gy = grad_of(t, e->in[1]);
-        int64_t n = e->out->val.numel;
-        if (gx)
-            for (int64_t i = 0; i < n; i++) gx[i] += g[i] * (SIGMOID(T, xx[i]) - yy[i]);
-        if (gy)
-            for (int64_t i = 0; i < n; i++) gy[i] -= g[i] * xx[i];
+TG_SIMD static void bce_logits_dx_range(void *ctx, int64_t begin, int64_t end) {
+    const kernel_args *k = ctx;
+    TG_DISPATCH(k->dt, {
+        const T *restrict g = k->g, *restrict xx = k->x, *restrict yy = k->y; T *restrict gx = k->out;
+        for (int64_t i = begin; i < end; i++) gx[i] += g[i] * (SIGMOID(T, xx[i]) - yy[i]);
     });
+}
+
+TG_SIMD static void bce_logits_backward(tg_tape *t, const tg_entry *e) {
+    void *gx = grad_of(t, e->in[0]), *gy = grad_of(t, e->in[1]);
+    if (gx) {
+        kernel_args k = {.dt = e->out->val.dtype, .x = e->in[0]->val.data, .y = e->in[1]->val.data,
+                         .g = e->out->grad.data, .out = gx};
+        tg_parallel_for(e->out->val.numel, PAR_GRAIN, bce_logits_dx_range, &k);
+    }
+    if (gy) {
+        TG_DISPATCH(e->out->val.dtype, {
+            const T *restrict g = e->out->grad.data, *restrict xx = e->in[0]->val.data; T *restrict gyy = gy;
+            for (int64_t i = 0; i < e->out->val.numel; i++) gyy[i] -= g[i] * xx[i];
+        });
+    }
 }
 
 /* ================================================================ the table */

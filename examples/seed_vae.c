@@ -6,7 +6,7 @@
  * KL(q(z|x) || N(0, I)). Adam, lr 1e-3, batch 128, 10 epochs; the training
  * set is reshuffled every epoch. Prints the same lines as the PyTorch script.
  *
- *     build/seed_vae [--data DIR] [--epochs N] [--seed S]
+ *     build/seed_vae [--data DIR] [--epochs N] [--seed S] [--threads N]
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,9 +17,10 @@
 #include "data/data.h"
 #include "models/vae.h"
 #include "optim/optim.h"
+#include "tensor/pool.h"
 
 static const char usage[] =
-    "usage: seed_vae [--data DIR] [--epochs N] [--seed S]\n"
+    "usage: seed_vae [--data DIR] [--epochs N] [--seed S] [--threads N]\n"
     "\n"
     "Trains the reference VAE (784-400-20, BCE + KL, Adam 1e-3, batch 128).\n"
     "\n"
@@ -27,6 +28,8 @@ static const char usage[] =
     "                present, else /usr/share/datasets/fashion-mnist\n"
     "  --epochs N    epochs to train (default 10)\n"
     "  --seed S      seed for initialisation, shuffling and sampling (default 1)\n"
+    "  --threads N   threads (default: $TG_THREADS, else every core); results\n"
+    "                are identical for any N\n"
     "  --help        this text\n";
 
 /* Parses a whole decimal integer in [lo, hi] or exits 2 naming the flag. */
@@ -56,7 +59,7 @@ int main(int argc, char **argv) {
             fputs(usage, stdout);
             return 0;
         }
-        if (strcmp(a, "--data") && strcmp(a, "--epochs") && strcmp(a, "--seed")) {
+        if (strcmp(a, "--data") && strcmp(a, "--epochs") && strcmp(a, "--seed") && strcmp(a, "--threads")) {
             fprintf(stderr, "seed_vae: unknown flag \"%s\"\n%s", a, usage);
             return 2;
         }
@@ -67,6 +70,7 @@ int main(int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(a, "--data")) dir = v;
         else if (!strcmp(a, "--epochs")) epochs = parse_int(a, v, 1, 100000);
+        else if (!strcmp(a, "--threads")) tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
         else seed = parse_int(a, v, 0, (long long)1 << 62);
     }
 

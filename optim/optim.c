@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <tgmath.h>
 
+#include "../tensor/pool.h"
 #include "../tensor/vmath.h"
 
 static void *zeroed(const tg_params *ps) {
@@ -44,6 +45,26 @@ tg_adam *tg_adam_new(tg_params *ps, double lr) {
 ADAM_KERNEL(adam_f32, float)
 ADAM_KERNEL(adam_f64, double)
 
+typedef struct {
+    tg_adam *o;
+    double b1, b2, c1, c2, ss, bc, eps, wd;
+} adam_args;
+
+/* Elements [begin, end) of one step; ranges are independent, so the result
+ * does not depend on how the pool splits them. */
+static void adam_range(void *ctx, int64_t begin, int64_t end) {
+    const adam_args *a = ctx;
+    tg_params *ps = a->o->ps;
+    int64_t n = end - begin;
+    if (ps->dtype == TG_F32)
+        adam_f32(n, (float *)ps->data + begin, (const float *)ps->grad + begin, (float *)a->o->m + begin,
+                 (float *)a->o->v + begin, (float)a->b1, (float)a->b2, (float)a->c1, (float)a->c2, (float)a->ss,
+                 (float)a->bc, (float)a->eps, (float)a->wd);
+    else
+        adam_f64(n, (double *)ps->data + begin, (const double *)ps->grad + begin, (double *)a->o->m + begin,
+                 (double *)a->o->v + begin, a->b1, a->b2, a->c1, a->c2, a->ss, a->bc, a->eps, a->wd);
+}
+
 /* The same sequence of operations as torch.optim.Adam's single-tensor path,
  * so float32 results agree with PyTorch's to rounding. 1 - beta is formed in
  * double, then rounded (as PyTorch): in float, 1 - (float)0.999 is 1.3e-5 off
@@ -51,13 +72,9 @@ ADAM_KERNEL(adam_f64, double)
 void tg_adam_step(tg_adam *o) {
     o->step++;
     double bc1 = 1 - pow(o->beta1, (double)o->step), bc2 = 1 - pow(o->beta2, (double)o->step);
-    double ss = o->lr / bc1, bc = sqrt(bc2), c1 = 1 - o->beta1, c2 = 1 - o->beta2;
-    tg_params *ps = o->ps;
-    if (ps->dtype == TG_F32)
-        adam_f32(ps->n, ps->data, ps->grad, o->m, o->v, (float)o->beta1, (float)o->beta2, (float)c1, (float)c2,
-                 (float)ss, (float)bc, (float)o->eps, (float)o->weight_decay);
-    else
-        adam_f64(ps->n, ps->data, ps->grad, o->m, o->v, o->beta1, o->beta2, c1, c2, ss, bc, o->eps, o->weight_decay);
+    adam_args a = {.o = o, .b1 = o->beta1, .b2 = o->beta2, .c1 = 1 - o->beta1, .c2 = 1 - o->beta2,
+                   .ss = o->lr / bc1, .bc = sqrt(bc2), .eps = o->eps, .wd = o->weight_decay};
+    tg_parallel_for(o->ps->n, 1 << 15, adam_range, &a);
 }
 
 void tg_adam_free(tg_adam *o) {

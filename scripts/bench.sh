@@ -1,10 +1,12 @@
 #!/bin/sh
-# make bench: speed figures measured side by side in one run.
-#   1. GEMM GFLOP/s on the VAE's shapes (bench/gemm_bench.c)
-#   2. seconds per epoch of the reference VAE: build/seed_vae next to the
-#      PyTorch textbook script (bench/torch_vae.py) at its best setting, one
-#      thread; skipped with a message when PyTorch is absent.
-# EPOCHS (default 2) epochs each; the faster epoch of each program is reported.
+# make bench: speed figures, measured side by side in one run.
+#   1. GEMM GFLOP/s on the VAE's shapes, next to the machine's FMA peak and,
+#      when NumPy is installed, OpenBLAS (bench/numpy_gemm.py).
+#   2. The reference VAE's seconds per epoch, images/s and peak RSS at 1 and 2
+#      threads, next to the PyTorch textbook script (bench/torch_vae.py) at 1
+#      and 2 threads, and the ratio to PyTorch's best setting. PyTorch is
+#      skipped with a message when absent.
+# EPOCHS (default 2) epochs per run; each run reports its fastest epoch.
 set -e
 cd "$(dirname "$0")/.."
 EPOCHS=${EPOCHS:-2}
@@ -14,31 +16,45 @@ DATA=${DATA:-}
 done
 [ -n "$DATA" ] || { echo "bench: no dataset (make data, or apt-get install dataset-fashion-mnist)" >&2; exit 1; }
 
-echo "== GEMM (float32, the VAE's shapes)"
-build/gemm_bench
-
-echo "== Reference VAE on $DATA, $EPOCHS epochs each, $(nproc) cores"
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
-build/seed_vae --data "$DATA" --epochs "$EPOCHS" > "$OUT/c.log"
-c_s=$(sed -n 's/.*took \([0-9.]*\) s.*/\1/p' "$OUT/c.log" | sort -g | head -1)
-c_rss=$(sed -n 's/^Peak memory: \([0-9.]*\) MB/\1/p' "$OUT/c.log")
 PY=
 for p in ${PYTHON:-} python3 /usr/bin/python3; do
-    "$p" -c "import torch, numpy" 2>/dev/null && { PY=$p; break; }
+    "$p" -c "import numpy" 2>/dev/null && { PY=$p; break; }
 done
-if [ -n "$PY" ]; then
-    "$PY" bench/torch_vae.py --data "$DATA" --epochs "$EPOCHS" --threads 1 > "$OUT/py.log"
-    py_s=$(sed -n 's/^epoch_seconds: \([0-9.]*\)/\1/p' "$OUT/py.log" | sort -g | head -1)
-    py_rss=$(sed -n 's/.*peak_rss_mb=\([0-9.]*\).*/\1/p' "$OUT/py.log")
+
+echo "== GEMM, float32, the VAE's shapes"
+build/gemm_bench
+if [ -n "$PY" ] && [ -f bench/numpy_gemm.py ]; then
+    echo "-- OpenBLAS through NumPy, same shapes"
+    "$PY" bench/numpy_gemm.py
 else
-    echo "(PyTorch not installed: apt-get install python3-torch libopenblas0-pthread for the side-by-side figure)"
+    echo "(NumPy not installed: no OpenBLAS comparison; apt-get install python3-numpy)"
 fi
-awk -v c="$c_s" -v cr="$c_rss" -v p="${py_s:-}" -v pr="${py_rss:-}" 'BEGIN {
-    printf "%-22s %9s %10s %12s\n", "program", "s/epoch", "images/s", "peak RSS MB"
-    printf "%-22s %9.2f %10.0f %12s\n", "tapegrad seed_vae", c, 60000 / c, cr
-    if (p != "") {
-        printf "%-22s %9.2f %10.0f %12s\n", "PyTorch, 1 thread", p, 60000 / p, pr
-        printf "speed ratio (PyTorch s/epoch / tapegrad s/epoch): %.2fx\n", p / c
-    }
-}'
+
+echo
+echo "== Reference VAE on $DATA, $EPOCHS epochs per run, $(nproc) cores"
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+row() {  # name seconds rss
+    awk -v n="$1" -v s="$2" -v r="$3" 'BEGIN { printf "%-26s %9.2f %10.0f %12s\n", n, s, 60000 / s, r }'
+}
+printf '%-26s %9s %10s %12s\n' program "s/epoch" "images/s" "peak RSS MB"
+best_c=
+for th in 1 2; do
+    build/seed_vae --data "$DATA" --epochs "$EPOCHS" --threads $th > "$OUT/c$th.log"
+    s=$(sed -n 's/.*took \([0-9.]*\) s.*/\1/p' "$OUT/c$th.log" | sort -g | head -1)
+    row "tapegrad, $th thread(s)" "$s" "$(sed -n 's/^Peak memory: \([0-9.]*\) MB/\1/p' "$OUT/c$th.log")"
+    eval "c$th=$s"
+done
+best_py=
+if [ -n "$PY" ] && "$PY" -c "import torch" 2>/dev/null; then
+    for th in 1 2; do
+        "$PY" bench/torch_vae.py --data "$DATA" --epochs "$EPOCHS" --threads $th > "$OUT/py$th.log" 2>/dev/null
+        s=$(sed -n 's/^epoch_seconds: \([0-9.]*\)/\1/p' "$OUT/py$th.log" | sort -g | head -1)
+        row "PyTorch, $th thread(s)" "$s" "$(sed -n 's/.*peak_rss_mb=\([0-9.]*\).*/\1/p' "$OUT/py$th.log")"
+        best_py=$(awk -v a="$best_py" -v b="$s" 'BEGIN { print (a == "" || b < a) ? b : a }')
+    done
+    awk -v p="$best_py" -v c1="$c1" -v c2="$c2" 'BEGIN {
+        printf "ratio to PyTorch at its best (%.2f s/epoch): %.2fx at 1 thread, %.2fx at 2 threads\n", p, p / c1, p / c2 }'
+else
+    echo "(PyTorch not installed: apt-get install python3-torch libopenblas0-pthread for the side-by-side figures)"
+fi
