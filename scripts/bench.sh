@@ -1,7 +1,8 @@
 #!/bin/sh
 # make bench: speed figures, measured side by side in one run.
-#   1. GEMM GFLOP/s on the VAE's shapes, next to the machine's FMA peak and,
-#      when NumPy is installed, OpenBLAS (bench/numpy_gemm.py).
+#   1. GEMM GFLOP/s on the VAE's shapes at 1 and 2 threads, next to the
+#      machine's FMA peak and, when NumPy is installed, OpenBLAS
+#      (bench/gemm_bench.c runs bench/numpy_gemm.py).
 #   2. The reference VAE's seconds per epoch, images/s and peak RSS at 1 and 2
 #      threads, next to the PyTorch textbook script (bench/torch_vae.py) at 1
 #      and 2 threads, and the ratio to PyTorch's best setting. PyTorch is
@@ -18,17 +19,11 @@ done
 
 PY=
 for p in ${PYTHON:-} python3 /usr/bin/python3; do
-    "$p" -c "import numpy" 2>/dev/null && { PY=$p; break; }
+    "$p" -c "import torch" 2>/dev/null && { PY=$p; break; }
 done
 
-echo "== GEMM, float32, the VAE's shapes"
+echo "== GEMM, float32, the VAE's shapes (OpenBLAS columns when NumPy is installed)"
 build/gemm_bench
-if [ -n "$PY" ] && [ -f bench/numpy_gemm.py ]; then
-    echo "-- OpenBLAS through NumPy, same shapes"
-    "$PY" bench/numpy_gemm.py
-else
-    echo "(NumPy not installed: no OpenBLAS comparison; apt-get install python3-numpy)"
-fi
 
 echo
 echo "== Reference VAE on $DATA, $EPOCHS epochs per run, $(nproc) cores"
@@ -46,7 +41,7 @@ for th in 1 2; do
     eval "c$th=$s"
 done
 best_py=
-if [ -n "$PY" ] && "$PY" -c "import torch" 2>/dev/null; then
+if [ -n "$PY" ]; then
     for th in 1 2; do
         "$PY" bench/torch_vae.py --data "$DATA" --epochs "$EPOCHS" --threads $th > "$OUT/py$th.log" 2>/dev/null
         s=$(sed -n 's/^epoch_seconds: \([0-9.]*\)/\1/p' "$OUT/py$th.log" | sort -g | head -1)
