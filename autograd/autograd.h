@@ -40,7 +40,7 @@ typedef enum {
     TG_OP_NEG, TG_OP_ADD_SCALAR, TG_OP_MUL_SCALAR,
     TG_OP_EXP, TG_OP_LOG, TG_OP_SQRT, TG_OP_SQUARE, TG_OP_POW,
     TG_OP_RELU, TG_OP_SIGMOID, TG_OP_TANH, TG_OP_SOFTPLUS,
-    TG_OP_MATMUL,
+    TG_OP_MATMUL, TG_OP_AFFINE,
     TG_OP_SUM, TG_OP_MEAN,                           /* all elements or one axis */
     TG_OP_RESHAPE, TG_OP_TRANSPOSE, TG_OP_CONCAT, TG_OP_NARROW,
     TG_OP_ONE_HOT,
@@ -53,7 +53,7 @@ typedef enum {
 typedef struct {
     tg_op op;
     tg_var *out;
-    tg_var *in[2];     /* inputs (in[1] NULL for unary ops) */
+    tg_var *in[3];     /* inputs (NULL past the op's count) */
     tg_tensor *saved;  /* extra state, e.g. the reparameterization's eps */
     double f;          /* scalar argument: add_scalar, mul_scalar, pow */
     int64_t i[3];      /* integer arguments: axis, keepdim, start, length, transposes */
@@ -149,6 +149,14 @@ tg_var *tg_softplus_(TG_LOC, tg_tape *t, tg_var *a);           /* ln(1 + e^a), s
  * Result (M, N). Transposed operands are never copied. */
 tg_var *tg_matmul_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b, bool ta, bool tb);
 #define tg_matmul(...) tg_matmul_(TG_AT, __VA_ARGS__)
+
+/* Fused affine layer act(x @ w^T + b): x (B, in), w (out, in), b (out) -> (B, out),
+ * act TG_ACT_NONE or TG_ACT_RELU. The same values as tg_matmul, tg_add and
+ * tg_relu, in one pass instead of three: the bias seeds the product's output
+ * and ReLU is applied in place (its backward reads the mask from the output). */
+typedef enum { TG_ACT_NONE, TG_ACT_RELU } tg_act;
+tg_var *tg_affine_(TG_LOC, tg_tape *t, tg_var *x, tg_var *w, tg_var *b, tg_act act);
+#define tg_affine(...) tg_affine_(TG_AT, __VA_ARGS__)
 
 /* Reductions. tg_sum / tg_mean over all elements give a 0-dim scalar;
  * the _axis forms reduce one axis (negative counts from the end), keeping it

@@ -452,6 +452,59 @@ static void matmul_backward(tg_tape *t, const tg_entry *e) {
     }
 }
 
+/* ---------------------------------------------------------------- affine */
+
+tg_var *tg_affine_(TG_LOC, tg_tape *t, tg_var *x, tg_var *w, tg_var *b, tg_act act) {
+    char b1[96], b2[96], b3[96];
+    check_same_dtype(file, line, "affine", x, w);
+    check_same_dtype(file, line, "affine", x, b);
+    tg_shape sx = x->val.shape, sw = w->val.shape, sb = b->val.shape;
+    OP_CHECK(sx.ndim == 2 && sw.ndim == 2 && sb.ndim == 1 && sx.d[1] == sw.d[1] && sb.d[0] == sw.d[0],
+             "affine: x %s, w %s, b %s do not fit x (B, in), w (out, in), b (out)", tg_shape_str(sx, b1),
+             tg_shape_str(sw, b2), tg_shape_str(sb, b3));
+    int64_t B = sx.d[0], in = sx.d[1], n = sw.d[0];
+    tg_var *out = tg_var_new(t, x->val.dtype, TG_SHAPE(B, n));
+    size_t row = (size_t)n * tg_dtype_size(x->val.dtype);
+    for (int64_t r = 0; r < B; r++) memcpy((char *)out->val.data + (size_t)r * row, b->val.data, row);
+    gemm(x->val.dtype, false, true, B, n, in, x->val.data, in, w->val.data, in, 1.0, out->val.data, n);
+    if (act == TG_ACT_RELU) {
+        TG_DISPATCH(x->val.dtype, {
+            T *y = out->val.data;
+            for (int64_t i = 0; i < B * n; i++) y[i] = y[i] > 0 ? y[i] : (T)0;
+        });
+    }
+    tg_entry *e = tg_record3(t, TG_OP_AFFINE, out, x, w, b);
+    if (e) e->i[0] = act;
+    return out;
+}
+
+/* With G = dY (times the ReLU mask, y > 0, if fused): dx += G w, dw += G^T x,
+ * db += the column sums of G. */
+TG_SIMD static void affine_backward(tg_tape *t, const tg_entry *e) {
+    tg_var *x = e->in[0], *w = e->in[1], *b = e->in[2];
+    int64_t B = x->val.shape.d[0], in = x->val.shape.d[1], n = w->val.shape.d[0];
+    tg_dtype dt = x->val.dtype;
+    const void *g = e->out->grad.data;
+    if (e->i[0] == TG_ACT_RELU) {
+        void *masked = tg_arena_alloc(t->arena, (size_t)(B * n) * tg_dtype_size(dt));
+        TG_DISPATCH(dt, {
+            const T *restrict gy = g, *restrict y = e->out->val.data; T *restrict gm = masked;
+            for (int64_t i = 0; i < B * n; i++) gm[i] = y[i] > 0 ? gy[i] : (T)0;
+        });
+        g = masked;
+    }
+    void *gx = grad_of(t, x), *gw = grad_of(t, w), *gb = grad_of(t, b);
+    if (gx) gemm(dt, false, false, B, in, n, g, n, w->val.data, in, 1.0, gx, in);
+    if (gw) gemm(dt, true, false, n, in, B, g, n, x->val.data, in, 1.0, gw, in);
+    if (gb) {
+        TG_DISPATCH(dt, {
+            const T *restrict gg = g; T *restrict db = gb;
+            for (int64_t r = 0; r < B; r++)
+                for (int64_t j = 0; j < n; j++) db[j] += gg[r * n + j];
+        });
+    }
+}
+
 /* ================================================================ reductions */
 
 /* Sums of whole tensors are taken in fixed chunks of SUM_CHUNK elements, each
@@ -850,6 +903,7 @@ const tg_op_def tg_ops[TG_OP_COUNT] = {
     [TG_OP_TANH] = {"tanh", 1, tanh_backward},
     [TG_OP_SOFTPLUS] = {"softplus", 1, softplus_backward},
     [TG_OP_MATMUL] = {"matmul", 2, matmul_backward},
+    [TG_OP_AFFINE] = {"affine", 3, affine_backward},
     [TG_OP_SUM] = {"sum", 1, reduce_backward},
     [TG_OP_MEAN] = {"mean", 1, reduce_backward},
     [TG_OP_RESHAPE] = {"reshape", 1, reshape_backward},

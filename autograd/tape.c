@@ -61,8 +61,8 @@ tg_var *tg_var_new(tg_tape *t, tg_dtype dt, tg_shape s) {
     return v;
 }
 
-tg_entry *tg_record(tg_tape *t, tg_op op, tg_var *out, tg_var *a, tg_var *b) {
-    bool needs = t->grad_enabled && ((a && a->requires_grad) || (b && b->requires_grad));
+tg_entry *tg_record3(tg_tape *t, tg_op op, tg_var *out, tg_var *a, tg_var *b, tg_var *c) {
+    bool needs = t->grad_enabled && ((a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad));
     if (!needs || !tg_ops[op].backward) return NULL;
     if (t->n == t->cap) {
         int64_t cap = t->cap ? 2 * t->cap : 256;
@@ -72,8 +72,12 @@ tg_entry *tg_record(tg_tape *t, tg_op op, tg_var *out, tg_var *a, tg_var *b) {
     }
     out->requires_grad = true;
     tg_entry *e = &t->entries[t->n++];
-    *e = (tg_entry){.op = op, .out = out, .in = {a, b}};
+    *e = (tg_entry){.op = op, .out = out, .in = {a, b, c}};
     return e;
+}
+
+tg_entry *tg_record(tg_tape *t, tg_op op, tg_var *out, tg_var *a, tg_var *b) {
+    return tg_record3(t, op, out, a, b, NULL);
 }
 
 /* ------------------------------------------------------------ backward */

@@ -13,11 +13,11 @@ tg_vae tg_vae_new(tg_params *ps, int64_t in, int64_t hidden, int64_t latent, tg_
 
 tg_vae_out tg_vae_forward(tg_tape *t, const tg_vae *m, tg_var *x, const tg_tensor *eps, tg_rng *r) {
     tg_vae_out o;
-    tg_var *h = tg_relu(t, tg_linear_forward(t, &m->fc1, x));                 /* (B, hidden) */
+    tg_var *h = tg_linear_relu(t, &m->fc1, x);                                /* (B, hidden) */
     o.mu = tg_linear_forward(t, &m->fc_mu, h);                                /* (B, latent) */
     o.logvar = tg_linear_forward(t, &m->fc_logvar, h);                        /* (B, latent) */
     o.z = eps ? tg_reparam(t, o.mu, o.logvar, eps) : tg_reparam_sample(t, o.mu, o.logvar, r);
-    tg_var *hd = tg_relu(t, tg_linear_forward(t, &m->fc2, o.z));              /* (B, hidden) */
+    tg_var *hd = tg_linear_relu(t, &m->fc2, o.z);                            /* (B, hidden) */
     o.logits = tg_linear_forward(t, &m->fc3, hd);                             /* (B, in) */
     o.bce = tg_loss_bce_logits(t, o.logits, x, TG_REDUCE_SUM);   /* = BCE(sigmoid(logits), x), one pass */
     o.kl = tg_loss_kl_normal(t, o.mu, o.logvar);

@@ -87,12 +87,20 @@ tg_linear tg_linear_new(tg_params *ps, const char *name, int64_t in, int64_t out
     return l;
 }
 
-tg_var *tg_linear_forward_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x) {
+static tg_var *linear(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x, tg_act act) {
     char b[96];
     if (x->val.shape.ndim != 2 || x->val.shape.d[1] != l->in)
         tg_die(file, line, "linear %s: input %s does not match (B, %lld)", l->weight->name,
                tg_shape_str(x->val.shape, b), (long long)l->in);
-    return tg_add_(file, line, t, tg_matmul_(file, line, t, x, l->weight, false, true), l->bias);
+    return tg_affine_(file, line, t, x, l->weight, l->bias, act);   /* x W^T + b, fused */
+}
+
+tg_var *tg_linear_forward_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x) {
+    return linear(file, line, t, l, x, TG_ACT_NONE);
+}
+
+tg_var *tg_linear_relu_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x) {
+    return linear(file, line, t, l, x, TG_ACT_RELU);
 }
 
 /* ---------------------------------------------------------------- losses */

@@ -54,6 +54,9 @@ tg_linear tg_linear_new(tg_params *ps, const char *name, int64_t in, int64_t out
 /* x (B, in) -> (B, out) */
 tg_var *tg_linear_forward_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x);
 #define tg_linear_forward(...) tg_linear_forward_(TG_AT, __VA_ARGS__)
+/* relu(x W^T + b) in one fused op (tg_affine). */
+tg_var *tg_linear_relu_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x);
+#define tg_linear_relu(...) tg_linear_relu_(TG_AT, __VA_ARGS__)
 
 /* ------------------------------------------------------------------------ */
 /* Losses. Reductions as PyTorch's: sum or mean over all elements, or none. */

@@ -21,7 +21,7 @@
 typedef struct {
     tg_gradcheck_fn f;
     int n;                 /* inputs */
-    tg_shape shape[2];
+    tg_shape shape[3];
     double lo, hi;         /* inputs drawn uniformly from [lo, hi) */
     double atol, rtol;
 } op_case;
@@ -43,6 +43,10 @@ static tg_var *f_sigmoid(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_s
 static tg_var *f_tanh(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_tanh(t, v[0]); }
 static tg_var *f_softplus(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_softplus(t, v[0]); }
 static tg_var *f_matmul(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_matmul(t, v[0], v[1], false, true); }
+static tg_var *f_affine(tg_tape *t, tg_var **v, void *c) {
+    tg_act act = c ? *(tg_act *)c : TG_ACT_RELU;
+    return tg_affine(t, v[0], v[1], v[2], act);
+}
 static tg_var *f_sum(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_sum_axis(t, v[0], 1, true); }
 static tg_var *f_mean(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_mean_axis(t, v[0], -1, false); }
 static tg_var *f_reshape(tg_tape *t, tg_var **v, void *c) {
@@ -92,6 +96,7 @@ static const op_case cases[TG_OP_COUNT] = {
     [TG_OP_TANH] = {f_tanh, 1, {S(4, 5)}, -3, 3, 1e-7, 1e-6},
     [TG_OP_SOFTPLUS] = {f_softplus, 1, {S(4, 5)}, -6, 6, 1e-7, 1e-6},
     [TG_OP_MATMUL] = {f_matmul, 2, {S(3, 5), S(4, 5)}, -1, 1, 1e-7, 1e-6},
+    [TG_OP_AFFINE] = {f_affine, 3, {S(4, 5), S(3, 5), S(3)}, -1, 1, 1e-7, 1e-6},
     [TG_OP_SUM] = {f_sum, 1, {S(2, 3, 4)}, -2, 2, 1e-7, 1e-6},
     [TG_OP_MEAN] = {f_mean, 1, {S(2, 3, 4)}, -2, 2, 1e-7, 1e-6},
     [TG_OP_RESHAPE] = {f_reshape, 1, {S(2, 3, 4)}, -2, 2, 1e-7, 1e-6},
@@ -538,5 +543,26 @@ Test(ops, second_backward_does_not_rerun_the_first_graph) {
     tg_backward(t, tg_sum(t, tg_mul_scalar(t, x, 2.0)));
     tg_backward(t, tg_sum(t, tg_mul_scalar(t, x, 5.0)));
     cr_expect_float_eq(tg_tensor_get(&x->grad, 0), 7.0, 1e-12);
+    tg_tape_free(t);
+}
+
+Test(ops, affine_equals_matmul_add_relu) {
+    tg_tape *t = tg_tape_new();
+    tg_arena *a = tg_tape_arena(t);
+    tg_rng r = tg_rng_seed(11);
+    for (int act = 0; act < 2; act++) {
+        tg_var *x = tg_leaf(t, tg_tensor_uniform(a, TG_F64, S(6, 7), -1, 1, &r), true);
+        tg_var *w = tg_leaf(t, tg_tensor_uniform(a, TG_F64, S(5, 7), -1, 1, &r), true);
+        tg_var *b = tg_leaf(t, tg_tensor_uniform(a, TG_F64, S(5), -1, 1, &r), true);
+        tg_var *ref = tg_add(t, tg_matmul(t, x, w, false, true), b);
+        if (act) ref = tg_relu(t, ref);
+        tg_var *got = tg_affine(t, x, w, b, (tg_act)act);
+        for (int i = 0; i < 30; i++)
+            cr_expect_float_eq(tg_tensor_get(&got->val, i), tg_tensor_get(&ref->val, i), 1e-12);
+        tg_act av = (tg_act)act;
+        tg_gradcheck_result res = check(f_affine, 3, (tg_shape[]){S(6, 7), S(5, 7), S(5)}, -1, 1, 1e-7, 1e-6, &av);
+        cr_expect(res.ok, "affine act %d: analytic %g numeric %g", act, res.analytic, res.numeric);
+        tg_tape_reset(t);
+    }
     tg_tape_free(t);
 }
