@@ -10,9 +10,10 @@
  *   tg_logf(x)    ln x: -inf at 0, NaN below 0, +inf at +inf, denormals handled
  *   tg_log1pf(x)  ln(1 + x) for x > -1, accurate for tiny x
  *
- * TG_SIMD marks a hot function for which GCC on x86-64 also builds an AVX2
- * version, picked at load time (target_clones); elsewhere it is empty. The
- * clones compute the same IEEE operations, so results do not depend on which
+ * TG_SIMD marks a hot function for which GCC on x86-64 also builds AVX-512
+ * and AVX2 versions, picked at load time (target_clones); elsewhere it is
+ * empty. The clones compute the same IEEE operations (ISO C mode keeps GCC
+ * from contracting a * b + c into FMA), so results do not depend on which
  * one runs.
  */
 #ifndef TG_VMATH_H
@@ -22,7 +23,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define TG_SIMD __attribute__((target_clones("avx2", "default")))
+#define TG_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define TG_SIMD
 #endif
