@@ -1,0 +1,609 @@
+/*
+ * test_png.c — the deflate/zlib encoder, the PNG and grid writers
+ * (data/png.h) and atomic and IDX writes (data/write.h).
+ *
+ * Every PNG written here is read back by png_read below, a strict little
+ * decoder written for the tests: it checks the signature, the chunk order,
+ * every chunk's CRC-32 (with tg_crc32 and a bit-at-a-time reference), the
+ * IHDR fields, inflates the joined IDAT data with tg_zlib_inflate (which
+ * checks the Adler-32), undoes filter 0 and hands back the pixels, which are
+ * compared exactly with what was written. Tests that write files do so in a
+ * fresh temporary directory and check that no temporary file is left.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "data/data.h"
+#include "data/png.h"
+#include "data/write.h"
+
+/* ================================================================ helpers */
+
+static char dir[64];
+
+/* Path of <name> inside this test's temporary directory. */
+static const char *at(const char *name) {
+    static char buf[4][256];
+    static int k;
+    char *p = buf[k++ & 3];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+static void dir_setup(void) {
+    strcpy(dir, "/tmp/tg_test_png_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp failed");
+}
+
+/* Removes path and, if it is a directory, everything under it. */
+static void rm_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *ent;
+        while (d && (ent = readdir(d))) {
+            if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, "..")) continue;
+            char sub[512];
+            snprintf(sub, sizeof sub, "%s/%s", path, ent->d_name);
+            rm_tree(sub);
+        }
+        if (d) closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static void dir_teardown(void) { rm_tree(dir); }
+
+/* Number of entries in the temporary directory whose name contains ".tmp.". */
+static int temp_files_left(void) {
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    int k = 0;
+    struct dirent *ent;
+    while ((ent = readdir(d)))
+        if (strstr(ent->d_name, ".tmp.")) k++;
+    closedir(d);
+    return k;
+}
+
+/* The whole file at path, read with stdio. */
+static uint8_t *slurp_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc(size ? (size_t)size : 1);
+    cr_assert_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    *n = (size_t)size;
+    return buf;
+}
+
+/* Bit-at-a-time CRC-32 (PNG spec, annex D, without the table). */
+static uint32_t slow_crc32(const uint8_t *p, size_t n) {
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+    }
+    return ~c;
+}
+
+static uint32_t rd_be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* A decoded PNG. */
+typedef struct {
+    int64_t w, h;
+    uint8_t *px;   /* (h, w) */
+    int idat;      /* IDAT chunks seen */
+    uint8_t *z;    /* the joined zlib stream */
+    size_t zn;
+} png_img;
+
+/* Decodes an 8-bit grayscale, non-interlaced PNG from f[0..n), asserting
+ * every structural rule on the way. */
+static png_img png_parse(const uint8_t *f, size_t n) {
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    png_img img = {0};
+    cr_assert(n >= 8 && !memcmp(f, sig, 8), "bad PNG signature");
+    size_t o = 8, cap = 0;
+    int chunk = 0;
+    bool ended = false, prev_idat = false;
+    while (o < n) {
+        cr_assert(!ended, "bytes after IEND");
+        cr_assert(n - o >= 12, "truncated chunk at offset %zu", o);
+        uint32_t len = rd_be32(f + o);
+        cr_assert(len <= n - o - 12, "chunk at %zu overruns the file", o);
+        const uint8_t *type = f + o + 4, *data = f + o + 8;
+        uint32_t crc = rd_be32(data + len);
+        cr_assert_eq(tg_crc32(0, type, 4 + len), crc, "chunk %.4s: CRC mismatch", (const char *)type);
+        cr_assert_eq(slow_crc32(type, 4 + len), crc, "chunk %.4s: CRC mismatch (reference)", (const char *)type);
+        if (chunk == 0) {
+            cr_assert(!memcmp(type, "IHDR", 4), "first chunk is %.4s, not IHDR", (const char *)type);
+            cr_assert_eq(len, 13);
+            img.w = rd_be32(data);
+            img.h = rd_be32(data + 4);
+            cr_assert(img.w >= 1 && img.h >= 1);
+            cr_assert_eq(data[8], 8, "bit depth");
+            cr_assert_eq(data[9], 0, "color type");
+            cr_assert_eq(data[10], 0, "compression method");
+            cr_assert_eq(data[11], 0, "filter method");
+            cr_assert_eq(data[12], 0, "interlace method");
+        } else if (!memcmp(type, "IDAT", 4)) {
+            cr_assert(img.idat == 0 || prev_idat, "IDAT chunks are not consecutive");
+            if (img.zn + len > cap) {
+                cap = 2 * (img.zn + len);
+                img.z = realloc(img.z, cap);
+            }
+            memcpy(img.z + img.zn, data, len);
+            img.zn += len;
+            img.idat++;
+        } else if (!memcmp(type, "IEND", 4)) {
+            cr_assert_eq(len, 0);
+            ended = true;
+        } else {
+            cr_assert_fail("unexpected chunk %.4s", (const char *)type);
+        }
+        prev_idat = !memcmp(type, "IDAT", 4);
+        chunk++;
+        o += 12 + len;
+    }
+    cr_assert(ended, "no IEND");
+    cr_assert(img.idat >= 1, "no IDAT");
+    size_t stride = (size_t)img.w + 1, raw_n = stride * (size_t)img.h;
+    uint8_t *raw;
+    size_t got;
+    tg_err e;
+    cr_assert_eq(tg_zlib_inflate(img.z, img.zn, raw_n, &raw, &got, &e), 0, "inflate: %s", e.msg);
+    cr_assert_eq(got, raw_n, "inflated %zu bytes, want %zu", got, raw_n);
+    img.px = malloc(raw_n);
+    for (int64_t y = 0; y < img.h; y++) {
+        cr_assert_eq(raw[y * stride], 0, "scanline %lld has filter %d", (long long)y, raw[y * stride]);
+        memcpy(img.px + y * img.w, raw + y * stride + 1, (size_t)img.w);
+    }
+    free(raw);
+    return img;
+}
+
+static png_img png_read(const char *path) {
+    size_t n;
+    uint8_t *f = slurp_file(path, &n);
+    png_img img = png_parse(f, n);
+    free(f);
+    return img;
+}
+
+static void png_free(png_img *img) {
+    free(img->px);
+    free(img->z);
+}
+
+/* Writes pixels (h, w) to a PNG under the temp dir and asserts it reads back
+ * exactly; returns the decoded image (the caller frees it). */
+static png_img roundtrip(const char *name, const uint8_t *px, int64_t w, int64_t h) {
+    tg_err e;
+    cr_assert_eq(tg_png_write_gray(at(name), px, w, h, &e), 0, "%s", e.msg);
+    png_img img = png_read(at(name));
+    cr_assert_eq(img.w, w);
+    cr_assert_eq(img.h, h);
+    for (int64_t i = 0; i < w * h; i++)
+        cr_assert_eq(img.px[i], px[i], "pixel %lld: %d, want %d", (long long)i, img.px[i], px[i]);
+    cr_assert_eq(temp_files_left(), 0);
+    return img;
+}
+
+/* xorshift bytes, so "random" images are the same every run. */
+static void noise(uint8_t *p, size_t n, uint64_t seed) {
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        p[i] = (uint8_t)(s >> 32);
+    }
+}
+
+/* Walks the stored blocks of a zlib stream z[0..zn), asserting it consists of
+ * them only; returns how many. */
+static int stored_blocks(const uint8_t *z, size_t zn) {
+    size_t o = 2;
+    int blocks = 0;
+    for (;;) {
+        cr_assert(o + 5 <= zn - 4);
+        uint8_t hdr = z[o];
+        cr_assert_eq(hdr & 6, 0, "block %d is not stored", blocks);
+        size_t len = z[o + 1] | (size_t)z[o + 2] << 8, nlen = z[o + 3] | (size_t)z[o + 4] << 8;
+        cr_assert_eq(len ^ 0xffff, nlen);
+        o += 5 + len;
+        blocks++;
+        if (hdr & 1) break;
+    }
+    cr_assert_eq(o, zn - 4, "bytes between the last block and the Adler-32");
+    return blocks;
+}
+
+/* Asserts that rc is an error whose message contains want. */
+#define assert_fails(rc, e, want)                                                                 \
+    do {                                                                                          \
+        cr_assert_eq((rc), -1, "expected an error containing \"%s\"", (want));                    \
+        cr_assert(strstr((e).msg, (want)), "message \"%s\" lacks \"%s\"", (e).msg, (want));         \
+    } while (0)
+
+/* ================================================================ zlib */
+
+/* Compresses in both modes, checks the zlib header, and inflates back. */
+static void zlib_roundtrip(const uint8_t *in, size_t n, size_t *huff_n, size_t *stored_n) {
+    for (int huff = 0; huff < 2; huff++) {
+        uint8_t *z, *back;
+        size_t zn, bn;
+        tg_err e;
+        cr_assert_eq(tg_zlib_compress(in, n, huff, &z, &zn, &e), 0, "%s", e.msg);
+        cr_assert(zn >= 6);
+        cr_assert_eq(z[0], 0x78);
+        cr_assert_eq((z[0] * 256 + z[1]) % 31, 0, "FCHECK");
+        cr_assert_eq(z[1] & 0x20, 0, "FDICT set");
+        cr_assert_eq(tg_zlib_inflate(z, zn, n, &back, &bn, &e), 0, "n=%zu huff=%d: %s", n, huff, e.msg);
+        cr_assert_eq(bn, n);
+        cr_assert(n == 0 || !memcmp(back, in, n), "n=%zu huff=%d: round trip differs", n, huff);
+        if (!huff) {
+            size_t want_blocks = n ? (n + 65534) / 65535 : 1;
+            cr_assert_eq(stored_blocks(z, zn), (int)want_blocks);
+            cr_assert_eq(zn, 2 + n + 5 * want_blocks + 4);
+            *stored_n = zn;
+        } else {
+            *huff_n = zn;
+        }
+        free(z);
+        free(back);
+    }
+}
+
+Test(png_zlib, round_trips_small_and_edge_inputs) {
+    size_t hn, sn;
+    zlib_roundtrip((const uint8_t *)"", 0, &hn, &sn);
+    cr_assert_eq(sn, 11);
+    cr_assert(hn < sn);
+    zlib_roundtrip((const uint8_t *)"a", 1, &hn, &sn);
+    const char *text = "the quick brown fox jumps over the lazy dog; the quick brown fox jumps again";
+    zlib_roundtrip((const uint8_t *)text, strlen(text), &hn, &sn);
+    cr_assert(hn < sn, "repeated text should compress: %zu vs %zu", hn, sn);
+    /* Every byte value, matches at the longest length and longest distances. */
+    size_t n = 200000;
+    uint8_t *buf = malloc(n);
+    for (size_t i = 0; i < n; i++) buf[i] = (uint8_t)(i % 256);
+    zlib_roundtrip(buf, n, &hn, &sn);
+    cr_assert(hn < n / 50, "a period-256 ramp should shrink a lot, got %zu", hn);
+    memset(buf, 7, n);
+    zlib_roundtrip(buf, n, &hn, &sn);
+    cr_assert(hn < n / 50);
+    /* Noise with a repeat 32768 back (the largest distance) and one just past it. */
+    noise(buf, n, 1);
+    memcpy(buf + 100000, buf + 100000 - 32768, 300);
+    memcpy(buf + 150000, buf + 150000 - 32769, 300);
+    zlib_roundtrip(buf, n, &hn, &sn);
+    cr_assert_eq(hn, sn, "noise falls back to stored blocks");
+    /* Sizes around the stored block limit. */
+    size_t sizes[] = {65534, 65535, 65536, 2 * 65535, 2 * 65535 + 1};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) zlib_roundtrip(buf, sizes[k], &hn, &sn);
+    /* Short runs of every length 3..258 and a mix of distances. */
+    size_t o = 0;
+    for (int len = 1; len <= 260 && o + 2 * len + 8 < n; len++) {
+        noise(buf + o, (size_t)len, (uint64_t)len + 100);
+        memcpy(buf + o + len + (len % 5), buf + o, (size_t)len);
+        o += 2 * (size_t)len + (size_t)(len % 5);
+    }
+    zlib_roundtrip(buf, o, &hn, &sn);
+    free(buf);
+}
+
+/* ================================================================ PNG */
+
+Test(png_write, one_by_one, .init = dir_setup, .fini = dir_teardown) {
+    for (int v = 0; v < 256; v += 255) {
+        uint8_t px = (uint8_t)v;
+        png_img img = roundtrip("one.png", &px, 1, 1);
+        cr_assert_eq(img.idat, 1);
+        png_free(&img);
+    }
+}
+
+Test(png_write, wide_and_tall, .init = dir_setup, .fini = dir_teardown) {
+    uint8_t px[3000];
+    for (int i = 0; i < 3000; i++) px[i] = (uint8_t)(i * 7 + i / 1000);
+    png_img a = roundtrip("wide.png", px, 1000, 3);
+    png_img b = roundtrip("tall.png", px, 3, 1000);
+    png_free(&a);
+    png_free(&b);
+}
+
+Test(png_write, noise_needs_several_stored_blocks_and_idat_chunks, .init = dir_setup, .fini = dir_teardown) {
+    int64_t w = 300, h = 400;  /* 120400 bytes of scanlines */
+    uint8_t *px = malloc((size_t)(w * h));
+    noise(px, (size_t)(w * h), 42);
+    png_img img = roundtrip("noise.png", px, w, h);
+    cr_assert_eq(stored_blocks(img.z, img.zn), 2);
+    cr_assert_eq(img.idat, 2, "%zu bytes of zlib data in %d IDAT chunks", img.zn, img.idat);
+    png_free(&img);
+    free(px);
+}
+
+Test(png_write, smooth_image_is_compressed, .init = dir_setup, .fini = dir_teardown) {
+    int64_t w = 500, h = 300;
+    uint8_t *px = malloc((size_t)(w * h));
+    for (int64_t y = 0; y < h; y++)
+        for (int64_t x = 0; x < w; x++) px[y * w + x] = (uint8_t)(((x / 20) ^ (y / 20)) & 1 ? 200 : x % 256);
+    png_img img = roundtrip("smooth.png", px, w, h);
+    cr_assert_eq(img.z[2] & 6, 2, "fixed Huffman block expected");
+    cr_assert(img.zn < (size_t)(w * h) / 4, "only %zu -> %zu bytes", (size_t)(w * h), img.zn);
+    png_free(&img);
+    free(px);
+}
+
+Test(png_write, output_is_deterministic, .init = dir_setup, .fini = dir_teardown) {
+    uint8_t px[64 * 48];
+    for (int i = 0; i < 64 * 48; i++) px[i] = (uint8_t)(i % 61 * 3);
+    tg_err e;
+    uint8_t *a, *b;
+    size_t an, bn;
+    cr_assert_eq(tg_png_encode_gray(px, 64, 48, &a, &an, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_png_write_gray(at("a.png"), px, 64, 48, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_png_write_gray(at("b.png"), px, 64, 48, &e), 0, "%s", e.msg);
+    uint8_t *fa = slurp_file(at("a.png"), &an), *fb = slurp_file(at("b.png"), &bn);
+    cr_assert_eq(an, bn);
+    cr_assert(!memcmp(fa, fb, an), "identical input, different files");
+    cr_assert(!memcmp(fa, a, an), "file differs from the in-memory encoding");
+    cr_assert_eq(tg_png_encode_gray(px, 64, 48, &b, &bn, &e), 0, "%s", e.msg);
+    cr_assert(bn == an && !memcmp(a, b, an));
+    free(a);
+    free(b);
+    free(fa);
+    free(fb);
+}
+
+Test(png_write, overwrites_existing_file, .init = dir_setup, .fini = dir_teardown) {
+    uint8_t big[100 * 100], small[4] = {1, 2, 3, 4};
+    noise(big, sizeof big, 9);
+    png_img a = roundtrip("x.png", big, 100, 100);
+    png_img b = roundtrip("x.png", small, 2, 2);
+    png_free(&a);
+    png_free(&b);
+}
+
+/* ================================================================ grids */
+
+/* Asserts the grid image holds images (n, h, w) at the documented places. */
+static void check_grid(const png_img *g, const uint8_t *images, int64_t n, int64_t h, int64_t w, int64_t cols,
+                       int64_t pad) {
+    int64_t c = cols < n ? cols : n, r = (n + c - 1) / c;
+    cr_assert_eq(g->w, c * (w + pad) + pad);
+    cr_assert_eq(g->h, r * (h + pad) + pad);
+    int64_t gw, gh;
+    tg_png_grid_size(n, h, w, cols, pad, &gw, &gh);
+    cr_assert(gw == g->w && gh == g->h);
+    for (int64_t Y = 0; Y < g->h; Y++) {
+        for (int64_t X = 0; X < g->w; X++) {
+            int want = 0;
+            int64_t ty = (Y - pad) / (h + pad), oy = (Y - pad) % (h + pad);
+            int64_t tx = (X - pad) / (w + pad), ox = (X - pad) % (w + pad);
+            if (Y >= pad && X >= pad && oy < h && ox < w && ty * c + tx < n)
+                want = images[((ty * c + tx) * h + oy) * w + ox];
+            cr_assert_eq(g->px[Y * g->w + X], want, "grid pixel (%lld, %lld): %d, want %d", (long long)Y,
+                         (long long)X, g->px[Y * g->w + X], want);
+        }
+    }
+}
+
+Test(png_grid, tiles_and_padding, .init = dir_setup, .fini = dir_teardown) {
+    int64_t n = 5, h = 3, w = 2;
+    uint8_t images[5 * 3 * 2];
+    for (int i = 0; i < 30; i++) images[i] = (uint8_t)(i + 1);  /* never 0, so padding is distinguishable */
+    /* Hand-checked corners for cols 3, pad 1: a 10x9 grid. */
+    tg_err e;
+    cr_assert_eq(tg_png_write_grid(at("g.png"), images, n, h, w, 3, 1, &e), 0, "%s", e.msg);
+    png_img g = png_read(at("g.png"));
+    cr_assert_eq(g.w, 10);
+    cr_assert_eq(g.h, 9);
+    cr_assert_eq(g.px[0], 0);                    /* border */
+    cr_assert_eq(g.px[1 * 10 + 1], 1);           /* image 0, pixel (0, 0) */
+    cr_assert_eq(g.px[3 * 10 + 2], 6);           /* image 0, pixel (2, 1) */
+    cr_assert_eq(g.px[1 * 10 + 3], 0);           /* gap between tiles */
+    cr_assert_eq(g.px[1 * 10 + 4], 7);           /* image 1, pixel (0, 0) */
+    cr_assert_eq(g.px[5 * 10 + 1], 19);          /* image 3, pixel (0, 0) */
+    cr_assert_eq(g.px[7 * 10 + 5], 30);          /* image 4, pixel (2, 1) */
+    cr_assert_eq(g.px[5 * 10 + 7], 0);           /* unused sixth tile */
+    check_grid(&g, images, n, h, w, 3, 1);
+    png_free(&g);
+    /* Other layouts, each checked pixel by pixel. */
+    int64_t layouts[][2] = {{3, 0}, {1, 2}, {5, 1}, {8, 3}, {2, 0}};
+    for (size_t k = 0; k < sizeof layouts / sizeof *layouts; k++) {
+        cr_assert_eq(tg_png_write_grid(at("g.png"), images, n, h, w, layouts[k][0], layouts[k][1], &e), 0, "%s",
+                     e.msg);
+        g = png_read(at("g.png"));
+        check_grid(&g, images, n, h, w, layouts[k][0], layouts[k][1]);
+        png_free(&g);
+    }
+    cr_assert_eq(temp_files_left(), 0);
+}
+
+Test(png_grid, float_pixels_clamped_and_rounded, .init = dir_setup, .fini = dir_teardown) {
+    cr_assert_eq(tg_png_pixel_from_f32(-0.2f), 0);
+    cr_assert_eq(tg_png_pixel_from_f32(1.7f), 255);
+    cr_assert_eq(tg_png_pixel_from_f32(0.5f), 128);
+    cr_assert_eq(tg_png_pixel_from_f32(0.0f), 0);
+    cr_assert_eq(tg_png_pixel_from_f32(1.0f), 255);
+    cr_assert_eq(tg_png_pixel_from_f32(NAN), 0);
+    cr_assert_eq(tg_png_pixel_from_f32(INFINITY), 255);
+    cr_assert_eq(tg_png_pixel_from_f32(-INFINITY), 0);
+    for (int v = 0; v < 256; v++) cr_assert_eq(tg_png_pixel_from_f32(v / 255.0f), v, "%d / 255", v);
+
+    float images[2 * 2 * 4] = {-0.2f, 1.7f, 0.5f, 0.0f, 1.0f, 0.25f, 1.0f / 255, NAN,
+                               0.1f,  0.2f, 0.3f, 0.4f, 0.6f, 0.7f,  0.8f,      0.9f};
+    uint8_t want[16] = {0, 255, 128, 0, 255, 64, 1, 0, 26, 51, 77, 102, 153, 179, 204, 230};
+    tg_err e;
+    cr_assert_eq(tg_png_write_grid_f32(at("f.png"), images, 2, 2, 4, 2, 1, &e), 0, "%s", e.msg);
+    png_img g = png_read(at("f.png"));
+    check_grid(&g, want, 2, 2, 4, 2, 1);
+    png_free(&g);
+}
+
+/* ================================================================ errors */
+
+Test(png_errors, missing_directory_and_file_as_directory, .init = dir_setup, .fini = dir_teardown) {
+    uint8_t px[4] = {0};
+    tg_err e;
+    const char *p = at("nope/x.png");
+    assert_fails(tg_png_write_gray(p, px, 2, 2, &e), e, p);
+    cr_assert(strstr(e.msg, strerror(ENOENT)), "%s", e.msg);
+    cr_assert_eq(tg_png_write_gray(at("file"), px, 2, 2, &e), 0, "%s", e.msg);
+    p = at("file/x.png");
+    assert_fails(tg_png_write_grid(p, px, 1, 2, 2, 1, 0, &e), e, p);
+    cr_assert(strstr(e.msg, strerror(ENOTDIR)), "%s", e.msg);
+    p = at("nope/x-idx3-ubyte");
+    assert_fails(tg_idx_images_save(p, px, 1, 2, 2, &e), e, p);
+    assert_fails(tg_idx_labels_save(p, px, 4, &e), e, p);
+    cr_assert_eq(tg_png_write_gray(p, px, 2, 2, NULL), -1, "a NULL tg_err is allowed");
+    cr_assert_eq(temp_files_left(), 0);
+}
+
+Test(png_errors, rename_failure_removes_temp_file, .init = dir_setup, .fini = dir_teardown) {
+    /* The temporary file is written, but it cannot be renamed over a directory. */
+    cr_assert_eq(mkdir(at("taken"), 0755), 0);
+    cr_assert_eq(mkdir(at("taken/inside"), 0755), 0);
+    uint8_t px[6] = {1, 2, 3, 4, 5, 6};
+    tg_err e;
+    const char *p = at("taken");
+    assert_fails(tg_png_write_gray(p, px, 3, 2, &e), e, p);
+    cr_assert(strstr(e.msg, "rename"), "%s", e.msg);
+    cr_assert_eq(temp_files_left(), 0);
+    struct stat st;
+    cr_assert(stat(p, &st) == 0 && S_ISDIR(st.st_mode), "the destination was disturbed");
+}
+
+Test(png_errors, write_failure_removes_temp_file_and_keeps_old_file, .init = dir_setup, .fini = dir_teardown) {
+    uint8_t small[4] = {9, 8, 7, 6};
+    tg_err e;
+    cr_assert_eq(tg_png_write_gray(at("keep.png"), small, 2, 2, &e), 0, "%s", e.msg);
+    /* In a child limited to 4 KiB files, writing 64 KiB of noise fails with EFBIG. */
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {4096, 4096};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(10);
+        static uint8_t big[256 * 256];
+        noise(big, sizeof big, 3);
+        tg_err ce;
+        if (tg_png_write_gray(at("keep.png"), big, 256, 256, &ce) != -1) _exit(11);
+        if (!strstr(ce.msg, at("keep.png")) || !strstr(ce.msg, strerror(EFBIG))) _exit(12);
+        if (tg_idx_images_save(at("keep.idx"), big, 1, 256, 256, &ce) != -1) _exit(13);
+        if (!strstr(ce.msg, strerror(EFBIG))) _exit(14);
+        _exit(0);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    cr_assert_eq(temp_files_left(), 0);
+    png_img img = png_read(at("keep.png"));
+    cr_assert(img.w == 2 && img.h == 2 && !memcmp(img.px, small, 4), "the old file was damaged");
+    png_free(&img);
+    cr_assert_eq(access(at("keep.idx"), F_OK), -1);
+}
+
+/* ================================================================ IDX */
+
+Test(png_idx, images_and_labels_round_trip, .init = dir_setup, .fini = dir_teardown) {
+    int64_t n = 7, rows = 5, cols = 3;
+    uint8_t px[7 * 5 * 3], y[7] = {0, 9, 3, 3, 1, 8, 5};
+    noise(px, sizeof px, 5);
+    tg_err e;
+    cr_assert_eq(tg_idx_images_save(at("x-idx3-ubyte"), px, n, rows, cols, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_labels_save(at("y-idx1-ubyte"), y, n, &e), 0, "%s", e.msg);
+    cr_assert_eq(temp_files_left(), 0);
+
+    size_t fn;
+    uint8_t *f = slurp_file(at("x-idx3-ubyte"), &fn);
+    static const uint8_t header[16] = {0, 0, 8, 3, 0, 0, 0, 7, 0, 0, 0, 5, 0, 0, 0, 3};
+    cr_assert_eq(fn, 16 + sizeof px);
+    cr_assert(!memcmp(f, header, 16) && !memcmp(f + 16, px, sizeof px));
+    free(f);
+    f = slurp_file(at("y-idx1-ubyte"), &fn);
+    static const uint8_t lheader[8] = {0, 0, 8, 1, 0, 0, 0, 7};
+    cr_assert(fn == 15 && !memcmp(f, lheader, 8) && !memcmp(f + 8, y, 7));
+    free(f);
+
+    tg_images x;
+    cr_assert_eq(tg_idx_images_load(at("x-idx3-ubyte"), &x, &e), 0, "%s", e.msg);
+    cr_assert(x.n == n && x.rows == rows && x.cols == cols);
+    cr_assert(!memcmp(x.pixels, px, sizeof px));
+    tg_images_free(&x);
+    tg_labels l;
+    cr_assert_eq(tg_idx_labels_load(at("y-idx1-ubyte"), 10, &l, &e), 0, "%s", e.msg);
+    cr_assert(l.n == n && !memcmp(l.labels, y, 7));
+    tg_labels_free(&l);
+
+    /* Overwriting with a smaller array leaves exactly the new one. */
+    cr_assert_eq(tg_idx_images_save(at("x-idx3-ubyte"), px, 2, 2, 2, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_images_load(at("x-idx3-ubyte"), &x, &e), 0, "%s", e.msg);
+    cr_assert(x.n == 2 && x.rows == 2 && x.cols == 2 && !memcmp(x.pixels, px, 8));
+    tg_images_free(&x);
+}
+
+Test(png_idx, oversized_array_rejected_before_writing, .init = dir_setup, .fini = dir_teardown) {
+    uint8_t px[1] = {0};
+    tg_err e;
+    assert_fails(tg_idx_images_save(at("big"), px, 60000, 28 * 28, 28 * 28, &e), e, "over");
+    cr_assert_eq(access(at("big"), F_OK), -1);
+    cr_assert_eq(temp_files_left(), 0);
+}
+
+Test(png_idx, file_write_parts_concatenates, .init = dir_setup, .fini = dir_teardown) {
+    tg_err e;
+    cr_assert_eq(tg_file_write_parts(at("p"), 3, (const void *const[]){"ab", NULL, "cde"},
+                                     (const size_t[]){2, 0, 3}, &e),
+                 0, "%s", e.msg);
+    size_t n;
+    uint8_t *f = slurp_file(at("p"), &n);
+    cr_assert(n == 5 && !memcmp(f, "abcde", 5));
+    free(f);
+    cr_assert_eq(tg_file_write(at("empty"), NULL, 0, &e), 0, "%s", e.msg);
+    f = slurp_file(at("empty"), &n);
+    cr_assert_eq(n, 0);
+    free(f);
+}
+
+/* ================================================================ programmer errors */
+
+Test(png_abort, empty_grid_aborts, .signal = SIGABRT) {
+    uint8_t px[1] = {0};
+    tg_png_write_grid("/tmp/never-written.png", px, 0, 1, 1, 1, 0, NULL);
+}
+
+Test(png_abort, negative_pad_aborts, .signal = SIGABRT) {
+    uint8_t px[1] = {0};
+    tg_png_write_grid("/tmp/never-written.png", px, 1, 1, 1, 1, -1, NULL);
+}
+
+Test(png_abort, zero_width_png_aborts, .signal = SIGABRT) {
+    uint8_t px[1] = {0};
+    tg_png_write_gray("/tmp/never-written.png", px, 0, 1, NULL);
+}
+
+Test(png_abort, idx_dimension_zero_aborts, .signal = SIGABRT) {
+    uint8_t px[1] = {0};
+    tg_idx_images_save("/tmp/never-written-idx3-ubyte", px, 1, 0, 1, NULL);
+}
