@@ -1,0 +1,592 @@
+/*
+ * checkpoint.c — safetensors writing (atomic) and reading (validated), and
+ * saving / loading a tg_params block through them (checkpoint.h).
+ */
+#include "nn/checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "data/json.h"
+
+/* ------------------------------------------------------------------------ */
+/* Byte order */
+
+static bool host_is_le(void) {
+    const uint16_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+/* Reverses each es-byte element of p[0..count*es) (little-endian <-> big-endian). */
+static void swap_elems(unsigned char *p, size_t count, size_t es) {
+    for (size_t i = 0; i < count; i++, p += es)
+        for (size_t a = 0, b = es - 1; a < b; a++, b--) {
+            unsigned char t = p[a];
+            p[a] = p[b], p[b] = t;
+        }
+}
+
+static const char *st_dtype_name(tg_dtype dt) { return dt == TG_F32 ? "F32" : "F64"; }
+
+/* "[400, 784]" into buf (at least 160 bytes). */
+static char *shape_list(const int64_t *d, int ndim, char *buf) {
+    size_t k = 0;
+    buf[k++] = '[';
+    for (int i = 0; i < ndim; i++)
+        k += (size_t)snprintf(buf + k, 24, "%s%lld", i ? ", " : "", (long long)d[i]);
+    buf[k++] = ']';
+    buf[k] = 0;
+    return buf;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing */
+
+/* Writes all of p[0..n) to fd; 0, or -1 with errno set. */
+static int write_all(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (w == 0) {
+            errno = ENOSPC;
+            return -1;
+        }
+        c += w, n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes a tensor's values little-endian, through a bounce buffer when the
+ * host is big-endian. */
+static int write_tensor(int fd, const tg_tensor *t) {
+    size_t es = tg_dtype_size(t->dtype), bytes = (size_t)t->numel * es;
+    if (host_is_le()) return write_all(fd, t->data, bytes);
+    unsigned char buf[1 << 16];
+    for (size_t off = 0; off < bytes; off += sizeof buf) {
+        size_t k = bytes - off < sizeof buf ? bytes - off : sizeof buf;
+        memcpy(buf, (const char *)t->data + off, k);
+        swap_elems(buf, k / es, es);
+        if (write_all(fd, buf, k)) return -1;
+    }
+    return 0;
+}
+
+/* The header JSON for the given tensors and metadata, padded with spaces to
+ * a multiple of 8 bytes; NULL if out of memory. Owned by w. */
+static const char *build_header(tg_jsonw *w, int n, const char *const names[], const tg_tensor *const tensors[],
+                                int n_meta, const char *const meta_keys[], const char *const meta_vals[]) {
+    tg_jsonw_begin_object(w);
+    if (n_meta > 0) {
+        tg_jsonw_key(w, "__metadata__");
+        tg_jsonw_begin_object(w);
+        for (int j = 0; j < n_meta; j++) {
+            tg_jsonw_key(w, meta_keys[j]);
+            tg_jsonw_string(w, meta_vals[j]);
+        }
+        tg_jsonw_end_object(w);
+    }
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const tg_tensor *t = tensors[i];
+        int64_t bytes = t->numel * (int64_t)tg_dtype_size(t->dtype);
+        tg_jsonw_key(w, names[i]);
+        tg_jsonw_begin_object(w);
+        tg_jsonw_key(w, "dtype");
+        tg_jsonw_string(w, st_dtype_name(t->dtype));
+        tg_jsonw_key(w, "shape");
+        tg_jsonw_begin_array(w);
+        for (int k = 0; k < t->shape.ndim; k++) tg_jsonw_int(w, t->shape.d[k]);
+        tg_jsonw_end_array(w);
+        tg_jsonw_key(w, "data_offsets");
+        tg_jsonw_begin_array(w);
+        tg_jsonw_int(w, off);
+        tg_jsonw_int(w, off + bytes);
+        tg_jsonw_end_array(w);
+        tg_jsonw_end_object(w);
+        off += bytes;
+    }
+    tg_jsonw_end_object(w);
+    static const char spaces[8] = "        ";
+    if (w->len % 8) tg_jsonw_raw(w, spaces, 8 - w->len % 8);
+    return tg_jsonw_finish(w);
+}
+
+/* Best effort: makes the rename itself durable by syncing the directory
+ * that holds path. Failures are ignored (the file is already complete). */
+static void sync_parent_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) strcpy(dir, ".");
+    else if (slash == path) strcpy(dir, "/");
+    else if ((size_t)(slash - path) < sizeof dir) memcpy(dir, path, (size_t)(slash - path)), dir[slash - path] = 0;
+    else return;
+    int fd = open(dir, O_RDONLY);
+    if (fd < 0) return;
+    fsync(fd);
+    close(fd);
+}
+
+int tg_safetensors_write(const char *path, int n, const char *const names[], const tg_tensor *const tensors[],
+                         int n_meta, const char *const meta_keys[], const char *const meta_vals[], tg_err *e) {
+    TG_CHECK(n >= 0 && n_meta >= 0, "tg_safetensors_write: negative counts n %d, n_meta %d", n, n_meta);
+    for (int i = 0; i < n; i++) {
+        TG_CHECK(names[i] && tensors[i], "tg_safetensors_write: names[%d] or tensors[%d] is NULL", i, i);
+        const tg_tensor *t = tensors[i];
+        TG_CHECK(t->dtype == TG_F32 || t->dtype == TG_F64, "tg_safetensors_write: %s: bad dtype", names[i]);
+        TG_CHECK(t->numel == tg_shape_numel(t->shape) && (t->data || t->numel == 0),
+                 "tg_safetensors_write: %s: numel or data does not match the shape", names[i]);
+        if (!names[i][0] || strcmp(names[i], "__metadata__") == 0) {
+            tg_err_set(e, "%s: invalid tensor name \"%s\"", path, names[i]);
+            return -1;
+        }
+        for (int j = 0; j < i; j++)
+            if (strcmp(names[i], names[j]) == 0) {
+                tg_err_set(e, "%s: two tensors are called \"%s\"", path, names[i]);
+                return -1;
+            }
+    }
+    for (int j = 0; j < n_meta; j++) {
+        TG_CHECK(meta_keys[j] && meta_vals[j], "tg_safetensors_write: metadata %d is NULL", j);
+        for (int k = 0; k < j; k++)
+            if (strcmp(meta_keys[j], meta_keys[k]) == 0) {
+                tg_err_set(e, "%s: two metadata entries are called \"%s\"", path, meta_keys[j]);
+                return -1;
+            }
+    }
+
+    tg_jsonw w;
+    tg_jsonw_init(&w);
+    const char *header = build_header(&w, n, names, tensors, n_meta, meta_keys, meta_vals);
+    size_t tmp_len = strlen(path) + 32;
+    char *tmp = malloc(tmp_len);
+    if (!header || !tmp) {
+        tg_err_set(e, "%s: out of memory building the header", path);
+        tg_jsonw_free(&w);
+        free(tmp);
+        return -1;
+    }
+    snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
+    /* Names and metadata are copied into the header as given; read it back so
+     * that what we write is what we (and other readers) accept, e.g. UTF-8. */
+    tg_err je;
+    tg_json *check = tg_json_parse(header, w.len, "header", &je);
+    if (!check) {
+        tg_err_set(e, "%s: tensor names and metadata must be valid UTF-8 (%s)", path, je.msg);
+        tg_jsonw_free(&w);
+        free(tmp);
+        return -1;
+    }
+    tg_json_free(check);
+
+    const char *what = "cannot create";
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) goto fail;
+    unsigned char len8[8];
+    uint64_t hn = (uint64_t)w.len;
+    for (int k = 0; k < 8; k++) len8[k] = (unsigned char)(hn >> (8 * k));
+    what = "write failed";
+    if (write_all(fd, len8, 8) || write_all(fd, header, w.len)) goto fail;
+    for (int i = 0; i < n; i++)
+        if (write_tensor(fd, tensors[i])) goto fail;
+    what = "fsync failed";
+    if (fsync(fd)) goto fail;
+    what = "close failed";
+    int rc = close(fd);
+    fd = -1;
+    if (rc) goto fail;
+    what = "cannot rename the temporary file over it";
+    if (rename(tmp, path)) goto fail;
+    sync_parent_dir(path);
+    free(tmp);
+    tg_jsonw_free(&w);
+    return 0;
+
+fail:;
+    int err = errno;
+    if (fd >= 0) close(fd);
+    unlink(tmp);
+    tg_err_set(e, "%s: %s (writing via %s): %s", path, what, tmp, strerror(err));
+    free(tmp);
+    tg_jsonw_free(&w);
+    return -1;
+}
+
+int tg_params_save(const tg_params *ps, const char *path, int n_meta, const char *const meta_keys[],
+                   const char *const meta_vals[], tg_err *e) {
+    int n = ps->count;
+    const char **names = malloc((size_t)(n ? n : 1) * sizeof *names);
+    const tg_tensor **ts = malloc((size_t)(n ? n : 1) * sizeof *ts);
+    if (!names || !ts) {
+        free(names), free(ts);
+        tg_err_set(e, "%s: out of memory", path);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) names[i] = ps->vars[i]->name, ts[i] = &ps->vars[i]->val;
+    int rc = tg_safetensors_write(path, n, names, ts, n_meta, meta_keys, meta_vals, e);
+    free(names), free(ts);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading */
+
+void tg_safetensors_free(tg_safetensors *st) {
+    if (!st) return;
+    if (st->tensors)
+        for (int i = 0; i < st->n; i++) free(st->tensors[i].name);
+    if (st->meta_keys)
+        for (int j = 0; j < st->n_meta; j++) free(st->meta_keys[j]);
+    if (st->meta_vals)
+        for (int j = 0; j < st->n_meta; j++) free(st->meta_vals[j]);
+    free(st->tensors), free(st->meta_keys), free(st->meta_vals), free(st->data);
+    memset(st, 0, sizeof *st);
+}
+
+const tg_st_tensor *tg_safetensors_find(const tg_safetensors *st, const char *name) {
+    for (int i = 0; i < st->n; i++)
+        if (strcmp(st->tensors[i].name, name) == 0) return &st->tensors[i];
+    return NULL;
+}
+
+const char *tg_safetensors_meta(const tg_safetensors *st, const char *key) {
+    for (int j = 0; j < st->n_meta; j++)
+        if (strcmp(st->meta_keys[j], key) == 0) return st->meta_vals[j];
+    return NULL;
+}
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    return d ? memcpy(d, s, n) : NULL;
+}
+
+/* Per tensor, while validating: where its bytes are. */
+typedef struct {
+    int64_t begin, end;
+    int idx;   /* index into st->tensors */
+} span;
+
+static int span_cmp(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return x->idx - y->idx;
+}
+
+static const char *const unsupported_dtypes[] = {
+    "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64", "BOOL",
+    "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64"};
+
+/* Parses one tensor entry `v` called name into *t and its span. */
+static int parse_entry(const char *path, const char *name, const tg_json *v, int64_t data_len, tg_tensor *t,
+                       span *sp, tg_err *e) {
+    if (v->type != TG_JSON_OBJECT) {
+        tg_err_set(e, "%s: tensor %s: entry must be an object (found %s)", path, name, tg_json_type_name(v->type));
+        return -1;
+    }
+    const char *dt = tg_json_as_string(tg_json_get(v, "dtype"));
+    if (!dt) {
+        tg_err_set(e, "%s: tensor %s: missing or non-string \"dtype\"", path, name);
+        return -1;
+    }
+    if (strcmp(dt, "F32") == 0) t->dtype = TG_F32;
+    else if (strcmp(dt, "F64") == 0) t->dtype = TG_F64;
+    else {
+        bool known = false;
+        for (size_t k = 0; k < sizeof unsupported_dtypes / sizeof *unsupported_dtypes; k++)
+            known |= strcmp(dt, unsupported_dtypes[k]) == 0;
+        tg_err_set(e, "%s: tensor %s has %s dtype \"%.40s\" (only F32 and F64 are supported)", path, name,
+                   known ? "unsupported" : "unknown", dt);
+        return -1;
+    }
+    const tg_json *shape = tg_json_get(v, "shape");
+    if (!shape || shape->type != TG_JSON_ARRAY) {
+        tg_err_set(e, "%s: tensor %s: missing or non-array \"shape\"", path, name);
+        return -1;
+    }
+    if (shape->n > TG_MAX_DIMS) {
+        tg_err_set(e, "%s: tensor %s has %zu dimensions, at most %d are supported", path, name, shape->n,
+                   TG_MAX_DIMS);
+        return -1;
+    }
+    t->shape.ndim = (int)shape->n;
+    uint64_t numel = 1;
+    bool overflow = false, has_zero = false;
+    for (size_t k = 0; k < shape->n; k++) {
+        int64_t d;
+        if (tg_json_as_int64(tg_json_at(shape, k), 0, INT64_MAX, &d)) {
+            tg_err_set(e, "%s: tensor %s: shape entry %zu is not a non-negative integer", path, name, k);
+            return -1;
+        }
+        t->shape.d[k] = d;
+        if (d == 0) has_zero = true;
+        else if (numel > (uint64_t)INT64_MAX / (uint64_t)d) overflow = true;
+        else numel *= (uint64_t)d;
+    }
+    const tg_json *offs = tg_json_get(v, "data_offsets");
+    int64_t b, en;
+    if (tg_json_len(offs) != 2 || offs->type != TG_JSON_ARRAY ||
+        tg_json_as_int64(tg_json_at(offs, 0), 0, INT64_MAX, &b) ||
+        tg_json_as_int64(tg_json_at(offs, 1), 0, INT64_MAX, &en)) {
+        tg_err_set(e, "%s: tensor %s: \"data_offsets\" must be [begin, end], two non-negative integers", path,
+                   name);
+        return -1;
+    }
+    if (b > en || en > data_len) {
+        tg_err_set(e, "%s: tensor %s: data_offsets [%lld, %lld] lie outside the data section of %lld bytes", path,
+                   name, (long long)b, (long long)en, (long long)data_len);
+        return -1;
+    }
+    size_t es = tg_dtype_size(t->dtype);
+    /* Shapes whose nonzero sizes multiply past INT64_MAX are refused even when
+     * another size is 0, so tg_shape_numel can never overflow on them. */
+    if (has_zero && !overflow) numel = 0;
+    char sb[160];
+    if (overflow || numel > (uint64_t)(en - b) / es || numel * es != (uint64_t)(en - b)) {
+        tg_err_set(e, "%s: tensor %s: shape %s of %s needs %s%llu bytes but data_offsets [%lld, %lld] span %lld",
+                   path, name, shape_list(t->shape.d, t->shape.ndim, sb), dt, overflow ? "over " : "",
+                   overflow ? (unsigned long long)INT64_MAX : (unsigned long long)(numel * es), (long long)b,
+                   (long long)en, (long long)(en - b));
+        return -1;
+    }
+    t->numel = (int64_t)numel;
+    sp->begin = b, sp->end = en;
+    return 0;
+}
+
+/* Validates the parsed header `h` against a data section of data_len bytes
+ * and fills st (names, shapes, metadata; not yet data). spans[i] for tensor i. */
+static int parse_header(const char *path, const tg_json *h, int64_t data_len, tg_safetensors *st, span **spans_out,
+                        tg_err *e) {
+    if (h->type != TG_JSON_OBJECT) {
+        tg_err_set(e, "%s: header must be a JSON object (found %s)", path, tg_json_type_name(h->type));
+        return -1;
+    }
+    size_t count = h->n;   /* entries, at most one of them metadata; bounded by the header size */
+    st->tensors = calloc(count ? count : 1, sizeof *st->tensors);
+    span *spans = calloc(count ? count : 1, sizeof *spans);
+    *spans_out = spans;
+    if (!st->tensors || !spans) {
+        tg_err_set(e, "%s: out of memory for %zu header entries", path, count);
+        return -1;
+    }
+    for (size_t i = 0; i < h->n; i++) {
+        const char *key = h->keys[i];
+        const tg_json *v = &h->items[i];
+        if (strlen(key) != h->key_lens[i]) {
+            tg_err_set(e, "%s: a header key contains a NUL byte", path);
+            return -1;
+        }
+        if (strcmp(key, "__metadata__") == 0) {
+            if (v->type != TG_JSON_OBJECT) {
+                tg_err_set(e, "%s: __metadata__ must be an object of strings (found %s)", path,
+                           tg_json_type_name(v->type));
+                return -1;
+            }
+            st->meta_keys = calloc(v->n ? v->n : 1, sizeof *st->meta_keys);
+            st->meta_vals = calloc(v->n ? v->n : 1, sizeof *st->meta_vals);
+            if (!st->meta_keys || !st->meta_vals) {
+                tg_err_set(e, "%s: out of memory for metadata", path);
+                return -1;
+            }
+            for (size_t j = 0; j < v->n; j++) {
+                const tg_json *mv = &v->items[j];
+                if (mv->type != TG_JSON_STRING) {
+                    tg_err_set(e, "%s: __metadata__ value of \"%.100s\" must be a string (found %s)", path, v->keys[j],
+                               tg_json_type_name(mv->type));
+                    return -1;
+                }
+                st->meta_keys[j] = dup_str(v->keys[j]);
+                st->meta_vals[j] = dup_str(mv->str);
+                st->n_meta = (int)j + 1;
+                if (!st->meta_keys[j] || !st->meta_vals[j]) {
+                    tg_err_set(e, "%s: out of memory for metadata", path);
+                    return -1;
+                }
+            }
+            continue;
+        }
+        if (count > INT32_MAX) {
+            tg_err_set(e, "%s: too many tensors", path);
+            return -1;
+        }
+        tg_st_tensor *t = &st->tensors[st->n];
+        if (parse_entry(path, key, v, data_len, &t->tensor, &spans[st->n], e)) return -1;
+        spans[st->n].idx = st->n;
+        t->name = dup_str(key);
+        if (!t->name) {
+            tg_err_set(e, "%s: out of memory", path);
+            return -1;
+        }
+        st->n++;
+    }
+    /* The tensors, in offset order, must tile [0, data_len) exactly. */
+    qsort(spans, (size_t)st->n, sizeof *spans, span_cmp);
+    int64_t at = 0;
+    for (int i = 0; i < st->n; i++) {
+        if (spans[i].begin < at) {
+            tg_err_set(e, "%s: tensor %s: data_offsets [%lld, %lld] overlap tensor %s", path,
+                       st->tensors[spans[i].idx].name, (long long)spans[i].begin, (long long)spans[i].end,
+                       st->tensors[spans[i - 1].idx].name);
+            return -1;
+        }
+        if (spans[i].begin > at) {
+            tg_err_set(e, "%s: bytes [%lld, %lld) of the data section belong to no tensor (before %s)", path,
+                       (long long)at, (long long)spans[i].begin, st->tensors[spans[i].idx].name);
+            return -1;
+        }
+        at = spans[i].end;
+    }
+    if (at != data_len) {
+        tg_err_set(e, "%s: %lld bytes after the last tensor's data belong to no tensor", path,
+                   (long long)(data_len - at));
+        return -1;
+    }
+    return 0;
+}
+
+int tg_safetensors_read(const char *path, tg_safetensors *st, tg_err *e) {
+    memset(st, 0, sizeof *st);
+    char *header = NULL, *hname = NULL;
+    tg_json *h = NULL;
+    span *spans = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        tg_err_set(e, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        tg_err_set(e, "%s: cannot stat: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        tg_err_set(e, "%s: not a regular file", path);
+        goto fail;
+    }
+    int64_t size = (int64_t)sb.st_size;
+    unsigned char len8[8];
+    if (size < 8 || fread(len8, 1, 8, f) != 8) {
+        tg_err_set(e, "%s: truncated: %lld bytes, too short for the 8-byte safetensors header length", path,
+                   (long long)size);
+        goto fail;
+    }
+    uint64_t hn = 0;
+    for (int k = 0; k < 8; k++) hn |= (uint64_t)len8[k] << (8 * k);
+    if (hn > (uint64_t)(size - 8)) {
+        tg_err_set(e, "%s: header length %llu is beyond the file size (%lld bytes; not a safetensors file, or "
+                   "truncated)", path, (unsigned long long)hn, (long long)size);
+        goto fail;
+    }
+    if ((uint64_t)(size_t)hn != hn || !(header = malloc(hn ? (size_t)hn : 1))) {
+        tg_err_set(e, "%s: out of memory for a header of %llu bytes", path, (unsigned long long)hn);
+        goto fail;
+    }
+    if (fread(header, 1, (size_t)hn, f) != (size_t)hn) {
+        tg_err_set(e, "%s: read error or file shrank while reading the header", path);
+        goto fail;
+    }
+    size_t hname_len = strlen(path) + 16;
+    if (!(hname = malloc(hname_len))) {
+        tg_err_set(e, "%s: out of memory", path);
+        goto fail;
+    }
+    snprintf(hname, hname_len, "%s: header", path);
+    if (!(h = tg_json_parse(header, (size_t)hn, hname, e))) goto fail;
+    int64_t data_len = size - 8 - (int64_t)hn;
+    if (parse_header(path, h, data_len, st, &spans, e)) goto fail;
+
+    /* Storage: each tensor at an 8-byte aligned place; at most data_len + 8 n bytes. */
+    size_t total = 0;
+    for (int i = 0; i < st->n; i++) {
+        size_t bytes = (size_t)(spans[i].end - spans[i].begin);
+        total += (bytes + 7) & ~(size_t)7;
+    }
+    if (!(st->data = malloc(total ? total : 1))) {
+        tg_err_set(e, "%s: out of memory for %zu bytes of tensor data", path, total);
+        goto fail;
+    }
+    size_t off = 0;
+    for (int i = 0; i < st->n; i++) {   /* in offset order: the file is read front to back */
+        tg_tensor *t = &st->tensors[spans[i].idx].tensor;
+        size_t bytes = (size_t)(spans[i].end - spans[i].begin);
+        unsigned char *dst = (unsigned char *)st->data + off;
+        if (fread(dst, 1, bytes, f) != bytes) {
+            tg_err_set(e, "%s: read error or file shrank while reading tensor %s", path, st->tensors[spans[i].idx].name);
+            goto fail;
+        }
+        if (!host_is_le()) swap_elems(dst, bytes / tg_dtype_size(t->dtype), tg_dtype_size(t->dtype));
+        *t = tg_tensor_wrap(t->dtype, t->shape, dst);
+        off += (bytes + 7) & ~(size_t)7;
+    }
+    fclose(f);
+    free(header), free(hname), free(spans);
+    tg_json_free(h);
+    return 0;
+
+fail:
+    fclose(f);
+    free(header), free(hname), free(spans);
+    tg_json_free(h);
+    tg_safetensors_free(st);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parameters */
+
+int tg_params_load_hint(tg_params *ps, const char *path, const char *shape_hint, tg_err *e) {
+    tg_safetensors st;
+    if (tg_safetensors_read(path, &st, e)) return -1;
+    const tg_st_tensor **src = malloc((size_t)(ps->count ? ps->count : 1) * sizeof *src);
+    if (!src) {
+        tg_err_set(e, "%s: out of memory", path);
+        tg_safetensors_free(&st);
+        return -1;
+    }
+    for (int i = 0; i < ps->count; i++) {   /* validate everything before changing anything */
+        const tg_var *v = ps->vars[i];
+        const tg_st_tensor *t = tg_safetensors_find(&st, v->name);
+        if (!t) {
+            tg_err_set(e, "%s: no tensor %s", path, v->name);
+            goto fail;
+        }
+        if (!tg_shape_eq(t->tensor.shape, v->val.shape)) {
+            char a[160], b[160];
+            tg_err_set(e, "%s: tensor %s has shape %s but the model expects %s%s%s%s", path, v->name,
+                       shape_list(t->tensor.shape.d, t->tensor.shape.ndim, a),
+                       shape_list(v->val.shape.d, v->val.shape.ndim, b), shape_hint ? " (" : "",
+                       shape_hint ? shape_hint : "", shape_hint ? ")" : "");
+            goto fail;
+        }
+        src[i] = t;
+    }
+    for (int i = 0; i < ps->count; i++) {
+        tg_tensor *dst = &ps->vars[i]->val;
+        const tg_tensor *s = &src[i]->tensor;
+        if (s->dtype == dst->dtype) memcpy(dst->data, s->data, (size_t)s->numel * tg_dtype_size(s->dtype));
+        else if (dst->dtype == TG_F32)
+            for (int64_t k = 0; k < s->numel; k++) TG_F32P(dst)[k] = (float)TG_F64P(s)[k];
+        else
+            for (int64_t k = 0; k < s->numel; k++) TG_F64P(dst)[k] = (double)TG_F32P(s)[k];
+    }
+    free(src);
+    tg_safetensors_free(&st);
+    return 0;
+fail:
+    free(src);
+    tg_safetensors_free(&st);
+    return -1;
+}
+
+int tg_params_load(tg_params *ps, const char *path, tg_err *e) { return tg_params_load_hint(ps, path, NULL, e); }
