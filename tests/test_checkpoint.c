@@ -22,43 +22,14 @@
 
 #include "nn/checkpoint.h"
 
+#include "tmpdir.h"
+
 /* ================================================================ helpers */
 
-static char tmpdir[64];
 
-static const char *tmp(const char *name) {
-    static char buf[4][256];
-    static int k;
-    char *p = buf[k++ & 3];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
 
-static void tmp_setup(void) {
-    strcpy(tmpdir, "/tmp/tg_test_ckpt_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp failed");
-}
 
-static void remove_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *ent;
-        while (d && (ent = readdir(d))) {
-            if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, "..")) continue;
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", path, ent->d_name);
-            remove_tree(sub);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
-static void tmp_teardown(void) { remove_tree(tmpdir); }
 
 /* Entries in dir other than . and .. */
 static int count_entries(const char *dir) {
@@ -146,7 +117,7 @@ static void expect_load_fails(tg_params *ps, const char *path, const char *frag1
 
 /* ================================================================ layout */
 
-Test(checkpoint, exact_bytes_of_a_small_file, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, exact_bytes_of_a_small_file, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     float a[2] = {1.0f, -2.0f};
     double b[1] = {0.5};
     tg_tensor ta = tg_tensor_wrap(TG_F32, TG_SHAPE(2), a);
@@ -155,7 +126,7 @@ Test(checkpoint, exact_bytes_of_a_small_file, .init = tmp_setup, .fini = tmp_tea
     const tg_tensor *ts[] = {&ta, &tb};
     const char *mk[] = {"k"}, *mv[] = {"v"};
     tg_err e;
-    cr_assert_eq(tg_safetensors_write(tmp("s.safetensors"), 2, names, ts, 1, mk, mv, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_safetensors_write(tg_tmp("s.safetensors"), 2, names, ts, 1, mk, mv, &e), 0, "%s", e.msg);
 
     static const char header[] =
         "{\"__metadata__\":{\"k\":\"v\"},"
@@ -172,24 +143,24 @@ Test(checkpoint, exact_bytes_of_a_small_file, .init = tmp_setup, .fini = tmp_tea
     };
     memcpy(want + 144, data, 16);
     size_t n;
-    uint8_t *got = slurp(tmp("s.safetensors"), &n);
+    uint8_t *got = slurp(tg_tmp("s.safetensors"), &n);
     cr_assert_eq(n, sizeof want);
     for (size_t i = 0; i < n; i++) cr_assert_eq(got[i], want[i], "byte %zu: got 0x%02x, want 0x%02x", i, got[i], want[i]);
     free(got);
-    cr_assert_eq(count_entries(tmpdir), 1, "a temporary file was left behind");
+    cr_assert_eq(count_entries(tg_tmpdir()), 1, "a temporary file was left behind");
 }
 
-Test(checkpoint, no_metadata_no_tensors_and_exact_padding, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, no_metadata_no_tensors_and_exact_padding, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_err e;
-    cr_assert_eq(tg_safetensors_write(tmp("e.st"), 0, NULL, NULL, 0, NULL, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_safetensors_write(tg_tmp("e.st"), 0, NULL, NULL, 0, NULL, NULL, &e), 0, "%s", e.msg);
     size_t n;
-    uint8_t *got = slurp(tmp("e.st"), &n);
+    uint8_t *got = slurp(tg_tmp("e.st"), &n);
     static const uint8_t want[16] = {8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
     cr_assert_eq(n, 16);
     cr_assert_eq(memcmp(got, want, 16), 0);
     free(got);
     tg_safetensors st;
-    cr_assert_eq(tg_safetensors_read(tmp("e.st"), &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_safetensors_read(tg_tmp("e.st"), &st, &e), 0, "%s", e.msg);
     cr_assert_eq(st.n, 0);
     cr_assert_eq(st.n_meta, 0);
     tg_safetensors_free(&st);
@@ -200,8 +171,8 @@ Test(checkpoint, no_metadata_no_tensors_and_exact_padding, .init = tmp_setup, .f
     tg_tensor te = tg_tensor_wrap(TG_F64, TG_SHAPE(0, 3), NULL);
     const char *names[] = {"s", "e"};
     const tg_tensor *ts[] = {&ts0, &te};
-    cr_assert_eq(tg_safetensors_write(tmp("z.st"), 2, names, ts, 0, NULL, NULL, &e), 0, "%s", e.msg);
-    got = slurp(tmp("z.st"), &n);
+    cr_assert_eq(tg_safetensors_write(tg_tmp("z.st"), 2, names, ts, 0, NULL, NULL, &e), 0, "%s", e.msg);
+    got = slurp(tg_tmp("z.st"), &n);
     const char *h = "{\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},"
                     "\"e\":{\"dtype\":\"F64\",\"shape\":[0,3],\"data_offsets\":[4,4]}}";
     size_t hn = strlen(h), padded = (hn + 7) / 8 * 8;
@@ -210,7 +181,7 @@ Test(checkpoint, no_metadata_no_tensors_and_exact_padding, .init = tmp_setup, .f
     cr_assert_eq(memcmp(got + 8, h, hn), 0, "header: %.*s", (int)padded, (char *)got + 8);
     for (size_t i = hn; i < padded; i++) cr_assert_eq(got[8 + i], ' ');
     free(got);
-    cr_assert_eq(tg_safetensors_read(tmp("z.st"), &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_safetensors_read(tg_tmp("z.st"), &st, &e), 0, "%s", e.msg);
     cr_assert_eq(st.tensors[0].tensor.shape.ndim, 0);
     cr_assert_eq(st.tensors[0].tensor.numel, 1);
     cr_assert_eq(TG_F32P(&st.tensors[0].tensor)[0], 3.0f);
@@ -220,7 +191,7 @@ Test(checkpoint, no_metadata_no_tensors_and_exact_padding, .init = tmp_setup, .f
 
 /* ================================================================ round trips */
 
-Test(checkpoint, f32_and_f64_round_trip_with_metadata, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, f32_and_f64_round_trip_with_metadata, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_arena *ar = tg_arena_new();
     tg_rng r = tg_rng_seed(3);
     tg_tensor *x = tg_tensor_normal(ar, TG_F32, TG_SHAPE(5, 7), &r);
@@ -232,9 +203,9 @@ Test(checkpoint, f32_and_f64_round_trip_with_metadata, .init = tmp_setup, .fini 
     const tg_tensor *ts[] = {x, y, z};
     const char *mk[] = {"step", "format", "note"}, *mv[] = {"1200", "pt", "line\nbreak \"quoted\" \\ \xe2\x82\xac"};
     tg_err e;
-    cr_assert_eq(tg_safetensors_write(tmp("m.safetensors"), 3, names, ts, 3, mk, mv, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_safetensors_write(tg_tmp("m.safetensors"), 3, names, ts, 3, mk, mv, &e), 0, "%s", e.msg);
     tg_safetensors st;
-    cr_assert_eq(tg_safetensors_read(tmp("m.safetensors"), &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_safetensors_read(tg_tmp("m.safetensors"), &st, &e), 0, "%s", e.msg);
     cr_assert_eq(st.n, 3);
     for (int i = 0; i < 3; i++) {
         const tg_st_tensor *t = &st.tensors[i];
@@ -258,15 +229,15 @@ Test(checkpoint, f32_and_f64_round_trip_with_metadata, .init = tmp_setup, .fini 
     tg_arena_free(ar);
 }
 
-Test(checkpoint, identical_inputs_give_identical_bytes, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, identical_inputs_give_identical_bytes, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_params *a = vae_params(TG_F32, 40, 4, 11), *b = vae_params(TG_F32, 40, 4, 11);
     const char *mk[] = {"epoch", "seed"}, *mv[] = {"3", "11"};
     tg_err e;
-    cr_assert_eq(tg_params_save(a, tmp("1.st"), 2, mk, mv, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_params_save(b, tmp("2.st"), 2, mk, mv, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_params_save(a, tmp("1.st"), 2, mk, mv, &e), 0, "%s", e.msg);   /* over an existing file */
+    cr_assert_eq(tg_params_save(a, tg_tmp("1.st"), 2, mk, mv, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_params_save(b, tg_tmp("2.st"), 2, mk, mv, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_params_save(a, tg_tmp("1.st"), 2, mk, mv, &e), 0, "%s", e.msg);   /* over an existing file */
     size_t n1, n2;
-    uint8_t *f1 = slurp(tmp("1.st"), &n1), *f2 = slurp(tmp("2.st"), &n2);
+    uint8_t *f1 = slurp(tg_tmp("1.st"), &n1), *f2 = slurp(tg_tmp("2.st"), &n2);
     cr_assert_eq(n1, n2);
     cr_assert_eq(memcmp(f1, f2, n1), 0);
     uint64_t hn = 0;
@@ -277,14 +248,14 @@ Test(checkpoint, identical_inputs_give_identical_bytes, .init = tmp_setup, .fini
     tg_params_free(a), tg_params_free(b);
 }
 
-Test(checkpoint, vae_params_save_load_round_trip, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, vae_params_save_load_round_trip, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_params *src = vae_params(TG_F32, 400, 20, 42);
     const char *mk[] = {"hidden", "latent"}, *mv[] = {"400", "20"};
     tg_err e;
-    cr_assert_eq(tg_params_save(src, tmp("model.safetensors"), 2, mk, mv, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_params_save(src, tg_tmp("model.safetensors"), 2, mk, mv, &e), 0, "%s", e.msg);
 
     tg_safetensors st;   /* names, shapes and order as PyTorch's state_dict */
-    cr_assert_eq(tg_safetensors_read(tmp("model.safetensors"), &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_safetensors_read(tg_tmp("model.safetensors"), &st, &e), 0, "%s", e.msg);
     static const char *names[] = {"fc1.weight", "fc1.bias", "fc_mu.weight", "fc_mu.bias", "fc_logvar.weight",
                                   "fc_logvar.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"};
     static const int64_t shapes[][2] = {{400, 784}, {400, 0}, {20, 400}, {20, 0}, {20, 400},
@@ -302,22 +273,22 @@ Test(checkpoint, vae_params_save_load_round_trip, .init = tmp_setup, .fini = tmp
 
     tg_params *dst = vae_params(TG_F32, 400, 20, 7);
     cr_assert(!params_same(src, dst));
-    cr_assert_eq(tg_params_load(dst, tmp("model.safetensors"), &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_params_load(dst, tg_tmp("model.safetensors"), &e), 0, "%s", e.msg);
     cr_assert(params_same(src, dst));
 
     /* F32 file into an F64 model, and back: values convert */
     tg_params *d64 = vae_params(TG_F64, 400, 20, 8);
-    cr_assert_eq(tg_params_load(d64, tmp("model.safetensors"), &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_params_load(d64, tg_tmp("model.safetensors"), &e), 0, "%s", e.msg);
     for (int64_t k = 0; k < src->n; k++)
         cr_assert_eq(((double *)d64->data)[k], (double)((float *)src->data)[k]);
-    cr_assert_eq(tg_params_save(d64, tmp("model64.safetensors"), 0, NULL, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_params_save(d64, tg_tmp("model64.safetensors"), 0, NULL, NULL, &e), 0, "%s", e.msg);
     tg_params *back = vae_params(TG_F32, 400, 20, 9);
-    cr_assert_eq(tg_params_load(back, tmp("model64.safetensors"), &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_params_load(back, tg_tmp("model64.safetensors"), &e), 0, "%s", e.msg);
     cr_assert(params_same(src, back));
     tg_params_free(src), tg_params_free(dst), tg_params_free(d64), tg_params_free(back);
 }
 
-Test(checkpoint, adam_state_as_extra_tensors, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, adam_state_as_extra_tensors, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     /* m and v are flat (ps->n) blocks; saved as two 1-D tensors plus a step count in metadata */
     tg_params *ps = tiny_params(1);
     double m[11], v[11];
@@ -328,9 +299,9 @@ Test(checkpoint, adam_state_as_extra_tensors, .init = tmp_setup, .fini = tmp_tea
     const tg_tensor *ts[] = {&tm, &tv};
     const char *mk[] = {"adam.step"}, *mv[] = {"9223372036854775807"};
     tg_err e;
-    cr_assert_eq(tg_safetensors_write(tmp("opt.st"), 2, names, ts, 1, mk, mv, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_safetensors_write(tg_tmp("opt.st"), 2, names, ts, 1, mk, mv, &e), 0, "%s", e.msg);
     tg_safetensors st;
-    cr_assert_eq(tg_safetensors_read(tmp("opt.st"), &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_safetensors_read(tg_tmp("opt.st"), &st, &e), 0, "%s", e.msg);
     cr_assert_eq(memcmp(tg_safetensors_find(&st, "adam.m")->tensor.data, m, sizeof m), 0);
     cr_assert_eq(memcmp(tg_safetensors_find(&st, "adam.v")->tensor.data, v, sizeof v), 0);
     cr_assert_str_eq(tg_safetensors_meta(&st, "adam.step"), "9223372036854775807");
@@ -340,7 +311,7 @@ Test(checkpoint, adam_state_as_extra_tensors, .init = tmp_setup, .fini = tmp_tea
 
 /* ================================================================ reading what others write */
 
-Test(checkpoint, reads_reference_style_files, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, reads_reference_style_files, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     /* As the reference library lays them out: keys not in offset order, padding, no metadata. */
     const char *h = "{\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]},"
                     "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
@@ -350,10 +321,10 @@ Test(checkpoint, reads_reference_style_files, .init = tmp_setup, .fini = tmp_tea
     uint8_t data[20];
     memcpy(data, d, 12);
     memcpy(data + 12, &s, 8);
-    spit_st(tmp("r.st"), h, data, 20);
+    spit_st(tg_tmp("r.st"), h, data, 20);
     tg_safetensors st;
     tg_err e;
-    cr_assert_eq(tg_safetensors_read(tmp("r.st"), &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_safetensors_read(tg_tmp("r.st"), &st, &e), 0, "%s", e.msg);
     cr_assert_eq(st.n, 3);
     cr_assert_str_eq(st.tensors[0].name, "b");
     cr_assert_eq(TG_F32P(&st.tensors[0].tensor)[0], 3.5f);
@@ -367,7 +338,7 @@ Test(checkpoint, reads_reference_style_files, .init = tmp_setup, .fini = tmp_tea
 
 typedef struct { const char *header; size_t data_n; const char *frag1, *frag2; } bad_file;
 
-Test(checkpoint, malformed_headers_are_data_errors, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, malformed_headers_are_data_errors, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     bad_file cases[] = {
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},}", 8, "header: JSON error at byte 54",
          "trailing comma"},
@@ -414,13 +385,13 @@ Test(checkpoint, malformed_headers_are_data_errors, .init = tmp_setup, .fini = t
     };
     static uint8_t zeros[64];
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        spit_st(tmp("bad.st"), cases[k].header, zeros, cases[k].data_n);
+        spit_st(tg_tmp("bad.st"), cases[k].header, zeros, cases[k].data_n);
         tg_safetensors st;
         tg_err e = {{0}};
-        cr_assert_eq(tg_safetensors_read(tmp("bad.st"), &st, &e), -1, "case %zu accepted", k);
+        cr_assert_eq(tg_safetensors_read(tg_tmp("bad.st"), &st, &e), -1, "case %zu accepted", k);
         cr_assert_eq(st.n, 0);
         cr_assert_null(st.tensors);
-        cr_assert_not_null(strstr(e.msg, tmp("bad.st")), "case %zu: \"%s\" does not name the file", k, e.msg);
+        cr_assert_not_null(strstr(e.msg, tg_tmp("bad.st")), "case %zu: \"%s\" does not name the file", k, e.msg);
         cr_assert_not_null(strstr(e.msg, cases[k].frag1), "case %zu: \"%s\" lacks \"%s\"", k, e.msg, cases[k].frag1);
         if (cases[k].frag2)
             cr_assert_not_null(strstr(e.msg, cases[k].frag2), "case %zu: \"%s\" lacks \"%s\"", k, e.msg,
@@ -428,65 +399,65 @@ Test(checkpoint, malformed_headers_are_data_errors, .init = tmp_setup, .fini = t
     }
 }
 
-Test(checkpoint, header_length_beyond_file_and_tiny_files, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, header_length_beyond_file_and_tiny_files, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_params *ps = tiny_params(5);
     tg_err e;
-    cr_assert_eq(tg_params_save(ps, tmp("t.st"), 0, NULL, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_params_save(ps, tg_tmp("t.st"), 0, NULL, NULL, &e), 0, "%s", e.msg);
     size_t n;
-    uint8_t *f = slurp(tmp("t.st"), &n);
+    uint8_t *f = slurp(tg_tmp("t.st"), &n);
     static const uint64_t lens[] = {0xffffffffffffffffull, 0x8000000000000000ull, 1ull << 40, 0};
     for (size_t k = 0; k < 4; k++) {
         uint64_t hl = lens[k] ? lens[k] : (uint64_t)n - 7;   /* one past what the file can hold */
         for (int b = 0; b < 8; b++) f[b] = (uint8_t)(hl >> (8 * b));
-        spit(tmp("long.st"), f, n);
-        expect_load_fails(ps, tmp("long.st"), "is beyond the file size", NULL);
+        spit(tg_tmp("long.st"), f, n);
+        expect_load_fails(ps, tg_tmp("long.st"), "is beyond the file size", NULL);
     }
     free(f);
-    spit(tmp("empty.st"), "", 0);
-    expect_load_fails(ps, tmp("empty.st"), "too short for the 8-byte safetensors header length", NULL);
-    expect_load_fails(ps, tmp("missing.st"), "cannot open: No such file or directory", NULL);
-    expect_load_fails(ps, tmpdir, "not a regular file", NULL);
+    spit(tg_tmp("empty.st"), "", 0);
+    expect_load_fails(ps, tg_tmp("empty.st"), "too short for the 8-byte safetensors header length", NULL);
+    expect_load_fails(ps, tg_tmp("missing.st"), "cannot open: No such file or directory", NULL);
+    expect_load_fails(ps, tg_tmpdir(), "not a regular file", NULL);
     tg_params_free(ps);
 }
 
-Test(checkpoint, every_truncation_fails_and_leaves_params_unchanged, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, every_truncation_fails_and_leaves_params_unchanged, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_params *src = tiny_params(5), *ps = tiny_params(6);
     const char *mk[] = {"k"}, *mv[] = {"v"};
     tg_err e;
-    cr_assert_eq(tg_params_save(src, tmp("t.st"), 1, mk, mv, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_params_save(src, tg_tmp("t.st"), 1, mk, mv, &e), 0, "%s", e.msg);
     size_t n;
-    uint8_t *f = slurp(tmp("t.st"), &n);
+    uint8_t *f = slurp(tg_tmp("t.st"), &n);
     for (size_t len = 0; len < n; len++) {
-        spit(tmp("cut.st"), f, len);
-        expect_load_fails(ps, tmp("cut.st"), NULL, NULL);
+        spit(tg_tmp("cut.st"), f, len);
+        expect_load_fails(ps, tg_tmp("cut.st"), NULL, NULL);
     }
     /* and appending a byte is as wrong as removing one */
     uint8_t *g = malloc(n + 1);
     memcpy(g, f, n);
     g[n] = 0;
-    spit(tmp("long.st"), g, n + 1);
-    expect_load_fails(ps, tmp("long.st"), "1 bytes after the last tensor", NULL);
-    cr_assert_eq(tg_params_load(ps, tmp("t.st"), &e), 0, "%s", e.msg);
+    spit(tg_tmp("long.st"), g, n + 1);
+    expect_load_fails(ps, tg_tmp("long.st"), "1 bytes after the last tensor", NULL);
+    cr_assert_eq(tg_params_load(ps, tg_tmp("t.st"), &e), 0, "%s", e.msg);
     cr_assert(params_same(src, ps));
     free(f), free(g);
     tg_params_free(src), tg_params_free(ps);
 }
 
-Test(checkpoint, shape_mismatch_and_missing_tensor_messages, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, shape_mismatch_and_missing_tensor_messages, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_params *big = vae_params(TG_F32, 400, 20, 1);
     tg_err e;
-    cr_assert_eq(tg_params_save(big, tmp("model.safetensors"), 0, NULL, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_params_save(big, tg_tmp("model.safetensors"), 0, NULL, NULL, &e), 0, "%s", e.msg);
     tg_params *small = vae_params(TG_F32, 300, 20, 2), *snap = vae_params(TG_F32, 300, 20, 2);
     char want[512];
     snprintf(want, sizeof want,
              "%s: tensor fc1.weight has shape [400, 784] but the model expects [300, 784] (check --hidden / --latent)",
-             tmp("model.safetensors"));
-    cr_assert_eq(tg_params_load_hint(small, tmp("model.safetensors"), "check --hidden / --latent", &e), -1);
+             tg_tmp("model.safetensors"));
+    cr_assert_eq(tg_params_load_hint(small, tg_tmp("model.safetensors"), "check --hidden / --latent", &e), -1);
     cr_assert_str_eq(e.msg, want);
     cr_assert(params_same(small, snap));
-    cr_assert_eq(tg_params_load(small, tmp("model.safetensors"), &e), -1);
+    cr_assert_eq(tg_params_load(small, tg_tmp("model.safetensors"), &e), -1);
     snprintf(want, sizeof want, "%s: tensor fc1.weight has shape [400, 784] but the model expects [300, 784]",
-             tmp("model.safetensors"));
+             tg_tmp("model.safetensors"));
     cr_assert_str_eq(e.msg, want);
     cr_assert(params_same(small, snap));
 
@@ -497,17 +468,17 @@ Test(checkpoint, shape_mismatch_and_missing_tensor_messages, .init = tmp_setup, 
     for (int i = 0; i < big->count; i++)
         if (strcmp(big->vars[i]->name, "fc_mu.bias") != 0) names[k] = big->vars[i]->name, ts[k++] = &big->vars[i]->val;
     cr_assert_eq(k, 9);
-    cr_assert_eq(tg_safetensors_write(tmp("partial.safetensors"), 9, names, ts, 0, NULL, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_safetensors_write(tg_tmp("partial.safetensors"), 9, names, ts, 0, NULL, NULL, &e), 0, "%s", e.msg);
     tg_params *same = vae_params(TG_F32, 400, 20, 3), *same_snap = vae_params(TG_F32, 400, 20, 3);
-    cr_assert_eq(tg_params_load(same, tmp("partial.safetensors"), &e), -1);
-    snprintf(want, sizeof want, "%s: no tensor fc_mu.bias", tmp("partial.safetensors"));
+    cr_assert_eq(tg_params_load(same, tg_tmp("partial.safetensors"), &e), -1);
+    snprintf(want, sizeof want, "%s: no tensor fc_mu.bias", tg_tmp("partial.safetensors"));
     cr_assert_str_eq(e.msg, want);
     cr_assert(params_same(same, same_snap));
 
     /* A rank mismatch reads the same way */
     tg_params *one = tg_params_new(TG_F32);
     tg_params_add(one, "fc1.bias", TG_SHAPE(400, 1));
-    cr_assert_eq(tg_params_load(one, tmp("model.safetensors"), &e), -1);
+    cr_assert_eq(tg_params_load(one, tg_tmp("model.safetensors"), &e), -1);
     cr_assert_not_null(strstr(e.msg, "tensor fc1.bias has shape [400] but the model expects [400, 1]"), "%s", e.msg);
     tg_params_free(one);
     tg_params_free(big), tg_params_free(small), tg_params_free(snap), tg_params_free(same), tg_params_free(same_snap);
@@ -515,63 +486,63 @@ Test(checkpoint, shape_mismatch_and_missing_tensor_messages, .init = tmp_setup, 
 
 /* ================================================================ writing failures */
 
-Test(checkpoint, unwritable_destinations_leave_no_temp_file, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, unwritable_destinations_leave_no_temp_file, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_params *ps = tiny_params(1);
     tg_err e;
-    cr_assert_eq(tg_params_save(ps, tmp("no/such/dir/m.st"), 0, NULL, NULL, &e), -1);
-    cr_assert_not_null(strstr(e.msg, tmp("no/such/dir/m.st")), "%s", e.msg);
+    cr_assert_eq(tg_params_save(ps, tg_tmp("no/such/dir/m.st"), 0, NULL, NULL, &e), -1);
+    cr_assert_not_null(strstr(e.msg, tg_tmp("no/such/dir/m.st")), "%s", e.msg);
     cr_assert_not_null(strstr(e.msg, "No such file or directory"), "%s", e.msg);
 
-    spit(tmp("file"), "x", 1);   /* a path through a regular file */
-    cr_assert_eq(tg_params_save(ps, tmp("file/m.st"), 0, NULL, NULL, &e), -1);
+    spit(tg_tmp("file"), "x", 1);   /* a path through a regular file */
+    cr_assert_eq(tg_params_save(ps, tg_tmp("file/m.st"), 0, NULL, NULL, &e), -1);
     cr_assert_not_null(strstr(e.msg, "Not a directory"), "%s", e.msg);
 
-    mkdir(tmp("adir"), 0755);   /* the destination is a directory: rename fails after a full write */
-    cr_assert_eq(tg_params_save(ps, tmp("adir"), 0, NULL, NULL, &e), -1);
+    mkdir(tg_tmp("adir"), 0755);   /* the destination is a directory: rename fails after a full write */
+    cr_assert_eq(tg_params_save(ps, tg_tmp("adir"), 0, NULL, NULL, &e), -1);
     cr_assert_not_null(strstr(e.msg, "cannot rename"), "%s", e.msg);
-    cr_assert_not_null(strstr(e.msg, tmp("adir")), "%s", e.msg);
-    cr_assert_eq(count_entries(tmpdir), 2, "a temporary file was left behind");   /* file, adir */
-    cr_assert_eq(count_entries(tmp("adir")), 0);
+    cr_assert_not_null(strstr(e.msg, tg_tmp("adir")), "%s", e.msg);
+    cr_assert_eq(count_entries(tg_tmpdir()), 2, "a temporary file was left behind");   /* file, adir */
+    cr_assert_eq(count_entries(tg_tmp("adir")), 0);
 
     /* Bad names are refused before anything is created. */
     float x = 1;
     tg_tensor t = tg_tensor_wrap(TG_F32, TG_SHAPE(1), &x);
     const char *dup[] = {"w", "w"}, *meta_name[] = {"__metadata__"}, *empty[] = {""};
     const tg_tensor *ts[] = {&t, &t};
-    cr_assert_eq(tg_safetensors_write(tmp("d.st"), 2, dup, ts, 0, NULL, NULL, &e), -1);
+    cr_assert_eq(tg_safetensors_write(tg_tmp("d.st"), 2, dup, ts, 0, NULL, NULL, &e), -1);
     cr_assert_not_null(strstr(e.msg, "two tensors are called \"w\""), "%s", e.msg);
-    cr_assert_eq(tg_safetensors_write(tmp("d.st"), 1, meta_name, ts, 0, NULL, NULL, &e), -1);
-    cr_assert_eq(tg_safetensors_write(tmp("d.st"), 1, empty, ts, 0, NULL, NULL, &e), -1);
+    cr_assert_eq(tg_safetensors_write(tg_tmp("d.st"), 1, meta_name, ts, 0, NULL, NULL, &e), -1);
+    cr_assert_eq(tg_safetensors_write(tg_tmp("d.st"), 1, empty, ts, 0, NULL, NULL, &e), -1);
     const char *mk[] = {"k", "k"}, *mv[] = {"1", "2"};
-    cr_assert_eq(tg_safetensors_write(tmp("d.st"), 0, NULL, NULL, 2, mk, mv, &e), -1);
+    cr_assert_eq(tg_safetensors_write(tg_tmp("d.st"), 0, NULL, NULL, 2, mk, mv, &e), -1);
     const char *bad_utf8[] = {"w\xff"};
-    cr_assert_eq(tg_safetensors_write(tmp("d.st"), 1, bad_utf8, ts, 0, NULL, NULL, &e), -1);
+    cr_assert_eq(tg_safetensors_write(tg_tmp("d.st"), 1, bad_utf8, ts, 0, NULL, NULL, &e), -1);
     cr_assert_not_null(strstr(e.msg, "must be valid UTF-8"), "%s", e.msg);
     const char *mk1[] = {"k"}, *mv_bad[] = {"\xc0\xaf"};
-    cr_assert_eq(tg_safetensors_write(tmp("d.st"), 0, NULL, NULL, 1, mk1, mv_bad, &e), -1);
+    cr_assert_eq(tg_safetensors_write(tg_tmp("d.st"), 0, NULL, NULL, 1, mk1, mv_bad, &e), -1);
     cr_assert_not_null(strstr(e.msg, "must be valid UTF-8"), "%s", e.msg);
-    cr_assert_eq(count_entries(tmpdir), 2);
+    cr_assert_eq(count_entries(tg_tmpdir()), 2);
     tg_params_free(ps);
 }
 
 /* A write that fails midway (the file-size limit stands in for a full disk)
  * removes its temporary file and leaves the previous checkpoint intact. */
-Test(checkpoint, failed_write_keeps_the_old_file, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, failed_write_keeps_the_old_file, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_params *old = vae_params(TG_F32, 8, 2, 1), *neu = vae_params(TG_F32, 400, 20, 2);
     tg_err e;
-    cr_assert_eq(tg_params_save(old, tmp("m.st"), 0, NULL, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_params_save(old, tg_tmp("m.st"), 0, NULL, NULL, &e), 0, "%s", e.msg);
     signal(SIGXFSZ, SIG_IGN);
     struct rlimit rl = {.rlim_cur = 100000, .rlim_max = RLIM_INFINITY};
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
-    cr_assert_eq(tg_params_save(neu, tmp("m.st"), 0, NULL, NULL, &e), -1);
+    cr_assert_eq(tg_params_save(neu, tg_tmp("m.st"), 0, NULL, NULL, &e), -1);
     rl.rlim_cur = RLIM_INFINITY;
     setrlimit(RLIMIT_FSIZE, &rl);
-    cr_assert_not_null(strstr(e.msg, tmp("m.st")), "%s", e.msg);
+    cr_assert_not_null(strstr(e.msg, tg_tmp("m.st")), "%s", e.msg);
     cr_assert_not_null(strstr(e.msg, "write failed"), "%s", e.msg);
     cr_assert_not_null(strstr(e.msg, "File too large"), "%s", e.msg);
-    cr_assert_eq(count_entries(tmpdir), 1, "a temporary file was left behind");
+    cr_assert_eq(count_entries(tg_tmpdir()), 1, "a temporary file was left behind");
     tg_params *check = vae_params(TG_F32, 8, 2, 3);
-    cr_assert_eq(tg_params_load(check, tmp("m.st"), &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_params_load(check, tg_tmp("m.st"), &e), 0, "%s", e.msg);
     cr_assert(params_same(old, check));
     tg_params_free(old), tg_params_free(neu), tg_params_free(check);
 }
@@ -581,7 +552,7 @@ Test(checkpoint, failed_write_keeps_the_old_file, .init = tmp_setup, .fini = tmp
 /* Random byte flips of a valid file: every outcome is either a clean error
  * or a file whose tensors lie inside what was read (checked by touching
  * every byte under ASan). */
-Test(checkpoint, fuzz_byte_flips, .init = tmp_setup, .fini = tmp_teardown) {
+Test(checkpoint, fuzz_byte_flips, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_arena *ar = tg_arena_new();
     tg_rng r = tg_rng_seed(99);
     tg_tensor *x = tg_tensor_normal(ar, TG_F32, TG_SHAPE(2, 3), &r);
@@ -590,9 +561,9 @@ Test(checkpoint, fuzz_byte_flips, .init = tmp_setup, .fini = tmp_teardown) {
     const tg_tensor *ts[] = {x, y};
     const char *mk[] = {"step"}, *mv[] = {"10"};
     tg_err e;
-    cr_assert_eq(tg_safetensors_write(tmp("f.st"), 2, names, ts, 1, mk, mv, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_safetensors_write(tg_tmp("f.st"), 2, names, ts, 1, mk, mv, &e), 0, "%s", e.msg);
     size_t n;
-    uint8_t *f = slurp(tmp("f.st"), &n), *g = malloc(n);
+    uint8_t *f = slurp(tg_tmp("f.st"), &n), *g = malloc(n);
     static const uint8_t interesting[] = {'0', '9', '[', ']', '{', '}', '"', ',', ':', '-', '\\', ' ', 0, 0xff, 0x80};
     int ok = 0;
     for (int it = 0; it < 3000; it++) {
@@ -603,9 +574,9 @@ Test(checkpoint, fuzz_byte_flips, .init = tmp_setup, .fini = tmp_teardown) {
             g[at] = tg_rng_below(&r, 2) ? (uint8_t)tg_rng_u64(&r)
                                         : interesting[tg_rng_below(&r, sizeof interesting)];
         }
-        spit(tmp("z.st"), g, n);
+        spit(tg_tmp("z.st"), g, n);
         tg_safetensors st;
-        if (tg_safetensors_read(tmp("z.st"), &st, &e) != 0) {
+        if (tg_safetensors_read(tg_tmp("z.st"), &st, &e) != 0) {
             cr_assert(e.msg[0] != 0);
             cr_assert_null(st.tensors);
             continue;

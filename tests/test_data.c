@@ -22,6 +22,8 @@
 #include "data/data.h"
 #include "tests/alloc_count.h"
 
+#include "tmpdir.h"
+
 /* ================================================================ helpers */
 
 /* Path of a fixture: tests/fixtures/data/<name>, found next to this file. */
@@ -35,45 +37,8 @@ static const char *fix(const char *name) {
     return p;
 }
 
-static char tmpdir[64];
 
-/* Path of <name> inside this test's temporary directory. */
-static const char *tmp(const char *name) {
-    static char buf[4][256];
-    static int k;
-    char *p = buf[k++ & 3];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
 
-static void tmp_setup(void) {
-    strcpy(tmpdir, "/tmp/tg_test_data_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp failed");
-}
-
-/* Removes path and, if it is a directory, everything under it. */
-static void remove_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *ent;
-        while (d && (ent = readdir(d))) {
-            if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, "..")) continue;
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", path, ent->d_name);
-            remove_tree(sub);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-static void tmp_teardown(void) {
-    remove_tree(tmpdir);
-}
 
 /* The whole file at path, read with stdio (not the code under test). */
 static uint8_t *slurp(const char *path, size_t *n) {
@@ -645,18 +610,18 @@ Test(data_inflate, matches_cannot_reach_into_the_previous_member) {
 
 /* ================================================================ files and IDX */
 
-Test(data_idx, raw_images_and_labels, .init = tmp_setup, .fini = tmp_teardown) {
-    write_images(tmp("img"), 37, 5, 4);
-    write_labels(tmp("lab"), 37, 7, 3);
+Test(data_idx, raw_images_and_labels, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
+    write_images(tg_tmp("img"), 37, 5, 4);
+    write_labels(tg_tmp("lab"), 37, 7, 3);
     tg_images x;
     tg_labels y;
     tg_err e;
-    cr_assert_eq(tg_idx_images_load(tmp("img"), &x, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_images_load(tg_tmp("img"), &x, &e), 0, "%s", e.msg);
     cr_assert(x.n == 37 && x.rows == 5 && x.cols == 4);
     for (int64_t i = 0; i < 37; i++)
         for (int64_t r = 0; r < 5; r++)
             for (int64_t c = 0; c < 4; c++) cr_assert_eq(x.pixels[(i * 5 + r) * 4 + c], pix(i, r, c));
-    cr_assert_eq(tg_idx_labels_load(tmp("lab"), 0, &y, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_labels_load(tg_tmp("lab"), 0, &y, &e), 0, "%s", e.msg);
     cr_assert(y.n == 37 && y.classes == 10);
     for (int64_t i = 0; i < 37; i++) cr_assert_eq(y.labels[i], (7 * i + 3) % 10);
     tg_images_free(&x);
@@ -665,15 +630,15 @@ Test(data_idx, raw_images_and_labels, .init = tmp_setup, .fini = tmp_teardown) {
     tg_images_free(&x);  /* twice is fine */
 }
 
-Test(data_idx, gzip_detected_by_magic_not_by_name, .init = tmp_setup, .fini = tmp_teardown) {
+Test(data_idx, gzip_detected_by_magic_not_by_name, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     size_t gn;
     uint8_t *gz = slurp(fix("mini/train-images-idx3-ubyte.gz"), &gn);
-    spit(tmp("plain-name"), gz, gn);  /* gzip data, no .gz */
-    write_images(tmp("raw.gz"), 37, 5, 4);  /* raw data named .gz */
+    spit(tg_tmp("plain-name"), gz, gn);  /* gzip data, no .gz */
+    write_images(tg_tmp("raw.gz"), 37, 5, 4);  /* raw data named .gz */
     tg_images a, b;
     tg_err e;
-    cr_assert_eq(tg_idx_images_load(tmp("plain-name"), &a, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_idx_images_load(tmp("raw.gz"), &b, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_images_load(tg_tmp("plain-name"), &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_images_load(tg_tmp("raw.gz"), &b, &e), 0, "%s", e.msg);
     cr_assert(a.n == b.n && a.rows == b.rows && a.cols == b.cols);
     cr_assert(!memcmp(a.pixels, b.pixels, (size_t)(a.n * a.rows * a.cols)), "gz and raw differ");
     tg_images_free(&a);
@@ -681,25 +646,25 @@ Test(data_idx, gzip_detected_by_magic_not_by_name, .init = tmp_setup, .fini = tm
     free(gz);
 }
 
-Test(data_idx, size_mismatches_name_file_and_sizes, .init = tmp_setup, .fini = tmp_teardown) {
+Test(data_idx, size_mismatches_name_file_and_sizes, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     uint8_t px[100] = {0};
     tg_images x;
     tg_err e;
-    write_idx(tmp("short"), 0x803, 3, (uint32_t[]){37, 5, 4}, px, 100);
-    assert_err(tg_idx_images_load(tmp("short"), &x, &e), e,
+    write_idx(tg_tmp("short"), 0x803, 3, (uint32_t[]){37, 5, 4}, px, 100);
+    assert_err(tg_idx_images_load(tg_tmp("short"), &x, &e), e,
                "short: truncated: header says 37 images of 5x4 (740 bytes) but the file has 100");
     cr_assert_null(x.pixels);
-    write_idx(tmp("long"), 0x803, 3, (uint32_t[]){4, 5, 4}, px, 81);
-    assert_err(tg_idx_images_load(tmp("long"), &x, &e), e, "1 bytes of trailing data");
-    write_idx(tmp("hdr"), 0x803, 1, (uint32_t[]){4}, px, 0);  /* 8 bytes: header cut */
-    assert_err(tg_idx_images_load(tmp("hdr"), &x, &e), e, "truncated: 8 bytes, the IDX header needs 16");
-    spit(tmp("tiny"), "\0\0", 2);
-    assert_err(tg_idx_images_load(tmp("tiny"), &x, &e), e, "too short for an IDX header");
-    spit(tmp("empty"), "", 0);
-    assert_err(tg_idx_images_load(tmp("empty"), &x, &e), e, "too short");
+    write_idx(tg_tmp("long"), 0x803, 3, (uint32_t[]){4, 5, 4}, px, 81);
+    assert_err(tg_idx_images_load(tg_tmp("long"), &x, &e), e, "1 bytes of trailing data");
+    write_idx(tg_tmp("hdr"), 0x803, 1, (uint32_t[]){4}, px, 0);  /* 8 bytes: header cut */
+    assert_err(tg_idx_images_load(tg_tmp("hdr"), &x, &e), e, "truncated: 8 bytes, the IDX header needs 16");
+    spit(tg_tmp("tiny"), "\0\0", 2);
+    assert_err(tg_idx_images_load(tg_tmp("tiny"), &x, &e), e, "too short for an IDX header");
+    spit(tg_tmp("empty"), "", 0);
+    assert_err(tg_idx_images_load(tg_tmp("empty"), &x, &e), e, "too short");
 }
 
-Test(data_idx, truncated_idx_inside_gzip, .init = tmp_setup, .fini = tmp_teardown) {
+Test(data_idx, truncated_idx_inside_gzip, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     /* mini/t10k-labels-idx1-ubyte.gz holds 11 labels; claim 12 by decoding,
      * editing and storing it again as a gzip member with a stored block. */
     uint8_t *lab;
@@ -711,71 +676,71 @@ Test(data_idx, truncated_idx_inside_gzip, .init = tmp_setup, .fini = tmp_teardow
     bitw w = {0};
     stored_block(&w, true, (const char *)lab, (unsigned)n);
     uint8_t gz[200];
-    spit(tmp("lab.gz"), gz, gz_wrap(gz, w.b, w.n, lab, n));
+    spit(tg_tmp("lab.gz"), gz, gz_wrap(gz, w.b, w.n, lab, n));
     tg_labels y;
-    assert_err(tg_idx_labels_load(tmp("lab.gz"), 10, &y, &e), e,
+    assert_err(tg_idx_labels_load(tg_tmp("lab.gz"), 10, &y, &e), e,
                "lab.gz: truncated: header says 12 labels (12 bytes) but the file has 11");
     free(lab);
 }
 
-Test(data_idx, wrong_magic, .init = tmp_setup, .fini = tmp_teardown) {
+Test(data_idx, wrong_magic, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     uint8_t d[20] = {0};
     tg_images x;
     tg_labels y;
     tg_err e;
-    write_labels(tmp("lab"), 20, 1, 0);
-    write_images(tmp("img"), 1, 2, 2);
-    assert_err(tg_idx_images_load(tmp("lab"), &x, &e), e, "bad IDX magic 0x00000801, expected 0x00000803");
+    write_labels(tg_tmp("lab"), 20, 1, 0);
+    write_images(tg_tmp("img"), 1, 2, 2);
+    assert_err(tg_idx_images_load(tg_tmp("lab"), &x, &e), e, "bad IDX magic 0x00000801, expected 0x00000803");
     cr_assert(strstr(e.msg, "label file?"), "%s", e.msg);
-    assert_err(tg_idx_labels_load(tmp("img"), 10, &y, &e), e, "image file?");
-    write_idx(tmp("f32"), 0x0d03, 3, (uint32_t[]){1, 2, 2}, d, 16);  /* float elements */
-    assert_err(tg_idx_images_load(tmp("f32"), &x, &e), e, "bad IDX magic 0x00000d03");
-    spit(tmp("text"), "hello world, not an IDX file", 28);
-    assert_err(tg_idx_images_load(tmp("text"), &x, &e), e, "not a uint8 IDX file");
+    assert_err(tg_idx_labels_load(tg_tmp("img"), 10, &y, &e), e, "image file?");
+    write_idx(tg_tmp("f32"), 0x0d03, 3, (uint32_t[]){1, 2, 2}, d, 16);  /* float elements */
+    assert_err(tg_idx_images_load(tg_tmp("f32"), &x, &e), e, "bad IDX magic 0x00000d03");
+    spit(tg_tmp("text"), "hello world, not an IDX file", 28);
+    assert_err(tg_idx_images_load(tg_tmp("text"), &x, &e), e, "not a uint8 IDX file");
 }
 
-Test(data_idx, absurd_and_zero_sizes_rejected_from_header, .init = tmp_setup, .fini = tmp_teardown) {
+Test(data_idx, absurd_and_zero_sizes_rejected_from_header, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     uint8_t d[16] = {0};
     tg_images x;
     tg_labels y;
     tg_err e;
-    write_idx(tmp("huge"), 0x803, 3, (uint32_t[]){0xffffffffu, 65535, 65535}, d, 16);
+    write_idx(tg_tmp("huge"), 0x803, 3, (uint32_t[]){0xffffffffu, 65535, 65535}, d, 16);
     uint64_t before = tg_test_alloc_count();
-    int rc = tg_idx_images_load(tmp("huge"), &x, &e);
+    int rc = tg_idx_images_load(tg_tmp("huge"), &x, &e);
     uint64_t allocs = tg_test_alloc_count() - before;
     assert_err(rc, e, "absurd IDX header: 4294967295 x 65535 x 65535 images need over 1073741824 bytes");
     cr_assert_leq(allocs, 2, "%llu allocations for a rejected header", (unsigned long long)allocs);
-    write_idx(tmp("huge_lab"), 0x801, 1, (uint32_t[]){0x7fffffffu}, d, 16);
-    assert_err(tg_idx_labels_load(tmp("huge_lab"), 10, &y, &e), e, "absurd");
-    write_idx(tmp("zero"), 0x803, 3, (uint32_t[]){5, 0, 4}, d, 0);
-    assert_err(tg_idx_images_load(tmp("zero"), &x, &e), e, "dimension 1 is 0");
-    write_idx(tmp("none"), 0x801, 1, (uint32_t[]){0}, d, 0);
-    assert_err(tg_idx_labels_load(tmp("none"), 10, &y, &e), e, "dimension 0 is 0 (no labels)");
+    write_idx(tg_tmp("huge_lab"), 0x801, 1, (uint32_t[]){0x7fffffffu}, d, 16);
+    assert_err(tg_idx_labels_load(tg_tmp("huge_lab"), 10, &y, &e), e, "absurd");
+    write_idx(tg_tmp("zero"), 0x803, 3, (uint32_t[]){5, 0, 4}, d, 0);
+    assert_err(tg_idx_images_load(tg_tmp("zero"), &x, &e), e, "dimension 1 is 0");
+    write_idx(tg_tmp("none"), 0x801, 1, (uint32_t[]){0}, d, 0);
+    assert_err(tg_idx_labels_load(tg_tmp("none"), 10, &y, &e), e, "dimension 0 is 0 (no labels)");
 }
 
-Test(data_idx, label_range, .init = tmp_setup, .fini = tmp_teardown) {
+Test(data_idx, label_range, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     uint8_t y8[6] = {0, 1, 9, 3, 10, 2};
-    write_idx(tmp("lab"), 0x801, 1, (uint32_t[]){6}, y8, 6);
+    write_idx(tg_tmp("lab"), 0x801, 1, (uint32_t[]){6}, y8, 6);
     tg_labels y;
     tg_err e;
-    assert_err(tg_idx_labels_load(tmp("lab"), 0, &y, &e), e, "lab: label 10 at index 4 is out of range [0, 10)");
+    assert_err(tg_idx_labels_load(tg_tmp("lab"), 0, &y, &e), e, "lab: label 10 at index 4 is out of range [0, 10)");
     cr_assert_null(y.labels);
-    cr_assert_eq(tg_idx_labels_load(tmp("lab"), 11, &y, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_labels_load(tg_tmp("lab"), 11, &y, &e), 0, "%s", e.msg);
     cr_assert_eq(y.classes, 11);
     tg_labels_free(&y);
-    assert_err(tg_idx_labels_load(tmp("lab"), 5, &y, &e), e, "label 9 at index 2 is out of range [0, 5)");
+    assert_err(tg_idx_labels_load(tg_tmp("lab"), 5, &y, &e), e, "label 9 at index 2 is out of range [0, 5)");
 }
 
-Test(data_idx, unreadable_paths, .init = tmp_setup, .fini = tmp_teardown) {
+Test(data_idx, unreadable_paths, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_images x;
     tg_err e;
-    assert_err(tg_idx_images_load(tmp("nope"), &x, &e), e, "nope: cannot open: No such file");
-    assert_err(tg_idx_images_load(tmpdir, &x, &e), e, "not a regular file");
+    assert_err(tg_idx_images_load(tg_tmp("nope"), &x, &e), e, "nope: cannot open: No such file");
+    assert_err(tg_idx_images_load(tg_tmpdir(), &x, &e), e, "not a regular file");
     size_t gn;
     uint8_t *gz = slurp(fix("payload.gz"), &gn);
     gz[gn - 5] ^= 0x10;  /* the CRC, with the path in front of the message */
-    spit(tmp("bad.gz"), gz, gn);
-    assert_err(tg_idx_images_load(tmp("bad.gz"), &x, &e), e, "bad.gz: gzip CRC-32 mismatch (stored ");
+    spit(tg_tmp("bad.gz"), gz, gn);
+    assert_err(tg_idx_images_load(tg_tmp("bad.gz"), &x, &e), e, "bad.gz: gzip CRC-32 mismatch (stored ");
     free(gz);
 }
 
@@ -803,53 +768,53 @@ Test(data_dataset, mini_fixture_mixed_raw_and_gz) {
 
 /* Writes a consistent 4-file dataset into the temp dir. */
 static void write_dataset(uint32_t ntrain, uint32_t ntrain_labels, uint32_t test_rows) {
-    write_images(tmp("train-images-idx3-ubyte"), ntrain, 5, 4);
-    write_labels(tmp("train-labels-idx1-ubyte"), ntrain_labels, 7, 3);
-    write_images(tmp("t10k-images-idx3-ubyte"), 11, test_rows, 4);
-    write_labels(tmp("t10k-labels-idx1-ubyte"), 11, 3, 1);
+    write_images(tg_tmp("train-images-idx3-ubyte"), ntrain, 5, 4);
+    write_labels(tg_tmp("train-labels-idx1-ubyte"), ntrain_labels, 7, 3);
+    write_images(tg_tmp("t10k-images-idx3-ubyte"), 11, test_rows, 4);
+    write_labels(tg_tmp("t10k-labels-idx1-ubyte"), 11, 3, 1);
 }
 
-Test(data_dataset, consistency_errors, .init = tmp_setup, .fini = tmp_teardown) {
+Test(data_dataset, consistency_errors, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_dataset ds;
     tg_err e;
     write_dataset(37, 36, 5);
-    assert_err(tg_dataset_load(tmpdir, &ds, &e), e,
+    assert_err(tg_dataset_load(tg_tmpdir(), &ds, &e), e,
                "train-images-idx3-ubyte has 37 images but train-labels-idx1-ubyte has 36 labels");
     cr_assert_null(ds.train_x.pixels);
     write_dataset(37, 37, 6);
-    assert_err(tg_dataset_load(tmpdir, &ds, &e), e, "train images are 5x4 but test images are 6x4");
+    assert_err(tg_dataset_load(tg_tmpdir(), &ds, &e), e, "train images are 5x4 but test images are 6x4");
     write_dataset(37, 37, 5);
-    cr_assert_eq(tg_dataset_load(tmpdir, &ds, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_dataset_load(tg_tmpdir(), &ds, &e), 0, "%s", e.msg);
     tg_dataset_free(&ds);
-    unlink(tmp("t10k-labels-idx1-ubyte"));
-    assert_err(tg_dataset_load(tmpdir, &ds, &e), e,
+    unlink(tg_tmp("t10k-labels-idx1-ubyte"));
+    assert_err(tg_dataset_load(tg_tmpdir(), &ds, &e), e,
                "t10k-labels-idx1-ubyte: not found (nor t10k-labels-idx1-ubyte.gz)");
-    cr_assert(!tg_dataset_exists(tmpdir));
+    cr_assert(!tg_dataset_exists(tg_tmpdir()));
 }
 
-Test(data_dataset, raw_preferred_over_gz_and_errors_free_everything, .init = tmp_setup, .fini = tmp_teardown) {
+Test(data_dataset, raw_preferred_over_gz_and_errors_free_everything, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_dataset ds;
     tg_err e;
     write_dataset(37, 37, 5);
-    spit(tmp("train-images-idx3-ubyte.gz"), "\x1f\x8b garbage", 10);
-    cr_assert_eq(tg_dataset_load(tmpdir, &ds, &e), 0, "%s", e.msg);  /* raw one used */
+    spit(tg_tmp("train-images-idx3-ubyte.gz"), "\x1f\x8b garbage", 10);
+    cr_assert_eq(tg_dataset_load(tg_tmpdir(), &ds, &e), 0, "%s", e.msg);  /* raw one used */
     tg_dataset_free(&ds);
-    unlink(tmp("train-images-idx3-ubyte"));
-    assert_err(tg_dataset_load(tmpdir, &ds, &e), e, "train-images-idx3-ubyte.gz: ");
+    unlink(tg_tmp("train-images-idx3-ubyte"));
+    assert_err(tg_dataset_load(tg_tmpdir(), &ds, &e), e, "train-images-idx3-ubyte.gz: ");
     /* A failure in the last file after three loads: nothing may leak (ASan's
      * leak checker watches this), and ds comes back zeroed. */
     write_dataset(37, 37, 5);
-    write_idx(tmp("t10k-labels-idx1-ubyte"), 0x801, 1, (uint32_t[]){11}, (const uint8_t *)"\x01\x02\x63", 3);
-    assert_err(tg_dataset_load(tmpdir, &ds, &e), e, "truncated");
+    write_idx(tg_tmp("t10k-labels-idx1-ubyte"), 0x801, 1, (uint32_t[]){11}, (const uint8_t *)"\x01\x02\x63", 3);
+    assert_err(tg_dataset_load(tg_tmpdir(), &ds, &e), e, "truncated");
     cr_assert(!ds.train_x.pixels && !ds.train_y.labels && !ds.test_x.pixels && !ds.test_y.labels);
 }
 
-Test(data_dataset, default_dir_and_help, .init = tmp_setup, .fini = tmp_teardown) {
+Test(data_dataset, default_dir_and_help, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     const char *d = tg_dataset_default_dir();
     if (d) cr_assert(tg_dataset_exists(d), "%s", d);
     char cwd[1024];
     cr_assert_not_null(getcwd(cwd, sizeof cwd));
-    cr_assert_eq(chdir(tmpdir), 0);
+    cr_assert_eq(chdir(tg_tmpdir()), 0);
     mkdir("data", 0777), mkdir("data/mnist", 0777);
     char *text = NULL;
     size_t len = 0;

@@ -26,49 +26,16 @@
 #include "data/png.h"
 #include "data/write.h"
 
+#include "tmpdir.h"
+
 /* ================================================================ helpers */
 
-static char dir[64];
 
-/* Path of <name> inside this test's temporary directory. */
-static const char *at(const char *name) {
-    static char buf[4][256];
-    static int k;
-    char *p = buf[k++ & 3];
-    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
-    return p;
-}
 
-static void dir_setup(void) {
-    strcpy(dir, "/tmp/tg_test_png_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir), "mkdtemp failed");
-}
-
-/* Removes path and, if it is a directory, everything under it. */
-static void rm_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *ent;
-        while (d && (ent = readdir(d))) {
-            if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, "..")) continue;
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", path, ent->d_name);
-            rm_tree(sub);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-static void dir_teardown(void) { rm_tree(dir); }
 
 /* Number of entries in the temporary directory whose name contains ".tmp.". */
 static int temp_files_left(void) {
-    DIR *d = opendir(dir);
+    DIR *d = opendir(tg_tmpdir());
     cr_assert_not_null(d);
     int k = 0;
     struct dirent *ent;
@@ -193,12 +160,12 @@ static void png_free(png_img *img) {
     free(img->z);
 }
 
-/* Writes pixels (h, w) to a PNG under the temp dir and asserts it reads back
+/* Writes pixels (h, w) to a PNG in the temporary directory and asserts it reads back
  * exactly; returns the decoded image (the caller frees it). */
 static png_img roundtrip(const char *name, const uint8_t *px, int64_t w, int64_t h) {
     tg_err e;
-    cr_assert_eq(tg_png_write_gray(at(name), px, w, h, &e), 0, "%s", e.msg);
-    png_img img = png_read(at(name));
+    cr_assert_eq(tg_png_write_gray(tg_tmp(name), px, w, h, &e), 0, "%s", e.msg);
+    png_img img = png_read(tg_tmp(name));
     cr_assert_eq(img.w, w);
     cr_assert_eq(img.h, h);
     for (int64_t i = 0; i < w * h; i++)
@@ -313,7 +280,7 @@ Test(png_zlib, round_trips_small_and_edge_inputs) {
 
 /* ================================================================ PNG */
 
-Test(png_write, one_by_one, .init = dir_setup, .fini = dir_teardown) {
+Test(png_write, one_by_one, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     for (int v = 0; v < 256; v += 255) {
         uint8_t px = (uint8_t)v;
         png_img img = roundtrip("one.png", &px, 1, 1);
@@ -322,7 +289,7 @@ Test(png_write, one_by_one, .init = dir_setup, .fini = dir_teardown) {
     }
 }
 
-Test(png_write, wide_and_tall, .init = dir_setup, .fini = dir_teardown) {
+Test(png_write, wide_and_tall, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     uint8_t px[3000];
     for (int i = 0; i < 3000; i++) px[i] = (uint8_t)(i * 7 + i / 1000);
     png_img a = roundtrip("wide.png", px, 1000, 3);
@@ -331,7 +298,7 @@ Test(png_write, wide_and_tall, .init = dir_setup, .fini = dir_teardown) {
     png_free(&b);
 }
 
-Test(png_write, noise_needs_several_stored_blocks_and_idat_chunks, .init = dir_setup, .fini = dir_teardown) {
+Test(png_write, noise_needs_several_stored_blocks_and_idat_chunks, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     int64_t w = 300, h = 400;  /* 120400 bytes of scanlines */
     uint8_t *px = malloc((size_t)(w * h));
     noise(px, (size_t)(w * h), 42);
@@ -342,7 +309,7 @@ Test(png_write, noise_needs_several_stored_blocks_and_idat_chunks, .init = dir_s
     free(px);
 }
 
-Test(png_write, smooth_image_is_compressed, .init = dir_setup, .fini = dir_teardown) {
+Test(png_write, smooth_image_is_compressed, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     int64_t w = 500, h = 300;
     uint8_t *px = malloc((size_t)(w * h));
     for (int64_t y = 0; y < h; y++)
@@ -354,16 +321,16 @@ Test(png_write, smooth_image_is_compressed, .init = dir_setup, .fini = dir_teard
     free(px);
 }
 
-Test(png_write, output_is_deterministic, .init = dir_setup, .fini = dir_teardown) {
+Test(png_write, output_is_deterministic, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     uint8_t px[64 * 48];
     for (int i = 0; i < 64 * 48; i++) px[i] = (uint8_t)(i % 61 * 3);
     tg_err e;
     uint8_t *a, *b;
     size_t an, bn;
     cr_assert_eq(tg_png_encode_gray(px, 64, 48, &a, &an, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_png_write_gray(at("a.png"), px, 64, 48, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_png_write_gray(at("b.png"), px, 64, 48, &e), 0, "%s", e.msg);
-    uint8_t *fa = slurp_file(at("a.png"), &an), *fb = slurp_file(at("b.png"), &bn);
+    cr_assert_eq(tg_png_write_gray(tg_tmp("a.png"), px, 64, 48, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_png_write_gray(tg_tmp("b.png"), px, 64, 48, &e), 0, "%s", e.msg);
+    uint8_t *fa = slurp_file(tg_tmp("a.png"), &an), *fb = slurp_file(tg_tmp("b.png"), &bn);
     cr_assert_eq(an, bn);
     cr_assert(!memcmp(fa, fb, an), "identical input, different files");
     cr_assert(!memcmp(fa, a, an), "file differs from the in-memory encoding");
@@ -375,7 +342,7 @@ Test(png_write, output_is_deterministic, .init = dir_setup, .fini = dir_teardown
     free(fb);
 }
 
-Test(png_write, overwrites_existing_file, .init = dir_setup, .fini = dir_teardown) {
+Test(png_write, overwrites_existing_file, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     uint8_t big[100 * 100], small[4] = {1, 2, 3, 4};
     noise(big, sizeof big, 9);
     png_img a = roundtrip("x.png", big, 100, 100);
@@ -408,14 +375,14 @@ static void check_grid(const png_img *g, const uint8_t *images, int64_t n, int64
     }
 }
 
-Test(png_grid, tiles_and_padding, .init = dir_setup, .fini = dir_teardown) {
+Test(png_grid, tiles_and_padding, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     int64_t n = 5, h = 3, w = 2;
     uint8_t images[5 * 3 * 2];
     for (int i = 0; i < 30; i++) images[i] = (uint8_t)(i + 1);  /* never 0, so padding is distinguishable */
     /* Hand-checked corners for cols 3, pad 1: a 10x9 grid. */
     tg_err e;
-    cr_assert_eq(tg_png_write_grid(at("g.png"), images, n, h, w, 3, 1, &e), 0, "%s", e.msg);
-    png_img g = png_read(at("g.png"));
+    cr_assert_eq(tg_png_write_grid(tg_tmp("g.png"), images, n, h, w, 3, 1, &e), 0, "%s", e.msg);
+    png_img g = png_read(tg_tmp("g.png"));
     cr_assert_eq(g.w, 10);
     cr_assert_eq(g.h, 9);
     cr_assert_eq(g.px[0], 0);                    /* border */
@@ -431,16 +398,16 @@ Test(png_grid, tiles_and_padding, .init = dir_setup, .fini = dir_teardown) {
     /* Other layouts, each checked pixel by pixel. */
     int64_t layouts[][2] = {{3, 0}, {1, 2}, {5, 1}, {8, 3}, {2, 0}};
     for (size_t k = 0; k < sizeof layouts / sizeof *layouts; k++) {
-        cr_assert_eq(tg_png_write_grid(at("g.png"), images, n, h, w, layouts[k][0], layouts[k][1], &e), 0, "%s",
+        cr_assert_eq(tg_png_write_grid(tg_tmp("g.png"), images, n, h, w, layouts[k][0], layouts[k][1], &e), 0, "%s",
                      e.msg);
-        g = png_read(at("g.png"));
+        g = png_read(tg_tmp("g.png"));
         check_grid(&g, images, n, h, w, layouts[k][0], layouts[k][1]);
         png_free(&g);
     }
     cr_assert_eq(temp_files_left(), 0);
 }
 
-Test(png_grid, float_pixels_clamped_and_rounded, .init = dir_setup, .fini = dir_teardown) {
+Test(png_grid, float_pixels_clamped_and_rounded, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     cr_assert_eq(tg_png_pixel_from_f32(-0.2f), 0);
     cr_assert_eq(tg_png_pixel_from_f32(1.7f), 255);
     cr_assert_eq(tg_png_pixel_from_f32(0.5f), 128);
@@ -455,38 +422,38 @@ Test(png_grid, float_pixels_clamped_and_rounded, .init = dir_setup, .fini = dir_
                                0.1f,  0.2f, 0.3f, 0.4f, 0.6f, 0.7f,  0.8f,      0.9f};
     uint8_t want[16] = {0, 255, 128, 0, 255, 64, 1, 0, 26, 51, 77, 102, 153, 179, 204, 230};
     tg_err e;
-    cr_assert_eq(tg_png_write_grid_f32(at("f.png"), images, 2, 2, 4, 2, 1, &e), 0, "%s", e.msg);
-    png_img g = png_read(at("f.png"));
+    cr_assert_eq(tg_png_write_grid_f32(tg_tmp("f.png"), images, 2, 2, 4, 2, 1, &e), 0, "%s", e.msg);
+    png_img g = png_read(tg_tmp("f.png"));
     check_grid(&g, want, 2, 2, 4, 2, 1);
     png_free(&g);
 }
 
 /* ================================================================ errors */
 
-Test(png_errors, missing_directory_and_file_as_directory, .init = dir_setup, .fini = dir_teardown) {
+Test(png_errors, missing_directory_and_file_as_directory, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     uint8_t px[4] = {0};
     tg_err e;
-    const char *p = at("nope/x.png");
+    const char *p = tg_tmp("nope/x.png");
     assert_fails(tg_png_write_gray(p, px, 2, 2, &e), e, p);
     cr_assert(strstr(e.msg, strerror(ENOENT)), "%s", e.msg);
-    cr_assert_eq(tg_png_write_gray(at("file"), px, 2, 2, &e), 0, "%s", e.msg);
-    p = at("file/x.png");
+    cr_assert_eq(tg_png_write_gray(tg_tmp("file"), px, 2, 2, &e), 0, "%s", e.msg);
+    p = tg_tmp("file/x.png");
     assert_fails(tg_png_write_grid(p, px, 1, 2, 2, 1, 0, &e), e, p);
     cr_assert(strstr(e.msg, strerror(ENOTDIR)), "%s", e.msg);
-    p = at("nope/x-idx3-ubyte");
+    p = tg_tmp("nope/x-idx3-ubyte");
     assert_fails(tg_idx_images_save(p, px, 1, 2, 2, &e), e, p);
     assert_fails(tg_idx_labels_save(p, px, 4, &e), e, p);
     cr_assert_eq(tg_png_write_gray(p, px, 2, 2, NULL), -1, "a NULL tg_err is allowed");
     cr_assert_eq(temp_files_left(), 0);
 }
 
-Test(png_errors, rename_failure_removes_temp_file, .init = dir_setup, .fini = dir_teardown) {
+Test(png_errors, rename_failure_removes_temp_file, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     /* The temporary file is written, but it cannot be renamed over a directory. */
-    cr_assert_eq(mkdir(at("taken"), 0755), 0);
-    cr_assert_eq(mkdir(at("taken/inside"), 0755), 0);
+    cr_assert_eq(mkdir(tg_tmp("taken"), 0755), 0);
+    cr_assert_eq(mkdir(tg_tmp("taken/inside"), 0755), 0);
     uint8_t px[6] = {1, 2, 3, 4, 5, 6};
     tg_err e;
-    const char *p = at("taken");
+    const char *p = tg_tmp("taken");
     assert_fails(tg_png_write_gray(p, px, 3, 2, &e), e, p);
     cr_assert(strstr(e.msg, "rename"), "%s", e.msg);
     cr_assert_eq(temp_files_left(), 0);
@@ -494,10 +461,10 @@ Test(png_errors, rename_failure_removes_temp_file, .init = dir_setup, .fini = di
     cr_assert(stat(p, &st) == 0 && S_ISDIR(st.st_mode), "the destination was disturbed");
 }
 
-Test(png_errors, write_failure_removes_temp_file_and_keeps_old_file, .init = dir_setup, .fini = dir_teardown) {
+Test(png_errors, write_failure_removes_temp_file_and_keeps_old_file, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     uint8_t small[4] = {9, 8, 7, 6};
     tg_err e;
-    cr_assert_eq(tg_png_write_gray(at("keep.png"), small, 2, 2, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_png_write_gray(tg_tmp("keep.png"), small, 2, 2, &e), 0, "%s", e.msg);
     /* In a child limited to 4 KiB files, writing 64 KiB of noise fails with EFBIG. */
     pid_t pid = fork();
     cr_assert(pid >= 0);
@@ -508,9 +475,9 @@ Test(png_errors, write_failure_removes_temp_file_and_keeps_old_file, .init = dir
         static uint8_t big[256 * 256];
         noise(big, sizeof big, 3);
         tg_err ce;
-        if (tg_png_write_gray(at("keep.png"), big, 256, 256, &ce) != -1) _exit(11);
-        if (!strstr(ce.msg, at("keep.png")) || !strstr(ce.msg, strerror(EFBIG))) _exit(12);
-        if (tg_idx_images_save(at("keep.idx"), big, 1, 256, 256, &ce) != -1) _exit(13);
+        if (tg_png_write_gray(tg_tmp("keep.png"), big, 256, 256, &ce) != -1) _exit(11);
+        if (!strstr(ce.msg, tg_tmp("keep.png")) || !strstr(ce.msg, strerror(EFBIG))) _exit(12);
+        if (tg_idx_images_save(tg_tmp("keep.idx"), big, 1, 256, 256, &ce) != -1) _exit(13);
         if (!strstr(ce.msg, strerror(EFBIG))) _exit(14);
         _exit(0);
     }
@@ -518,70 +485,70 @@ Test(png_errors, write_failure_removes_temp_file_and_keeps_old_file, .init = dir
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
     cr_assert_eq(temp_files_left(), 0);
-    png_img img = png_read(at("keep.png"));
+    png_img img = png_read(tg_tmp("keep.png"));
     cr_assert(img.w == 2 && img.h == 2 && !memcmp(img.px, small, 4), "the old file was damaged");
     png_free(&img);
-    cr_assert_eq(access(at("keep.idx"), F_OK), -1);
+    cr_assert_eq(access(tg_tmp("keep.idx"), F_OK), -1);
 }
 
 /* ================================================================ IDX */
 
-Test(png_idx, images_and_labels_round_trip, .init = dir_setup, .fini = dir_teardown) {
+Test(png_idx, images_and_labels_round_trip, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     int64_t n = 7, rows = 5, cols = 3;
     uint8_t px[7 * 5 * 3], y[7] = {0, 9, 3, 3, 1, 8, 5};
     noise(px, sizeof px, 5);
     tg_err e;
-    cr_assert_eq(tg_idx_images_save(at("x-idx3-ubyte"), px, n, rows, cols, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_idx_labels_save(at("y-idx1-ubyte"), y, n, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_images_save(tg_tmp("x-idx3-ubyte"), px, n, rows, cols, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_labels_save(tg_tmp("y-idx1-ubyte"), y, n, &e), 0, "%s", e.msg);
     cr_assert_eq(temp_files_left(), 0);
 
     size_t fn;
-    uint8_t *f = slurp_file(at("x-idx3-ubyte"), &fn);
+    uint8_t *f = slurp_file(tg_tmp("x-idx3-ubyte"), &fn);
     static const uint8_t header[16] = {0, 0, 8, 3, 0, 0, 0, 7, 0, 0, 0, 5, 0, 0, 0, 3};
     cr_assert_eq(fn, 16 + sizeof px);
     cr_assert(!memcmp(f, header, 16) && !memcmp(f + 16, px, sizeof px));
     free(f);
-    f = slurp_file(at("y-idx1-ubyte"), &fn);
+    f = slurp_file(tg_tmp("y-idx1-ubyte"), &fn);
     static const uint8_t lheader[8] = {0, 0, 8, 1, 0, 0, 0, 7};
     cr_assert(fn == 15 && !memcmp(f, lheader, 8) && !memcmp(f + 8, y, 7));
     free(f);
 
     tg_images x;
-    cr_assert_eq(tg_idx_images_load(at("x-idx3-ubyte"), &x, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_images_load(tg_tmp("x-idx3-ubyte"), &x, &e), 0, "%s", e.msg);
     cr_assert(x.n == n && x.rows == rows && x.cols == cols);
     cr_assert(!memcmp(x.pixels, px, sizeof px));
     tg_images_free(&x);
     tg_labels l;
-    cr_assert_eq(tg_idx_labels_load(at("y-idx1-ubyte"), 10, &l, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_labels_load(tg_tmp("y-idx1-ubyte"), 10, &l, &e), 0, "%s", e.msg);
     cr_assert(l.n == n && !memcmp(l.labels, y, 7));
     tg_labels_free(&l);
 
     /* Overwriting with a smaller array leaves exactly the new one. */
-    cr_assert_eq(tg_idx_images_save(at("x-idx3-ubyte"), px, 2, 2, 2, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_idx_images_load(at("x-idx3-ubyte"), &x, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_images_save(tg_tmp("x-idx3-ubyte"), px, 2, 2, 2, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_images_load(tg_tmp("x-idx3-ubyte"), &x, &e), 0, "%s", e.msg);
     cr_assert(x.n == 2 && x.rows == 2 && x.cols == 2 && !memcmp(x.pixels, px, 8));
     tg_images_free(&x);
 }
 
-Test(png_idx, oversized_array_rejected_before_writing, .init = dir_setup, .fini = dir_teardown) {
+Test(png_idx, oversized_array_rejected_before_writing, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     uint8_t px[1] = {0};
     tg_err e;
-    assert_fails(tg_idx_images_save(at("big"), px, 60000, 28 * 28, 28 * 28, &e), e, "over");
-    cr_assert_eq(access(at("big"), F_OK), -1);
+    assert_fails(tg_idx_images_save(tg_tmp("big"), px, 60000, 28 * 28, 28 * 28, &e), e, "over");
+    cr_assert_eq(access(tg_tmp("big"), F_OK), -1);
     cr_assert_eq(temp_files_left(), 0);
 }
 
-Test(png_idx, file_write_parts_concatenates, .init = dir_setup, .fini = dir_teardown) {
+Test(png_idx, file_write_parts_concatenates, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_err e;
-    cr_assert_eq(tg_file_write_parts(at("p"), 3, (const void *const[]){"ab", NULL, "cde"},
+    cr_assert_eq(tg_file_write_parts(tg_tmp("p"), 3, (const void *const[]){"ab", NULL, "cde"},
                                      (const size_t[]){2, 0, 3}, &e),
                  0, "%s", e.msg);
     size_t n;
-    uint8_t *f = slurp_file(at("p"), &n);
+    uint8_t *f = slurp_file(tg_tmp("p"), &n);
     cr_assert(n == 5 && !memcmp(f, "abcde", 5));
     free(f);
-    cr_assert_eq(tg_file_write(at("empty"), NULL, 0, &e), 0, "%s", e.msg);
-    f = slurp_file(at("empty"), &n);
+    cr_assert_eq(tg_file_write(tg_tmp("empty"), NULL, 0, &e), 0, "%s", e.msg);
+    f = slurp_file(tg_tmp("empty"), &n);
     cr_assert_eq(n, 0);
     free(f);
 }

@@ -1,0 +1,48 @@
+/* tmpdir.c — temporary directories for tests (see tmpdir.h). */
+#include "tmpdir.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[64];
+
+void tg_tmpdir_setup(void) {
+    strcpy(dir, "/tmp/tg_test_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp failed");
+}
+
+void tg_tmpdir_teardown(void) { tg_remove_tree(dir); }
+
+const char *tg_tmpdir(void) { return dir; }
+
+const char *tg_tmp(const char *name) {
+    static char buf[4][256];
+    static int k;
+    char *p = buf[k++ & 3];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+void tg_remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *ent;
+        while (d && (ent = readdir(d))) {
+            if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, "..")) continue;
+            char sub[512];
+            snprintf(sub, sizeof sub, "%s/%s", path, ent->d_name);
+            tg_remove_tree(sub);
+        }
+        if (d) closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}

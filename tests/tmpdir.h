@@ -1,0 +1,12 @@
+/* tmpdir.h — a fresh temporary directory for a test (Criterion runs each test
+ * in its own process, so one directory per process is one per test). */
+#ifndef TG_TEST_TMPDIR_H
+#define TG_TEST_TMPDIR_H
+
+void tg_tmpdir_setup(void);             /* creates /tmp/tg_test_XXXXXX; use as a Criterion .init */
+void tg_tmpdir_teardown(void);          /* removes it and everything in it; use as .fini */
+const char *tg_tmpdir(void);            /* its path */
+const char *tg_tmp(const char *name);   /* "<dir>/<name>", in one of four rotating buffers */
+void tg_remove_tree(const char *path);  /* removes path and, if a directory, everything under it */
+
+#endif
