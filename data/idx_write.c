@@ -6,6 +6,7 @@
  * is renamed over path only once every step has succeeded.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,20 @@
 
 /* ------------------------------------------------------------------------ */
 /* Atomic writes */
+
+/* Best effort: makes the rename itself durable by syncing the directory. */
+static void sync_parent_dir(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (n >= sizeof dir) return;
+    if (n == 0) strcpy(dir, slash ? "/" : ".");
+    else memcpy(dir, path, n), dir[n] = 0;
+    int fd = open(dir, O_RDONLY);
+    if (fd < 0) return;
+    fsync(fd);
+    close(fd);
+}
 
 int tg_file_write_parts(const char *path, int nparts, const void *const bufs[], const size_t lens[], tg_err *e) {
     TG_CHECK(path && nparts >= 0 && (nparts == 0 || (bufs && lens)), "tg_file_write_parts: bad arguments");
@@ -29,7 +44,7 @@ int tg_file_write_parts(const char *path, int nparts, const void *const bufs[], 
     const char *step = "cannot create";
     FILE *f = fopen(tmp, "wb");
     if (!f) goto fail;
-    step = "write error on";
+    step = "write failed on";
     for (int i = 0; i < nparts; i++) {
         if (lens[i] == 0) continue;
         TG_CHECK(bufs[i], "tg_file_write_parts: part %d of %zu bytes is NULL", i, lens[i]);
@@ -50,6 +65,7 @@ int tg_file_write_parts(const char *path, int nparts, const void *const bufs[], 
     if (rc != 0) goto fail;
     step = "cannot rename";
     if (rename(tmp, path) != 0) goto fail;
+    sync_parent_dir(path);
     free(tmp);
     return 0;
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "data/json.h"
+#include "data/write.h"
 
 /* ------------------------------------------------------------------------ */
 /* Byte order */
@@ -48,38 +49,7 @@ static char *shape_list(const int64_t *d, int ndim, char *buf) {
 /* ------------------------------------------------------------------------ */
 /* Writing */
 
-/* Writes all of p[0..n) to fd; 0, or -1 with errno set. */
-static int write_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n > 0) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = ENOSPC;
-            return -1;
-        }
-        c += w, n -= (size_t)w;
-    }
-    return 0;
-}
 
-/* Writes a tensor's values little-endian, through a bounce buffer when the
- * host is big-endian. */
-static int write_tensor(int fd, const tg_tensor *t) {
-    size_t es = tg_dtype_size(t->dtype), bytes = (size_t)t->numel * es;
-    if (host_is_le()) return write_all(fd, t->data, bytes);
-    unsigned char buf[1 << 16];
-    for (size_t off = 0; off < bytes; off += sizeof buf) {
-        size_t k = bytes - off < sizeof buf ? bytes - off : sizeof buf;
-        memcpy(buf, (const char *)t->data + off, k);
-        swap_elems(buf, k / es, es);
-        if (write_all(fd, buf, k)) return -1;
-    }
-    return 0;
-}
 
 /* The header JSON for the given tensors and metadata, padded with spaces to
  * a multiple of 8 bytes; NULL if out of memory. Owned by w. */
@@ -121,20 +91,6 @@ static const char *build_header(tg_jsonw *w, int n, const char *const names[], c
     return tg_jsonw_finish(w);
 }
 
-/* Best effort: makes the rename itself durable by syncing the directory
- * that holds path. Failures are ignored (the file is already complete). */
-static void sync_parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash) strcpy(dir, ".");
-    else if (slash == path) strcpy(dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir) memcpy(dir, path, (size_t)(slash - path)), dir[slash - path] = 0;
-    else return;
-    int fd = open(dir, O_RDONLY);
-    if (fd < 0) return;
-    fsync(fd);
-    close(fd);
-}
 
 int tg_safetensors_write(const char *path, int n, const char *const names[], const tg_tensor *const tensors[],
                          int n_meta, const char *const meta_keys[], const char *const meta_vals[], tg_err *e) {
@@ -167,15 +123,11 @@ int tg_safetensors_write(const char *path, int n, const char *const names[], con
     tg_jsonw w;
     tg_jsonw_init(&w);
     const char *header = build_header(&w, n, names, tensors, n_meta, meta_keys, meta_vals);
-    size_t tmp_len = strlen(path) + 32;
-    char *tmp = malloc(tmp_len);
-    if (!header || !tmp) {
+    if (!header) {
         tg_err_set(e, "%s: out of memory building the header", path);
         tg_jsonw_free(&w);
-        free(tmp);
         return -1;
     }
-    snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
     /* Names and metadata are copied into the header as given; read it back so
      * that what we write is what we (and other readers) accept, e.g. UTF-8. */
     tg_err je;
@@ -183,42 +135,45 @@ int tg_safetensors_write(const char *path, int n, const char *const names[], con
     if (!check) {
         tg_err_set(e, "%s: tensor names and metadata must be valid UTF-8 (%s)", path, je.msg);
         tg_jsonw_free(&w);
-        free(tmp);
         return -1;
     }
     tg_json_free(check);
 
-    const char *what = "cannot create";
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) goto fail;
+    /* The file is the 8-byte header length, the header, then every tensor's
+     * bytes in order (little-endian: swapped copies on a big-endian host). */
     unsigned char len8[8];
     uint64_t hn = (uint64_t)w.len;
     for (int k = 0; k < 8; k++) len8[k] = (unsigned char)(hn >> (8 * k));
-    what = "write failed";
-    if (write_all(fd, len8, 8) || write_all(fd, header, w.len)) goto fail;
-    for (int i = 0; i < n; i++)
-        if (write_tensor(fd, tensors[i])) goto fail;
-    what = "fsync failed";
-    if (fsync(fd)) goto fail;
-    what = "close failed";
-    int rc = close(fd);
-    fd = -1;
-    if (rc) goto fail;
-    what = "cannot rename the temporary file over it";
-    if (rename(tmp, path)) goto fail;
-    sync_parent_dir(path);
-    free(tmp);
+    const void **bufs = calloc((size_t)n + 2, sizeof *bufs);
+    size_t *lens = calloc((size_t)n + 2, sizeof *lens);
+    void **swapped = host_is_le() ? NULL : calloc((size_t)n + 1, sizeof *swapped);
+    int rc = -1;
+    if (!bufs || !lens || (!host_is_le() && !swapped)) {
+        tg_err_set(e, "%s: out of memory", path);
+        goto done;
+    }
+    bufs[0] = len8, lens[0] = 8;
+    bufs[1] = header, lens[1] = w.len;
+    for (int i = 0; i < n; i++) {
+        size_t es = tg_dtype_size(tensors[i]->dtype), bytes = (size_t)tensors[i]->numel * es;
+        bufs[i + 2] = tensors[i]->data, lens[i + 2] = bytes;
+        if (swapped && bytes) {
+            if (!(swapped[i] = malloc(bytes))) {
+                tg_err_set(e, "%s: out of memory", path);
+                goto done;
+            }
+            memcpy(swapped[i], tensors[i]->data, bytes);
+            swap_elems(swapped[i], bytes / es, es);
+            bufs[i + 2] = swapped[i];
+        }
+    }
+    rc = tg_file_write_parts(path, n + 2, bufs, lens, e);
+done:
+    if (swapped)
+        for (int i = 0; i < n; i++) free(swapped[i]);
+    free(swapped), free(bufs), free(lens);
     tg_jsonw_free(&w);
-    return 0;
-
-fail:;
-    int err = errno;
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-    tg_err_set(e, "%s: %s (writing via %s): %s", path, what, tmp, strerror(err));
-    free(tmp);
-    tg_jsonw_free(&w);
-    return -1;
+    return rc;
 }
 
 int tg_params_save(const tg_params *ps, const char *path, int n_meta, const char *const meta_keys[],
