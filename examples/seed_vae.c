@@ -6,21 +6,23 @@
  * KL(q(z|x) || N(0, I)). Adam, lr 1e-3, batch 128, 10 epochs; the training
  * set is reshuffled every epoch. Prints the same lines as the PyTorch script.
  *
- *     build/seed_vae [--data DIR] [--epochs N] [--seed S] [--threads N]
+ *     build/seed_vae [--data DIR] [--epochs N] [--seed S] [--threads N] [--save FILE]
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "data/data.h"
 #include "models/vae.h"
+#include "nn/checkpoint.h"
 #include "optim/optim.h"
 #include "tensor/pool.h"
 
 static const char usage[] =
-    "usage: seed_vae [--data DIR] [--epochs N] [--seed S] [--threads N]\n"
+    "usage: seed_vae [--data DIR] [--epochs N] [--seed S] [--threads N] [--save FILE]\n"
     "\n"
     "Trains the reference VAE (784-400-20, BCE + KL, Adam 1e-3, batch 128).\n"
     "\n"
@@ -30,6 +32,8 @@ static const char usage[] =
     "  --seed S      seed for initialisation, shuffling and sampling (default 1)\n"
     "  --threads N   threads (default: $TG_THREADS, else every core); results\n"
     "                are identical for any N\n"
+    "  --save FILE   write the trained weights to FILE as safetensors, with the\n"
+    "                PyTorch module's names (fc1.weight, ...)\n"
     "  --help        this text\n";
 
 /* Parses a whole decimal integer in [lo, hi] or exits 2 naming the flag. */
@@ -51,7 +55,7 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *dir = NULL;
+    const char *dir = NULL, *save = NULL;
     long long epochs = 10, seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -59,7 +63,8 @@ int main(int argc, char **argv) {
             fputs(usage, stdout);
             return 0;
         }
-        if (strcmp(a, "--data") && strcmp(a, "--epochs") && strcmp(a, "--seed") && strcmp(a, "--threads")) {
+        if (strcmp(a, "--data") && strcmp(a, "--epochs") && strcmp(a, "--seed") && strcmp(a, "--threads") &&
+            strcmp(a, "--save")) {
             fprintf(stderr, "seed_vae: unknown flag \"%s\"\n%s", a, usage);
             return 2;
         }
@@ -69,9 +74,22 @@ int main(int argc, char **argv) {
         }
         const char *v = argv[++i];
         if (!strcmp(a, "--data")) dir = v;
+        else if (!strcmp(a, "--save")) save = v;
         else if (!strcmp(a, "--epochs")) epochs = parse_int(a, v, 1, 100000);
         else if (!strcmp(a, "--threads")) tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
         else seed = parse_int(a, v, 0, (long long)1 << 62);
+    }
+
+    /* Fail now, not after training, if --save names a directory we cannot write. */
+    if (save) {
+        char d[4096];
+        const char *slash = strrchr(save, '/');
+        snprintf(d, sizeof d, "%.*s", slash ? (int)(slash - save) : 1, slash ? save : ".");
+        if (!d[0]) strcpy(d, "/");
+        if (access(d, W_OK) != 0) {
+            fprintf(stderr, "seed_vae: --save %s: directory %s is not writable: %s\n", save, d, strerror(errno));
+            return 1;
+        }
     }
 
     /* Data. */
@@ -140,6 +158,15 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
 
+    int status = 0;
+    if (save) {
+        if (tg_params_save(ps, save, 0, NULL, NULL, &err) != 0) {
+            fprintf(stderr, "seed_vae: %s\n", err.msg);
+            status = 1;
+        } else {
+            printf("Saved %s\n", save);
+        }
+    }
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) printf("Peak memory: %.1f MB\n", (double)ru.ru_maxrss / 1024.0);
 
@@ -150,5 +177,5 @@ int main(int argc, char **argv) {
     tg_adam_free(opt);
     tg_params_free(ps);
     tg_dataset_free(&ds);
-    return 0;
+    return status;
 }

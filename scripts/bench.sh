@@ -6,7 +6,8 @@
 #   2. The reference VAE's seconds per epoch, images/s and peak RSS at 1 and 2
 #      threads, next to the PyTorch textbook script (bench/torch_vae.py) at 1
 #      and 2 threads, and the ratio to PyTorch's best setting. PyTorch is
-#      skipped with a message when absent.
+#      skipped with a message when absent. The two tapegrad runs' checkpoints
+#      are compared byte for byte.
 # EPOCHS (default 2) epochs per run; each run reports its fastest epoch.
 set -e
 cd "$(dirname "$0")/.."
@@ -35,11 +36,16 @@ row() {  # name seconds rss
 printf '%-26s %9s %10s %12s\n' program "s/epoch" "images/s" "peak RSS MB"
 best_c=
 for th in 1 2; do
-    build/seed_vae --data "$DATA" --epochs "$EPOCHS" --threads $th > "$OUT/c$th.log"
+    build/seed_vae --data "$DATA" --epochs "$EPOCHS" --threads $th --save "$OUT/c$th.safetensors" > "$OUT/c$th.log"
     s=$(sed -n 's/.*took \([0-9.]*\) s.*/\1/p' "$OUT/c$th.log" | sort -g | head -1)
     row "tapegrad, $th thread(s)" "$s" "$(sed -n 's/^Peak memory: \([0-9.]*\) MB/\1/p' "$OUT/c$th.log")"
     eval "c$th=$s"
 done
+if cmp -s "$OUT/c1.safetensors" "$OUT/c2.safetensors"; then
+    echo "checkpoints after --threads 1 and --threads 2: byte-identical"
+else
+    echo "checkpoints after --threads 1 and --threads 2: DIFFERENT"
+fi
 best_py=
 if [ -n "$PY" ]; then
     for th in 1 2; do
