@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <signal.h>
 #include <string.h>
 
 #include "fixture.h"
@@ -221,6 +222,23 @@ Test(models, deeper_and_conditional_naming_scheme) {
                   tg_shape_str(ps->vars[i]->val.shape, b1), tg_shape_str(s, b2));
     }
     tg_params_free(ps);
+}
+
+Test(models, learned_prior_without_classes_aborts, .signal = SIGABRT) {
+    tg_vae_config c = tiny_config(1);
+    c.prior = TG_PRIOR_LEARNED;   /* p(z | y) needs labels: classes stays 0 */
+    tg_params *ps = tg_params_new(TG_F64);
+    tg_rng r = tg_rng_seed(1);
+    tg_vae_model_new(ps, &c, &r);
+}
+
+Test(models, cvae_without_labels_aborts, .signal = SIGABRT) {
+    tg_vae_config c = tiny_config(1);
+    c.classes = TK;
+    tiny s = tiny_new(c, 1);
+    tg_tape *t = tg_tape_new();
+    tg_rng r = tg_rng_seed(1);
+    tg_vae_model_forward(t, &s.m, tg_leaf(t, s.x, false), NULL, NULL, &r, 1.0);
 }
 
 Test(models, parse_hidden) {
@@ -468,6 +486,42 @@ Test(models, iw_with_one_sample_is_the_log_weight_of_the_same_draw) {
             cr_expect(fabs(iw[i] - lw[i]) <= 1e-12 * fabs(lw[i]), "%s: iw %.15g vs log w %.15g", eval_name[which], iw[i], lw[i]);
             cr_expect(fabs(iw_small[i] - lw[i]) <= 1e-12 * fabs(lw[i]), "%s: chunked iw %.15g vs %.15g", eval_name[which],
                       iw_small[i], lw[i]);
+        }
+        tiny_free(&s);
+    }
+}
+
+/* With K > 1 samples the running log-sum-exp must equal tg_logsumexp over the
+ * log weights of the same draws, whatever the chunking; here also with log
+ * weights around -1e5 (a Gaussian with variance e^-8), where exp underflows. */
+Test(models, iw_equals_logsumexp_of_the_same_draws_for_any_chunking) {
+    for (int which = 0; which < 5; which++) {
+        tg_vae_config c = eval_config(which < 4 ? which : 1);
+        if (which == 4) c.gauss_learn_logvar = false, c.gauss_logvar = -8;
+        tiny s = tiny_new(c, 25);
+        if (which == 4) tg_tensor_fill(s.x, 40.0);   /* far from every mean */
+        enum { K = 5 };
+        tg_rng r = tg_rng_seed(31);
+        tg_tensor *eps = tg_tensor_new(s.a, TG_F64, TG_SHAPE(TB * K, TL));
+        tg_tensor *xs = tg_tensor_new(s.a, TG_F64, TG_SHAPE(TB * K, TD));
+        tg_tensor *ls = s.labels ? tg_tensor_new(s.a, TG_F64, TG_SHAPE(TB * K)) : NULL;
+        for (int p = 0; p < TB * K; p++) {
+            for (int l = 0; l < TL; l++) tg_tensor_set(eps, p * TL + l, tg_rng_normal(&r));
+            memcpy(TG_F64P(xs) + p * TD, TG_F64P(s.x) + (p / K) * TD, TD * sizeof(double));
+            if (ls) tg_tensor_set(ls, p, tg_tensor_get(s.labels, p / K));
+        }
+        double lw[TB * K], want[TB];
+        tg_vae_model_log_weight(&s.m, xs, ls, eps, lw);
+        for (int i = 0; i < TB; i++) want[i] = tg_logsumexp(lw + i * K, K) - log((double)K);
+        if (which == 4) cr_expect(lw[0] < -1e4, "log w %.6g is not as small as intended", lw[0]);
+        int64_t chunks[] = {1, 3, 7, 0};
+        for (int k = 0; k < 4; k++) {
+            double iw[TB];
+            r = tg_rng_seed(31);
+            tg_vae_model_iw_logpx(&s.m, s.x, s.labels, K, chunks[k], &r, iw);
+            for (int i = 0; i < TB; i++)
+                cr_expect(isfinite(iw[i]) && fabs(iw[i] - want[i]) <= 1e-12 * fabs(want[i]),
+                          "case %d chunk %lld image %d: iw %.15g, want %.15g", which, (long long)chunks[k], i, iw[i], want[i]);
         }
         tiny_free(&s);
     }
