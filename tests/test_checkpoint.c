@@ -27,10 +27,6 @@
 /* ================================================================ helpers */
 
 
-
-
-
-
 /* Entries in dir other than . and .. */
 static int count_entries(const char *dir) {
     DIR *d = opendir(dir);
@@ -43,25 +39,6 @@ static int count_entries(const char *dir) {
     return n;
 }
 
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(size ? (size_t)size : 1);
-    cr_assert_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
-}
-
-static void spit(const char *path, const void *buf, size_t n) {
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "cannot create %s", path);
-    cr_assert_eq(fwrite(buf, 1, n, f), n);
-    fclose(f);
-}
 
 /* Writes a safetensors file by hand: length of header, header, data. */
 static void spit_st(const char *path, const char *header, const void *data, size_t data_n) {
@@ -70,7 +47,7 @@ static void spit_st(const char *path, const char *header, const void *data, size
     for (int k = 0; k < 8; k++) buf[k] = (uint8_t)((uint64_t)hn >> (8 * k));
     memcpy(buf + 8, header, hn);
     if (data_n) memcpy(buf + 8 + hn, data, data_n);
-    spit(path, buf, 8 + hn + data_n);
+    tg_spit(path, buf, 8 + hn + data_n);
     free(buf);
 }
 
@@ -143,7 +120,7 @@ Test(checkpoint, exact_bytes_of_a_small_file, .init = tg_tmpdir_setup, .fini = t
     };
     memcpy(want + 144, data, 16);
     size_t n;
-    uint8_t *got = slurp(tg_tmp("s.safetensors"), &n);
+    uint8_t *got = tg_slurp(tg_tmp("s.safetensors"), &n);
     cr_assert_eq(n, sizeof want);
     for (size_t i = 0; i < n; i++) cr_assert_eq(got[i], want[i], "byte %zu: got 0x%02x, want 0x%02x", i, got[i], want[i]);
     free(got);
@@ -154,7 +131,7 @@ Test(checkpoint, no_metadata_no_tensors_and_exact_padding, .init = tg_tmpdir_set
     tg_err e;
     cr_assert_eq(tg_safetensors_write(tg_tmp("e.st"), 0, NULL, NULL, 0, NULL, NULL, &e), 0, "%s", e.msg);
     size_t n;
-    uint8_t *got = slurp(tg_tmp("e.st"), &n);
+    uint8_t *got = tg_slurp(tg_tmp("e.st"), &n);
     static const uint8_t want[16] = {8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
     cr_assert_eq(n, 16);
     cr_assert_eq(memcmp(got, want, 16), 0);
@@ -172,7 +149,7 @@ Test(checkpoint, no_metadata_no_tensors_and_exact_padding, .init = tg_tmpdir_set
     const char *names[] = {"s", "e"};
     const tg_tensor *ts[] = {&ts0, &te};
     cr_assert_eq(tg_safetensors_write(tg_tmp("z.st"), 2, names, ts, 0, NULL, NULL, &e), 0, "%s", e.msg);
-    got = slurp(tg_tmp("z.st"), &n);
+    got = tg_slurp(tg_tmp("z.st"), &n);
     const char *h = "{\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},"
                     "\"e\":{\"dtype\":\"F64\",\"shape\":[0,3],\"data_offsets\":[4,4]}}";
     size_t hn = strlen(h), padded = (hn + 7) / 8 * 8;
@@ -237,7 +214,7 @@ Test(checkpoint, identical_inputs_give_identical_bytes, .init = tg_tmpdir_setup,
     cr_assert_eq(tg_params_save(b, tg_tmp("2.st"), 2, mk, mv, &e), 0, "%s", e.msg);
     cr_assert_eq(tg_params_save(a, tg_tmp("1.st"), 2, mk, mv, &e), 0, "%s", e.msg);   /* over an existing file */
     size_t n1, n2;
-    uint8_t *f1 = slurp(tg_tmp("1.st"), &n1), *f2 = slurp(tg_tmp("2.st"), &n2);
+    uint8_t *f1 = tg_slurp(tg_tmp("1.st"), &n1), *f2 = tg_slurp(tg_tmp("2.st"), &n2);
     cr_assert_eq(n1, n2);
     cr_assert_eq(memcmp(f1, f2, n1), 0);
     uint64_t hn = 0;
@@ -404,16 +381,16 @@ Test(checkpoint, header_length_beyond_file_and_tiny_files, .init = tg_tmpdir_set
     tg_err e;
     cr_assert_eq(tg_params_save(ps, tg_tmp("t.st"), 0, NULL, NULL, &e), 0, "%s", e.msg);
     size_t n;
-    uint8_t *f = slurp(tg_tmp("t.st"), &n);
+    uint8_t *f = tg_slurp(tg_tmp("t.st"), &n);
     static const uint64_t lens[] = {0xffffffffffffffffull, 0x8000000000000000ull, 1ull << 40, 0};
     for (size_t k = 0; k < 4; k++) {
         uint64_t hl = lens[k] ? lens[k] : (uint64_t)n - 7;   /* one past what the file can hold */
         for (int b = 0; b < 8; b++) f[b] = (uint8_t)(hl >> (8 * b));
-        spit(tg_tmp("long.st"), f, n);
+        tg_spit(tg_tmp("long.st"), f, n);
         expect_load_fails(ps, tg_tmp("long.st"), "is beyond the file size", NULL);
     }
     free(f);
-    spit(tg_tmp("empty.st"), "", 0);
+    tg_spit(tg_tmp("empty.st"), "", 0);
     expect_load_fails(ps, tg_tmp("empty.st"), "too short for the 8-byte safetensors header length", NULL);
     expect_load_fails(ps, tg_tmp("missing.st"), "cannot open: No such file or directory", NULL);
     expect_load_fails(ps, tg_tmpdir(), "not a regular file", NULL);
@@ -426,16 +403,16 @@ Test(checkpoint, every_truncation_fails_and_leaves_params_unchanged, .init = tg_
     tg_err e;
     cr_assert_eq(tg_params_save(src, tg_tmp("t.st"), 1, mk, mv, &e), 0, "%s", e.msg);
     size_t n;
-    uint8_t *f = slurp(tg_tmp("t.st"), &n);
+    uint8_t *f = tg_slurp(tg_tmp("t.st"), &n);
     for (size_t len = 0; len < n; len++) {
-        spit(tg_tmp("cut.st"), f, len);
+        tg_spit(tg_tmp("cut.st"), f, len);
         expect_load_fails(ps, tg_tmp("cut.st"), NULL, NULL);
     }
     /* and appending a byte is as wrong as removing one */
     uint8_t *g = malloc(n + 1);
     memcpy(g, f, n);
     g[n] = 0;
-    spit(tg_tmp("long.st"), g, n + 1);
+    tg_spit(tg_tmp("long.st"), g, n + 1);
     expect_load_fails(ps, tg_tmp("long.st"), "1 bytes after the last tensor", NULL);
     cr_assert_eq(tg_params_load(ps, tg_tmp("t.st"), &e), 0, "%s", e.msg);
     cr_assert(params_same(src, ps));
@@ -493,7 +470,7 @@ Test(checkpoint, unwritable_destinations_leave_no_temp_file, .init = tg_tmpdir_s
     cr_assert_not_null(strstr(e.msg, tg_tmp("no/such/dir/m.st")), "%s", e.msg);
     cr_assert_not_null(strstr(e.msg, "No such file or directory"), "%s", e.msg);
 
-    spit(tg_tmp("file"), "x", 1);   /* a path through a regular file */
+    tg_spit(tg_tmp("file"), "x", 1);   /* a path through a regular file */
     cr_assert_eq(tg_params_save(ps, tg_tmp("file/m.st"), 0, NULL, NULL, &e), -1);
     cr_assert_not_null(strstr(e.msg, "Not a directory"), "%s", e.msg);
 
@@ -563,7 +540,7 @@ Test(checkpoint, fuzz_byte_flips, .init = tg_tmpdir_setup, .fini = tg_tmpdir_tea
     tg_err e;
     cr_assert_eq(tg_safetensors_write(tg_tmp("f.st"), 2, names, ts, 1, mk, mv, &e), 0, "%s", e.msg);
     size_t n;
-    uint8_t *f = slurp(tg_tmp("f.st"), &n), *g = malloc(n);
+    uint8_t *f = tg_slurp(tg_tmp("f.st"), &n), *g = malloc(n);
     static const uint8_t interesting[] = {'0', '9', '[', ']', '{', '}', '"', ',', ':', '-', '\\', ' ', 0, 0xff, 0x80};
     int ok = 0;
     for (int it = 0; it < 3000; it++) {
@@ -574,7 +551,7 @@ Test(checkpoint, fuzz_byte_flips, .init = tg_tmpdir_setup, .fini = tg_tmpdir_tea
             g[at] = tg_rng_below(&r, 2) ? (uint8_t)tg_rng_u64(&r)
                                         : interesting[tg_rng_below(&r, sizeof interesting)];
         }
-        spit(tg_tmp("z.st"), g, n);
+        tg_spit(tg_tmp("z.st"), g, n);
         tg_safetensors st;
         if (tg_safetensors_read(tg_tmp("z.st"), &st, &e) != 0) {
             cr_assert(e.msg[0] != 0);

@@ -38,29 +38,6 @@ static const char *fix(const char *name) {
 }
 
 
-
-
-/* The whole file at path, read with stdio (not the code under test). */
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(size ? (size_t)size : 1);
-    cr_assert_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
-}
-
-static void spit(const char *path, const void *buf, size_t n) {
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "cannot create %s", path);
-    cr_assert_eq(fwrite(buf, 1, n, f), n);
-    fclose(f);
-}
-
 /* Bit-at-a-time CRC-32, as in RFC 1952 section 8. */
 static uint32_t ref_crc32(const uint8_t *p, size_t n) {
     uint32_t c = 0xffffffffu;
@@ -102,7 +79,7 @@ static void write_idx(const char *path, uint32_t magic, int ndim, const uint32_t
     put_be32(buf, magic);
     for (int i = 0; i < ndim; i++) put_be32(buf + 4 + 4 * i, dims[i]);
     if (len) memcpy(buf + h, data, len);
-    spit(path, buf, h + len);
+    tg_spit(path, buf, h + len);
     free(buf);
 }
 
@@ -266,8 +243,8 @@ Test(data_checksum, adler32_known_values_and_chaining) {
 /* Decodes a fixture with tg_file_read and checks it equals payload.bin. */
 static void check_payload_fixture(const char *name, int first_btype) {
     size_t pn, gn, n;
-    uint8_t *payload = slurp(fix("payload.bin"), &pn);
-    uint8_t *gz = slurp(fix(name), &gn);
+    uint8_t *payload = tg_slurp(fix("payload.bin"), &pn);
+    uint8_t *gz = tg_slurp(fix(name), &gn);
     if (first_btype >= 0) {  /* the fixture really holds the block type under test */
         cr_assert_eq(gz[3], 0, "%s: expected no header flags", name);
         cr_assert_eq((gz[10] >> 1) & 3, first_btype, "%s: first block type", name);
@@ -291,7 +268,7 @@ Test(data_gzip, two_members) { check_payload_fixture("payload-multi.gz", -1); }
 
 Test(data_gzip, empty_member) {
     size_t gn, n = 99;
-    uint8_t *gz = slurp(fix("empty.gz"), &gn), *out;
+    uint8_t *gz = tg_slurp(fix("empty.gz"), &gn), *out;
     tg_err e;
     cr_assert_eq(tg_gunzip(gz, gn, &out, &n, &e), 0, "%s", e.msg);
     cr_assert_eq(n, 0);
@@ -302,7 +279,7 @@ Test(data_gzip, empty_member) {
 
 Test(data_gzip, zlib_stream) {
     size_t pn, zn, n;
-    uint8_t *payload = slurp(fix("payload.bin"), &pn), *z = slurp(fix("payload.zlib"), &zn), *out;
+    uint8_t *payload = tg_slurp(fix("payload.bin"), &pn), *z = tg_slurp(fix("payload.zlib"), &zn), *out;
     tg_err e;
     cr_assert_eq(tg_zlib_inflate(z, zn, SIZE_MAX, &out, &n, &e), 0, "%s", e.msg);
     cr_assert_eq(n, pn);
@@ -323,7 +300,7 @@ Test(data_gzip, zlib_stream) {
 Test(data_gzip, all_header_flags) {
     /* FTEXT|FHCRC|FEXTRA|FNAME|FCOMMENT in front of payload.gz's deflate data. */
     size_t gn, pn, n;
-    uint8_t *gz = slurp(fix("payload.gz"), &gn), *payload = slurp(fix("payload.bin"), &pn);
+    uint8_t *gz = tg_slurp(fix("payload.gz"), &gn), *payload = tg_slurp(fix("payload.bin"), &pn);
     uint8_t *buf = malloc(gn + 64), *out;
     uint8_t head[] = {0x1f, 0x8b, 8, 0x1f, 1, 2, 3, 4, 0, 3, 5, 0, 'x', 't', 'r', 'a', '!',
                       'n', 'a', 'm', 'e', 0, 'h', 'i', ' ', 't', 'h', 'e', 'r', 'e', 0};
@@ -349,7 +326,7 @@ Test(data_gzip, all_header_flags) {
 
 Test(data_gzip, corrupt_crc_isize_and_header) {
     size_t gn, n;
-    uint8_t *gz = slurp(fix("payload.gz"), &gn), *out;
+    uint8_t *gz = tg_slurp(fix("payload.gz"), &gn), *out;
     tg_err e;
     gz[gn - 8] ^= 0x01;  /* CRC-32 */
     assert_err(tg_gunzip(gz, gn, &out, &n, &e), e, "gzip CRC-32 mismatch (stored ");
@@ -378,7 +355,7 @@ Test(data_gzip, corrupt_crc_isize_and_header) {
 
 Test(data_gzip, trailing_garbage_and_second_member_errors) {
     size_t gn, n;
-    uint8_t *gz = slurp(fix("payload.gz"), &gn), *out;
+    uint8_t *gz = tg_slurp(fix("payload.gz"), &gn), *out;
     uint8_t *buf = malloc(2 * gn + 4);
     tg_err e;
     memcpy(buf, gz, gn);
@@ -400,7 +377,7 @@ Test(data_gzip, every_truncation_is_an_error) {
                            "mini/train-images-idx3-ubyte.gz"};
     for (int f = 0; f < 5; f++) {
         size_t gn, n;
-        uint8_t *gz = slurp(fix(names[f]), &gn), *out;
+        uint8_t *gz = tg_slurp(fix(names[f]), &gn), *out;
         for (size_t cut = 0; cut < gn; cut += (cut < 300 || cut > gn - 300) ? 1 : 7) {
             /* a copy of exactly `cut` bytes, so ASan sees any read past it */
             uint8_t *p = malloc(cut ? cut : 1);
@@ -418,7 +395,7 @@ Test(data_gzip, every_truncation_is_an_error) {
 
 Test(data_gzip, output_limit) {
     size_t gn, n;
-    uint8_t *gz = slurp(fix("payload.gz"), &gn), *out;
+    uint8_t *gz = tg_slurp(fix("payload.gz"), &gn), *out;
     tg_err e;
     assert_err(tg_gunzip_max(gz, gn, 32767, &out, &n, &e), e, "exceeds the limit of 32767 bytes");
     cr_assert_null(out);
@@ -436,7 +413,7 @@ Test(data_gzip, fuzz_mutations_and_random_streams) {
     int ok = 0, failed = 0;
     for (int f = 0; f < 4; f++) {
         size_t gn, n;
-        uint8_t *gz = slurp(fix(names[f]), &gn), *out;
+        uint8_t *gz = tg_slurp(fix(names[f]), &gn), *out;
         uint8_t *p = malloc(gn);
         for (int it = 0; it < 300; it++) {
             memcpy(p, gz, gn);
@@ -632,8 +609,8 @@ Test(data_idx, raw_images_and_labels, .init = tg_tmpdir_setup, .fini = tg_tmpdir
 
 Test(data_idx, gzip_detected_by_magic_not_by_name, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     size_t gn;
-    uint8_t *gz = slurp(fix("mini/train-images-idx3-ubyte.gz"), &gn);
-    spit(tg_tmp("plain-name"), gz, gn);  /* gzip data, no .gz */
+    uint8_t *gz = tg_slurp(fix("mini/train-images-idx3-ubyte.gz"), &gn);
+    tg_spit(tg_tmp("plain-name"), gz, gn);  /* gzip data, no .gz */
     write_images(tg_tmp("raw.gz"), 37, 5, 4);  /* raw data named .gz */
     tg_images a, b;
     tg_err e;
@@ -658,9 +635,9 @@ Test(data_idx, size_mismatches_name_file_and_sizes, .init = tg_tmpdir_setup, .fi
     assert_err(tg_idx_images_load(tg_tmp("long"), &x, &e), e, "1 bytes of trailing data");
     write_idx(tg_tmp("hdr"), 0x803, 1, (uint32_t[]){4}, px, 0);  /* 8 bytes: header cut */
     assert_err(tg_idx_images_load(tg_tmp("hdr"), &x, &e), e, "truncated: 8 bytes, the IDX header needs 16");
-    spit(tg_tmp("tiny"), "\0\0", 2);
+    tg_spit(tg_tmp("tiny"), "\0\0", 2);
     assert_err(tg_idx_images_load(tg_tmp("tiny"), &x, &e), e, "too short for an IDX header");
-    spit(tg_tmp("empty"), "", 0);
+    tg_spit(tg_tmp("empty"), "", 0);
     assert_err(tg_idx_images_load(tg_tmp("empty"), &x, &e), e, "too short");
 }
 
@@ -676,7 +653,7 @@ Test(data_idx, truncated_idx_inside_gzip, .init = tg_tmpdir_setup, .fini = tg_tm
     bitw w = {0};
     stored_block(&w, true, (const char *)lab, (unsigned)n);
     uint8_t gz[200];
-    spit(tg_tmp("lab.gz"), gz, gz_wrap(gz, w.b, w.n, lab, n));
+    tg_spit(tg_tmp("lab.gz"), gz, gz_wrap(gz, w.b, w.n, lab, n));
     tg_labels y;
     assert_err(tg_idx_labels_load(tg_tmp("lab.gz"), 10, &y, &e), e,
                "lab.gz: truncated: header says 12 labels (12 bytes) but the file has 11");
@@ -695,7 +672,7 @@ Test(data_idx, wrong_magic, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown)
     assert_err(tg_idx_labels_load(tg_tmp("img"), 10, &y, &e), e, "image file?");
     write_idx(tg_tmp("f32"), 0x0d03, 3, (uint32_t[]){1, 2, 2}, d, 16);  /* float elements */
     assert_err(tg_idx_images_load(tg_tmp("f32"), &x, &e), e, "bad IDX magic 0x00000d03");
-    spit(tg_tmp("text"), "hello world, not an IDX file", 28);
+    tg_spit(tg_tmp("text"), "hello world, not an IDX file", 28);
     assert_err(tg_idx_images_load(tg_tmp("text"), &x, &e), e, "not a uint8 IDX file");
 }
 
@@ -737,9 +714,9 @@ Test(data_idx, unreadable_paths, .init = tg_tmpdir_setup, .fini = tg_tmpdir_tear
     assert_err(tg_idx_images_load(tg_tmp("nope"), &x, &e), e, "nope: cannot open: No such file");
     assert_err(tg_idx_images_load(tg_tmpdir(), &x, &e), e, "not a regular file");
     size_t gn;
-    uint8_t *gz = slurp(fix("payload.gz"), &gn);
+    uint8_t *gz = tg_slurp(fix("payload.gz"), &gn);
     gz[gn - 5] ^= 0x10;  /* the CRC, with the path in front of the message */
-    spit(tg_tmp("bad.gz"), gz, gn);
+    tg_spit(tg_tmp("bad.gz"), gz, gn);
     assert_err(tg_idx_images_load(tg_tmp("bad.gz"), &x, &e), e, "bad.gz: gzip CRC-32 mismatch (stored ");
     free(gz);
 }
@@ -796,7 +773,7 @@ Test(data_dataset, raw_preferred_over_gz_and_errors_free_everything, .init = tg_
     tg_dataset ds;
     tg_err e;
     write_dataset(37, 37, 5);
-    spit(tg_tmp("train-images-idx3-ubyte.gz"), "\x1f\x8b garbage", 10);
+    tg_spit(tg_tmp("train-images-idx3-ubyte.gz"), "\x1f\x8b garbage", 10);
     cr_assert_eq(tg_dataset_load(tg_tmpdir(), &ds, &e), 0, "%s", e.msg);  /* raw one used */
     tg_dataset_free(&ds);
     unlink(tg_tmp("train-images-idx3-ubyte"));

@@ -31,8 +31,6 @@
 /* ================================================================ helpers */
 
 
-
-
 /* Number of entries in the temporary directory whose name contains ".tmp.". */
 static int temp_files_left(void) {
     DIR *d = opendir(tg_tmpdir());
@@ -45,19 +43,6 @@ static int temp_files_left(void) {
     return k;
 }
 
-/* The whole file at path, read with stdio. */
-static uint8_t *slurp_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(size ? (size_t)size : 1);
-    cr_assert_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
-}
 
 /* Bit-at-a-time CRC-32 (PNG spec, annex D, without the table). */
 static uint32_t slow_crc32(const uint8_t *p, size_t n) {
@@ -149,7 +134,7 @@ static png_img png_parse(const uint8_t *f, size_t n) {
 
 static png_img png_read(const char *path) {
     size_t n;
-    uint8_t *f = slurp_file(path, &n);
+    uint8_t *f = tg_slurp(path, &n);
     png_img img = png_parse(f, n);
     free(f);
     return img;
@@ -330,7 +315,7 @@ Test(png_write, output_is_deterministic, .init = tg_tmpdir_setup, .fini = tg_tmp
     cr_assert_eq(tg_png_encode_gray(px, 64, 48, &a, &an, &e), 0, "%s", e.msg);
     cr_assert_eq(tg_png_write_gray(tg_tmp("a.png"), px, 64, 48, &e), 0, "%s", e.msg);
     cr_assert_eq(tg_png_write_gray(tg_tmp("b.png"), px, 64, 48, &e), 0, "%s", e.msg);
-    uint8_t *fa = slurp_file(tg_tmp("a.png"), &an), *fb = slurp_file(tg_tmp("b.png"), &bn);
+    uint8_t *fa = tg_slurp(tg_tmp("a.png"), &an), *fb = tg_slurp(tg_tmp("b.png"), &bn);
     cr_assert_eq(an, bn);
     cr_assert(!memcmp(fa, fb, an), "identical input, different files");
     cr_assert(!memcmp(fa, a, an), "file differs from the in-memory encoding");
@@ -503,12 +488,12 @@ Test(png_idx, images_and_labels_round_trip, .init = tg_tmpdir_setup, .fini = tg_
     cr_assert_eq(temp_files_left(), 0);
 
     size_t fn;
-    uint8_t *f = slurp_file(tg_tmp("x-idx3-ubyte"), &fn);
+    uint8_t *f = tg_slurp(tg_tmp("x-idx3-ubyte"), &fn);
     static const uint8_t header[16] = {0, 0, 8, 3, 0, 0, 0, 7, 0, 0, 0, 5, 0, 0, 0, 3};
     cr_assert_eq(fn, 16 + sizeof px);
     cr_assert(!memcmp(f, header, 16) && !memcmp(f + 16, px, sizeof px));
     free(f);
-    f = slurp_file(tg_tmp("y-idx1-ubyte"), &fn);
+    f = tg_slurp(tg_tmp("y-idx1-ubyte"), &fn);
     static const uint8_t lheader[8] = {0, 0, 8, 1, 0, 0, 0, 7};
     cr_assert(fn == 15 && !memcmp(f, lheader, 8) && !memcmp(f + 8, y, 7));
     free(f);
@@ -544,11 +529,11 @@ Test(png_idx, file_write_parts_concatenates, .init = tg_tmpdir_setup, .fini = tg
                                      (const size_t[]){2, 0, 3}, &e),
                  0, "%s", e.msg);
     size_t n;
-    uint8_t *f = slurp_file(tg_tmp("p"), &n);
+    uint8_t *f = tg_slurp(tg_tmp("p"), &n);
     cr_assert(n == 5 && !memcmp(f, "abcde", 5));
     free(f);
     cr_assert_eq(tg_file_write(tg_tmp("empty"), NULL, 0, &e), 0, "%s", e.msg);
-    f = slurp_file(tg_tmp("empty"), &n);
+    f = tg_slurp(tg_tmp("empty"), &n);
     cr_assert_eq(n, 0);
     free(f);
 }

@@ -9,4 +9,12 @@ const char *tg_tmpdir(void);            /* its path */
 const char *tg_tmp(const char *name);   /* "<dir>/<name>", in one of four rotating buffers */
 void tg_remove_tree(const char *path);  /* removes path and, if a directory, everything under it */
 
+#include <stddef.h>
+#include <stdint.h>
+
+/* The whole file at path, read with stdio (not the code under test); malloc'd. */
+uint8_t *tg_slurp(const char *path, size_t *n);
+/* Writes buf[0..n) to path with stdio. */
+void tg_spit(const char *path, const void *buf, size_t n);
+
 #endif
