@@ -1,0 +1,346 @@
+/* train.c — the training loop of the VAE family (see train.h). */
+#include "models/train.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "data/json.h"
+#include "data/png.h"
+#include "data/write.h"
+#include "nn/checkpoint.h"
+#include "optim/optim.h"
+
+tg_train_opts tg_train_opts_default(void) {
+    return (tg_train_opts){
+        .model = TG_RUN_VAE, .epochs = 10, .batch = 128, .n_hidden = 1, .hidden = {400}, .latent = 20,
+        .lr = 1e-3, .beta = 1, .anneal = TG_KL_LINEAR, .anneal_epochs = 10, .anneal_steps = 0, .cycles = 4,
+        .ratio = 0.5, .prior = TG_PRIOR_STANDARD, .lik = TG_LIK_BERNOULLI, .binarize = TG_BINARIZE_NONE,
+        .seed = 1, .threads = 0, .out_dir = NULL,
+    };
+}
+
+const char *tg_run_model_name(tg_run_model m) {
+    static const char *names[] = {"vae", "beta-vae", "annealed-vae", "cvae"};
+    return names[m];
+}
+
+tg_kl_schedule tg_train_schedule(const tg_train_opts *o, int64_t steps_per_epoch) {
+    tg_kl_schedule s = {.kind = TG_KL_CONSTANT};
+    if (o->model != TG_RUN_ANNEALED_VAE) return s;
+    if (o->anneal == TG_KL_CYCLICAL) {
+        s.kind = TG_KL_CYCLICAL;
+        s.total_steps = o->epochs * steps_per_epoch;
+        s.cycles = o->cycles;
+        s.ratio = o->ratio;
+    } else {
+        s.kind = TG_KL_LINEAR;
+        s.by_epoch = o->anneal_steps <= 0;
+        s.warmup = s.by_epoch ? o->anneal_epochs : o->anneal_steps;
+    }
+    return s;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* dst = each pixel of src set to 255 with probability p / 255, else 0. */
+static int binarize_images(const tg_images *src, tg_images *dst, tg_rng *r) {
+    *dst = *src;
+    size_t n = (size_t)(src->n * src->rows * src->cols);
+    dst->pixels = malloc(n ? n : 1);
+    if (!dst->pixels) return -1;
+    for (size_t i = 0; i < n; i++) dst->pixels[i] = tg_rng_uniform(r) * 255.0 < src->pixels[i] ? 255 : 0;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- outputs */
+
+static const char *lik_name(tg_likelihood l) { return l == TG_LIK_GAUSSIAN ? "gaussian" : "bernoulli"; }
+static const char *prior_name(tg_prior p) { return p == TG_PRIOR_LEARNED ? "learned" : "standard"; }
+static const char *bin_name(tg_binarize b) {
+    return b == TG_BINARIZE_STATIC ? "static" : b == TG_BINARIZE_DYNAMIC ? "dynamic" : "none";
+}
+
+/* config.json's text (owned by w), or NULL if out of memory. */
+/* full: every setting (config.json); else without where it ran (data, out,
+ * threads), so model.safetensors is the same bytes for the same run anywhere. */
+static const char *config_json(tg_jsonw *w, const tg_train_opts *o, const tg_dataset *ds, int64_t classes,
+                               bool full) {
+    tg_jsonw_init(w);
+    tg_jsonw_begin_object(w);
+    tg_jsonw_key(w, "model"), tg_jsonw_string(w, tg_run_model_name(o->model));
+    if (full) tg_jsonw_key(w, "data"), tg_jsonw_string(w, o->data_dir ? o->data_dir : ds->dir);
+    tg_jsonw_key(w, "train_images"), tg_jsonw_int(w, ds->train_x.n);
+    tg_jsonw_key(w, "test_images"), tg_jsonw_int(w, ds->test_x.n);
+    tg_jsonw_key(w, "image_rows"), tg_jsonw_int(w, ds->train_x.rows);
+    tg_jsonw_key(w, "image_cols"), tg_jsonw_int(w, ds->train_x.cols);
+    tg_jsonw_key(w, "classes"), tg_jsonw_int(w, classes);
+    tg_jsonw_key(w, "epochs"), tg_jsonw_int(w, o->epochs);
+    tg_jsonw_key(w, "batch"), tg_jsonw_int(w, o->batch);
+    tg_jsonw_key(w, "hidden"), tg_jsonw_begin_array(w);
+    for (int i = 0; i < o->n_hidden; i++) tg_jsonw_int(w, o->hidden[i]);
+    tg_jsonw_end_array(w);
+    tg_jsonw_key(w, "latent"), tg_jsonw_int(w, o->latent);
+    tg_jsonw_key(w, "lr"), tg_jsonw_double(w, o->lr);
+    tg_jsonw_key(w, "beta"), tg_jsonw_double(w, o->beta);
+    tg_jsonw_key(w, "anneal"), tg_jsonw_string(w, o->anneal == TG_KL_CYCLICAL ? "cyclical" : "linear");
+    tg_jsonw_key(w, "anneal_epochs"), tg_jsonw_int(w, o->anneal_epochs);
+    tg_jsonw_key(w, "anneal_steps"), tg_jsonw_int(w, o->anneal_steps);
+    tg_jsonw_key(w, "cycles"), tg_jsonw_int(w, o->cycles);
+    tg_jsonw_key(w, "ratio"), tg_jsonw_double(w, o->ratio);
+    tg_jsonw_key(w, "prior"), tg_jsonw_string(w, prior_name(o->prior));
+    tg_jsonw_key(w, "likelihood"), tg_jsonw_string(w, lik_name(o->lik));
+    tg_jsonw_key(w, "binarize"), tg_jsonw_string(w, bin_name(o->binarize));
+    tg_jsonw_key(w, "seed"), tg_jsonw_int(w, (int64_t)o->seed);
+    if (full) {
+        tg_jsonw_key(w, "threads"), tg_jsonw_int(w, o->threads);
+        tg_jsonw_key(w, "out"), tg_jsonw_string(w, o->out_dir);
+    }
+    tg_jsonw_end_object(w);
+    return tg_jsonw_finish(w);
+}
+
+static void path_in(char *buf, size_t n, const char *dir, const char *name) {
+    snprintf(buf, n, "%s/%s", dir, name);
+}
+
+static void rng_hex(char *buf, size_t n, const tg_rng *r) {
+    snprintf(buf, n, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64, r->s[0], r->s[1], r->s[2],
+             r->s[3]);
+}
+
+static int save_optimizer(const char *path, const tg_adam *opt, const tg_rng *rngs[], const char *rng_keys[],
+                          int n_rng, tg_err *e) {
+    tg_tensor m = tg_tensor_wrap(opt->ps->dtype, TG_SHAPE(opt->ps->n), opt->m);
+    tg_tensor v = tg_tensor_wrap(opt->ps->dtype, TG_SHAPE(opt->ps->n), opt->v);
+    const char *names[] = {"adam.m", "adam.v"};
+    const tg_tensor *ts[] = {&m, &v};
+    char vals[8][80];
+    const char *keys[8], *pv[8];
+    snprintf(vals[0], sizeof vals[0], "%" PRId64, opt->step);
+    keys[0] = "adam.step", pv[0] = vals[0];
+    for (int i = 0; i < n_rng; i++) {
+        rng_hex(vals[i + 1], sizeof vals[0], rngs[i]);
+        keys[i + 1] = rng_keys[i], pv[i + 1] = vals[i + 1];
+    }
+    return tg_safetensors_write(path, 2, names, ts, 1 + n_rng, keys, pv, e);
+}
+
+/* ---------------------------------------------------------------- training */
+
+typedef struct {
+    double loss, recon, kl;   /* sums over images */
+    const char *bad;          /* name of the first non-finite quantity, or NULL */
+} sums;
+
+static const char *nonfinite(double loss, double recon, double kl) {
+    return !isfinite(loss) ? "loss" : !isfinite(recon) ? "recon" : !isfinite(kl) ? "kl" : NULL;
+}
+
+/* Fills lab (rows) with y as floats. */
+static void labels_to(tg_tensor *lab, const uint8_t *y, int64_t rows) {
+    for (int64_t i = 0; i < rows; i++) TG_F32P(lab)[i] = (float)y[i];
+}
+
+int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err *e) {
+    const bool cond = o->model == TG_RUN_CVAE;
+    const int64_t B = o->batch, D = ds->train_x.rows * ds->train_x.cols, K = cond ? 10 : 0;
+    const int64_t H = ds->train_x.rows, W = ds->train_x.cols;
+    int status = 1;
+    char path[4096];
+
+    tg_rng init_rng = tg_rng_seed(o->seed), data_rng = tg_rng_seed(o->seed + 1),
+           noise_rng = tg_rng_seed(o->seed + 2), bin_rng = tg_rng_seed(o->seed + 3);
+
+    /* Data as the model sees it: gray, or binarised once (the test set is
+     * binarised once for dynamic binarisation too, so test losses compare). */
+    tg_images train_bin = {0}, test_bin = {0};
+    const tg_images *train_x = &ds->train_x, *test_x = &ds->test_x;
+    if (o->binarize != TG_BINARIZE_NONE) {
+        if ((o->binarize == TG_BINARIZE_STATIC && binarize_images(&ds->train_x, &train_bin, &bin_rng) != 0) ||
+            binarize_images(&ds->test_x, &test_bin, &bin_rng) != 0) {
+            tg_err_set(e, "out of memory");
+            free(train_bin.pixels);
+            return 1;
+        }
+        if (o->binarize == TG_BINARIZE_STATIC) train_x = &train_bin;
+        test_x = &test_bin;
+    }
+
+    tg_vae_config cfg = tg_vae_config_new(D, o->n_hidden, o->hidden, o->latent);
+    cfg.classes = K, cfg.prior = o->prior, cfg.lik = o->lik, cfg.beta = o->beta;
+    tg_params *ps = tg_params_new(TG_F32);
+    tg_vae_model m = tg_vae_model_new(ps, &cfg, &init_rng);
+    tg_adam *opt = tg_adam_new(ps, o->lr);
+    tg_tape *tape = tg_tape_new();
+    tg_arena *keep = tg_arena_new();
+    tg_tensor *xb = tg_tensor_new(keep, TG_F32, TG_SHAPE(B, D));   /* (B, D) batch */
+    tg_tensor *lb = tg_tensor_new(keep, TG_F32, TG_SHAPE(B));      /* (B) labels as floats */
+    uint8_t *yb = tg_arena_alloc(keep, (size_t)B);
+    tg_batcher *train = tg_batcher_new(train_x, cond ? &ds->train_y : NULL, B, true, &data_rng);
+    tg_batcher *test = tg_batcher_new(test_x, cond ? &ds->test_y : NULL, B, false, NULL);
+    const int64_t n_show = 8, n_samp = cond ? 80 : 64;
+    float *grid = malloc(sizeof(float) * (size_t)(D * (n_samp > 2 * n_show ? n_samp : 2 * n_show)));
+    size_t csv_cap = 1 << 12, csv_len = 0;
+    char *csv = malloc(csv_cap);
+    tg_jsonw cj, mj;
+    const char *cfg_text = config_json(&cj, o, ds, K, true), *meta_text = config_json(&mj, o, ds, K, false);
+    if (!train || !test || !grid || !csv || !cfg_text || !meta_text) {
+        tg_err_set(e, "out of memory");
+        goto done;
+    }
+    csv_len = (size_t)snprintf(csv, csv_cap, "epoch,train_loss,test_loss,recon,kl,kl_weight,seconds\n");
+    path_in(path, sizeof path, o->out_dir, "config.json");
+    if (tg_file_write(path, cfg_text, strlen(cfg_text), e) != 0) goto done;
+
+    const int64_t steps = tg_batcher_count(train);
+    const tg_kl_schedule ks = tg_train_schedule(o, steps);
+    int64_t step = 0;
+    bool wrote = false;
+    const char *meta_keys[] = {"format", "config"}, *meta_vals[] = {"tapegrad-vae", meta_text};
+
+    for (int64_t epoch = 1; epoch <= o->epochs; epoch++) {
+        double t0 = now(), w = 1, kl_weight = 0;
+        sums tr = {0}, te = {0};
+        int64_t rows;
+        if (epoch > 1) tg_batcher_start_epoch(train);
+        for (int64_t s = 1; (rows = tg_batcher_next(train, xb, cond ? yb : NULL)) > 0; s++, step++) {
+            if (o->binarize == TG_BINARIZE_DYNAMIC)
+                for (int64_t i = 0; i < rows * D; i++)
+                    TG_F32P(xb)[i] = tg_rng_uniform(&noise_rng) < TG_F32P(xb)[i] ? 1.0f : 0.0f;
+            tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);
+            tg_tensor lv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows), lb->data);
+            if (cond) labels_to(&lv, yb, rows);
+            w = tg_kl_weight(&ks, step, epoch - 1);
+            tg_params_zero_grad(ps);
+            tg_vae_model_out out =
+                tg_vae_model_forward(tape, &m, tg_leaf(tape, &xv, false), cond ? &lv : NULL, NULL, &noise_rng, w);
+            double loss = tg_tensor_get(&out.loss->val, 0), recon = tg_tensor_get(&out.recon->val, 0),
+                   kl = tg_tensor_get(&out.kl->val, 0);
+            const char *bad = nonfinite(loss, recon, kl);
+            if (bad) {
+                tg_err_set(e, "non-finite %s at epoch %" PRId64 ", step %" PRId64 "; %s %s", bad, epoch, s,
+                           wrote ? "last good checkpoint kept in" : "no checkpoint written yet in", o->out_dir);
+                goto done;
+            }
+            kl_weight = out.kl_weight;
+            tg_backward(tape, out.loss);
+            tg_adam_step(opt);
+            tr.loss += loss;
+            tg_tape_reset(tape);
+        }
+        double secs = now() - t0;
+
+        /* Test set: no gradients, one sample of z per image. */
+        bool prev = tg_no_grad(tape);
+        tg_batcher_start_epoch(test);
+        while ((rows = tg_batcher_next(test, xb, cond ? yb : NULL)) > 0) {
+            tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);
+            tg_tensor lv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows), lb->data);
+            if (cond) labels_to(&lv, yb, rows);
+            tg_vae_model_out out =
+                tg_vae_model_forward(tape, &m, tg_leaf(tape, &xv, false), cond ? &lv : NULL, NULL, &noise_rng, 1);
+            te.recon += tg_tensor_get(&out.recon->val, 0);
+            te.kl += tg_tensor_get(&out.kl->val, 0);
+            tg_tape_reset(tape);
+        }
+        const double ntr = (double)ds->train_x.n, nte = (double)ds->test_x.n;
+        double train_loss = tr.loss / ntr, recon = te.recon / nte, kl = te.kl / nte, test_loss = recon + kl;
+        const char *bad = nonfinite(test_loss, recon, kl);
+        if (bad) {
+            tg_set_grad(tape, prev);
+            tg_err_set(e, "non-finite test %s at epoch %" PRId64 "; %s %s", bad, epoch,
+                       wrote ? "last good checkpoint kept in" : "no checkpoint written yet in", o->out_dir);
+            goto done;
+        }
+
+        /* Reconstructions (z = mu) of the first test images, and prior samples. */
+        int64_t show = ds->test_x.n < n_show ? ds->test_x.n : n_show;
+        tg_batcher_start_epoch(test);
+        rows = tg_batcher_next(test, xb, cond ? yb : NULL);
+        {
+            tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(show, D), xb->data);
+            tg_tensor lv = tg_tensor_wrap(TG_F32, TG_SHAPE(show), lb->data);
+            if (cond) labels_to(&lv, yb, show);
+            tg_tensor *eps = tg_tensor_zeros(tg_tape_arena(tape), TG_F32, TG_SHAPE(show, o->latent));
+            tg_vae_model_out out = tg_vae_model_forward(tape, &m, tg_leaf(tape, &xv, false), cond ? &lv : NULL,
+                                                        eps, &noise_rng, 1);
+            tg_var *img = o->lik == TG_LIK_BERNOULLI ? tg_sigmoid(tape, out.logits) : out.logits;
+            memcpy(grid, xb->data, sizeof(float) * (size_t)(show * D));
+            memcpy(grid + show * D, img->val.data, sizeof(float) * (size_t)(show * D));
+            tg_tape_reset(tape);
+        }
+        char name[64];
+        snprintf(name, sizeof name, "reconstruction_%" PRId64 ".png", epoch);
+        path_in(path, sizeof path, o->out_dir, name);
+        if (tg_png_write_grid_f32(path, grid, 2 * show, H, W, show, 2, e) != 0) goto done;
+        {
+            tg_rng sample_rng = tg_rng_seed(o->seed + 4);
+            tg_tensor *lab = NULL;
+            if (cond) {
+                lab = tg_tensor_new(tg_tape_arena(tape), TG_F32, TG_SHAPE(n_samp));
+                for (int64_t i = 0; i < n_samp; i++) TG_F32P(lab)[i] = (float)(i / 8);
+            }
+            tg_var *smp = tg_vae_model_sample(tape, &m, n_samp, lab, &sample_rng);
+            if (o->lik == TG_LIK_BERNOULLI) smp = tg_sigmoid(tape, smp);
+            memcpy(grid, smp->val.data, sizeof(float) * (size_t)(n_samp * D));
+            tg_tape_reset(tape);
+        }
+        tg_set_grad(tape, prev);
+        snprintf(name, sizeof name, "sample_%" PRId64 ".png", epoch);
+        path_in(path, sizeof path, o->out_dir, name);
+        if (tg_png_write_grid_f32(path, grid, n_samp, H, W, 8, 2, e) != 0) goto done;
+
+        /* Checkpoints and metrics. */
+        path_in(path, sizeof path, o->out_dir, "model.safetensors");
+        if (tg_params_save(ps, path, 2, meta_keys, meta_vals, e) != 0) goto done;
+        const tg_rng *rngs[] = {&init_rng, &data_rng, &noise_rng, &bin_rng};
+        const char *rng_keys[] = {"rng.init", "rng.data", "rng.noise", "rng.binarize"};
+        path_in(path, sizeof path, o->out_dir, "optimizer.safetensors");
+        if (save_optimizer(path, opt, rngs, rng_keys, 4, e) != 0) goto done;
+        char line[256];
+        int len = snprintf(line, sizeof line, "%" PRId64 ",%.6f,%.6f,%.6f,%.6f,%.6f,%.3f\n", epoch, train_loss,
+                           test_loss, recon, kl, kl_weight, secs);
+        if (csv_len + (size_t)len + 1 > csv_cap) {
+            char *p = realloc(csv, csv_cap * 2 + (size_t)len);
+            if (!p) {
+                tg_err_set(e, "out of memory");
+                goto done;
+            }
+            csv = p, csv_cap = csv_cap * 2 + (size_t)len;
+        }
+        memcpy(csv + csv_len, line, (size_t)len + 1);
+        csv_len += (size_t)len;
+        path_in(path, sizeof path, o->out_dir, "metrics.csv");
+        if (tg_file_write(path, csv, csv_len, e) != 0) goto done;
+        wrote = true;
+
+        fprintf(log,
+                "epoch %" PRId64 "/%" PRId64 "  train %.4f  test %.4f  recon %.4f  kl %.4f  kl_weight %.4f  "
+                "%.2f s  %.0f images/s\n",
+                epoch, o->epochs, train_loss, test_loss, recon, kl, kl_weight, secs, ntr / secs);
+        fflush(log);
+    }
+    status = 0;
+
+done:
+    tg_jsonw_free(&cj);
+    tg_jsonw_free(&mj);
+    free(csv);
+    free(grid);
+    tg_batcher_free(train);
+    tg_batcher_free(test);
+    tg_arena_free(keep);
+    tg_tape_free(tape);
+    tg_adam_free(opt);
+    tg_params_free(ps);
+    tg_images_free(&train_bin);
+    tg_images_free(&test_bin);
+    return status;
+}
