@@ -2,6 +2,8 @@
  * vae.c — the VAE family from the command line.
  *
  *     build/vae train --model vae|beta-vae|annealed-vae|cvae [flags]   (see --help)
+ *     build/vae eval --run DIR [--data DIR] [--iw K]                 (models/evaluate.h)
+ *     build/vae sample --run DIR --out FILE.png|FILE.idx [--n N] [--label L]
  *
  * Flag errors exit 2 with one message naming the flag; data and file errors
  * exit 1 with the loader's or writer's message. The loop is models/train.c.
@@ -13,6 +15,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "data/png.h"
+#include "data/write.h"
+#include "models/evaluate.h"
 #include "models/train.h"
 #include "tensor/pool.h"
 
@@ -62,8 +67,11 @@ static const char train_usage[] =
     "and sample_<epoch>.png, all at the end of each epoch. Losses are nats per image;\n"
     "test_loss is recon + kl (the negative ELBO), train_loss the objective optimised.\n";
 
+/* The command being run, for messages: "vae train", "vae eval", "vae sample". */
+static const char *prog = "vae train";
+
 _Noreturn static void flag_error(const char *flag, const char *fmt, const char *val) {
-    fprintf(stderr, "vae train: %s: ", flag);
+    fprintf(stderr, "%s: %s: ", prog, flag);
     fprintf(stderr, fmt, val);
     fputc('\n', stderr);
     exit(2);
@@ -75,7 +83,7 @@ static long long parse_int(const char *flag, const char *s, long long lo, long l
     long long v = strtoll(s, &end, 10);
     if (errno || end == s || *end) flag_error(flag, "not an integer: \"%s\"", s);
     if (v < lo || v > hi) {
-        fprintf(stderr, "vae train: %s: %s is out of range [%lld, %lld]\n", flag, s, lo, hi);
+        fprintf(stderr, "%s: %s: %s is out of range [%lld, %lld]\n", prog, flag, s, lo, hi);
         exit(2);
     }
     return v;
@@ -219,6 +227,186 @@ static int cmd_train(int argc, char **argv) {
     return rc;
 }
 
+/* ---------------------------------------------------------------- eval, sample */
+
+static const char eval_usage[] =
+    "usage: vae eval --run DIR [--data DIR] [--iw 1000] [--seed 1] [--threads N]\n"
+    "\n"
+    "  --run DIR    a directory written by `vae train` (config.json, model.safetensors); required\n"
+    "  --data DIR   MNIST-format IDX files; default: the run's data directory\n"
+    "  --iw K       importance samples per image for nll (default 1000)\n"
+    "  --seed S     seed of the z and importance samples (default 1)\n"
+    "  --threads N  threads (default: $TG_THREADS, else every core)\n"
+    "  --help       this text\n"
+    "\n"
+    "Prints one JSON object over the test set (binarised as the run was), in nats per\n"
+    "image: elbo (negative ELBO, one z sample: recon + kl), recon, kl, nll (-log p(x),\n"
+    "importance-sampled), active_units, kl_per_dim, iw_samples, images.\n";
+
+static const char sample_usage[] =
+    "usage: vae sample --run DIR --out FILE.png|FILE.idx [--n 64] [--label L] [--seed 1] [--threads N]\n"
+    "\n"
+    "  --run DIR    a directory written by `vae train`; required\n"
+    "  --out FILE   .png: a grid of 8 images per row; .idx: an IDX file of uint8 images; required\n"
+    "  --n N        samples (default 64)\n"
+    "  --label L    cvae only: every sample of class L (default: sample i of class i % classes)\n"
+    "  --seed S     seed of the prior samples (default 1)\n"
+    "  --threads N  threads (default: $TG_THREADS, else every core)\n"
+    "  --help       this text\n";
+
+/* Generic flag loop for eval and sample: returns the value of the flag at
+ * argv[*i] (advancing *i), after checking it is one of flags[]. */
+static const char *flag_value(int argc, char **argv, int *i, const char *const flags[], size_t n_flags,
+                              const char *help_cmd) {
+    const char *a = argv[*i];
+    bool known = false;
+    for (size_t k = 0; k < n_flags; k++) known |= !strcmp(a, flags[k]);
+    if (!known) {
+        fprintf(stderr, "%s: unknown flag \"%s\" (see vae %s --help)\n", prog, a, help_cmd);
+        exit(2);
+    }
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "%s: %s: missing value\n", prog, a);
+        exit(2);
+    }
+    return argv[++*i];
+}
+
+static int cmd_eval(int argc, char **argv) {
+    prog = "vae eval";
+    static const char *const flags[] = {"--run", "--data", "--iw", "--seed", "--threads"};
+    const char *run = NULL, *dir = NULL;
+    int64_t iw = 1000;
+    uint64_t seed = 1;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(eval_usage, stdout);
+            return 0;
+        }
+        const char *a = argv[i], *v = flag_value(argc, argv, &i, flags, 5, "eval");
+        if (!strcmp(a, "--run")) run = v;
+        else if (!strcmp(a, "--data")) dir = v;
+        else if (!strcmp(a, "--iw")) iw = parse_int(a, v, 1, (long long)1 << 40);
+        else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_int(a, v, 0, (long long)1 << 62);
+        else tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
+    }
+    if (!run) {
+        fprintf(stderr, "vae eval: --run: required (a directory written by vae train)\n");
+        return 2;
+    }
+    tg_err err;
+    tg_run_info ri;
+    tg_vae_model m;
+    if (tg_run_info_load(run, &ri, &err) != 0) {
+        fprintf(stderr, "vae: %s\n", err.msg);
+        return 1;
+    }
+    tg_params *ps = tg_run_model_load(run, &ri, &m, &err);
+    if (!ps) {
+        fprintf(stderr, "vae: %s\n", err.msg);
+        return 1;
+    }
+    if (!dir) dir = ri.data[0] ? ri.data : tg_dataset_default_dir();
+    if (!dir) {
+        tg_dataset_print_help(stderr);
+        tg_params_free(ps);
+        return 1;
+    }
+    tg_dataset ds;
+    if (tg_dataset_load(dir, &ds, &err) != 0) {
+        fprintf(stderr, "vae: %s\n", err.msg);
+        tg_params_free(ps);
+        return 1;
+    }
+    tg_eval_result r;
+    int rc = 1;
+    if (tg_run_evaluate(&m, &ri, &ds, iw, seed, NULL, &r, &err) != 0) {
+        fprintf(stderr, "vae: %s\n", err.msg);
+    } else {
+        tg_jsonw w;
+        const char *s = tg_eval_result_json(&r, &w);
+        if (s) {
+            printf("%s\n", s);
+            rc = fflush(stdout) == 0 ? 0 : 1;
+        } else {
+            fprintf(stderr, "vae: out of memory\n");
+        }
+        tg_jsonw_free(&w);
+        tg_eval_result_free(&r);
+    }
+    tg_dataset_free(&ds);
+    tg_params_free(ps);
+    return rc;
+}
+
+static bool ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), k = strlen(suf);
+    return n > k && !strcmp(s + n - k, suf);
+}
+
+static int cmd_sample(int argc, char **argv) {
+    prog = "vae sample";
+    static const char *const flags[] = {"--run", "--n", "--label", "--seed", "--out", "--threads"};
+    const char *run = NULL, *out = NULL, *label_s = NULL;
+    int64_t n = 64, label = -1;
+    uint64_t seed = 1;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(sample_usage, stdout);
+            return 0;
+        }
+        const char *a = argv[i], *v = flag_value(argc, argv, &i, flags, 6, "sample");
+        if (!strcmp(a, "--run")) run = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--n")) n = parse_int(a, v, 1, 1 << 20);
+        else if (!strcmp(a, "--label")) label = parse_int(a, v, 0, 255), label_s = v;
+        else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_int(a, v, 0, (long long)1 << 62);
+        else tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
+    }
+    if (!run) {
+        fprintf(stderr, "vae sample: --run: required (a directory written by vae train)\n");
+        return 2;
+    }
+    if (!out) {
+        fprintf(stderr, "vae sample: --out: required (FILE.png or FILE.idx)\n");
+        return 2;
+    }
+    const bool png = ends_with(out, ".png");
+    if (!png && !ends_with(out, ".idx")) flag_error("--out", "expected a name ending in .png or .idx, got \"%s\"", out);
+    tg_err err;
+    tg_run_info ri;
+    tg_vae_model m;
+    if (tg_run_info_load(run, &ri, &err) != 0) {
+        fprintf(stderr, "vae: %s\n", err.msg);
+        return 1;
+    }
+    if (label_s && ri.classes == 0) flag_error("--label", "the model of this run is not conditional (got \"%s\")", label_s);
+    if (label_s && label >= ri.classes) {
+        fprintf(stderr, "vae sample: --label: %s is out of range [0, %lld)\n", label_s, (long long)ri.classes);
+        return 2;
+    }
+    tg_params *ps = tg_run_model_load(run, &ri, &m, &err);
+    if (!ps) {
+        fprintf(stderr, "vae: %s\n", err.msg);
+        return 1;
+    }
+    const int64_t D = ri.rows * ri.cols;
+    uint8_t *px = malloc((size_t)(n * D));
+    int rc = 1;
+    if (!px) {
+        fprintf(stderr, "vae: out of memory\n");
+    } else {
+        tg_run_sample(&m, n, (int)label, seed, px);
+        int w = png ? tg_png_write_grid(out, px, n, ri.rows, ri.cols, 8, 2, &err)
+                    : tg_idx_images_save(out, px, n, ri.rows, ri.cols, &err);
+        if (w != 0) fprintf(stderr, "vae: %s\n", err.msg);
+        else rc = 0;
+    }
+    free(px);
+    tg_params_free(ps);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fputs(usage, stderr);
@@ -230,6 +418,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "sample")) return cmd_sample(argc - 2, argv + 2);
     fprintf(stderr, "vae: unknown command \"%s\"\n%s", cmd, usage);
     return 2;
 }

@@ -1,0 +1,288 @@
+/* evaluate.c — reading back, evaluating and sampling a run (see evaluate.h). */
+#include "models/evaluate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/png.h"
+#include "nn/checkpoint.h"
+
+/* ---------------------------------------------------------------- config */
+
+static int field_int(const tg_json *doc, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out,
+                     tg_err *e) {
+    const tg_json *v = tg_json_get(doc, key);
+    if (!v) {
+        tg_err_set(e, "%s: no field \"%s\"", path, key);
+        return -1;
+    }
+    if (tg_json_as_int64(v, lo, hi, out) != 0) {
+        tg_err_set(e, "%s: field \"%s\": expected an integer in [%lld, %lld]", path, key, (long long)lo,
+                   (long long)hi);
+        return -1;
+    }
+    return 0;
+}
+
+static int field_num(const tg_json *doc, const char *path, const char *key, double *out, tg_err *e) {
+    const tg_json *v = tg_json_get(doc, key);
+    if (!v) {
+        tg_err_set(e, "%s: no field \"%s\"", path, key);
+        return -1;
+    }
+    if (tg_json_as_double(v, out) != 0) {
+        tg_err_set(e, "%s: field \"%s\": expected a number", path, key);
+        return -1;
+    }
+    return 0;
+}
+
+static int field_enum(const tg_json *doc, const char *path, const char *key, const char *const names[], int n,
+                      int *out, tg_err *e) {
+    const char *s = tg_json_as_string(tg_json_get(doc, key));
+    if (!s) {
+        tg_err_set(e, "%s: %s \"%s\"", path, tg_json_get(doc, key) ? "expected a string for" : "no field", key);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i])) {
+            *out = i;
+            return 0;
+        }
+    tg_err_set(e, "%s: field \"%s\": unknown value \"%s\"", path, key, s);
+    return -1;
+}
+
+int tg_run_info_load(const char *dir, tg_run_info *ri, tg_err *e) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    memset(ri, 0, sizeof *ri);
+    ri->o = tg_train_opts_default();
+    uint8_t *buf;
+    size_t n;
+    if (tg_file_read(path, &buf, &n, e) != 0) return -1;
+    tg_json *doc = tg_json_parse((const char *)buf, n, path, e);
+    free(buf);
+    if (!doc) return -1;
+    int rc = -1;
+    if (doc->type != TG_JSON_OBJECT) {
+        tg_err_set(e, "%s: expected a JSON object", path);
+        goto done;
+    }
+    static const char *const models[] = {"vae", "beta-vae", "annealed-vae", "cvae"};
+    static const char *const priors[] = {"standard", "learned"};
+    static const char *const liks[] = {"bernoulli", "gaussian"};
+    static const char *const bins[] = {"none", "static", "dynamic"};
+    int model, prior, lik, bin;
+    int64_t seed;
+    if (field_enum(doc, path, "model", models, 4, &model, e) || field_enum(doc, path, "prior", priors, 2, &prior, e) ||
+        field_enum(doc, path, "likelihood", liks, 2, &lik, e) || field_enum(doc, path, "binarize", bins, 3, &bin, e) ||
+        field_int(doc, path, "classes", 0, 256, &ri->classes, e) ||
+        field_int(doc, path, "image_rows", 1, 1 << 16, &ri->rows, e) ||
+        field_int(doc, path, "image_cols", 1, 1 << 16, &ri->cols, e) ||
+        field_int(doc, path, "latent", 1, 1 << 16, &ri->o.latent, e) ||
+        field_int(doc, path, "seed", 0, (int64_t)1 << 62, &seed, e) || field_num(doc, path, "beta", &ri->o.beta, e))
+        goto done;
+    ri->o.model = (tg_run_model)model;
+    ri->o.prior = prior ? TG_PRIOR_LEARNED : TG_PRIOR_STANDARD;
+    ri->o.lik = lik ? TG_LIK_GAUSSIAN : TG_LIK_BERNOULLI;
+    ri->o.binarize = (tg_binarize)bin;
+    ri->o.seed = (uint64_t)seed;
+    if ((ri->o.model == TG_RUN_CVAE) != (ri->classes > 0)) {
+        tg_err_set(e, "%s: field \"classes\": %lld does not fit model \"%s\"", path, (long long)ri->classes,
+                   models[model]);
+        goto done;
+    }
+    if (ri->o.prior == TG_PRIOR_LEARNED && ri->classes == 0) {
+        tg_err_set(e, "%s: field \"prior\": learned needs model \"cvae\"", path);
+        goto done;
+    }
+    const tg_json *h = tg_json_get(doc, "hidden");
+    size_t nh = tg_json_len(h);
+    if (!h || h->type != TG_JSON_ARRAY || nh < 1 || nh > TG_VAE_MAX_HIDDEN) {
+        tg_err_set(e, "%s: field \"hidden\": expected an array of 1 to %d positive integers", path,
+                   TG_VAE_MAX_HIDDEN);
+        goto done;
+    }
+    ri->o.n_hidden = (int)nh;
+    for (size_t i = 0; i < nh; i++)
+        if (tg_json_as_int64(tg_json_at(h, i), 1, 1 << 24, &ri->o.hidden[i]) != 0) {
+            tg_err_set(e, "%s: field \"hidden\": expected an array of 1 to %d positive integers", path,
+                       TG_VAE_MAX_HIDDEN);
+            goto done;
+        }
+    const char *data = tg_json_as_string(tg_json_get(doc, "data"));
+    if (data) {
+        snprintf(ri->data, sizeof ri->data, "%s", data);
+        ri->o.data_dir = ri->data;
+    }
+    rc = 0;
+done:
+    tg_json_free(doc);
+    return rc;
+}
+
+tg_vae_config tg_run_vae_config(const tg_run_info *ri) {
+    tg_vae_config c = tg_vae_config_new(ri->rows * ri->cols, ri->o.n_hidden, ri->o.hidden, ri->o.latent);
+    c.classes = ri->classes, c.prior = ri->o.prior, c.lik = ri->o.lik, c.beta = ri->o.beta;
+    return c;
+}
+
+tg_params *tg_run_model_load(const char *dir, const tg_run_info *ri, tg_vae_model *m, tg_err *e) {
+    tg_vae_config c = tg_run_vae_config(ri);
+    tg_rng r = tg_rng_seed(ri->o.seed);
+    tg_params *ps = tg_params_new(TG_F32);
+    *m = tg_vae_model_new(ps, &c, &r);
+    char path[4096], hint[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(hint, sizeof hint, "the model built from %s/config.json", dir);
+    if (tg_params_load_hint(ps, path, hint, e) != 0) {
+        tg_params_free(ps);
+        return NULL;
+    }
+    return ps;
+}
+
+/* ---------------------------------------------------------------- data */
+
+int tg_run_test_images(const tg_run_info *ri, const tg_dataset *ds, tg_images *out, tg_err *e) {
+    const tg_images *src = &ds->test_x;
+    *out = *src;
+    size_t n = (size_t)(src->n * src->rows * src->cols);
+    out->pixels = malloc(n ? n : 1);
+    if (!out->pixels) {
+        tg_err_set(e, "out of memory");
+        return -1;
+    }
+    if (ri->o.binarize == TG_BINARIZE_NONE) {
+        memcpy(out->pixels, src->pixels, n);
+        return 0;
+    }
+    /* As models/train.c: one generator (seed + 3) binarises the training set
+     * (static only), then the test set. */
+    tg_rng r = tg_rng_seed(ri->o.seed + 3);
+    if (ri->o.binarize == TG_BINARIZE_STATIC) {
+        size_t nt = (size_t)(ds->train_x.n * ds->train_x.rows * ds->train_x.cols);
+        for (size_t i = 0; i < nt; i++) (void)tg_rng_uniform(&r);
+    }
+    for (size_t i = 0; i < n; i++) out->pixels[i] = tg_rng_uniform(&r) * 255.0 < src->pixels[i] ? 255 : 0;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+int tg_run_evaluate(const tg_vae_model *m, const tg_run_info *ri, const tg_dataset *ds, int64_t iw_samples,
+                    uint64_t seed, FILE *progress, tg_eval_result *r, tg_err *e) {
+    memset(r, 0, sizeof *r);
+    const bool cond = ri->classes > 0;
+    const int64_t D = ri->rows * ri->cols, L = ri->o.latent, B = 256;
+    if (ds->test_x.rows != ri->rows || ds->test_x.cols != ri->cols) {
+        tg_err_set(e, "%s: images are %lldx%lld but the run was trained on %lldx%lld", ds->dir,
+                   (long long)ds->test_x.rows, (long long)ds->test_x.cols, (long long)ri->rows, (long long)ri->cols);
+        return -1;
+    }
+    tg_images test = {0};
+    if (tg_run_test_images(ri, ds, &test, e) != 0) return -1;
+    int rc = -1;
+    tg_tape *tape = tg_tape_new();
+    tg_arena *keep = tg_arena_new();
+    tg_tensor *xb = tg_tensor_new(keep, TG_F32, TG_SHAPE(B, D));
+    tg_tensor *lb = tg_tensor_new(keep, TG_F32, TG_SHAPE(B));
+    uint8_t *yb = tg_arena_alloc(keep, (size_t)B);
+    double *logpx = tg_arena_alloc(keep, sizeof(double) * (size_t)B);
+    tg_batcher *bt = tg_batcher_new(&test, cond ? &ds->test_y : NULL, B, false, NULL);
+    tg_active_units *au = tg_active_units_new(L);
+    r->kl_per_dim = calloc((size_t)L, sizeof(double));
+    if (!bt || !au || !r->kl_per_dim) {
+        tg_err_set(e, "out of memory");
+        goto done;
+    }
+    r->images = test.n, r->iw_samples = iw_samples, r->latent = L;
+    tg_rng noise = tg_rng_seed(seed), iw = tg_rng_seed(seed + 1);
+    double recon = 0, kl = 0, ll = 0;
+    int64_t rows, seen = 0;
+    tg_no_grad(tape);
+    while ((rows = tg_batcher_next(bt, xb, cond ? yb : NULL)) > 0) {
+        tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);
+        tg_tensor lv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows), lb->data);
+        if (cond)
+            for (int64_t i = 0; i < rows; i++) TG_F32P(&lv)[i] = (float)yb[i];
+        tg_vae_model_out out =
+            tg_vae_model_forward(tape, m, tg_leaf(tape, &xv, false), cond ? &lv : NULL, NULL, &noise, 1);
+        recon += tg_tensor_get(&out.recon->val, 0);
+        kl += tg_tensor_get(&out.kl->val, 0);
+        tg_active_units_add(au, &out.mu->val);
+        tg_kl_per_dim_add(&out.mu->val, &out.logvar->val, out.mu_p ? &out.mu_p->val : NULL,
+                          out.logvar_p ? &out.logvar_p->val : NULL, r->kl_per_dim);
+        tg_tape_reset(tape);
+        tg_vae_model_iw_logpx(m, &xv, cond ? &lv : NULL, iw_samples, 0, &iw, logpx);
+        for (int64_t i = 0; i < rows; i++) ll += logpx[i];
+        seen += rows;
+        if (progress) {
+            fprintf(progress, "eval: %lld/%lld images\n", (long long)seen, (long long)test.n);
+            fflush(progress);
+        }
+    }
+    const double n = (double)test.n;
+    r->recon = recon / n, r->kl = kl / n, r->elbo = r->recon + r->kl, r->nll = -ll / n;
+    for (int64_t l = 0; l < L; l++) r->kl_per_dim[l] /= n;
+    r->active_units = tg_active_units_count(au, 0.01, NULL);
+    if (!isfinite(r->elbo) || !isfinite(r->nll)) {
+        tg_err_set(e, "non-finite %s on the test set", !isfinite(r->elbo) ? "elbo" : "nll");
+        goto done;
+    }
+    rc = 0;
+done:
+    if (rc != 0) tg_eval_result_free(r);
+    tg_active_units_free(au);
+    tg_batcher_free(bt);
+    tg_arena_free(keep);
+    tg_tape_free(tape);
+    tg_images_free(&test);
+    return rc;
+}
+
+void tg_eval_result_free(tg_eval_result *r) {
+    free(r->kl_per_dim);
+    r->kl_per_dim = NULL;
+}
+
+const char *tg_eval_result_json(const tg_eval_result *r, tg_jsonw *w) {
+    tg_jsonw_init(w);
+    tg_jsonw_begin_object(w);
+    tg_jsonw_key(w, "elbo"), tg_jsonw_double(w, r->elbo);
+    tg_jsonw_key(w, "recon"), tg_jsonw_double(w, r->recon);
+    tg_jsonw_key(w, "kl"), tg_jsonw_double(w, r->kl);
+    tg_jsonw_key(w, "nll"), tg_jsonw_double(w, r->nll);
+    tg_jsonw_key(w, "active_units"), tg_jsonw_int(w, r->active_units);
+    tg_jsonw_key(w, "kl_per_dim"), tg_jsonw_begin_array(w);
+    for (int64_t l = 0; l < r->latent; l++) tg_jsonw_double(w, r->kl_per_dim[l]);
+    tg_jsonw_end_array(w);
+    tg_jsonw_key(w, "iw_samples"), tg_jsonw_int(w, r->iw_samples);
+    tg_jsonw_key(w, "images"), tg_jsonw_int(w, r->images);
+    tg_jsonw_end_object(w);
+    return tg_jsonw_finish(w);
+}
+
+/* ---------------------------------------------------------------- samples */
+
+void tg_run_sample(const tg_vae_model *m, int64_t n, int label, uint64_t seed, uint8_t *out) {
+    const int64_t D = m->cfg.in, K = m->cfg.classes, chunk = 256;
+    tg_rng r = tg_rng_seed(seed);
+    tg_tape *tape = tg_tape_new();
+    tg_no_grad(tape);
+    for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+        int64_t c = n - i0 < chunk ? n - i0 : chunk;
+        tg_tensor *lab = NULL;
+        if (K > 0) {
+            lab = tg_tensor_new(tg_tape_arena(tape), TG_F32, TG_SHAPE(c));
+            for (int64_t i = 0; i < c; i++) TG_F32P(lab)[i] = (float)(label >= 0 ? label : (i0 + i) % K);
+        }
+        tg_var *s = tg_vae_model_sample(tape, m, c, lab, &r);
+        if (m->cfg.lik == TG_LIK_BERNOULLI) s = tg_sigmoid(tape, s);
+        for (int64_t i = 0; i < c * D; i++) out[i0 * D + i] = tg_png_pixel_from_f32((float)tg_tensor_get(&s->val, i));
+        tg_tape_reset(tape);
+    }
+    tg_tape_free(tape);
+}

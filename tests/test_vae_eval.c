@@ -1,0 +1,391 @@
+/*
+ * test_vae_eval.c — `vae eval` and `vae sample` (examples/vae.c,
+ * models/evaluate.c) run as a user runs them: build/vae trains on a tiny
+ * synthetic IDX dataset (64 train / 32 test images of 28x28, labels 0..9) in
+ * a temporary directory, then the run is evaluated and sampled.
+ *
+ * The binary is built on first use with `make -s build/vae` (under the same
+ * file lock as test_vae_cli.c); the test is skipped if that is impossible.
+ * Tests run from the repository root, as `make test` does.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "data/json.h"
+#include "data/png.h"
+#include "data/write.h"
+
+#include "tmpdir.h"
+
+#define NTRAIN 64
+#define NTEST 32
+#define SMALL "--epochs 2 --batch 16 --hidden 32 --latent 4 --threads 1"
+#define LATENT 4
+
+/* Image i: a bar whose row depends on its label, plus speckle. */
+static void make_images(uint8_t *px, uint8_t *lab, int n, uint32_t seed) {
+    uint32_t s = seed;
+    for (int i = 0; i < n; i++) {
+        lab[i] = (uint8_t)(i % 10);
+        for (int p = 0; p < 28 * 28; p++) {
+            int r = p / 28, c = p % 28;
+            s = s * 1664525u + 1013904223u;
+            int v = (r >= 2 + 2 * lab[i] && r < 6 + 2 * lab[i] && c > 3 && c < 24) ? 220 : 0;
+            v += (int)(s >> 28);
+            px[i * 28 * 28 + p] = (uint8_t)v;
+        }
+    }
+}
+
+static void setup(void) {
+    tg_tmpdir_setup();
+    static uint8_t px[NTRAIN * 28 * 28], lab[NTRAIN];
+    tg_err e;
+    mkdir(tg_tmp("data"), 0777);
+    make_images(px, lab, NTRAIN, 7);
+    cr_assert_eq(tg_idx_images_save(tg_tmp("data/train-images-idx3-ubyte"), px, NTRAIN, 28, 28, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_labels_save(tg_tmp("data/train-labels-idx1-ubyte"), lab, NTRAIN, &e), 0, "%s", e.msg);
+    make_images(px, lab, NTEST, 11);
+    cr_assert_eq(tg_idx_images_save(tg_tmp("data/t10k-images-idx3-ubyte"), px, NTEST, 28, 28, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_labels_save(tg_tmp("data/t10k-labels-idx1-ubyte"), lab, NTEST, &e), 0, "%s", e.msg);
+}
+
+/* Builds build/vae once per test process, serialised across processes. */
+static void need_binary(void) {
+    int fd = open("build/.test_vae_cli.lock", O_RDWR | O_CREAT, 0644);
+    if (fd < 0) {
+        mkdir("build", 0777);
+        fd = open("build/.test_vae_cli.lock", O_RDWR | O_CREAT, 0644);
+    }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fd >= 0) fcntl(fd, F_SETLKW, &fl);
+    int rc = system("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s build/vae >/dev/null 2>&1");
+    if (fd >= 0) {
+        fl.l_type = F_UNLCK;
+        fcntl(fd, F_SETLK, &fl);
+        close(fd);
+    }
+    if (rc != 0 || access("build/vae", X_OK) != 0) cr_skip_test("build/vae could not be built (run `make build/vae`)");
+}
+
+/* Runs `build/vae ARGS` with stdout and stderr captured; returns the exit code. */
+static int run(const char *args) {
+    need_binary();
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "build/vae %s >%s 2>%s", args, tg_tmp("stdout"), tg_tmp("stderr"));
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st), "%s: did not exit normally", cmd);
+    return WEXITSTATUS(st);
+}
+
+static char *text(const char *name) {
+    size_t n;
+    uint8_t *b = tg_slurp(tg_tmp(name), &n);
+    cr_assert_not_null(b, "cannot read %s", name);
+    char *s = malloc(n + 1);
+    memcpy(s, b, n);
+    s[n] = 0;
+    free(b);
+    return s;
+}
+
+/* Trains into <tmp>/<out>. */
+static void train(const char *out, const char *args) {
+    char a[2048];
+    snprintf(a, sizeof a, "train --data %s --out %s %s", tg_tmp("data"), tg_tmp(out), args);
+    int rc = run(a);
+    cr_assert_eq(rc, 0, "vae %s: exit %d: %s", a, rc, text("stderr"));
+}
+
+/* The last test_loss of <out>/metrics.csv. */
+static double last_test_loss(const char *out) {
+    char name[256];
+    snprintf(name, sizeof name, "%s/metrics.csv", out);
+    char *s = text(name);
+    double last = NAN, v[7];
+    char *p = strchr(s, '\n');
+    while (p && p[1]) {
+        cr_assert_eq(sscanf(p + 1, "%lf,%lf,%lf,%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]), 7);
+        last = v[2];
+        p = strchr(p + 1, '\n');
+    }
+    free(s);
+    return last;
+}
+
+static double num(const tg_json *doc, const char *key) {
+    double v;
+    cr_assert_eq(tg_json_as_double(tg_json_get(doc, key), &v), 0, "field %s missing or not a number", key);
+    cr_assert(isfinite(v), "%s is not finite", key);
+    return v;
+}
+
+/* `vae eval --run <tmp>/<out> --iw 50 ARGS` and every check on its JSON;
+ * returns stdout (malloc'd). */
+static char *eval_and_check(const char *out, const char *args) {
+    char a[2048];
+    snprintf(a, sizeof a, "eval --run %s --iw 50 --threads 1 %s", tg_tmp(out), args);
+    int rc = run(a);
+    cr_assert_eq(rc, 0, "vae %s: exit %d: %s", a, rc, text("stderr"));
+    char *s = text("stdout");
+    tg_err e;
+    tg_json *doc = tg_json_parse(s, strlen(s), "stdout", &e);
+    cr_assert_not_null(doc, "%s", e.msg);
+    cr_assert_eq(doc->type, TG_JSON_OBJECT);
+    double elbo = num(doc, "elbo"), recon = num(doc, "recon"), kl = num(doc, "kl"), nll = num(doc, "nll");
+    int64_t au, iw, images;
+    cr_assert_eq(tg_json_as_int64(tg_json_get(doc, "active_units"), 0, LATENT, &au), 0, "active_units: %s", s);
+    cr_assert_eq(tg_json_as_int64(tg_json_get(doc, "iw_samples"), 50, 50, &iw), 0, "iw_samples: %s", s);
+    cr_assert_eq(tg_json_as_int64(tg_json_get(doc, "images"), NTEST, NTEST, &images), 0, "images: %s", s);
+    cr_expect(fabs(elbo - (recon + kl)) <= 1e-6 * fabs(elbo), "elbo %.9g != recon %.9g + kl %.9g", elbo, recon, kl);
+    cr_expect(kl >= 0, "kl %g", kl);
+    cr_expect(nll <= elbo + 1e-3 * fabs(elbo), "nll %g > elbo %g", nll, elbo);
+    const tg_json *kd = tg_json_get(doc, "kl_per_dim");
+    cr_assert(kd && kd->type == TG_JSON_ARRAY && tg_json_len(kd) == LATENT, "kl_per_dim: %s", s);
+    double sum = 0;
+    for (size_t i = 0; i < LATENT; i++) {
+        double v;
+        cr_assert_eq(tg_json_as_double(tg_json_at(kd, i), &v), 0);
+        cr_assert(isfinite(v) && v >= -1e-9, "kl_per_dim[%zu] = %g", i, v);
+        sum += v;
+    }
+    cr_expect(fabs(sum - kl) <= 1e-4 * fabs(kl) + 1e-9, "sum of kl_per_dim %.9g != kl %.9g", sum, kl);
+    double tl = last_test_loss(out);
+    cr_expect(fabs(elbo - tl) <= 0.05 * fabs(tl), "elbo %g far from the last test_loss %g", elbo, tl);
+    tg_json_free(doc);
+    return s;
+}
+
+static void check_png(const char *path, int64_t n) {
+    size_t len;
+    uint8_t *b = tg_slurp(path, &len);
+    cr_assert_not_null(b, "missing %s", path);
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    cr_assert(len > 24 && !memcmp(b, sig, 8) && !memcmp(b + 12, "IHDR", 4), "%s: not a PNG", path);
+    uint32_t gw = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
+    uint32_t gh = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
+    int64_t w, h;
+    tg_png_grid_size(n, 28, 28, 8, 2, &w, &h);
+    cr_expect_eq(gw, (uint32_t)w, "%s: width %u, expected %lld", path, gw, (long long)w);
+    cr_expect_eq(gh, (uint32_t)h, "%s: height %u, expected %lld", path, gh, (long long)h);
+    free(b);
+}
+
+static void check_idx(const char *path, int64_t n) {
+    tg_images x;
+    tg_err e;
+    cr_assert_eq(tg_idx_images_load(path, &x, &e), 0, "%s", e.msg);
+    cr_expect(x.n == n && x.rows == 28 && x.cols == 28, "%s: %lld x %lld x %lld", path, (long long)x.n,
+              (long long)x.rows, (long long)x.cols);
+    tg_images_free(&x);
+}
+
+static int sample(const char *out, const char *args) {
+    char a[2048];
+    snprintf(a, sizeof a, "sample --run %s %s", tg_tmp(out), args);
+    return run(a);
+}
+
+TestSuite(vae_eval, .init = setup, .fini = tg_tmpdir_teardown, .timeout = 60);
+
+/* ================================================================ eval */
+
+Test(vae_eval, vae) {
+    train("run", "--model vae " SMALL);
+    char *a = eval_and_check("run", "");
+    char *b = eval_and_check("run", "--threads 2");
+    cr_expect_str_eq(a, b, "eval depends on the thread count");
+    free(b);
+    b = eval_and_check("run", "--seed 1");
+    cr_expect_str_eq(a, b, "eval is not deterministic");
+    free(b);
+    /* --data given explicitly gives the same figures. */
+    char args[512];
+    snprintf(args, sizeof args, "--data %s", tg_tmp("data"));
+    b = eval_and_check("run", args);
+    cr_expect_str_eq(a, b);
+    free(b);
+    b = eval_and_check("run", "--seed 2");
+    cr_expect_str_neq(a, b, "the seed changes nothing");
+    free(b);
+    free(a);
+}
+
+Test(vae_eval, cvae) {
+    train("run", "--model cvae " SMALL);
+    free(eval_and_check("run", ""));
+    train("learned", "--model cvae --prior learned " SMALL);
+    free(eval_and_check("learned", ""));
+}
+
+Test(vae_eval, binarized_and_gaussian) {
+    /* Binarised runs are evaluated on the test set binarised as the trainer
+     * did; the figures must agree with metrics.csv as for gray pixels. */
+    train("s", "--model vae --binarize static " SMALL);
+    free(eval_and_check("s", ""));
+    train("d", "--model vae --binarize dynamic " SMALL);
+    free(eval_and_check("d", ""));
+    train("g", "--model vae --likelihood gaussian " SMALL);
+    free(eval_and_check("g", ""));
+}
+
+/* ================================================================ sample */
+
+Test(vae_eval, sample_vae) {
+    train("run", "--model vae " SMALL);
+    cr_assert_eq(sample("run", tg_tmp("s.png")), 2, "no --out");
+    char a[512];
+    snprintf(a, sizeof a, "--out %s", tg_tmp("s.png"));
+    cr_assert_eq(sample("run", a), 0, "%s", text("stderr"));
+    check_png(tg_tmp("s.png"), 64);
+    snprintf(a, sizeof a, "--n 10 --seed 3 --out %s", tg_tmp("s.idx"));
+    cr_assert_eq(sample("run", a), 0, "%s", text("stderr"));
+    check_idx(tg_tmp("s.idx"), 10);
+    snprintf(a, sizeof a, "--n 64 --out %s", tg_tmp("s.idx"));
+    cr_assert_eq(sample("run", a), 0, "%s", text("stderr"));
+    check_idx(tg_tmp("s.idx"), 64);
+    /* Deterministic for a seed. */
+    snprintf(a, sizeof a, "--out %s", tg_tmp("t.png"));
+    cr_assert_eq(sample("run", a), 0);
+    size_t n1, n2;
+    uint8_t *x = tg_slurp(tg_tmp("s.png"), &n1), *y = tg_slurp(tg_tmp("t.png"), &n2);
+    cr_expect(n1 == n2 && !memcmp(x, y, n1), "two samples with seed 1 differ");
+    free(x), free(y);
+}
+
+Test(vae_eval, sample_cvae) {
+    train("run", "--model cvae --prior learned " SMALL);
+    char a[512];
+    snprintf(a, sizeof a, "--out %s", tg_tmp("s.png"));
+    cr_assert_eq(sample("run", a), 0, "%s", text("stderr"));
+    check_png(tg_tmp("s.png"), 64);
+    snprintf(a, sizeof a, "--n 20 --label 3 --out %s", tg_tmp("s3.png"));
+    cr_assert_eq(sample("run", a), 0, "%s", text("stderr"));
+    check_png(tg_tmp("s3.png"), 20);
+    snprintf(a, sizeof a, "--n 7 --label 9 --out %s", tg_tmp("s9.idx"));
+    cr_assert_eq(sample("run", a), 0, "%s", text("stderr"));
+    check_idx(tg_tmp("s9.idx"), 7);
+}
+
+/* ================================================================ errors */
+
+Test(vae_eval, flag_errors) {
+    train("vae", "--model vae " SMALL);
+    train("cvae", "--model cvae " SMALL);
+    char vae[512], cvae[512], out[512];
+    snprintf(vae, sizeof vae, "%s", tg_tmp("vae"));   /* tg_tmp's buffers rotate */
+    snprintf(cvae, sizeof cvae, "%s", tg_tmp("cvae"));
+    snprintf(out, sizeof out, "%s", tg_tmp("o.png"));
+    static const struct {
+        const char *cmd, *run, *args, *flag;
+    } cases[] = {
+        {"eval", "vae", "--frob 1", "--frob"},
+        {"eval", "vae", "--iw", "--iw"},
+        {"eval", "vae", "--iw 0", "--iw"},
+        {"eval", "vae", "--iw ten", "--iw"},
+        {"eval", "vae", "--iw 5x", "--iw"},
+        {"eval", "vae", "--seed -1", "--seed"},
+        {"eval", "vae", "--threads 0", "--threads"},
+        {"eval", "vae", "--seed", "--seed"},
+        {"eval", NULL, "--iw 5", "--run"},
+        {"eval", NULL, "--run", "--run"},
+        {"sample", "vae", "--n 0 --out O", "--n"},
+        {"sample", "vae", "--n abc --out O", "--n"},
+        {"sample", "vae", "--n", "--n"},
+        {"sample", "vae", "--label 1 --out O", "--label"},
+        {"sample", "cvae", "--label 10 --out O", "--label"},
+        {"sample", "cvae", "--label -1 --out O", "--label"},
+        {"sample", "cvae", "--label x --out O", "--label"},
+        {"sample", "vae", "--out /tmp/samples.jpg", "--out"},
+        {"sample", "vae", "--out png", "--out"},
+        {"sample", "vae", "--n 4", "--out"},
+        {"sample", "vae", "--seed 1.5 --out O", "--seed"},
+        {"sample", "vae", "--bogus --out O", "--bogus"},
+        {"sample", NULL, "--out O", "--run"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char args[1024], a[2048];
+        snprintf(args, sizeof args, "%s", cases[i].args);
+        char *o = strstr(args, "--out O");
+        if (o) snprintf(o, sizeof args - (size_t)(o - args), "--out %s", out);
+        if (cases[i].run)
+            snprintf(a, sizeof a, "%s --run %s %s", cases[i].cmd, !strcmp(cases[i].run, "vae") ? vae : cvae, args);
+        else
+            snprintf(a, sizeof a, "%s %s", cases[i].cmd, args);
+        int rc = run(a);
+        char *err = text("stderr");
+        cr_expect_eq(rc, 2, "vae %s: exit %d (%s)", a, rc, err);
+        cr_expect(strstr(err, cases[i].flag), "vae %s: message does not name %s: %s", a, cases[i].flag, err);
+        cr_expect(strchr(err, '\n') == strrchr(err, '\n'), "one line expected: %s", err);
+        free(err);
+    }
+    cr_expect(access(out, F_OK) != 0, "a flag error wrote %s", out);
+}
+
+Test(vae_eval, file_errors) {
+    train("run", "--model vae " SMALL);
+    train("l5", "--model vae --epochs 1 --batch 16 --hidden 32 --latent 5 --threads 1");
+    char a[1024], model[512];
+    snprintf(model, sizeof model, "%s", tg_tmp("run/model.safetensors"));
+    size_t n;
+    uint8_t *good = tg_slurp(model, &n);
+    cr_assert_not_null(good);
+
+    /* Truncated model.safetensors. */
+    tg_spit(model, good, n / 2);
+    snprintf(a, sizeof a, "eval --run %s --iw 5", tg_tmp("run"));
+    cr_expect_eq(run(a), 1);
+    char *err = text("stderr");
+    cr_expect(strstr(err, "model.safetensors"), "%s", err);
+    cr_expect(strchr(err, '\n') == strrchr(err, '\n'), "one line expected: %s", err);
+    free(err);
+    snprintf(a, sizeof a, "sample --run %s --out %s", tg_tmp("run"), tg_tmp("x.png"));
+    cr_expect_eq(run(a), 1);
+    err = text("stderr");
+    cr_expect(strstr(err, "model.safetensors"), "%s", err);
+    free(err);
+    cr_expect(access(tg_tmp("x.png"), F_OK) != 0, "a failed sample wrote its output");
+
+    /* A model trained with another --latent. */
+    size_t n5;
+    uint8_t *l5 = tg_slurp(tg_tmp("l5/model.safetensors"), &n5);
+    cr_assert_not_null(l5);
+    tg_spit(model, l5, n5);
+    free(l5);
+    snprintf(a, sizeof a, "eval --run %s --iw 5", tg_tmp("run"));
+    cr_expect_eq(run(a), 1);
+    err = text("stderr");
+    cr_expect(strstr(err, "model.safetensors") && strstr(err, "shape") && strstr(err, "config.json"), "%s", err);
+    free(err);
+
+    /* No run directory, and a broken config.json. */
+    snprintf(a, sizeof a, "eval --run %s", tg_tmp("nothing"));
+    cr_expect_eq(run(a), 1);
+    err = text("stderr");
+    cr_expect(strstr(err, "config.json"), "%s", err);
+    free(err);
+    tg_spit(model, good, n);
+    free(good);
+    tg_spit(tg_tmp("run/config.json"), "{\"model\":\"vae\",", 15);
+    snprintf(a, sizeof a, "sample --run %s --out %s", tg_tmp("run"), tg_tmp("x.idx"));
+    cr_expect_eq(run(a), 1);
+    err = text("stderr");
+    cr_expect(strstr(err, "config.json"), "%s", err);
+    free(err);
+
+    /* A missing output directory: exit 1 naming the file. */
+    tg_spit(tg_tmp("run/config.json"), "", 0);
+    train("run", "--model vae --epochs 1 --batch 16 --hidden 32 --latent 4 --threads 1");
+    snprintf(a, sizeof a, "sample --run %s --out %s", tg_tmp("run"), tg_tmp("no/such/x.png"));
+    cr_expect_eq(run(a), 1);
+    err = text("stderr");
+    cr_expect(strstr(err, "x.png"), "%s", err);
+    free(err);
+}
