@@ -26,8 +26,10 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  train    train a model of the VAE family and write checkpoints, metrics and images\n"
+    "  eval     evaluate a run on the test set: ELBO, recon, KL, importance-sampled NLL, active units\n"
+    "  sample   draw images from a run's prior into a PNG grid or an IDX file\n"
     "\n"
-    "`vae train --help` lists the flags.\n";
+    "`vae <command> --help` lists the flags.\n";
 
 static const char train_usage[] =
     "usage: vae train --model vae|beta-vae|annealed-vae|cvae [--data DIR] [--epochs 10] [--batch 128]\n"

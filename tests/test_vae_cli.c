@@ -291,7 +291,7 @@ Test(vae_cli, help) {
     cr_assert_eq(run("--help"), 0);
     char *s = text("stdout");
     cr_expect(strstr(s, "train"), "%s", s);
-    cr_expect(!strstr(s, "eval") && !strstr(s, "sample "), "only train is offered: %s", s);
+    cr_expect(strstr(s, "eval") && strstr(s, "sample"), "every command is listed: %s", s);
     free(s);
     cr_assert_eq(run("train --help"), 0);
     s = text("stdout");
@@ -303,7 +303,7 @@ Test(vae_cli, help) {
 }
 
 Test(vae_cli, unknown_commands) {
-    const char *cmds[] = {"eval", "sample", "frobnicate", ""};
+    const char *cmds[] = {"frobnicate", "", "--frob"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         cr_expect_eq(run(cmds[i]), 2, "vae %s", cmds[i]);
     }
