@@ -37,6 +37,7 @@ static const char train_usage[] =
     "                 [--anneal linear|cyclical] [--anneal-epochs N] [--anneal-steps N] [--cycles C]\n"
     "                 [--ratio R] [--prior standard|learned] [--likelihood bernoulli|gaussian]\n"
     "                 [--binarize none|static|dynamic] [--seed 1] [--threads N] [--out DIR]\n"
+    "       vae train --resume DIR [--epochs N] [--threads N] [--data DIR]\n"
     "\n"
     "  --model M          vae, beta-vae (KL times --beta), annealed-vae (KL weight\n"
     "                     annealed from 0 to 1), cvae (conditioned on the label); required\n"
@@ -62,6 +63,11 @@ static const char train_usage[] =
     "                     are identical for any N\n"
     "  --out DIR          output directory, created if missing (its parent must exist);\n"
     "                     default runs/<model>-<YYYYmmdd-HHMMSS>\n"
+    "  --resume DIR       continue the run in DIR from its last complete epoch, with the\n"
+    "                     settings of DIR/config.json, up to --epochs in total (default:\n"
+    "                     the run's epochs); the result is byte-identical to an\n"
+    "                     uninterrupted run. Other flags are an error; a run that has\n"
+    "                     the epochs already is left as it is\n"
     "  --help             this text\n"
     "\n"
     "Writes to DIR: model.safetensors, optimizer.safetensors, config.json, metrics.csv\n"
@@ -110,13 +116,13 @@ static int parse_enum(const char *flag, const char *s, const char *const names[]
 static const char *const train_flags[] = {
     "--model", "--data",   "--epochs", "--batch",  "--hidden",     "--latent",   "--lr",    "--beta",
     "--anneal", "--anneal-epochs", "--anneal-steps", "--cycles", "--ratio", "--prior", "--likelihood",
-    "--binarize", "--seed", "--threads", "--out",
+    "--binarize", "--seed", "--threads", "--out", "--resume",
 };
 
 static int cmd_train(int argc, char **argv) {
     tg_train_opts o = tg_train_opts_default();
-    const char *dir = NULL, *out = NULL;
-    bool have_model = false;
+    const char *dir = NULL, *out = NULL, *resume = NULL, *other = NULL;
+    bool have_model = false, have_epochs = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -134,13 +140,16 @@ static int cmd_train(int argc, char **argv) {
             return 2;
         }
         const char *v = argv[++i];
-        if (!strcmp(a, "--model")) {
+        if (strcmp(a, "--resume") && strcmp(a, "--epochs") && strcmp(a, "--threads") && strcmp(a, "--data") && !other)
+            other = a;
+        if (!strcmp(a, "--resume")) resume = v;
+        else if (!strcmp(a, "--model")) {
             static const char *const m[] = {"vae", "beta-vae", "annealed-vae", "cvae"};
             o.model = (tg_run_model)parse_enum(a, v, m, 4, "vae, beta-vae, annealed-vae or cvae");
             have_model = true;
         } else if (!strcmp(a, "--data")) dir = v;
         else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--epochs")) o.epochs = parse_int(a, v, 1, 1000000);
+        else if (!strcmp(a, "--epochs")) o.epochs = parse_int(a, v, 1, 1000000), have_epochs = true;
         else if (!strcmp(a, "--batch")) o.batch = parse_int(a, v, 1, 1 << 20);
         else if (!strcmp(a, "--latent")) o.latent = parse_int(a, v, 1, 1 << 16);
         else if (!strcmp(a, "--hidden")) {
@@ -176,6 +185,32 @@ static int cmd_train(int argc, char **argv) {
             o.threads = (int)parse_int(a, v, 1, TG_MAX_THREADS);
         }
     }
+    tg_err err;
+    char run_data[1024];
+    if (resume) {
+        if (other) {
+            fprintf(stderr, "vae train: %s: not allowed with --resume (the run's config.json has the settings; "
+                            "only --epochs, --threads and --data may be given)\n", other);
+            return 2;
+        }
+        int64_t epochs = o.epochs, done;
+        int threads = o.threads;
+        if (tg_train_opts_load(resume, &o, run_data, sizeof run_data, &err) != 0 ||
+            tg_train_checkpoint_epoch(resume, &done, &err) != 0) {
+            fprintf(stderr, "vae: %s\n", err.msg);
+            return 1;
+        }
+        if (have_epochs) o.epochs = epochs;
+        if (threads) o.threads = threads;
+        if (done >= o.epochs) {
+            printf("%s has %lld epoch%s already (asked for %lld in total); nothing to do\n", resume,
+                   (long long)done, done == 1 ? "" : "s", (long long)o.epochs);
+            return 0;
+        }
+        if (!dir) dir = o.data_dir;
+        out = resume;
+        have_model = true;
+    }
     if (!have_model) {
         fprintf(stderr, "vae train: --model: required (vae, beta-vae, annealed-vae or cvae)\n");
         return 2;
@@ -192,7 +227,6 @@ static int cmd_train(int argc, char **argv) {
         return 1;
     }
     tg_dataset ds;
-    tg_err err;
     if (tg_dataset_load(dir, &ds, &err) != 0) {
         fprintf(stderr, "vae: %s\n", err.msg);
         return 1;
@@ -221,7 +255,7 @@ static int cmd_train(int argc, char **argv) {
 
     printf("Dataset: %s (%lld train, %lld test images of %lldx%lld)\n", ds.dir, (long long)ds.train_x.n,
            (long long)ds.test_x.n, (long long)ds.train_x.rows, (long long)ds.train_x.cols);
-    printf("Model: %s, writing to %s\n", tg_run_model_name(o.model), out);
+    printf("Model: %s, %s %s\n", tg_run_model_name(o.model), resume ? "resuming" : "writing to", out);
     fflush(stdout);
     int rc = tg_train_run(&o, &ds, stdout, &err);
     if (rc != 0) fprintf(stderr, "vae: %s\n", err.msg);

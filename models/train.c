@@ -10,6 +10,7 @@
 #include "data/json.h"
 #include "data/png.h"
 #include "data/write.h"
+#include "models/evaluate.h"
 #include "nn/checkpoint.h"
 #include "optim/optim.h"
 
@@ -110,26 +111,202 @@ static void path_in(char *buf, size_t n, const char *dir, const char *name) {
     snprintf(buf, n, "%s/%s", dir, name);
 }
 
+/* "s0 s1 s2 s3" in hex, and when a second normal is cached, its bits as a
+ * fifth number, so that a resumed run draws exactly the same values. */
 static void rng_hex(char *buf, size_t n, const tg_rng *r) {
-    snprintf(buf, n, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64, r->s[0], r->s[1], r->s[2],
-             r->s[3]);
+    int k = snprintf(buf, n, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64, r->s[0], r->s[1],
+                     r->s[2], r->s[3]);
+    if (r->has_spare && k > 0 && (size_t)k < n) {
+        uint64_t bits;
+        memcpy(&bits, &r->spare, sizeof bits);
+        snprintf(buf + k, n - (size_t)k, " %016" PRIx64, bits);
+    }
 }
 
-static int save_optimizer(const char *path, const tg_adam *opt, const tg_rng *rngs[], const char *rng_keys[],
-                          int n_rng, tg_err *e) {
+/* rng_hex's text back into *r; 0, or -1 if malformed. */
+static int rng_parse(const char *v, tg_rng *r) {
+    int used = 0;
+    uint64_t bits;
+    memset(r, 0, sizeof *r);
+    if (!v || sscanf(v, "%16" SCNx64 " %16" SCNx64 " %16" SCNx64 " %16" SCNx64 "%n", &r->s[0], &r->s[1], &r->s[2],
+                     &r->s[3], &used) != 4)
+        return -1;
+    v += used;
+    if (!*v) return 0;
+    if (*v != ' ' || sscanf(v, " %16" SCNx64 "%n", &bits, &used) != 1 || v[used]) return -1;
+    memcpy(&r->spare, &bits, sizeof bits);
+    r->has_spare = 1;
+    return 0;
+}
+
+static int save_optimizer(const char *path, const tg_adam *opt, int64_t epoch, tg_rng *const rngs[],
+                          const char *const rng_keys[], int n_rng, tg_err *e) {
     tg_tensor m = tg_tensor_wrap(opt->ps->dtype, TG_SHAPE(opt->ps->n), opt->m);
     tg_tensor v = tg_tensor_wrap(opt->ps->dtype, TG_SHAPE(opt->ps->n), opt->v);
     const char *names[] = {"adam.m", "adam.v"};
     const tg_tensor *ts[] = {&m, &v};
-    char vals[8][80];
+    char vals[8][96];
     const char *keys[8], *pv[8];
     snprintf(vals[0], sizeof vals[0], "%" PRId64, opt->step);
     keys[0] = "adam.step", pv[0] = vals[0];
+    snprintf(vals[1], sizeof vals[1], "%" PRId64, epoch);
+    keys[1] = "epoch", pv[1] = vals[1];
     for (int i = 0; i < n_rng; i++) {
-        rng_hex(vals[i + 1], sizeof vals[0], rngs[i]);
-        keys[i + 1] = rng_keys[i], pv[i + 1] = vals[i + 1];
+        rng_hex(vals[i + 2], sizeof vals[0], rngs[i]);
+        keys[i + 2] = rng_keys[i], pv[i + 2] = vals[i + 2];
     }
-    return tg_safetensors_write(path, 2, names, ts, 1 + n_rng, keys, pv, e);
+    return tg_safetensors_write(path, 2, names, ts, 2 + n_rng, keys, pv, e);
+}
+
+/* ---------------------------------------------------------------- resuming */
+
+static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    char *end;
+    if (!s || !*s) return -1;
+    long long v = strtoll(s, &end, 10);
+    if (*end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int tg_train_checkpoint_epoch(const char *dir, int64_t *epoch, tg_err *e) {
+    char path[4096];
+    path_in(path, sizeof path, dir, "optimizer.safetensors");
+    tg_safetensors st;
+    if (tg_safetensors_read(path, &st, e) != 0) return -1;
+    int rc = parse_i64(tg_safetensors_meta(&st, "epoch"), 1, (int64_t)1 << 40, epoch);
+    if (rc != 0) tg_err_set(e, "%s: no valid metadata \"epoch\"", path);
+    tg_safetensors_free(&st);
+    return rc;
+}
+
+/* The state a run in dir had at the end of its last epoch: parameters,
+ * Adam's m, v and step, the generators, the epoch count and metrics.csv
+ * (header and one row per epoch, into *csv). Nothing changes on error. */
+static int resume_state(const char *dir, tg_params *ps, tg_adam *opt, tg_rng *const rngs[],
+                        const char *const rng_keys[], int n_rng, int64_t *epoch, char **csv, size_t *csv_len,
+                        size_t *csv_cap, tg_err *e) {
+    char path[4096];
+    tg_safetensors st;
+    path_in(path, sizeof path, dir, "optimizer.safetensors");
+    if (tg_safetensors_read(path, &st, e) != 0) return -1;
+    int rc = -1;
+    const tg_st_tensor *tm = tg_safetensors_find(&st, "adam.m"), *tv = tg_safetensors_find(&st, "adam.v");
+    int64_t step, ep;
+    tg_rng r[8];
+    if (!tm || !tv || tm->tensor.dtype != ps->dtype || tv->tensor.dtype != ps->dtype || tm->tensor.shape.ndim != 1 ||
+        tv->tensor.shape.ndim != 1 || tm->tensor.shape.d[0] != ps->n || tv->tensor.shape.d[0] != ps->n) {
+        tg_err_set(e, "%s: adam.m and adam.v must be %lld values each, as the model of config.json has", path,
+                   (long long)ps->n);
+        goto out;
+    }
+    if (parse_i64(tg_safetensors_meta(&st, "adam.step"), 0, INT64_MAX, &step) != 0 ||
+        parse_i64(tg_safetensors_meta(&st, "epoch"), 1, (int64_t)1 << 40, &ep) != 0) {
+        tg_err_set(e, "%s: no valid metadata \"adam.step\" and \"epoch\"", path);
+        goto out;
+    }
+    for (int i = 0; i < n_rng; i++) {
+        const char *v = tg_safetensors_meta(&st, rng_keys[i]);
+        if (rng_parse(v, &r[i]) != 0) {
+            tg_err_set(e, "%s: no valid metadata \"%s\"", path, rng_keys[i]);
+            goto out;
+        }
+    }
+    /* metrics.csv: the header and the first ep rows. */
+    path_in(path, sizeof path, dir, "metrics.csv");
+    uint8_t *buf;
+    size_t n;
+    if (tg_file_read(path, &buf, &n, e) != 0) goto out;
+    size_t end = 0;
+    int64_t lines = 0;
+    while (end < n && lines < ep + 1)
+        if (buf[end++] == '\n') lines++;
+    if (lines < ep + 1) {
+        free(buf);
+        tg_err_set(e, "%s: fewer than %lld rows (optimizer.safetensors has epoch %lld)", path, (long long)ep,
+                   (long long)ep);
+        goto out;
+    }
+    if (end + 1 > *csv_cap) {
+        char *p = realloc(*csv, end + 1);
+        if (!p) {
+            free(buf);
+            tg_err_set(e, "out of memory");
+            goto out;
+        }
+        *csv = p, *csv_cap = end + 1;
+    }
+    /* Parameters last: tg_params_load changes nothing on error. */
+    path_in(path, sizeof path, dir, "model.safetensors");
+    if (tg_params_load_hint(ps, path, "config.json does not match the checkpoint", e) != 0) {
+        free(buf);
+        goto out;
+    }
+    memcpy(*csv, buf, end);
+    (*csv)[end] = 0;
+    *csv_len = end;
+    free(buf);
+    size_t bytes = (size_t)ps->n * (ps->dtype == TG_F64 ? 8 : 4);
+    memcpy(opt->m, tm->tensor.data, bytes);
+    memcpy(opt->v, tv->tensor.data, bytes);
+    opt->step = step;
+    for (int i = 0; i < n_rng; i++) *rngs[i] = r[i];
+    *epoch = ep;
+    rc = 0;
+out:
+    tg_safetensors_free(&st);
+    return rc;
+}
+
+static int load_fields(const char *path, tg_train_opts *o, tg_err *e) {
+    uint8_t *buf;
+    size_t n;
+    if (tg_file_read(path, &buf, &n, e) != 0) return -1;
+    tg_json *doc = tg_json_parse((const char *)buf, n, path, e);
+    free(buf);
+    if (!doc) return -1;
+    static const struct {
+        const char *key;
+        int64_t lo, hi;
+    } ints[] = {{"epochs", 1, 1000000}, {"batch", 1, 1 << 20}, {"anneal_epochs", 1, 1000000},
+                {"anneal_steps", 0, (int64_t)1 << 40}, {"cycles", 1, 1000000}, {"threads", 0, 1 << 20}};
+    int64_t v[6];
+    int rc = -1;
+    for (int i = 0; i < 6; i++)
+        if (tg_json_as_int64(tg_json_get(doc, ints[i].key), ints[i].lo, ints[i].hi, &v[i]) != 0) {
+            tg_err_set(e, "%s: field \"%s\": expected an integer in [%lld, %lld]", path, ints[i].key,
+                       (long long)ints[i].lo, (long long)ints[i].hi);
+            goto done;
+        }
+    const char *an = tg_json_as_string(tg_json_get(doc, "anneal"));
+    if (tg_json_as_double(tg_json_get(doc, "lr"), &o->lr) != 0 || !(o->lr > 0) ||
+        tg_json_as_double(tg_json_get(doc, "ratio"), &o->ratio) != 0 || !(o->ratio > 0 && o->ratio <= 1) || !an ||
+        (strcmp(an, "linear") && strcmp(an, "cyclical"))) {
+        tg_err_set(e, "%s: fields \"lr\", \"ratio\" and \"anneal\" must be valid", path);
+        goto done;
+    }
+    o->epochs = v[0], o->batch = v[1], o->anneal_epochs = v[2], o->anneal_steps = v[3], o->cycles = (int)v[4],
+    o->threads = (int)v[5];
+    o->anneal = strcmp(an, "cyclical") ? TG_KL_LINEAR : TG_KL_CYCLICAL;
+    rc = 0;
+done:
+    tg_json_free(doc);
+    return rc;
+}
+
+int tg_train_opts_load(const char *dir, tg_train_opts *o, char *data, size_t data_cap, tg_err *e) {
+    tg_run_info ri;
+    if (tg_run_info_load(dir, &ri, e) != 0) return -1;
+    char path[4096];
+    path_in(path, sizeof path, dir, "config.json");
+    tg_train_opts t = ri.o;
+    if (load_fields(path, &t, e) != 0) return -1;
+    snprintf(data, data_cap, "%s", ri.data);
+    t.data_dir = data[0] ? data : NULL;
+    t.out_dir = dir;
+    t.resume = true;
+    *o = t;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- training */
@@ -196,16 +373,26 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         goto done;
     }
     csv_len = (size_t)snprintf(csv, csv_cap, "epoch,train_loss,test_loss,recon,kl,kl_weight,seconds\n");
+    const int64_t steps = tg_batcher_count(train);
+    int64_t step = 0, first = 1;
+    tg_rng *const rngs[] = {&init_rng, &data_rng, &noise_rng, &bin_rng};
+    const char *const rng_keys[] = {"rng.init", "rng.data", "rng.noise", "rng.binarize"};
+    if (o->resume) {
+        /* Everything is read and checked before any file is written. */
+        int64_t done_epochs;
+        if (resume_state(o->out_dir, ps, opt, rngs, rng_keys, 4, &done_epochs, &csv, &csv_len, &csv_cap, e) != 0)
+            goto done;
+        first = done_epochs + 1;
+        step = done_epochs * steps;
+    }
     path_in(path, sizeof path, o->out_dir, "config.json");
     if (tg_file_write(path, cfg_text, strlen(cfg_text), e) != 0) goto done;
 
-    const int64_t steps = tg_batcher_count(train);
     const tg_kl_schedule ks = tg_train_schedule(o, steps);
-    int64_t step = 0;
-    bool wrote = false;
+    bool wrote = o->resume;
     const char *meta_keys[] = {"format", "config"}, *meta_vals[] = {"tapegrad-vae", meta_text};
 
-    for (int64_t epoch = 1; epoch <= o->epochs; epoch++) {
+    for (int64_t epoch = first; epoch <= o->epochs; epoch++) {
         double t0 = now(), w = 1, kl_weight = 0;
         sums tr = {0}, te = {0};
         int64_t rows;
@@ -300,10 +487,8 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         /* Checkpoints and metrics. */
         path_in(path, sizeof path, o->out_dir, "model.safetensors");
         if (tg_params_save(ps, path, 2, meta_keys, meta_vals, e) != 0) goto done;
-        const tg_rng *rngs[] = {&init_rng, &data_rng, &noise_rng, &bin_rng};
-        const char *rng_keys[] = {"rng.init", "rng.data", "rng.noise", "rng.binarize"};
         path_in(path, sizeof path, o->out_dir, "optimizer.safetensors");
-        if (save_optimizer(path, opt, rngs, rng_keys, 4, e) != 0) goto done;
+        if (save_optimizer(path, opt, epoch, rngs, rng_keys, 4, e) != 0) goto done;
         char line[256];
         int len = snprintf(line, sizeof line, "%" PRId64 ",%.6f,%.6f,%.6f,%.6f,%.6f,%.3f\n", epoch, train_loss,
                            test_loss, recon, kl, kl_weight, secs);

@@ -15,8 +15,10 @@
  * out_dir (only at epoch end, so a crash leaves the last epoch's files):
  *   model.safetensors      parameters (tg_params_save), metadata "format" and
  *                          "config" (config.json without data, out, threads)
- *   optimizer.safetensors  adam.m, adam.v (ps->n) and metadata adam.step and
- *                          the generator states rng.<name> (s0..s3 in hex)
+ *   optimizer.safetensors  adam.m, adam.v (ps->n) and metadata adam.step,
+ *                          epoch (epochs done) and the generator states
+ *                          rng.<name> (s0..s3 in hex, then the bits of a
+ *                          cached normal if any)
  *   config.json            every setting
  *   metrics.csv            epoch,train_loss,test_loss,recon,kl,kl_weight,seconds
  *   reconstruction_<e>.png 8 test images above their reconstructions (z = mu)
@@ -62,6 +64,7 @@ typedef struct {
     uint64_t seed;
     int threads;                /* for config.json: 0 = default */
     const char *out_dir;        /* must exist */
+    bool resume;                /* continue the run in out_dir from its last epoch */
 } tg_train_opts;
 
 /* The defaults of `vae train`: vae, 10 epochs, batch 128, hidden 400, latent
@@ -73,6 +76,17 @@ const char *tg_run_model_name(tg_run_model m);   /* "vae", "beta-vae", ... */
 
 /* The KL schedule of a run of steps_per_epoch steps per epoch. */
 tg_kl_schedule tg_train_schedule(const tg_train_opts *o, int64_t steps_per_epoch);
+
+/* Resuming (o->resume): the run in out_dir continues after the epoch saved in
+ * optimizer.safetensors, with the parameters, Adam state and generators of
+ * its files and metrics.csv's earlier rows kept, up to o->epochs in total;
+ * the result is byte-identical to an uninterrupted run. Every file is read
+ * and checked before anything is written; an error names the file.
+ * tg_train_opts_load gives the settings of out_dir's config.json (data_dir
+ * copied into data), with resume set; tg_train_checkpoint_epoch the epochs
+ * done. Both return 0, or -1 with the message in e. */
+int tg_train_opts_load(const char *dir, tg_train_opts *o, char *data, size_t data_cap, tg_err *e);
+int tg_train_checkpoint_epoch(const char *dir, int64_t *epoch, tg_err *e);
 
 /* Trains as described above. Returns 0, or 1 with the message in e. */
 int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err *e);
