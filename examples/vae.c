@@ -2,6 +2,7 @@
  * vae.c — the VAE family from the command line.
  *
  *     build/vae train --model vae|beta-vae|annealed-vae|cvae [flags]   (see --help)
+ *     build/vae train --resume DIR [--epochs N]
  *     build/vae eval --run DIR [--data DIR] [--iw K]                 (models/evaluate.h)
  *     build/vae sample --run DIR --out FILE.png|FILE.idx [--n N] [--label L]
  *
