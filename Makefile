@@ -52,7 +52,7 @@ build/tests-san: $(TEST_SRC) $(LIB_SRC) $(wildcard */*.h)
 criterion:
 	@scripts/need_criterion.sh
 
-test: criterion build/tests build/tests-san
+test: criterion all build/tests build/tests-san
 	build/tests --jobs 2
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/tests-san --jobs 2
 

@@ -21,86 +21,23 @@
 #include "nn/checkpoint.h"
 
 #include "tmpdir.h"
+#include "vae_cli.h"
 
 /* ================================================================ helpers */
 
-#define NTRAIN 64
-#define NTEST 32
 #define SMALL "--epochs 2 --batch 16 --hidden 32 --latent 4 --threads 1"
 
-/* Image i: a bar whose row depends on its label, plus speckle. */
-static void make_images(uint8_t *px, uint8_t *lab, int n, uint32_t seed) {
-    uint32_t s = seed;
-    for (int i = 0; i < n; i++) {
-        lab[i] = (uint8_t)(i % 10);
-        for (int p = 0; p < 28 * 28; p++) {
-            int r = p / 28, c = p % 28;
-            s = s * 1664525u + 1013904223u;
-            int v = (r >= 2 + 2 * lab[i] && r < 6 + 2 * lab[i] && c > 3 && c < 24) ? 220 : 0;
-            v += (int)(s >> 28);   /* 0..15 */
-            px[i * 28 * 28 + p] = (uint8_t)v;
-        }
-    }
-}
 
-static void setup(void) {
-    tg_tmpdir_setup();
-    static uint8_t px[NTRAIN * 28 * 28], lab[NTRAIN];
-    tg_err e;
-    mkdir(tg_tmp("data"), 0777);
-    make_images(px, lab, NTRAIN, 7);
-    cr_assert_eq(tg_idx_images_save(tg_tmp("data/train-images-idx3-ubyte"), px, NTRAIN, 28, 28, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_idx_labels_save(tg_tmp("data/train-labels-idx1-ubyte"), lab, NTRAIN, &e), 0, "%s", e.msg);
-    make_images(px, lab, NTEST, 11);
-    cr_assert_eq(tg_idx_images_save(tg_tmp("data/t10k-images-idx3-ubyte"), px, NTEST, 28, 28, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_idx_labels_save(tg_tmp("data/t10k-labels-idx1-ubyte"), lab, NTEST, &e), 0, "%s", e.msg);
-}
 
-/* Builds build/vae once per test process, serialised across processes. */
-static void need_binary(void) {
-    int fd = open("build/.test_vae_cli.lock", O_RDWR | O_CREAT, 0644);
-    if (fd < 0) {
-        mkdir("build", 0777);
-        fd = open("build/.test_vae_cli.lock", O_RDWR | O_CREAT, 0644);
-    }
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    if (fd >= 0) fcntl(fd, F_SETLKW, &fl);
-    int rc = system("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s build/vae >/dev/null 2>&1");
-    if (fd >= 0) {
-        fl.l_type = F_UNLCK;
-        fcntl(fd, F_SETLK, &fl);
-        close(fd);
-    }
-    if (rc != 0 || access("build/vae", X_OK) != 0) cr_skip_test("build/vae could not be built (run `make build/vae`)");
-}
 
-/* Runs `build/vae ARGS` with stdout and stderr captured; returns the exit code. */
-static int run(const char *args) {
-    need_binary();
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "build/vae %s >%s 2>%s", args, tg_tmp("stdout"), tg_tmp("stderr"));
-    int st = system(cmd);
-    cr_assert(WIFEXITED(st), "%s: did not exit normally", cmd);
-    return WEXITSTATUS(st);
-}
 
 /* Runs `build/vae train --data <tmp>/data --out <tmp>/<out> ARGS`. */
 static int train(const char *out, const char *args) {
     char a[2048];
     snprintf(a, sizeof a, "train --data %s --out %s %s", tg_tmp("data"), tg_tmp(out), args);
-    return run(a);
+    return tg_cli_run(a);
 }
 
-static char *text(const char *name) {
-    size_t n;
-    uint8_t *b = tg_slurp(tg_tmp(name), &n);
-    cr_assert_not_null(b, "cannot read %s", name);
-    char *s = malloc(n + 1);
-    memcpy(s, b, n);
-    s[n] = 0;
-    free(b);
-    return s;
-}
 
 static bool file_exists(const char *path) { return access(path, F_OK) == 0; }
 
@@ -121,7 +58,7 @@ static void check_png(const char *path, uint32_t w, uint32_t h) {
 static int metrics(const char *out, double rows[][7], int cap) {
     char name[256];
     snprintf(name, sizeof name, "%s/metrics.csv", out);
-    char *s = text(name);
+    char *s = tg_cli_text(name);
     const char *hdr = "epoch,train_loss,test_loss,recon,kl,kl_weight,seconds\n";
     cr_assert(!strncmp(s, hdr, strlen(hdr)), "metrics.csv header: %s", s);
     int n = 0;
@@ -186,33 +123,24 @@ static void check_run(const char *out, int64_t classes, tg_prior prior) {
     tg_params_free(ps);
 }
 
-static bool same_file(const char *a, const char *b) {
-    size_t na, nb;
-    uint8_t *x = tg_slurp(a, &na), *y = tg_slurp(b, &nb);
-    cr_assert(x && y);
-    bool same = na == nb && !memcmp(x, y, na);
-    free(x);
-    free(y);
-    return same;
-}
 
-TestSuite(vae_cli, .init = setup, .fini = tg_tmpdir_teardown, .timeout = 60);
+TestSuite(vae_cli, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 60);
 
 /* ================================================================ runs */
 
 Test(vae_cli, vae) {
-    cr_assert_eq(train("out", "--model vae " SMALL), 0, "%s", text("stderr"));
+    cr_assert_eq(train("out", "--model vae " SMALL), 0, "%s", tg_cli_text("stderr"));
     check_run("out", 0, TG_PRIOR_STANDARD);
-    char *s = text("stdout");
+    char *s = tg_cli_text("stdout");
     cr_expect(strstr(s, "images/s"), "per-epoch line: %s", s);
     free(s);
-    s = text("out/config.json");
+    s = tg_cli_text("out/config.json");
     cr_expect(strstr(s, "\"model\":\"vae\"") && strstr(s, "\"latent\":4") && strstr(s, "\"hidden\":[32]"), "%s", s);
     free(s);
 }
 
 Test(vae_cli, beta_vae) {
-    cr_assert_eq(train("out", "--model beta-vae --beta 4 " SMALL), 0, "%s", text("stderr"));
+    cr_assert_eq(train("out", "--model beta-vae --beta 4 " SMALL), 0, "%s", tg_cli_text("stderr"));
     check_run("out", 0, TG_PRIOR_STANDARD);
     double rows[4][7];
     metrics("out", rows, 4);
@@ -220,7 +148,7 @@ Test(vae_cli, beta_vae) {
 }
 
 Test(vae_cli, annealed_vae_linear_by_epoch) {
-    cr_assert_eq(train("out", "--model annealed-vae " SMALL), 0, "%s", text("stderr"));
+    cr_assert_eq(train("out", "--model annealed-vae " SMALL), 0, "%s", tg_cli_text("stderr"));
     check_run("out", 0, TG_PRIOR_STANDARD);
     double rows[4][7];
     metrics("out", rows, 4);
@@ -235,7 +163,7 @@ Test(vae_cli, annealed_vae_linear_by_epoch) {
 Test(vae_cli, annealed_vae_by_step_and_cyclical) {
     double rows[4][7];
     /* 4 steps per epoch: the last step of epoch 1 is step 3 -> 3/8. */
-    cr_assert_eq(train("out", "--model annealed-vae --anneal-steps 8 " SMALL), 0, "%s", text("stderr"));
+    cr_assert_eq(train("out", "--model annealed-vae --anneal-steps 8 " SMALL), 0, "%s", tg_cli_text("stderr"));
     metrics("out", rows, 4);
     cr_expect_eq(rows[0][5], 0.375, "%g", rows[0][5]);
     cr_expect_eq(rows[1][5], 0.875, "%g", rows[1][5]);
@@ -250,25 +178,25 @@ Test(vae_cli, annealed_vae_by_step_and_cyclical) {
 }
 
 Test(vae_cli, cvae) {
-    cr_assert_eq(train("out", "--model cvae " SMALL), 0, "%s", text("stderr"));
+    cr_assert_eq(train("out", "--model cvae " SMALL), 0, "%s", tg_cli_text("stderr"));
     check_run("out", 10, TG_PRIOR_STANDARD);
-    cr_assert_eq(train("learned", "--model cvae --prior learned " SMALL), 0, "%s", text("stderr"));
+    cr_assert_eq(train("learned", "--model cvae --prior learned " SMALL), 0, "%s", tg_cli_text("stderr"));
     check_run("learned", 10, TG_PRIOR_LEARNED);
 }
 
 Test(vae_cli, likelihood_and_binarize) {
-    cr_assert_eq(train("g", "--model vae --likelihood gaussian " SMALL), 0, "%s", text("stderr"));
+    cr_assert_eq(train("g", "--model vae --likelihood gaussian " SMALL), 0, "%s", tg_cli_text("stderr"));
     check_run("g", 0, TG_PRIOR_STANDARD);
-    cr_assert_eq(train("s", "--model vae --binarize static " SMALL), 0, "%s", text("stderr"));
-    cr_assert_eq(train("d", "--model vae --binarize dynamic " SMALL), 0, "%s", text("stderr"));
+    cr_assert_eq(train("s", "--model vae --binarize static " SMALL), 0, "%s", tg_cli_text("stderr"));
+    cr_assert_eq(train("d", "--model vae --binarize dynamic " SMALL), 0, "%s", tg_cli_text("stderr"));
     char a[256], b[256];
     snprintf(a, sizeof a, "%s/model.safetensors", tg_tmp("s"));
     snprintf(b, sizeof b, "%s/model.safetensors", tg_tmp("d"));
-    cr_expect(!same_file(a, b), "static and dynamic binarisation train differently");
+    cr_expect(!tg_cli_same_file(a, b), "static and dynamic binarisation train differently");
 }
 
 Test(vae_cli, deterministic_for_seed_and_threads) {
-    cr_assert_eq(train("a", "--model cvae --seed 5 " SMALL), 0, "%s", text("stderr"));
+    cr_assert_eq(train("a", "--model cvae --seed 5 " SMALL), 0, "%s", tg_cli_text("stderr"));
     cr_assert_eq(train("b", "--model cvae --seed 5 " SMALL), 0);
     cr_assert_eq(train("t2", "--model cvae --seed 5 --epochs 2 --batch 16 --hidden 32 --latent 4 --threads 2"), 0);
     cr_assert_eq(train("c", "--model cvae --seed 6 " SMALL), 0);
@@ -277,24 +205,24 @@ Test(vae_cli, deterministic_for_seed_and_threads) {
     snprintf(b, sizeof b, "%s/model.safetensors", tg_tmp("b"));
     snprintf(t2, sizeof t2, "%s/model.safetensors", tg_tmp("t2"));
     snprintf(c, sizeof c, "%s/model.safetensors", tg_tmp("c"));
-    cr_expect(same_file(a, b), "same seed, different model.safetensors");
-    cr_expect(same_file(a, t2), "--threads 1 and 2 differ");
-    cr_expect(!same_file(a, c), "seeds 5 and 6 give the same model");
+    cr_expect(tg_cli_same_file(a, b), "same seed, different model.safetensors");
+    cr_expect(tg_cli_same_file(a, t2), "--threads 1 and 2 differ");
+    cr_expect(!tg_cli_same_file(a, c), "seeds 5 and 6 give the same model");
     snprintf(a, sizeof a, "%s/sample_2.png", tg_tmp("a"));
     snprintf(b, sizeof b, "%s/sample_2.png", tg_tmp("t2"));
-    cr_expect(same_file(a, b), "samples differ with the thread count");
+    cr_expect(tg_cli_same_file(a, b), "samples differ with the thread count");
 }
 
 /* ================================================================ errors */
 
 Test(vae_cli, help) {
-    cr_assert_eq(run("--help"), 0);
-    char *s = text("stdout");
+    cr_assert_eq(tg_cli_run("--help"), 0);
+    char *s = tg_cli_text("stdout");
     cr_expect(strstr(s, "train"), "%s", s);
     cr_expect(strstr(s, "eval") && strstr(s, "sample"), "every command is listed: %s", s);
     free(s);
-    cr_assert_eq(run("train --help"), 0);
-    s = text("stdout");
+    cr_assert_eq(tg_cli_run("train --help"), 0);
+    s = tg_cli_text("stdout");
     const char *want[] = {"--model", "--data", "--epochs 10", "--batch 128", "--hidden 400", "--latent 20",
                           "--lr 1e-3", "--beta 1", "--anneal-epochs", "--anneal-steps", "--cycles", "--ratio",
                           "--prior", "--likelihood", "--binarize", "--seed 1", "--threads", "--out"};
@@ -305,9 +233,9 @@ Test(vae_cli, help) {
 Test(vae_cli, unknown_commands) {
     const char *cmds[] = {"frobnicate", "", "--frob"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
-        cr_expect_eq(run(cmds[i]), 2, "vae %s", cmds[i]);
+        cr_expect_eq(tg_cli_run(cmds[i]), 2, "vae %s", cmds[i]);
     }
-    char *s = text("stderr");
+    char *s = tg_cli_text("stderr");
     cr_expect(strstr(s, "usage"), "%s", s);
     free(s);
 }
@@ -354,8 +282,8 @@ Test(vae_cli, flag_errors) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char a[512];
         snprintf(a, sizeof a, "train --data %s --out %s %s", tg_tmp("data"), tg_tmp("never"), cases[i].args);
-        int rc = run(a);
-        char *err = text("stderr");
+        int rc = tg_cli_run(a);
+        char *err = tg_cli_text("stderr");
         cr_expect_eq(rc, 2, "vae train %s: exit %d (%s)", cases[i].args, rc, err);
         cr_expect(strstr(err, cases[i].flag), "vae train %s: message does not name %s: %s", cases[i].args,
                   cases[i].flag, err);
@@ -368,26 +296,26 @@ Test(vae_cli, flag_errors) {
 Test(vae_cli, data_errors) {
     char a[512];
     snprintf(a, sizeof a, "train --model vae --data %s --out %s", tg_tmp("nodata"), tg_tmp("out"));
-    cr_expect_eq(run(a), 1);
-    char *err = text("stderr");
+    cr_expect_eq(tg_cli_run(a), 1);
+    char *err = tg_cli_text("stderr");
     cr_expect(strstr(err, "nodata"), "%s", err);
     free(err);
     /* --out whose parent is missing. */
     cr_expect_eq(train("no/such/dir", "--model vae " SMALL), 1);
-    err = text("stderr");
+    err = tg_cli_text("stderr");
     cr_expect(strstr(err, "--out"), "%s", err);
     free(err);
     /* A truncated label file: the loader's message, exit 1. */
     tg_spit(tg_tmp("data/t10k-labels-idx1-ubyte"), "\0\0\x08\x01\0\0\0\x20", 8);
     cr_expect_eq(train("out", "--model vae " SMALL), 1);
-    err = text("stderr");
+    err = tg_cli_text("stderr");
     cr_expect(strstr(err, "t10k-labels"), "%s", err);
     free(err);
 }
 
 Test(vae_cli, non_finite_loss_stops) {
     cr_expect_eq(train("out", "--model vae --lr 1e30 " SMALL), 1);
-    char *err = text("stderr");
+    char *err = tg_cli_text("stderr");
     cr_expect(strstr(err, "non-finite") && strstr(err, "epoch"), "%s", err);
     free(err);
 }

@@ -23,92 +23,29 @@
 #include "data/write.h"
 
 #include "tmpdir.h"
+#include "vae_cli.h"
 
-#define NTRAIN 64
-#define NTEST 32
 #define SMALL "--epochs 2 --batch 16 --hidden 32 --latent 4 --threads 1"
 #define LATENT 4
 
-/* Image i: a bar whose row depends on its label, plus speckle. */
-static void make_images(uint8_t *px, uint8_t *lab, int n, uint32_t seed) {
-    uint32_t s = seed;
-    for (int i = 0; i < n; i++) {
-        lab[i] = (uint8_t)(i % 10);
-        for (int p = 0; p < 28 * 28; p++) {
-            int r = p / 28, c = p % 28;
-            s = s * 1664525u + 1013904223u;
-            int v = (r >= 2 + 2 * lab[i] && r < 6 + 2 * lab[i] && c > 3 && c < 24) ? 220 : 0;
-            v += (int)(s >> 28);
-            px[i * 28 * 28 + p] = (uint8_t)v;
-        }
-    }
-}
 
-static void setup(void) {
-    tg_tmpdir_setup();
-    static uint8_t px[NTRAIN * 28 * 28], lab[NTRAIN];
-    tg_err e;
-    mkdir(tg_tmp("data"), 0777);
-    make_images(px, lab, NTRAIN, 7);
-    cr_assert_eq(tg_idx_images_save(tg_tmp("data/train-images-idx3-ubyte"), px, NTRAIN, 28, 28, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_idx_labels_save(tg_tmp("data/train-labels-idx1-ubyte"), lab, NTRAIN, &e), 0, "%s", e.msg);
-    make_images(px, lab, NTEST, 11);
-    cr_assert_eq(tg_idx_images_save(tg_tmp("data/t10k-images-idx3-ubyte"), px, NTEST, 28, 28, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_idx_labels_save(tg_tmp("data/t10k-labels-idx1-ubyte"), lab, NTEST, &e), 0, "%s", e.msg);
-}
 
-/* Builds build/vae once per test process, serialised across processes. */
-static void need_binary(void) {
-    int fd = open("build/.test_vae_cli.lock", O_RDWR | O_CREAT, 0644);
-    if (fd < 0) {
-        mkdir("build", 0777);
-        fd = open("build/.test_vae_cli.lock", O_RDWR | O_CREAT, 0644);
-    }
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    if (fd >= 0) fcntl(fd, F_SETLKW, &fl);
-    int rc = system("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s build/vae >/dev/null 2>&1");
-    if (fd >= 0) {
-        fl.l_type = F_UNLCK;
-        fcntl(fd, F_SETLK, &fl);
-        close(fd);
-    }
-    if (rc != 0 || access("build/vae", X_OK) != 0) cr_skip_test("build/vae could not be built (run `make build/vae`)");
-}
 
-/* Runs `build/vae ARGS` with stdout and stderr captured; returns the exit code. */
-static int run(const char *args) {
-    need_binary();
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "build/vae %s >%s 2>%s", args, tg_tmp("stdout"), tg_tmp("stderr"));
-    int st = system(cmd);
-    cr_assert(WIFEXITED(st), "%s: did not exit normally", cmd);
-    return WEXITSTATUS(st);
-}
 
-static char *text(const char *name) {
-    size_t n;
-    uint8_t *b = tg_slurp(tg_tmp(name), &n);
-    cr_assert_not_null(b, "cannot read %s", name);
-    char *s = malloc(n + 1);
-    memcpy(s, b, n);
-    s[n] = 0;
-    free(b);
-    return s;
-}
 
 /* Trains into <tmp>/<out>. */
 static void train(const char *out, const char *args) {
     char a[2048];
     snprintf(a, sizeof a, "train --data %s --out %s %s", tg_tmp("data"), tg_tmp(out), args);
-    int rc = run(a);
-    cr_assert_eq(rc, 0, "vae %s: exit %d: %s", a, rc, text("stderr"));
+    int rc = tg_cli_run(a);
+    cr_assert_eq(rc, 0, "vae %s: exit %d: %s", a, rc, tg_cli_text("stderr"));
 }
 
 /* The last test_loss of <out>/metrics.csv. */
 static double last_test_loss(const char *out) {
     char name[256];
     snprintf(name, sizeof name, "%s/metrics.csv", out);
-    char *s = text(name);
+    char *s = tg_cli_text(name);
     double last = NAN, v[7];
     char *p = strchr(s, '\n');
     while (p && p[1]) {
@@ -132,9 +69,9 @@ static double num(const tg_json *doc, const char *key) {
 static char *eval_and_check(const char *out, const char *args) {
     char a[2048];
     snprintf(a, sizeof a, "eval --run %s --iw 50 --threads 1 %s", tg_tmp(out), args);
-    int rc = run(a);
-    cr_assert_eq(rc, 0, "vae %s: exit %d: %s", a, rc, text("stderr"));
-    char *s = text("stdout");
+    int rc = tg_cli_run(a);
+    cr_assert_eq(rc, 0, "vae %s: exit %d: %s", a, rc, tg_cli_text("stderr"));
+    char *s = tg_cli_text("stdout");
     tg_err e;
     tg_json *doc = tg_json_parse(s, strlen(s), "stdout", &e);
     cr_assert_not_null(doc, "%s", e.msg);
@@ -143,7 +80,7 @@ static char *eval_and_check(const char *out, const char *args) {
     int64_t au, iw, images;
     cr_assert_eq(tg_json_as_int64(tg_json_get(doc, "active_units"), 0, LATENT, &au), 0, "active_units: %s", s);
     cr_assert_eq(tg_json_as_int64(tg_json_get(doc, "iw_samples"), 50, 50, &iw), 0, "iw_samples: %s", s);
-    cr_assert_eq(tg_json_as_int64(tg_json_get(doc, "images"), NTEST, NTEST, &images), 0, "images: %s", s);
+    cr_assert_eq(tg_json_as_int64(tg_json_get(doc, "images"), TG_CLI_NTEST, TG_CLI_NTEST, &images), 0, "images: %s", s);
     cr_expect(fabs(elbo - (recon + kl)) <= 1e-6 * fabs(elbo), "elbo %.9g != recon %.9g + kl %.9g", elbo, recon, kl);
     cr_expect(kl >= 0, "kl %g", kl);
     cr_expect(nll <= elbo + 1e-3 * fabs(elbo), "nll %g > elbo %g", nll, elbo);
@@ -190,10 +127,10 @@ static void check_idx(const char *path, int64_t n) {
 static int sample(const char *out, const char *args) {
     char a[2048];
     snprintf(a, sizeof a, "sample --run %s %s", tg_tmp(out), args);
-    return run(a);
+    return tg_cli_run(a);
 }
 
-TestSuite(vae_eval, .init = setup, .fini = tg_tmpdir_teardown, .timeout = 60);
+TestSuite(vae_eval, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 60);
 
 /* ================================================================ eval */
 
@@ -243,13 +180,13 @@ Test(vae_eval, sample_vae) {
     cr_assert_eq(sample("run", tg_tmp("s.png")), 2, "no --out");
     char a[512];
     snprintf(a, sizeof a, "--out %s", tg_tmp("s.png"));
-    cr_assert_eq(sample("run", a), 0, "%s", text("stderr"));
+    cr_assert_eq(sample("run", a), 0, "%s", tg_cli_text("stderr"));
     check_png(tg_tmp("s.png"), 64);
     snprintf(a, sizeof a, "--n 10 --seed 3 --out %s", tg_tmp("s.idx"));
-    cr_assert_eq(sample("run", a), 0, "%s", text("stderr"));
+    cr_assert_eq(sample("run", a), 0, "%s", tg_cli_text("stderr"));
     check_idx(tg_tmp("s.idx"), 10);
     snprintf(a, sizeof a, "--n 64 --out %s", tg_tmp("s.idx"));
-    cr_assert_eq(sample("run", a), 0, "%s", text("stderr"));
+    cr_assert_eq(sample("run", a), 0, "%s", tg_cli_text("stderr"));
     check_idx(tg_tmp("s.idx"), 64);
     /* Deterministic for a seed. */
     snprintf(a, sizeof a, "--out %s", tg_tmp("t.png"));
@@ -264,13 +201,13 @@ Test(vae_eval, sample_cvae) {
     train("run", "--model cvae --prior learned " SMALL);
     char a[512];
     snprintf(a, sizeof a, "--out %s", tg_tmp("s.png"));
-    cr_assert_eq(sample("run", a), 0, "%s", text("stderr"));
+    cr_assert_eq(sample("run", a), 0, "%s", tg_cli_text("stderr"));
     check_png(tg_tmp("s.png"), 64);
     snprintf(a, sizeof a, "--n 20 --label 3 --out %s", tg_tmp("s3.png"));
-    cr_assert_eq(sample("run", a), 0, "%s", text("stderr"));
+    cr_assert_eq(sample("run", a), 0, "%s", tg_cli_text("stderr"));
     check_png(tg_tmp("s3.png"), 20);
     snprintf(a, sizeof a, "--n 7 --label 9 --out %s", tg_tmp("s9.idx"));
-    cr_assert_eq(sample("run", a), 0, "%s", text("stderr"));
+    cr_assert_eq(sample("run", a), 0, "%s", tg_cli_text("stderr"));
     check_idx(tg_tmp("s9.idx"), 7);
 }
 
@@ -319,8 +256,8 @@ Test(vae_eval, flag_errors) {
             snprintf(a, sizeof a, "%s --run %s %s", cases[i].cmd, !strcmp(cases[i].run, "vae") ? vae : cvae, args);
         else
             snprintf(a, sizeof a, "%s %s", cases[i].cmd, args);
-        int rc = run(a);
-        char *err = text("stderr");
+        int rc = tg_cli_run(a);
+        char *err = tg_cli_text("stderr");
         cr_expect_eq(rc, 2, "vae %s: exit %d (%s)", a, rc, err);
         cr_expect(strstr(err, cases[i].flag), "vae %s: message does not name %s: %s", a, cases[i].flag, err);
         cr_expect(strchr(err, '\n') == strrchr(err, '\n'), "one line expected: %s", err);
@@ -341,14 +278,14 @@ Test(vae_eval, file_errors) {
     /* Truncated model.safetensors. */
     tg_spit(model, good, n / 2);
     snprintf(a, sizeof a, "eval --run %s --iw 5", tg_tmp("run"));
-    cr_expect_eq(run(a), 1);
-    char *err = text("stderr");
+    cr_expect_eq(tg_cli_run(a), 1);
+    char *err = tg_cli_text("stderr");
     cr_expect(strstr(err, "model.safetensors"), "%s", err);
     cr_expect(strchr(err, '\n') == strrchr(err, '\n'), "one line expected: %s", err);
     free(err);
     snprintf(a, sizeof a, "sample --run %s --out %s", tg_tmp("run"), tg_tmp("x.png"));
-    cr_expect_eq(run(a), 1);
-    err = text("stderr");
+    cr_expect_eq(tg_cli_run(a), 1);
+    err = tg_cli_text("stderr");
     cr_expect(strstr(err, "model.safetensors"), "%s", err);
     free(err);
     cr_expect(access(tg_tmp("x.png"), F_OK) != 0, "a failed sample wrote its output");
@@ -360,23 +297,23 @@ Test(vae_eval, file_errors) {
     tg_spit(model, l5, n5);
     free(l5);
     snprintf(a, sizeof a, "eval --run %s --iw 5", tg_tmp("run"));
-    cr_expect_eq(run(a), 1);
-    err = text("stderr");
+    cr_expect_eq(tg_cli_run(a), 1);
+    err = tg_cli_text("stderr");
     cr_expect(strstr(err, "model.safetensors") && strstr(err, "shape") && strstr(err, "config.json"), "%s", err);
     free(err);
 
     /* No run directory, and a broken config.json. */
     snprintf(a, sizeof a, "eval --run %s", tg_tmp("nothing"));
-    cr_expect_eq(run(a), 1);
-    err = text("stderr");
+    cr_expect_eq(tg_cli_run(a), 1);
+    err = tg_cli_text("stderr");
     cr_expect(strstr(err, "config.json"), "%s", err);
     free(err);
     tg_spit(model, good, n);
     free(good);
     tg_spit(tg_tmp("run/config.json"), "{\"model\":\"vae\",", 15);
     snprintf(a, sizeof a, "sample --run %s --out %s", tg_tmp("run"), tg_tmp("x.idx"));
-    cr_expect_eq(run(a), 1);
-    err = text("stderr");
+    cr_expect_eq(tg_cli_run(a), 1);
+    err = tg_cli_text("stderr");
     cr_expect(strstr(err, "config.json"), "%s", err);
     free(err);
 
@@ -384,8 +321,8 @@ Test(vae_eval, file_errors) {
     tg_spit(tg_tmp("run/config.json"), "", 0);
     train("run", "--model vae --epochs 1 --batch 16 --hidden 32 --latent 4 --threads 1");
     snprintf(a, sizeof a, "sample --run %s --out %s", tg_tmp("run"), tg_tmp("no/such/x.png"));
-    cr_expect_eq(run(a), 1);
-    err = text("stderr");
+    cr_expect_eq(tg_cli_run(a), 1);
+    err = tg_cli_text("stderr");
     cr_expect(strstr(err, "x.png"), "%s", err);
     free(err);
 }
