@@ -566,3 +566,33 @@ Test(ops, affine_equals_matmul_add_relu) {
     }
     tg_tape_free(t);
 }
+
+Test(ops, edge_affine_relu_gradient_is_zero_at_zero) {
+    /* x w^T + b = 0 exactly: the fused ReLU passes no gradient, as relu does at 0. */
+    tg_tape *t = tg_tape_new();
+    tg_arena *a = tg_tape_arena(t);
+    double xv[2] = {1, 2}, wv[4] = {1, -1, 2, 1}, bv[2] = {1, -4};   /* pre-activations 1 - 2 + 1 = 0, 2 + 2 - 4 = 0 */
+    for (int dt = 0; dt < 2; dt++) {
+        tg_var *x = tg_leaf(t, tg_tensor_from(a, dt, S(1, 2), xv, TG_F64), true);
+        tg_var *w = tg_leaf(t, tg_tensor_from(a, dt, S(2, 2), wv, TG_F64), true);
+        tg_var *b = tg_leaf(t, tg_tensor_from(a, dt, S(2), bv, TG_F64), true);
+        tg_var *y = tg_affine(t, x, w, b, TG_ACT_RELU);
+        tg_backward(t, tg_sum(t, y));
+        for (int i = 0; i < 2; i++) {
+            cr_expect_eq(tg_tensor_get(&y->val, i), 0.0);
+            cr_expect_eq(tg_tensor_get(&x->grad, i), 0.0);
+            cr_expect_eq(tg_tensor_get(&b->grad, i), 0.0);
+        }
+        tg_tape_reset(t);
+    }
+    tg_tape_free(t);
+}
+
+Test(ops, affine_shape_mismatch_aborts, .signal = SIGABRT) {
+    tg_tape *t = tg_tape_new();
+    tg_arena *a = tg_tape_arena(t);
+    tg_var *x = tg_leaf(t, tg_tensor_zeros(a, TG_F32, S(2, 3)), false);
+    tg_var *w = tg_leaf(t, tg_tensor_zeros(a, TG_F32, S(4, 5)), false);
+    tg_var *b = tg_leaf(t, tg_tensor_zeros(a, TG_F32, S(4)), false);
+    tg_affine(t, x, w, b, TG_ACT_NONE);
+}
