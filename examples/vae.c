@@ -11,10 +11,12 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "data/png.h"
 #include "data/write.h"
@@ -74,7 +76,25 @@ static const char train_usage[] =
     "Writes to DIR: model.safetensors, optimizer.safetensors, config.json, metrics.csv\n"
     "(epoch,train_loss,test_loss,recon,kl,kl_weight,seconds), reconstruction_<epoch>.png\n"
     "and sample_<epoch>.png, all at the end of each epoch. Losses are nats per image;\n"
-    "test_loss is recon + kl (the negative ELBO), train_loss the objective optimised.\n";
+    "test_loss is recon + kl (the negative ELBO), train_loss the objective optimised.\n"
+    "Each file is replaced atomically; killed at any moment, the run resumes from its\n"
+    "last complete checkpoint. Ctrl-C (SIGINT) or SIGTERM ends the current step,\n"
+    "saves the state and exits 0; a second one stops at once. A progress bar is\n"
+    "drawn on stderr when it is a terminal.\n";
+
+/* Set by SIGINT or SIGTERM: tg_train_run saves and returns at the end of the
+ * step. The handler is reset by the first signal, so a second one kills. */
+static volatile sig_atomic_t stop_requested;
+static void on_stop(int sig) { stop_requested = sig; }
+
+static void catch_stop_signals(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 /* The command being run, for messages: "vae train", "vae eval", "vae sample". */
 static const char *prog = "vae train";
@@ -258,6 +278,9 @@ static int cmd_train(int argc, char **argv) {
            (long long)ds.test_x.n, (long long)ds.train_x.rows, (long long)ds.train_x.cols);
     printf("Model: %s, %s %s\n", tg_run_model_name(o.model), resume ? "resuming" : "writing to", out);
     fflush(stdout);
+    o.progress = isatty(STDERR_FILENO) ? stderr : NULL;
+    o.stop = &stop_requested;
+    catch_stop_signals();
     int rc = tg_train_run(&o, &ds, stdout, &err);
     if (rc != 0) fprintf(stderr, "vae: %s\n", err.msg);
     tg_dataset_free(&ds);

@@ -139,23 +139,36 @@ static int rng_parse(const char *v, tg_rng *r) {
     return 0;
 }
 
-static int save_optimizer(const char *path, const tg_adam *opt, int64_t epoch, tg_rng *const rngs[],
+/* Where a run stands: epochs complete, steps done in the next one, and that
+ * partial epoch's training-loss sum and seconds. */
+typedef struct {
+    int64_t epoch, epoch_step;
+    double loss_sum, seconds;
+} run_pos;
+
+/* optimizer.safetensors: everything a resume needs, the parameters included,
+ * so that it alone is the commit point of a checkpoint (see tg_train_run). */
+static int save_optimizer(const char *path, const tg_adam *opt, run_pos pos, tg_rng *const rngs[],
                           const char *const rng_keys[], int n_rng, tg_err *e) {
-    tg_tensor m = tg_tensor_wrap(opt->ps->dtype, TG_SHAPE(opt->ps->n), opt->m);
-    tg_tensor v = tg_tensor_wrap(opt->ps->dtype, TG_SHAPE(opt->ps->n), opt->v);
-    const char *names[] = {"adam.m", "adam.v"};
-    const tg_tensor *ts[] = {&m, &v};
-    char vals[8][96];
-    const char *keys[8], *pv[8];
+    const tg_params *ps = opt->ps;
+    tg_tensor m = tg_tensor_wrap(ps->dtype, TG_SHAPE(ps->n), opt->m);
+    tg_tensor v = tg_tensor_wrap(ps->dtype, TG_SHAPE(ps->n), opt->v);
+    tg_tensor p = tg_tensor_wrap(ps->dtype, TG_SHAPE(ps->n), ps->data);
+    const char *names[] = {"adam.m", "adam.v", "params"};
+    const tg_tensor *ts[] = {&m, &v, &p};
+    char vals[10][96];
+    const char *keys[10] = {"adam.step", "epoch", "epoch_step", "train_loss_sum", "epoch_seconds"}, *pv[10];
     snprintf(vals[0], sizeof vals[0], "%" PRId64, opt->step);
-    keys[0] = "adam.step", pv[0] = vals[0];
-    snprintf(vals[1], sizeof vals[1], "%" PRId64, epoch);
-    keys[1] = "epoch", pv[1] = vals[1];
+    snprintf(vals[1], sizeof vals[1], "%" PRId64, pos.epoch);
+    snprintf(vals[2], sizeof vals[2], "%" PRId64, pos.epoch_step);
+    snprintf(vals[3], sizeof vals[3], "%.17g", pos.loss_sum);
+    snprintf(vals[4], sizeof vals[4], "%.17g", pos.seconds);
     for (int i = 0; i < n_rng; i++) {
-        rng_hex(vals[i + 2], sizeof vals[0], rngs[i]);
-        keys[i + 2] = rng_keys[i], pv[i + 2] = vals[i + 2];
+        rng_hex(vals[i + 5], sizeof vals[0], rngs[i]);
+        keys[i + 5] = rng_keys[i];
     }
-    return tg_safetensors_write(path, 2, names, ts, 2 + n_rng, keys, pv, e);
+    for (int i = 0; i < 5 + n_rng; i++) pv[i] = vals[i];
+    return tg_safetensors_write(path, 3, names, ts, 5 + n_rng, keys, pv, e);
 }
 
 /* ---------------------------------------------------------------- resuming */
@@ -174,35 +187,50 @@ int tg_train_checkpoint_epoch(const char *dir, int64_t *epoch, tg_err *e) {
     path_in(path, sizeof path, dir, "optimizer.safetensors");
     tg_safetensors st;
     if (tg_safetensors_read(path, &st, e) != 0) return -1;
-    int rc = parse_i64(tg_safetensors_meta(&st, "epoch"), 1, (int64_t)1 << 40, epoch);
+    int rc = parse_i64(tg_safetensors_meta(&st, "epoch"), 0, (int64_t)1 << 40, epoch);
     if (rc != 0) tg_err_set(e, "%s: no valid metadata \"epoch\"", path);
     tg_safetensors_free(&st);
     return rc;
 }
 
-/* The state a run in dir had at the end of its last epoch: parameters,
- * Adam's m, v and step, the generators, the epoch count and metrics.csv
- * (header and one row per epoch, into *csv). Nothing changes on error. */
-static int resume_state(const char *dir, tg_params *ps, tg_adam *opt, tg_rng *const rngs[],
-                        const char *const rng_keys[], int n_rng, int64_t *epoch, char **csv, size_t *csv_len,
-                        size_t *csv_cap, tg_err *e) {
+/* The (n) tensor called name in st, if it has ps's dtype and size. */
+static const tg_tensor *flat_tensor(const tg_safetensors *st, const char *name, const tg_params *ps) {
+    const tg_st_tensor *t = tg_safetensors_find(st, name);
+    if (!t || t->tensor.dtype != ps->dtype || t->tensor.shape.ndim != 1 || t->tensor.shape.d[0] != ps->n)
+        return NULL;
+    return &t->tensor;
+}
+
+/* The state saved in dir's optimizer.safetensors: parameters, Adam's m, v and
+ * step, the generators and the position *pos; and metrics.csv's header and
+ * first pos->epoch rows, into *csv. Nothing changes on error. */
+static int resume_state(const char *dir, tg_adam *opt, tg_rng *const rngs[], const char *const rng_keys[], int n_rng,
+                        run_pos *pos, char **csv, size_t *csv_len, size_t *csv_cap, tg_err *e) {
     char path[4096];
     tg_safetensors st;
+    tg_params *ps = opt->ps;
     path_in(path, sizeof path, dir, "optimizer.safetensors");
     if (tg_safetensors_read(path, &st, e) != 0) return -1;
     int rc = -1;
-    const tg_st_tensor *tm = tg_safetensors_find(&st, "adam.m"), *tv = tg_safetensors_find(&st, "adam.v");
-    int64_t step, ep;
+    const tg_tensor *tm = flat_tensor(&st, "adam.m", ps), *tv = flat_tensor(&st, "adam.v", ps),
+                    *tp = flat_tensor(&st, "params", ps);
+    int64_t step;
+    run_pos p;
     tg_rng r[8];
-    if (!tm || !tv || tm->tensor.dtype != ps->dtype || tv->tensor.dtype != ps->dtype || tm->tensor.shape.ndim != 1 ||
-        tv->tensor.shape.ndim != 1 || tm->tensor.shape.d[0] != ps->n || tv->tensor.shape.d[0] != ps->n) {
-        tg_err_set(e, "%s: adam.m and adam.v must be %lld values each, as the model of config.json has", path,
-                   (long long)ps->n);
+    char *end;
+    const char *ls = tg_safetensors_meta(&st, "train_loss_sum"), *ss = tg_safetensors_meta(&st, "epoch_seconds");
+    if (!tm || !tv || !tp) {
+        tg_err_set(e, "%s: params, adam.m and adam.v must be %lld values each, as the model of config.json has "
+                      "(config.json does not match the checkpoint)", path, (long long)ps->n);
         goto out;
     }
     if (parse_i64(tg_safetensors_meta(&st, "adam.step"), 0, INT64_MAX, &step) != 0 ||
-        parse_i64(tg_safetensors_meta(&st, "epoch"), 1, (int64_t)1 << 40, &ep) != 0) {
-        tg_err_set(e, "%s: no valid metadata \"adam.step\" and \"epoch\"", path);
+        parse_i64(tg_safetensors_meta(&st, "epoch"), 0, (int64_t)1 << 40, &p.epoch) != 0 ||
+        parse_i64(tg_safetensors_meta(&st, "epoch_step"), 0, INT64_MAX, &p.epoch_step) != 0 ||
+        p.epoch + p.epoch_step == 0 || !ls || !ss || (p.loss_sum = strtod(ls, &end), *end) ||
+        (p.seconds = strtod(ss, &end), *end)) {
+        tg_err_set(e, "%s: no valid metadata \"adam.step\", \"epoch\", \"epoch_step\", \"train_loss_sum\" and "
+                      "\"epoch_seconds\"", path);
         goto out;
     }
     for (int i = 0; i < n_rng; i++) {
@@ -212,46 +240,42 @@ static int resume_state(const char *dir, tg_params *ps, tg_adam *opt, tg_rng *co
             goto out;
         }
     }
-    /* metrics.csv: the header and the first ep rows. */
+    /* metrics.csv: the header and the first p.epoch rows (it may have one
+     * more: it is written before the checkpoint). */
     path_in(path, sizeof path, dir, "metrics.csv");
     uint8_t *buf;
     size_t n;
     if (tg_file_read(path, &buf, &n, e) != 0) goto out;
-    size_t end = 0;
+    size_t len = 0;
     int64_t lines = 0;
-    while (end < n && lines < ep + 1)
-        if (buf[end++] == '\n') lines++;
-    if (lines < ep + 1) {
+    while (len < n && lines < p.epoch + 1)
+        if (buf[len++] == '\n') lines++;
+    if (lines < p.epoch + 1) {
         free(buf);
-        tg_err_set(e, "%s: fewer than %lld rows (optimizer.safetensors has epoch %lld)", path, (long long)ep,
-                   (long long)ep);
+        tg_err_set(e, "%s: fewer than %lld rows (optimizer.safetensors has epoch %lld)", path, (long long)p.epoch,
+                   (long long)p.epoch);
         goto out;
     }
-    if (end + 1 > *csv_cap) {
-        char *p = realloc(*csv, end + 1);
-        if (!p) {
+    if (len + 1 > *csv_cap) {
+        char *q = realloc(*csv, len + 1);
+        if (!q) {
             free(buf);
             tg_err_set(e, "out of memory");
             goto out;
         }
-        *csv = p, *csv_cap = end + 1;
+        *csv = q, *csv_cap = len + 1;
     }
-    /* Parameters last: tg_params_load changes nothing on error. */
-    path_in(path, sizeof path, dir, "model.safetensors");
-    if (tg_params_load_hint(ps, path, "config.json does not match the checkpoint", e) != 0) {
-        free(buf);
-        goto out;
-    }
-    memcpy(*csv, buf, end);
-    (*csv)[end] = 0;
-    *csv_len = end;
+    memcpy(*csv, buf, len);
+    (*csv)[len] = 0;
+    *csv_len = len;
     free(buf);
     size_t bytes = (size_t)ps->n * (ps->dtype == TG_F64 ? 8 : 4);
-    memcpy(opt->m, tm->tensor.data, bytes);
-    memcpy(opt->v, tv->tensor.data, bytes);
+    memcpy(ps->data, tp->data, bytes);
+    memcpy(opt->m, tm->data, bytes);
+    memcpy(opt->v, tv->data, bytes);
     opt->step = step;
     for (int i = 0; i < n_rng; i++) *rngs[i] = r[i];
-    *epoch = ep;
+    *pos = p;
     rc = 0;
 out:
     tg_safetensors_free(&st);
@@ -320,6 +344,17 @@ static const char *nonfinite(double loss, double recon, double kl) {
     return !isfinite(loss) ? "loss" : !isfinite(recon) ? "recon" : !isfinite(kl) ? "kl" : NULL;
 }
 
+/* One line, redrawn in place: "epoch 3/10 [=========>          ] 211/469  loss 251.3  41000 images/s". */
+static void progress_bar(FILE *f, int64_t epoch, int64_t epochs, int64_t s, int64_t steps, double loss, double rate) {
+    char bar[31];
+    int64_t done = s * 30 / steps;
+    for (int i = 0; i < 30; i++) bar[i] = i < done ? '=' : i == done ? '>' : ' ';
+    bar[30] = 0;
+    fprintf(f, "\repoch %" PRId64 "/%" PRId64 " [%s] %" PRId64 "/%" PRId64 "  loss %.4f  %.0f images/s\033[K", epoch,
+            epochs, bar, s, steps, loss, rate);
+    fflush(f);
+}
+
 /* Fills lab (rows) with y as floats. */
 static void labels_to(tg_tensor *lab, const uint8_t *y, int64_t rows) {
     for (int64_t i = 0; i < rows; i++) TG_F32P(lab)[i] = (float)y[i];
@@ -334,6 +369,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
 
     tg_rng init_rng = tg_rng_seed(o->seed), data_rng = tg_rng_seed(o->seed + 1),
            noise_rng = tg_rng_seed(o->seed + 2), bin_rng = tg_rng_seed(o->seed + 3);
+    tg_rng data_start = data_rng;   /* data_rng before the current epoch's shuffle */
 
     /* Data as the model sees it: gray, or binarised once (the test set is
      * binarised once for dynamic binarisation too, so test losses compare). */
@@ -375,29 +411,37 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
     csv_len = (size_t)snprintf(csv, csv_cap, "epoch,train_loss,test_loss,recon,kl,kl_weight,seconds\n");
     const int64_t steps = tg_batcher_count(train);
     int64_t step = 0, first = 1;
-    tg_rng *const rngs[] = {&init_rng, &data_rng, &noise_rng, &bin_rng};
+    tg_rng *const rngs[] = {&init_rng, &data_start, &noise_rng, &bin_rng};
     const char *const rng_keys[] = {"rng.init", "rng.data", "rng.noise", "rng.binarize"};
+    run_pos pos = {0};
     if (o->resume) {
         /* Everything is read and checked before any file is written. */
-        int64_t done_epochs;
-        if (resume_state(o->out_dir, ps, opt, rngs, rng_keys, 4, &done_epochs, &csv, &csv_len, &csv_cap, e) != 0)
-            goto done;
-        first = done_epochs + 1;
-        step = done_epochs * steps;
+        if (resume_state(o->out_dir, opt, rngs, rng_keys, 4, &pos, &csv, &csv_len, &csv_cap, e) != 0) goto done;
+        first = pos.epoch + 1;
+        step = pos.epoch * steps + pos.epoch_step;
     }
     path_in(path, sizeof path, o->out_dir, "config.json");
     if (tg_file_write(path, cfg_text, strlen(cfg_text), e) != 0) goto done;
+    path_in(path, sizeof path, o->out_dir, "metrics.csv");
+    if (tg_file_write(path, csv, csv_len, e) != 0) goto done;
 
     const tg_kl_schedule ks = tg_train_schedule(o, steps);
     bool wrote = o->resume;
     const char *meta_keys[] = {"format", "config"}, *meta_vals[] = {"tapegrad-vae", meta_text};
+    char name[64];
 
     for (int64_t epoch = first; epoch <= o->epochs; epoch++) {
-        double t0 = now(), w = 1, kl_weight = 0;
-        sums tr = {0}, te = {0};
-        int64_t rows;
-        if (epoch > 1) tg_batcher_start_epoch(train);
-        for (int64_t s = 1; (rows = tg_batcher_next(train, xb, cond ? yb : NULL)) > 0; s++, step++) {
+        /* A resumed run starts inside epoch `first` after pos.epoch_step steps. */
+        double t_run = now(), t0 = t_run - pos.seconds, shown = 0, w = 1, kl_weight = 0;
+        sums tr = {.loss = pos.loss_sum}, te = {0};
+        int64_t rows, s0 = pos.epoch_step;
+        pos = (run_pos){0};
+        if (epoch > 1 || o->resume) {
+            data_rng = data_start;
+            tg_batcher_start_epoch(train);
+        }
+        for (int64_t s = 0; s < s0; s++) tg_batcher_next(train, xb, NULL);
+        for (int64_t s = s0 + 1; (rows = tg_batcher_next(train, xb, cond ? yb : NULL)) > 0; s++, step++) {
             if (o->binarize == TG_BINARIZE_DYNAMIC)
                 for (int64_t i = 0; i < rows * D; i++)
                     TG_F32P(xb)[i] = tg_rng_uniform(&noise_rng) < TG_F32P(xb)[i] ? 1.0f : 0.0f;
@@ -421,8 +465,28 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
             tg_adam_step(opt);
             tr.loss += loss;
             tg_tape_reset(tape);
+            if (o->progress && (now() - shown >= 0.1 || s == steps)) {
+                shown = now();
+                progress_bar(o->progress, epoch, o->epochs, s, steps, tr.loss / (double)(s * B),
+                             (double)(s - s0) * (double)B / (shown - t_run));
+            }
+            if (o->stop && *o->stop) {
+                /* Interrupted: save where we are, to be continued by --resume. */
+                if (o->progress) fputs("\r\033[K", o->progress);
+                pos = (run_pos){epoch - 1, s, tr.loss, now() - t0};
+                path_in(path, sizeof path, o->out_dir, "model.safetensors");
+                if (tg_params_save(ps, path, 2, meta_keys, meta_vals, e) != 0) goto done;
+                path_in(path, sizeof path, o->out_dir, "optimizer.safetensors");
+                if (save_optimizer(path, opt, pos, rngs, rng_keys, 4, e) != 0) goto done;
+                fprintf(log, "interrupted at epoch %" PRId64 ", step %" PRId64 " of %" PRId64 "; saved in %s "
+                        "(continue with: vae train --resume %s)\n", epoch, s, steps, o->out_dir, o->out_dir);
+                fflush(log);
+                status = 0;
+                goto done;
+            }
         }
         double secs = now() - t0;
+        if (o->progress) fputs("\r\033[K", o->progress), fflush(o->progress);
 
         /* Test set: no gradients, one sample of z per image. */
         bool prev = tg_no_grad(tape);
@@ -463,7 +527,6 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
             memcpy(grid + show * D, img->val.data, sizeof(float) * (size_t)(show * D));
             tg_tape_reset(tape);
         }
-        char name[64];
         snprintf(name, sizeof name, "reconstruction_%" PRId64 ".png", epoch);
         path_in(path, sizeof path, o->out_dir, name);
         if (tg_png_write_grid_f32(path, grid, 2 * show, H, W, show, 2, e) != 0) goto done;
@@ -484,11 +547,10 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         path_in(path, sizeof path, o->out_dir, name);
         if (tg_png_write_grid_f32(path, grid, n_samp, H, W, 8, 2, e) != 0) goto done;
 
-        /* Checkpoints and metrics. */
-        path_in(path, sizeof path, o->out_dir, "model.safetensors");
-        if (tg_params_save(ps, path, 2, meta_keys, meta_vals, e) != 0) goto done;
-        path_in(path, sizeof path, o->out_dir, "optimizer.safetensors");
-        if (save_optimizer(path, opt, epoch, rngs, rng_keys, 4, e) != 0) goto done;
+        /* Metrics, the model, then the optimizer state: optimizer.safetensors
+         * is the commit point, since a resume takes everything from it (and
+         * metrics.csv's first rows), so a kill between any two writes leaves
+         * a consistent run of the last epoch it names. */
         char line[256];
         int len = snprintf(line, sizeof line, "%" PRId64 ",%.6f,%.6f,%.6f,%.6f,%.6f,%.3f\n", epoch, train_loss,
                            test_loss, recon, kl, kl_weight, secs);
@@ -504,6 +566,11 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         csv_len += (size_t)len;
         path_in(path, sizeof path, o->out_dir, "metrics.csv");
         if (tg_file_write(path, csv, csv_len, e) != 0) goto done;
+        path_in(path, sizeof path, o->out_dir, "model.safetensors");
+        if (tg_params_save(ps, path, 2, meta_keys, meta_vals, e) != 0) goto done;
+        data_start = data_rng;   /* the next epoch's shuffle starts here */
+        path_in(path, sizeof path, o->out_dir, "optimizer.safetensors");
+        if (save_optimizer(path, opt, (run_pos){.epoch = epoch}, rngs, rng_keys, 4, e) != 0) goto done;
         wrote = true;
 
         fprintf(log,
@@ -511,6 +578,11 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
                 "%.2f s  %.0f images/s\n",
                 epoch, o->epochs, train_loss, test_loss, recon, kl, kl_weight, secs, ntr / secs);
         fflush(log);
+        if (o->stop && *o->stop && epoch < o->epochs) {
+            fprintf(log, "interrupted after epoch %" PRId64 "; saved in %s (continue with: vae train --resume %s)\n",
+                    epoch, o->out_dir, o->out_dir);
+            break;
+        }
     }
     status = 0;
 

@@ -15,10 +15,13 @@
  * out_dir (only at epoch end, so a crash leaves the last epoch's files):
  *   model.safetensors      parameters (tg_params_save), metadata "format" and
  *                          "config" (config.json without data, out, threads)
- *   optimizer.safetensors  adam.m, adam.v (ps->n) and metadata adam.step,
- *                          epoch (epochs done) and the generator states
- *                          rng.<name> (s0..s3 in hex, then the bits of a
- *                          cached normal if any)
+ *   optimizer.safetensors  params, adam.m, adam.v (ps->n each) and metadata
+ *                          adam.step, epoch (epochs complete), epoch_step
+ *                          (steps done into the next epoch, 0 at an epoch's
+ *                          end), train_loss_sum and epoch_seconds (of those
+ *                          steps) and the generator states rng.<name> (s0..s3
+ *                          in hex, then the bits of a cached normal if any;
+ *                          rng.data as it was before the epoch's shuffle)
  *   config.json            every setting
  *   metrics.csv            epoch,train_loss,test_loss,recon,kl,kl_weight,seconds
  *   reconstruction_<e>.png 8 test images above their reconstructions (z = mu)
@@ -33,10 +36,20 @@
  * A non-finite loss, recon or kl stops the run: 1 with "non-finite <what> at
  * epoch E, step S; last good checkpoint kept in DIR" (S counts the epoch's
  * steps from 1).
+ *
+ * Checkpoints. Each file is replaced atomically (data/write.h), in the order
+ * metrics.csv, model.safetensors, optimizer.safetensors. The last is the
+ * commit point: a resume takes the parameters, Adam state, generators and
+ * position from it alone (and metrics.csv's rows up to its epoch), so a run
+ * killed at any moment resumes from the last checkpoint it completed and ends
+ * byte-identical to an uninterrupted run. With o->stop set, the run saves
+ * mid-epoch (model.safetensors and optimizer.safetensors, no metrics row) and
+ * a resume continues from that step.
  */
 #ifndef TG_TRAIN_H
 #define TG_TRAIN_H
 
+#include <signal.h>
 #include <stdio.h>
 
 #include "data/data.h"
@@ -64,7 +77,10 @@ typedef struct {
     uint64_t seed;
     int threads;                /* for config.json: 0 = default */
     const char *out_dir;        /* must exist */
-    bool resume;                /* continue the run in out_dir from its last epoch */
+    bool resume;                /* continue the run in out_dir from its last checkpoint */
+    FILE *progress;             /* if not NULL (a terminal), a progress bar redrawn there */
+    const volatile sig_atomic_t *stop;   /* if not NULL: once *stop != 0, the step ends,
+                                            the state is saved and the run returns 0 */
 } tg_train_opts;
 
 /* The defaults of `vae train`: vae, 10 epochs, batch 128, hidden 400, latent

@@ -1,0 +1,63 @@
+/*
+ * test_vae_progress.c — `vae train` draws a progress bar on stderr when, and
+ * only when, stderr is a terminal: run once with stderr on a pseudo-terminal
+ * and once with it in a file, on the synthetic dataset of tests/vae_cli.c.
+ */
+#define _XOPEN_SOURCE 700   /* posix_openpt, grantpt, unlockpt, ptsname */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tmpdir.h"
+#include "vae_cli.h"
+
+TestSuite(vae_progress, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 60);
+
+Test(vae_progress, bar_on_a_terminal_plain_lines_otherwise) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    cr_assert(master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0, "no pseudo-terminal");
+    char slave[256], data[512], out[512], log[512];
+    snprintf(slave, sizeof slave, "%s", ptsname(master));
+    snprintf(data, sizeof data, "%s", tg_tmp("data"));
+    snprintf(out, sizeof out, "%s", tg_tmp("tty"));
+    snprintf(log, sizeof log, "%s", tg_tmp("tty.stdout"));
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int t = open(slave, O_RDWR), o = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        dup2(t, 2);
+        dup2(o, 1);
+        execl("build/vae", "vae", "train", "--model", "vae", "--epochs", "2", "--batch", "16", "--hidden", "32",
+              "--latent", "4", "--data", data, "--out", out, (char *)NULL);
+        _exit(127);
+    }
+    /* Read the terminal until the program has exited and closed it. */
+    char buf[1 << 16];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof buf - 1 && (r = read(master, buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
+    buf[n] = 0;
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    close(master);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d: %s", st, buf);
+    cr_expect(strstr(buf, "\repoch 1/2 [") && strstr(buf, "\repoch 2/2 ["), "no bar on the terminal: %s", buf);
+    cr_expect(strstr(buf, "4/4  loss ") && strstr(buf, "images/s"), "%s", buf);
+    /* The per-epoch lines still go to stdout, and it has no bar. */
+    char *s = tg_cli_text("tty.stdout");
+    cr_expect(strstr(s, "epoch 2/2  train ") && !strchr(s, '\r'), "%s", s);
+    free(s);
+
+    /* stderr a file: nothing on it. */
+    char a[1024];
+    snprintf(a, sizeof a, "train --model vae --epochs 2 --batch 16 --hidden 32 --latent 4 --data %s --out %s",
+             tg_tmp("data"), tg_tmp("file"));
+    cr_assert_eq(tg_cli_run(a), 0);
+    s = tg_cli_text("stderr");
+    cr_expect_str_eq(s, "");
+    free(s);
+}
