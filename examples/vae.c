@@ -387,7 +387,7 @@ static int cmd_eval(int argc, char **argv) {
         const char *s = tg_eval_result_json(&r, &w);
         if (s) {
             printf("%s\n", s);
-            rc = fflush(stdout) == 0 ? 0 : 1;
+            rc = 0;   /* a failed write to stdout is caught in main */
         } else {
             fprintf(stderr, "vae: out of memory\n");
         }
@@ -477,9 +477,19 @@ int main(int argc, char **argv) {
         fputs(usage, stdout);
         return 0;
     }
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
-    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
-    if (!strcmp(cmd, "sample")) return cmd_sample(argc - 2, argv + 2);
-    fprintf(stderr, "vae: unknown command \"%s\"\n%s", cmd, usage);
-    return 2;
+    int rc;
+    if (!strcmp(cmd, "train")) rc = cmd_train(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "eval")) rc = cmd_eval(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "sample")) rc = cmd_sample(argc - 2, argv + 2);
+    else {
+        fprintf(stderr, "vae: unknown command \"%s\"\n%s", cmd, usage);
+        return 2;
+    }
+    /* Output lost on the way to stdout (a full disk, a closed pipe) is an error too. */
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "vae: standard output: write error%s%s\n", errno ? ": " : "", errno ? strerror(errno) : "");
+        return rc ? rc : 1;
+    }
+    return rc;
 }
