@@ -178,9 +178,16 @@ def log_px_given_z(model, x, eps, mu, logvar):
     return lpx, 0.5 * (eps.square() - z.square() + logvar.unsqueeze(1)).sum(-1)
 
 
-def iw_logpx(model, x, k, chunk_rows=4096, mu_logvar=None):
+def log_weight(model, x, eps, mu, logvar):
+    """log w = log p(x|z) + log p(z) - log q(z|x), (N, S)."""
+    lpx, lpz = log_px_given_z(model, x, eps, mu, logvar)
+    return lpx + lpz
+
+
+def iw_logpx(model, x, k, chunk_rows=4096, mu_logvar=None, log_weight=log_weight):
     """log p(x) ~= logsumexp_k log w_k - log k per image, x (N, D) -> (N).
-    At most chunk_rows (image, sample) pairs are decoded at a time."""
+    At most chunk_rows (image, sample) pairs are decoded at a time, by
+    log_weight(model, x, eps, mu, logvar) -> (N', S) as above."""
     mu, logvar = mu_logvar if mu_logvar is not None else model.encode(x)
     n, L = mu.shape
     per = max(1, chunk_rows // k)        # images per chunk
@@ -191,8 +198,7 @@ def iw_logpx(model, x, k, chunk_rows=4096, mu_logvar=None):
         parts = []
         for s0 in range(0, k, step):
             eps = torch.randn(mu[sl].shape[0], min(step, k - s0), L, dtype=x.dtype)
-            lpx, lpz = log_px_given_z(model, x[sl], eps, mu[sl], logvar[sl])
-            parts.append(lpx + lpz)
+            parts.append(log_weight(model, x[sl], eps, mu[sl], logvar[sl]))
         out[sl] = torch.logsumexp(torch.cat(parts, 1), 1) - math.log(k)
     return out
 
