@@ -8,6 +8,14 @@
 #      and 2 threads, and the ratio to PyTorch's best setting. PyTorch is
 #      skipped with a message when absent. The two tapegrad runs' checkpoints
 #      are compared byte for byte.
+#   3. `vae eval --iw IW` (default 1000 importance samples per image) on the
+#      first IW_IMAGES test images (default 1000 of 10,000: the whole set takes
+#      minutes per run), at 1 and 2 threads: seconds, images/s, peak RSS, and
+#      the nll, next to PyTorch (bench/torch_iw.py, same model, same images) at
+#      1 and 2 threads, and the ratio to PyTorch's best. Both read the same
+#      directory, build/bench-iw-data-N/, which holds the first N images of
+#      each split. The model is a 1-epoch run, build/bench-iw-run/, trained
+#      once and reused.
 # EPOCHS (default 2) epochs per run; each run reports its fastest epoch.
 set -e
 cd "$(dirname "$0")/.."
@@ -56,6 +64,78 @@ if [ -n "$PY" ]; then
     done
     awk -v p="$best_py" -v c1="$c1" -v c2="$c2" 'BEGIN {
         printf "ratio to PyTorch at its best (%.2f s/epoch): %.2fx at 1 thread, %.2fx at 2 threads\n", p, p / c1, p / c2 }'
+else
+    echo "(PyTorch not installed: apt-get install python3-torch libopenblas0-pthread for the side-by-side figures)"
+fi
+
+echo
+IW=${IW:-1000}
+IW_IMAGES=${IW_IMAGES:-1000}
+RUN=build/bench-iw-run
+if [ ! -f "$RUN/model.safetensors" ]; then
+    build/vae train --model vae --epochs 1 --data "$DATA" --out "$RUN" > "$OUT/iw-train.log"
+fi
+idx_cat() {  # an IDX file, raw or gzipped (the raw one first, as the loader)
+    if [ -f "$1" ]; then cat "$1"; else gzip -dc "$1.gz"; fi
+}
+be32() {  # n as 4 bytes, big-endian
+    printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)))"
+}
+n_test=$(idx_cat "$DATA/t10k-labels-idx1-ubyte" | head -c 8 | od -An -tu1 | awk '{ print (($5 * 256 + $6) * 256 + $7) * 256 + $8 }')
+[ "$IW_IMAGES" -le "$n_test" ] || IW_IMAGES=$n_test
+SUB=build/bench-iw-data-$IW_IMAGES
+if [ "$(cat "$SUB/source" 2>/dev/null)" != "$DATA" ]; then  # the first N images and labels of each split
+    rm -rf "$SUB" "$SUB.tmp" && mkdir -p "$SUB.tmp"
+    for s in train t10k; do
+        f=$DATA/$s-images-idx3-ubyte
+        px=$(idx_cat "$f" | head -c 16 | od -An -tu1 | awk '{
+            print ((($9 * 256 + $10) * 256 + $11) * 256 + $12) * ((($13 * 256 + $14) * 256 + $15) * 256 + $16) }')
+        { idx_cat "$f" | head -c 4; be32 "$IW_IMAGES"; idx_cat "$f" | head -c 16 | tail -c 8
+          idx_cat "$f" | tail -c +17 | head -c $((IW_IMAGES * px)); } > "$SUB.tmp/$s-images-idx3-ubyte"
+        f=$DATA/$s-labels-idx1-ubyte
+        { idx_cat "$f" | head -c 4; be32 "$IW_IMAGES"; idx_cat "$f" | tail -c +9 | head -c "$IW_IMAGES"; } \
+            > "$SUB.tmp/$s-labels-idx1-ubyte"
+    done
+    echo "$DATA" > "$SUB.tmp/source"
+    mv "$SUB.tmp" "$SUB"
+fi
+echo "== vae eval --iw $IW on the first $IW_IMAGES test images of $DATA ($SUB), model $RUN"
+iwrow() {  # name seconds rss nll
+    awk -v n="$1" -v s="$2" -v r="$3" -v l="$4" -v N="$IW_IMAGES" \
+        'BEGIN { printf "%-26s %9.2f %10.1f %12s %10.3f\n", n, s, N / s, r, l }'
+}
+printf '%-26s %9s %10s %12s %10s\n' program seconds "images/s" "peak RSS MB" nll
+for th in 1 2; do
+    t0=$(date +%s.%N)
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -f %M -o "$OUT/iw$th.rss" build/vae eval --run "$RUN" --data "$SUB" --iw "$IW" --threads $th > "$OUT/iw$th.json"
+    else
+        build/vae eval --run "$RUN" --data "$SUB" --iw "$IW" --threads $th > "$OUT/iw$th.json"
+    fi
+    s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+    rss=$(awk '{ printf "%.1f", $1 / 1024 }' "$OUT/iw$th.rss" 2>/dev/null || echo n/a)
+    iwrow "tapegrad, $th thread(s)" "$s" "${rss:-n/a}" "$(sed 's/.*"nll":\([0-9.]*\).*/\1/' "$OUT/iw$th.json")"
+    eval "e$th=$s"
+done
+if cmp -s "$OUT/iw1.json" "$OUT/iw2.json"; then
+    echo "vae eval at --threads 1 and --threads 2: identical output"
+else
+    echo "vae eval at --threads 1 and --threads 2: DIFFERENT output"
+fi
+if [ -n "$PY" ]; then
+    best_iw=
+    for th in 1 2; do
+        "$PY" bench/torch_iw.py --run "$RUN" --data "$SUB" --iw "$IW" --threads $th > "$OUT/pyiw$th.log" 2>/dev/null
+        r=$(grep '^RESULT' "$OUT/pyiw$th.log")
+        s=$(echo "$r" | sed 's/.*seconds=\([0-9.]*\).*/\1/')
+        iwrow "PyTorch, $th thread(s)" "$s" "$(echo "$r" | sed 's/.*peak_rss_mb=\([0-9.]*\).*/\1/')" \
+            "$(echo "$r" | sed 's/.*nll=\([0-9.]*\).*/\1/')"
+        best_iw=$(awk -v a="$best_iw" -v b="$s" 'BEGIN { print (a == "" || b < a) ? b : a }')
+    done
+    awk -v p="$best_iw" -v c1="$e1" -v c2="$e2" 'BEGIN {
+        printf "ratio to PyTorch at its best (%.2f s): %.2fx at 1 thread, %.2fx at 2 threads\n", p, p / c1, p / c2 }'
+    echo "(PyTorch's seconds are its computation alone; tapegrad's the whole vae eval process;"
+    echo " each nll is an estimate from its own random draws: they differ by that noise, a few hundredths)"
 else
     echo "(PyTorch not installed: apt-get install python3-torch libopenblas0-pthread for the side-by-side figures)"
 fi
