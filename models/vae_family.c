@@ -2,6 +2,9 @@
  * evaluation maths, composed from nn layers and autograd ops. */
 #include "vae_family.h"
 
+#include "../tensor/pool.h"
+#include "../tensor/vmath.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,10 +330,83 @@ static enc_cache encode_batch(tg_tape *t, const tg_vae_model *m, const tg_tensor
 
 static void enc_cache_free(enc_cache *c) { free(c->mu), free(c->lv), free(c->mu_p), free(c->lv_p); }
 
+/* sum_d log Bernoulli(y_d | sigmoid(l_d)) = -sum_d bce_logits(l_d, y_d) for one
+ * float32 row: the terms in float (tensor/vmath.h), summed in eight double
+ * lanes so the loop vectorises and the order is fixed. */
+TG_SIMD static double bernoulli_loglik_f32(const float *restrict l, const float *restrict y, int64_t D) {
+    float t[256];
+    double acc[8] = {0};
+    for (int64_t d0 = 0; d0 < D; d0 += 256) {
+        int64_t n = D - d0 < 256 ? D - d0 : 256, i = 0;
+        for (int64_t j = 0; j < n; j++) {
+            float v = l[d0 + j];
+            t[j] = (v > 0 ? v : 0.0f) - v * y[d0 + j] + tg_log1pf(tg_expf(-fabsf(v)));
+        }
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += (double)t[i + k];
+        for (; i < n; i++) acc[0] += (double)t[i];
+    }
+    double s = 0;
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return -s;
+}
+
+/* log_weights' per-row work, split over the thread pool (rows independent,
+ * so the result does not depend on the thread count). */
+typedef struct {
+    const tg_vae_model *m;
+    const tg_tensor *x;
+    const enc_cache *c;
+    const int64_t *img;
+    const double *eps, *zd;
+    const tg_tensor *o;   /* (P, D) decoder outputs */
+    double *out;
+} lw_ctx;
+
+static void log_weight_rows(void *arg, int64_t begin, int64_t end) {
+    const lw_ctx *w = arg;
+    const tg_vae_model *m = w->m;
+    const enc_cache *c = w->c;
+    const int64_t L = c->L, D = m->cfg.in;
+    const bool fast = m->cfg.lik == TG_LIK_BERNOULLI && w->o->dtype == TG_F32 && w->x->dtype == TG_F32;
+    for (int64_t p = begin; p < end; p++) {
+        int64_t i = w->img[p];
+        /* log p(x | z) */
+        double lpx = 0;
+        if (fast) {
+            lpx = bernoulli_loglik_f32(TG_F32P(w->o) + p * D, TG_F32P(w->x) + i * D, D);
+        } else if (m->cfg.lik == TG_LIK_BERNOULLI) {
+            for (int64_t d = 0; d < D; d++) {
+                double l = tg_tensor_get(w->o, p * D + d), y = tg_tensor_get(w->x, i * D + d);
+                lpx -= fmax(l, 0) - l * y + log1p(exp(-fabs(l)));
+            }
+        } else {
+            for (int64_t d = 0; d < D; d++) {
+                double v = m->dec_logvar ? tg_tensor_get(&m->dec_logvar->val, d) : m->cfg.gauss_logvar;
+                double e = tg_tensor_get(w->x, i * D + d) - tg_tensor_get(w->o, p * D + d);
+                lpx -= 0.5 * (LOG_2PI + v + e * e * exp(-v));
+            }
+        }
+        /* log p(z | y) - log q(z | x, y); (z - mu)^2 / sigma^2 = eps^2 */
+        double lpz = 0, lqz = 0;
+        for (int64_t l = 0; l < L; l++) {
+            double zz = w->zd[p * L + l], ep = w->eps[p * L + l];
+            if (c->mu_p) {
+                double mp = c->mu_p[i * L + l], vp = c->lv_p[i * L + l], d = zz - mp;
+                lpz -= 0.5 * (LOG_2PI + vp + d * d * exp(-vp));
+            } else {
+                lpz -= 0.5 * (LOG_2PI + zz * zz);
+            }
+            lqz -= 0.5 * (LOG_2PI + c->lv[i * L + l] + ep * ep);
+        }
+        w->out[p] = lpx + lpz - lqz;
+    }
+}
+
 /* log w for P (image, eps) pairs: img (P) image indices into x, eps (P, L). */
 static void log_weights(tg_tape *t, const tg_vae_model *m, const tg_tensor *x, const tg_tensor *labels,
                         const enc_cache *c, const int64_t *img, const double *eps, int64_t P, double *out) {
-    int64_t L = c->L, D = m->cfg.in;
+    int64_t L = c->L;
     tg_arena *a = tg_tape_arena(t);
     tg_tensor *z = tg_tensor_new(a, m->dtype, TG_SHAPE(P, L));
     double *zd = tg_arena_alloc(a, (size_t)(P * L) * sizeof(double));
@@ -349,37 +425,8 @@ static void log_weights(tg_tape *t, const tg_vae_model *m, const tg_tensor *x, c
         for (int64_t p = 0; p < P; p++) tg_tensor_set(lab, p, tg_tensor_get(labels, img[p]));
     }
     tg_var *out_v = tg_vae_model_decode(t, m, tg_leaf(t, z, false), lab);   /* (P, D) */
-    for (int64_t p = 0; p < P; p++) {
-        int64_t i = img[p];
-        /* log p(x | z) */
-        double lpx = 0;
-        const tg_tensor *o = &out_v->val;
-        if (m->cfg.lik == TG_LIK_BERNOULLI) {
-            for (int64_t d = 0; d < D; d++) {
-                double l = tg_tensor_get(o, p * D + d), y = tg_tensor_get(x, i * D + d);
-                lpx -= fmax(l, 0) - l * y + log1p(exp(-fabs(l)));
-            }
-        } else {
-            for (int64_t d = 0; d < D; d++) {
-                double v = m->dec_logvar ? tg_tensor_get(&m->dec_logvar->val, d) : m->cfg.gauss_logvar;
-                double e = tg_tensor_get(x, i * D + d) - tg_tensor_get(o, p * D + d);
-                lpx -= 0.5 * (LOG_2PI + v + e * e * exp(-v));
-            }
-        }
-        /* log p(z | y) - log q(z | x, y); (z - mu)^2 / sigma^2 = eps^2 */
-        double lpz = 0, lqz = 0;
-        for (int64_t l = 0; l < L; l++) {
-            double zz = zd[p * L + l], ep = eps[p * L + l];
-            if (c->mu_p) {
-                double mp = c->mu_p[i * L + l], vp = c->lv_p[i * L + l], d = zz - mp;
-                lpz -= 0.5 * (LOG_2PI + vp + d * d * exp(-vp));
-            } else {
-                lpz -= 0.5 * (LOG_2PI + zz * zz);
-            }
-            lqz -= 0.5 * (LOG_2PI + c->lv[i * L + l] + ep * ep);
-        }
-        out[p] = lpx + lpz - lqz;
-    }
+    lw_ctx ctx = {m, x, c, img, eps, zd, &out_v->val, out};
+    tg_parallel_for(P, 8, log_weight_rows, &ctx);
 }
 
 void tg_vae_model_log_weight(const tg_vae_model *m, const tg_tensor *x, const tg_tensor *labels,
