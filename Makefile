@@ -4,6 +4,7 @@
 #   make run        builds, finds or installs the default dataset, trains seed_vae
 #   make test       installs Criterion if missing, runs the suite, then again
 #                   under -fsanitize=address,undefined
+#   make valgrind   a short run of each vae command under valgrind memcheck
 #   make bench      speed figures (GEMM, an epoch next to PyTorch when present)
 #   make data       downloads MNIST into data/mnist (needs internet)
 #   make clean
@@ -56,6 +57,9 @@ test: criterion all build/tests build/tests-san
 	build/tests --jobs 2
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/tests-san --jobs 2
 
+valgrind: all
+	scripts/valgrind.sh
+
 # ---------------------------------------------------------------- running
 
 run: all
@@ -74,5 +78,5 @@ build/gemm_bench: bench/gemm_bench.c build/libtapegrad.a
 clean:
 	rm -rf build
 
-.PHONY: all test criterion run data bench clean
+.PHONY: all test criterion valgrind run data bench clean
 .SECONDARY:
