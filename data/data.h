@@ -133,6 +133,12 @@ int tg_idx_images_load(const char *path, tg_images *out, tg_err *e);
  * aborts, as uint8 labels cannot reach them). On error *out is zeroed. */
 int tg_idx_labels_load(const char *path, int classes, tg_labels *out, tg_err *e);
 
+/* As tg_idx_images_load and tg_idx_labels_load, on a file's contents
+ * in[0..n) already in memory (raw or gzipped, told apart by the gzip magic
+ * as for files); name stands for the file in messages. in is only read. */
+int tg_idx_images_parse(const uint8_t *in, size_t n, const char *name, tg_images *out, tg_err *e);
+int tg_idx_labels_parse(const uint8_t *in, size_t n, const char *name, int classes, tg_labels *out, tg_err *e);
+
 /* Frees the arrays and zeroes the struct; safe on a zeroed struct. */
 void tg_images_free(tg_images *x);
 void tg_labels_free(tg_labels *y);

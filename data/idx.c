@@ -84,15 +84,15 @@ static uint32_t be32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Reads path as a uint8 IDX array of ndim dimensions (1 or 3). On success
- * dims[0..ndim) are the sizes (all >= 1) and *buf holds exactly the
- * dims-product data bytes, moved to its start (the caller frees *buf). On
- * error returns -1 with "path: problem" and *buf NULL. `what` names the
- * elements in messages ("images", "labels"). */
-static int idx_read(const char *path, int ndim, const char *what, uint8_t **buf, int64_t dims[3], tg_err *e) {
-    size_t n;
-    if (tg_file_read(path, buf, &n, e)) return -1;
-    uint8_t *p = *buf;
+/* Parses buf[0..n), a malloc'd buffer holding a whole (decompressed) file
+ * called path, as a uint8 IDX array of ndim dimensions (1 or 3), taking
+ * ownership of buf. On success dims[0..ndim) are the sizes (all >= 1) and
+ * buf holds exactly the dims-product data bytes, moved to its start (the
+ * caller frees it). On error frees buf and returns -1 with "path: problem".
+ * `what` names the elements in messages ("images", "labels"). */
+static int idx_parse(uint8_t *buf, size_t n, const char *path, int ndim, const char *what, int64_t dims[3],
+                     tg_err *e) {
+    uint8_t *p = buf;
     size_t header = 4 + 4 * (size_t)ndim;
     if (n < 4) {
         tg_err_set(e, "%s: truncated: %zu bytes, too short for an IDX header", path, n);
@@ -151,30 +151,46 @@ static int idx_read(const char *path, int ndim, const char *what, uint8_t **buf,
     memmove(p, p + header, total);
     return 0;
 fail:
-    free(*buf);
-    *buf = NULL;
+    free(buf);
     return -1;
 }
 
-int tg_idx_images_load(const char *path, tg_images *out, tg_err *e) {
-    memset(out, 0, sizeof *out);
+/* A malloc'd copy of a file's contents in[0..n), decompressed if it starts
+ * with the gzip magic (as tg_file_read does for a file called name). */
+static int contents_copy(const uint8_t *in, size_t n, const char *name, uint8_t **buf, size_t *out_n, tg_err *e) {
+    if (tg_is_gzip(in, n)) {
+        if (tg_gunzip(in, n, buf, out_n, e) == 0) return 0;
+        tg_err_prefix(e, name);
+        return -1;
+    }
+    if (n > TG_DATA_MAX_BYTES) {
+        tg_err_set(e, "%s: %zu bytes, over the limit of %zu", name, n, TG_DATA_MAX_BYTES);
+        return -1;
+    }
+    if (!(*buf = malloc(n ? n : 1))) {
+        tg_err_set(e, "%s: out of memory copying %zu bytes", name, n);
+        return -1;
+    }
+    if (n) memcpy(*buf, in, n);
+    *out_n = n;
+    return 0;
+}
+
+/* Images from buf[0..n), owned (see idx_parse). */
+static int images_from(uint8_t *buf, size_t n, const char *name, tg_images *out, tg_err *e) {
     int64_t d[3];
-    uint8_t *buf;
-    if (idx_read(path, 3, "images", &buf, d, e)) return -1;
+    if (idx_parse(buf, n, name, 3, "images", d, e)) return -1;
     *out = (tg_images){.n = d[0], .rows = d[1], .cols = d[2], .pixels = buf};
     return 0;
 }
 
-int tg_idx_labels_load(const char *path, int classes, tg_labels *out, tg_err *e) {
-    memset(out, 0, sizeof *out);
-    if (classes <= 0) classes = 10;
-    TG_CHECK(classes <= 256, "tg_idx_labels_load: %d classes do not fit in uint8 labels", classes);
+/* Labels from buf[0..n), owned (see idx_parse), each checked < classes. */
+static int labels_from(uint8_t *buf, size_t n, const char *name, int classes, tg_labels *out, tg_err *e) {
     int64_t d[3];
-    uint8_t *buf;
-    if (idx_read(path, 1, "labels", &buf, d, e)) return -1;
+    if (idx_parse(buf, n, name, 1, "labels", d, e)) return -1;
     for (int64_t i = 0; i < d[0]; i++) {
         if (buf[i] >= classes) {
-            tg_err_set(e, "%s: label %u at index %lld is out of range [0, %d)", path, buf[i], (long long)i,
+            tg_err_set(e, "%s: label %u at index %lld is out of range [0, %d)", name, buf[i], (long long)i,
                        classes);
             free(buf);
             return -1;
@@ -182,6 +198,47 @@ int tg_idx_labels_load(const char *path, int classes, tg_labels *out, tg_err *e)
     }
     *out = (tg_labels){.n = d[0], .classes = classes, .labels = buf};
     return 0;
+}
+
+/* classes as tg_idx_labels_load takes it: <= 0 means 10, over 256 aborts. */
+static int label_classes(int classes) {
+    if (classes <= 0) classes = 10;
+    TG_CHECK(classes <= 256, "tg_idx_labels_load: %d classes do not fit in uint8 labels", classes);
+    return classes;
+}
+
+int tg_idx_images_load(const char *path, tg_images *out, tg_err *e) {
+    memset(out, 0, sizeof *out);
+    uint8_t *buf;
+    size_t n;
+    if (tg_file_read(path, &buf, &n, e)) return -1;
+    return images_from(buf, n, path, out, e);
+}
+
+int tg_idx_labels_load(const char *path, int classes, tg_labels *out, tg_err *e) {
+    memset(out, 0, sizeof *out);
+    classes = label_classes(classes);
+    uint8_t *buf;
+    size_t n;
+    if (tg_file_read(path, &buf, &n, e)) return -1;
+    return labels_from(buf, n, path, classes, out, e);
+}
+
+int tg_idx_images_parse(const uint8_t *in, size_t n, const char *name, tg_images *out, tg_err *e) {
+    memset(out, 0, sizeof *out);
+    uint8_t *buf;
+    size_t len;
+    if (contents_copy(in, n, name, &buf, &len, e)) return -1;
+    return images_from(buf, len, name, out, e);
+}
+
+int tg_idx_labels_parse(const uint8_t *in, size_t n, const char *name, int classes, tg_labels *out, tg_err *e) {
+    memset(out, 0, sizeof *out);
+    classes = label_classes(classes);
+    uint8_t *buf;
+    size_t len;
+    if (contents_copy(in, n, name, &buf, &len, e)) return -1;
+    return labels_from(buf, len, name, classes, out, e);
 }
 
 void tg_images_free(tg_images *x) {

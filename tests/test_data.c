@@ -721,6 +721,48 @@ Test(data_idx, unreadable_paths, .init = tg_tmpdir_setup, .fini = tg_tmpdir_tear
     free(gz);
 }
 
+Test(data_idx, parse_from_memory_as_from_files) {
+    /* The in-memory readers see what the file readers see, gzipped or not,
+     * and leave their input as it was. */
+    const char *files[4] = {"mini/train-images-idx3-ubyte.gz", "mini/t10k-images-idx3-ubyte",
+                            "mini/train-labels-idx1-ubyte", "mini/t10k-labels-idx1-ubyte.gz"};
+    tg_err e;
+    for (int k = 0; k < 4; k++) {
+        size_t n;
+        uint8_t *in = tg_slurp(fix(files[k]), &n), *copy = malloc(n);
+        memcpy(copy, in, n);
+        if (k < 2) {
+            tg_images a, b;
+            cr_assert_eq(tg_idx_images_load(fix(files[k]), &a, &e), 0, "%s", e.msg);
+            cr_assert_eq(tg_idx_images_parse(in, n, files[k], &b, &e), 0, "%s", e.msg);
+            cr_assert(a.n == b.n && a.rows == b.rows && a.cols == b.cols);
+            cr_assert(!memcmp(a.pixels, b.pixels, (size_t)(a.n * a.rows * a.cols)));
+            tg_images_free(&a), tg_images_free(&b);
+        } else {
+            tg_labels a, b;
+            cr_assert_eq(tg_idx_labels_load(fix(files[k]), 10, &a, &e), 0, "%s", e.msg);
+            cr_assert_eq(tg_idx_labels_parse(in, n, files[k], 10, &b, &e), 0, "%s", e.msg);
+            cr_assert(a.n == b.n && a.classes == b.classes && !memcmp(a.labels, b.labels, (size_t)a.n));
+            tg_labels_free(&a), tg_labels_free(&b);
+        }
+        cr_assert(!memcmp(in, copy, n), "%s: input changed", files[k]);
+        free(in), free(copy);
+    }
+    /* Errors name what the caller called the bytes, gzip errors included. */
+    size_t gn;
+    uint8_t *gz = tg_slurp(fix("mini/t10k-labels-idx1-ubyte.gz"), &gn);
+    tg_labels y = {.n = 5};
+    assert_err(tg_idx_labels_parse(gz, gn, "mem", 3, &y, &e), e, "mem: label 4 at index 1 is out of range [0, 3)");
+    cr_assert(y.n == 0 && !y.labels);
+    gz[gn - 5] ^= 0x10;
+    assert_err(tg_idx_labels_parse(gz, gn, "mem", 10, &y, &e), e, "mem: gzip CRC-32 mismatch");
+    tg_images x = {.n = 5};
+    assert_err(tg_idx_images_parse(gz, 3, "mem", &x, &e), e, "mem: truncated gzip header");
+    cr_assert(x.n == 0 && !x.pixels);
+    assert_err(tg_idx_images_parse(NULL, 0, "mem", &x, &e), e, "mem: truncated: 0 bytes, too short");
+    free(gz);
+}
+
 /* ================================================================ datasets */
 
 Test(data_dataset, mini_fixture_mixed_raw_and_gz) {
