@@ -410,28 +410,30 @@ static int parse_header(const char *path, const tg_json *h, int64_t data_len, tg
     return 0;
 }
 
-int tg_safetensors_read(const char *path, tg_safetensors *st, tg_err *e) {
-    memset(st, 0, sizeof *st);
+/* Where a safetensors file's bytes come from: an open file or a buffer. */
+typedef struct {
+    FILE *f;                    /* or NULL: */
+    const unsigned char *mem;   /* (size) */
+    size_t pos, size;
+} source;
+
+/* Reads the next n bytes into dst; false on a read error or short read. */
+static bool src_read(source *src, void *dst, size_t n) {
+    if (src->f) return fread(dst, 1, n, src->f) == n;
+    if (n > src->size - src->pos) return false;
+    if (n) memcpy(dst, src->mem + src->pos, n);
+    src->pos += n;
+    return true;
+}
+
+/* Reads and validates a safetensors file of `size` bytes from src into *st
+ * (zeroed by the caller); messages start with path. */
+static int st_read(source *src, int64_t size, const char *path, tg_safetensors *st, tg_err *e) {
     char *header = NULL, *hname = NULL;
     tg_json *h = NULL;
     span *spans = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tg_err_set(e, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0) {
-        tg_err_set(e, "%s: cannot stat: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        tg_err_set(e, "%s: not a regular file", path);
-        goto fail;
-    }
-    int64_t size = (int64_t)sb.st_size;
     unsigned char len8[8];
-    if (size < 8 || fread(len8, 1, 8, f) != 8) {
+    if (size < 8 || !src_read(src, len8, 8)) {
         tg_err_set(e, "%s: truncated: %lld bytes, too short for the 8-byte safetensors header length", path,
                    (long long)size);
         goto fail;
@@ -447,7 +449,7 @@ int tg_safetensors_read(const char *path, tg_safetensors *st, tg_err *e) {
         tg_err_set(e, "%s: out of memory for a header of %llu bytes", path, (unsigned long long)hn);
         goto fail;
     }
-    if (fread(header, 1, (size_t)hn, f) != (size_t)hn) {
+    if (!src_read(src, header, (size_t)hn)) {
         tg_err_set(e, "%s: read error or file shrank while reading the header", path);
         goto fail;
     }
@@ -476,7 +478,7 @@ int tg_safetensors_read(const char *path, tg_safetensors *st, tg_err *e) {
         tg_tensor *t = &st->tensors[spans[i].idx].tensor;
         size_t bytes = (size_t)(spans[i].end - spans[i].begin);
         unsigned char *dst = (unsigned char *)st->data + off;
-        if (fread(dst, 1, bytes, f) != bytes) {
+        if (!src_read(src, dst, bytes)) {
             tg_err_set(e, "%s: read error or file shrank while reading tensor %s", path, st->tensors[spans[i].idx].name);
             goto fail;
         }
@@ -484,17 +486,46 @@ int tg_safetensors_read(const char *path, tg_safetensors *st, tg_err *e) {
         *t = tg_tensor_wrap(t->dtype, t->shape, dst);
         off += (bytes + 7) & ~(size_t)7;
     }
-    fclose(f);
     free(header), free(hname), free(spans);
     tg_json_free(h);
     return 0;
 
 fail:
-    fclose(f);
     free(header), free(hname), free(spans);
     tg_json_free(h);
     tg_safetensors_free(st);
     return -1;
+}
+
+int tg_safetensors_read(const char *path, tg_safetensors *st, tg_err *e) {
+    memset(st, 0, sizeof *st);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        tg_err_set(e, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    int rc = -1;
+    if (fstat(fileno(f), &sb) != 0) {
+        tg_err_set(e, "%s: cannot stat: %s", path, strerror(errno));
+    } else if (!S_ISREG(sb.st_mode)) {
+        tg_err_set(e, "%s: not a regular file", path);
+    } else {
+        source src = {.f = f};
+        rc = st_read(&src, (int64_t)sb.st_size, path, st, e);
+    }
+    fclose(f);
+    return rc;
+}
+
+int tg_safetensors_parse(const void *buf, size_t n, const char *name, tg_safetensors *st, tg_err *e) {
+    memset(st, 0, sizeof *st);
+    if (n > (size_t)INT64_MAX) {
+        tg_err_set(e, "%s: %zu bytes is too large", name, n);
+        return -1;
+    }
+    source src = {.mem = buf, .size = n};
+    return st_read(&src, (int64_t)n, name, st, e);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -69,6 +69,10 @@ int tg_safetensors_write(const char *path, int n, const char *const names[], con
 /* Reads and validates path into *st. Returns 0, or -1 with "path: problem"
  * and *st zeroed. */
 int tg_safetensors_read(const char *path, tg_safetensors *st, tg_err *e);
+/* As tg_safetensors_read, on a file's contents buf[0..n) already in memory;
+ * name stands for the file in messages. buf is only read (the tensors get
+ * their own storage). */
+int tg_safetensors_parse(const void *buf, size_t n, const char *name, tg_safetensors *st, tg_err *e);
 /* The tensor called name, or NULL. */
 const tg_st_tensor *tg_safetensors_find(const tg_safetensors *st, const char *name);
 /* The metadata value for key, or NULL. */

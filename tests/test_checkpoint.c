@@ -311,6 +311,45 @@ Test(checkpoint, reads_reference_style_files, .init = tg_tmpdir_setup, .fini = t
     tg_safetensors_free(&st);
 }
 
+Test(checkpoint, parse_from_memory_as_from_a_file, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
+    /* tg_safetensors_parse reads a file's bytes as tg_safetensors_read reads
+     * the file, every prefix of it included, and leaves the bytes alone. */
+    tg_params *ps = tiny_params(5);
+    const char *mk[] = {"k"}, *mv[] = {"v"};
+    tg_err e;
+    cr_assert_eq(tg_params_save(ps, tg_tmp("t.st"), 1, mk, mv, &e), 0, "%s", e.msg);
+    size_t n;
+    uint8_t *f = tg_slurp(tg_tmp("t.st"), &n), *copy = malloc(n);
+    memcpy(copy, f, n);
+    for (size_t len = 0; len <= n; len++) {
+        tg_spit(tg_tmp("cut.st"), f, len);
+        tg_safetensors a, b;
+        tg_err ea = {{0}}, eb = {{0}};
+        int ra = tg_safetensors_read(tg_tmp("cut.st"), &a, &ea);
+        int rb = tg_safetensors_parse(f, len, tg_tmp("cut.st"), &b, &eb);
+        cr_assert_eq(ra, rb, "length %zu: file %d, memory %d", len, ra, rb);
+        cr_assert_str_eq(ea.msg, eb.msg, "length %zu", len);
+        cr_assert_eq(ra, len == n ? 0 : -1);
+        if (ra) {
+            cr_assert(b.n == 0 && !b.tensors && !b.data);
+            continue;
+        }
+        cr_assert(a.n == b.n && a.n == ps->count && b.n_meta == 1);
+        cr_assert_str_eq(tg_safetensors_meta(&b, "k"), "v");
+        for (int i = 0; i < a.n; i++) {
+            const tg_tensor *x = &a.tensors[i].tensor, *y = &b.tensors[i].tensor;
+            cr_assert_str_eq(a.tensors[i].name, b.tensors[i].name);
+            cr_assert(tg_shape_eq(x->shape, y->shape) && x->dtype == y->dtype);
+            cr_assert(!memcmp(x->data, y->data, (size_t)x->numel * tg_dtype_size(x->dtype)));
+            cr_assert((uint8_t *)y->data < f || (uint8_t *)y->data >= f + n, "tensor data points into the input");
+        }
+        tg_safetensors_free(&a), tg_safetensors_free(&b);
+    }
+    cr_assert(!memcmp(f, copy, n), "input changed");
+    free(f), free(copy);
+    tg_params_free(ps);
+}
+
 /* ================================================================ corruption */
 
 typedef struct { const char *header; size_t data_n; const char *frag1, *frag2; } bad_file;
