@@ -7,6 +7,7 @@
 #   make valgrind   a short run of each vae command under valgrind memcheck
 #   make bench      speed figures (GEMM, an epoch next to PyTorch when present)
 #   make data       downloads MNIST into data/mnist (needs internet)
+#   make fuzz       libFuzzer targets for the file readers, FUZZ_SECONDS each (needs clang)
 #   make clean
 
 CC      ?= cc
@@ -75,8 +76,36 @@ bench: all build/gemm_bench
 build/gemm_bench: bench/gemm_bench.c build/libtapegrad.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+# ---------------------------------------------------------------- fuzzing
+# One libFuzzer target per reader (fuzz/README.md), built with clang under
+# ASan + UBSan and run for FUZZ_SECONDS each on a scratch copy of its corpus.
+# Fails if any target finds a crash, leak, timeout or oversized allocation.
+
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := idx safetensors json
+FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -I. -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+build/fuzz/%.o: %.c $(wildcard */*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build/fuzz/libtapegrad.a: $(LIB_SRC:%.c=build/fuzz/%.o)
+	$(AR) rcs $@ $^
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c build/fuzz/libtapegrad.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(FUZZ_ZLIB) $(LDLIBS)
+
+# fuzz_idx checks the decoder against zlib when zlib is installed.
+build/fuzz/fuzz_idx: FUZZ_ZLIB = $(shell echo 'int main(void) { return zlibVersion() == 0; }' | \
+    $(FUZZ_CC) -x c -include zlib.h - -lz -o /dev/null 2>/dev/null && echo -DTG_FUZZ_ZLIB -lz)
+
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
 	rm -rf build
 
-.PHONY: all test criterion valgrind run data bench clean
+.PHONY: all test criterion valgrind run data bench fuzz clean
 .SECONDARY:
