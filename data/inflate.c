@@ -426,8 +426,11 @@ static int inflater_init(inflater *s, const uint8_t *in, size_t n, size_t max_ou
     s->n = n;
     s->max_out = max_out;
     s->e = e;
-    /* Deflate expands at most ~1032:1, so never trust a size hint beyond that. */
-    size_t bound = n > (SIZE_MAX - 4096) / 1032 ? SIZE_MAX : n * 1032 + 4096;
+    /* The hint (gzip's ISIZE) is a claim from the input, checked only at the
+     * end: trust it up to 16 times the input size (64 KiB at least), so a
+     * trailer that lies reserves no more than that. Data that really expands
+     * further (deflate allows ~1032:1) grows the buffer by doubling. */
+    size_t bound = n > (SIZE_MAX - 65536) / 16 ? SIZE_MAX : n * 16 + 65536;
     if (hint > bound) hint = bound;
     if (hint > max_out) hint = max_out;
     s->out_cap = hint;

@@ -15,7 +15,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -402,6 +404,70 @@ Test(data_gzip, output_limit) {
     cr_assert_eq(tg_gunzip_max(gz, gn, 32768, &out, &n, &e), 0, "%s", e.msg);
     free(out);
     free(gz);
+}
+
+/* The ISIZE trailer is a claim like any header field: 256 KiB of stored
+ * blocks whose trailer says 4 GiB once made the decoder reserve 1032 times the
+ * input (270 MB) before decoding a byte. In a child whose address space is
+ * capped 64 MiB above its current size, the stream must decode and fail on
+ * the ISIZE check, not run out of memory. Skipped under ASan, whose
+ * allocator reserves address space of its own. (Found with fuzz/fuzz_idx
+ * and -malloc_limit_mb=256; fuzz/README.md.) */
+Test(data_gzip, lying_isize_reserves_no_giant_buffer) {
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("address-space limits do not mix with ASan");
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    cr_skip_test("address-space limits do not mix with ASan");
+#endif
+#endif
+    enum { N = 4 * 65535 + 4 };   /* five stored blocks */
+    static uint8_t plain[N], gz[10 + N + 5 * 5 + 8];
+    uint32_t x = 7;
+    for (size_t i = 0; i < N; i++) plain[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
+    static const uint8_t header[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    memcpy(gz, header, 10);
+    size_t n = 10;
+    for (size_t at = 0; at < N; at += 65535) {
+        unsigned len = N - at < 65535 ? (unsigned)(N - at) : 65535;
+        gz[n++] = at + len == N;   /* BFINAL, BTYPE 00 */
+        gz[n++] = len & 0xff, gz[n++] = (uint8_t)(len >> 8), gz[n++] = ~len & 0xff, gz[n++] = (uint8_t)(~len >> 8);
+        memcpy(gz + n, plain + at, len);
+        n += len;
+    }
+    put_le32(gz + n, ref_crc32(plain, N));
+    put_le32(gz + n + 4, 0xffffffffu);
+    n += 8;
+    cr_assert_eq(n, sizeof gz);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        FILE *f = fopen("/proc/self/statm", "r");
+        unsigned long pages;
+        if (!f || fscanf(f, "%lu", &pages) != 1) _exit(10);
+        fclose(f);
+        rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)64 << 20);
+        struct rlimit rl = {cap, cap};
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(11);
+        uint8_t *out;
+        size_t out_n;
+        tg_err e;
+        if (tg_gunzip(gz, n, &out, &out_n, &e) != -1) _exit(12);
+        if (strstr(e.msg, "out of memory")) _exit(13);
+        _exit(strstr(e.msg, "gzip ISIZE mismatch (stored 4294967295, decompressed 262144 bytes)") ? 0 : 14);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "child status %d (exit 13: out of memory, the buffer was sized from the claim)", status);
+    /* The same stream with a true ISIZE decodes, its buffer grown by doubling. */
+    put_le32(gz + n - 4, N);
+    uint8_t *out;
+    size_t out_n;
+    tg_err e;
+    cr_assert_eq(tg_gunzip(gz, n, &out, &out_n, &e), 0, "%s", e.msg);
+    cr_assert(out_n == N && !memcmp(out, plain, N));
+    free(out);
 }
 
 /* Mutated and random inputs: every call must return 0 or -1 cleanly (run
