@@ -361,6 +361,14 @@ static int parse_header(const char *path, const tg_json *h, int64_t data_len, tg
                                tg_json_type_name(mv->type));
                     return -1;
                 }
+                /* Keys and values are handed out as C strings: one with a NUL
+                 * (from \u0000) would come back cut short, so refuse it. */
+                bool nul_key = strlen(v->keys[j]) != v->key_lens[j];
+                if (nul_key || strlen(mv->str) != mv->len) {
+                    tg_err_set(e, "%s: __metadata__ %s \"%.100s\" contains a NUL byte", path,
+                               nul_key ? "key" : "value of", v->keys[j]);
+                    return -1;
+                }
                 st->meta_keys[j] = dup_str(v->keys[j]);
                 st->meta_vals[j] = dup_str(mv->str);
                 st->n_meta = (int)j + 1;

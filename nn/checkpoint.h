@@ -31,7 +31,9 @@
  * supported; others such as F16, BF16, I64 are rejected by name), at most
  * TG_MAX_DIMS dimensions, shape product x dtype size == end - begin, and that
  * the tensors, sorted by offset, tile the data section exactly (no gaps,
- * overlaps, or bytes past the last one — as the reference library requires).
+ * overlaps, or bytes past the last one — as the reference library requires),
+ * and that no tensor name or metadata key or value holds a NUL byte (they are
+ * handed out as C strings).
  * Nothing is allocated from a header claim before it has been checked
  * against the file size. Errors are "path: problem" in a tg_err.
  */

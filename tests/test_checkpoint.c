@@ -415,6 +415,45 @@ Test(checkpoint, malformed_headers_are_data_errors, .init = tg_tmpdir_setup, .fi
     }
 }
 
+/* Found by fuzz/fuzz_safetensors: a metadata key or value holding \u0000 was
+ * accepted and handed out cut at the NUL ("for\u0000ogvar." as "for"), so a
+ * lookup saw a different string than the file holds. Such files are refused,
+ * as tensor names with a NUL already were. The first input is the fuzzer's,
+ * as found. */
+Test(checkpoint, nul_in_metadata_or_names_is_refused) {
+    static const uint8_t found[128] = {
+        0x68, 0, 0, 0, 0, 0, 0, 0, '{', '"', '_', '_', 'm', 'e', 't', 'a', 'd', 'a', 't', 'a', '_', '_', '"', ':',
+        '{', '"', 'f', 'o', 'r', '\\', 'u', '0', '0', '0', '0', 'o', 'g', 'v', 'a', 'r', '.', '"', ':', '"', 'v',
+        '\\', 'u', 'e', '0', '9', '0', '"', '}', ',', '"', 'w', '"', ':', '{', '"', 'd', 't', 'y', 'p', 'e', '"',
+        ':', '"', 'F', '6', '4', '"', ',', '"', 's', 'h', 'a', 'p', 'e', '"', ':', '[', '2', ',', '1', ']', ',',
+        '"', 'd', 'a', 't', 'a', '_', 'o', 'f', 'f', 's', 'e', 't', 's', '"', ':', '[', '0', ',', '1', '6', ']',
+        '}', '}', ' ', ' ', 0, 0, 0, 0, 0, 0, 0xf8, 0x3f, 0, 0, 0, 0, 0, 0, 0, 0x34};
+    tg_safetensors st;
+    tg_err e;
+    cr_assert_eq(tg_safetensors_parse(found, sizeof found, "found", &st, &e), -1);
+    cr_assert_str_eq(e.msg, "found: __metadata__ key \"for\" contains a NUL byte");
+    cr_assert(st.n == 0 && st.n_meta == 0 && !st.meta_keys);
+    const char *headers[3] = {"{\"__metadata__\":{\"k\":\"a\\u0000b\"}}", "{\"__metadata__\":{\"k\":\"\\u0000\"}}",
+                              "{\"a\\u0000\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}"};
+    const char *want[3] = {"h: __metadata__ value of \"k\" contains a NUL byte",
+                           "h: __metadata__ value of \"k\" contains a NUL byte", "h: a header key contains a NUL byte"};
+    for (int k = 0; k < 3; k++) {
+        size_t hn = strlen(headers[k]);
+        uint8_t buf[128] = {(uint8_t)hn};
+        memcpy(buf + 8, headers[k], hn);
+        cr_assert_eq(tg_safetensors_parse(buf, 8 + hn, "h", &st, &e), -1, "case %d accepted", k);
+        cr_assert_str_eq(e.msg, want[k]);
+    }
+    /* without the NUL, the same files are fine */
+    const char *ok = "{\"__metadata__\":{\"for\":\"v\\ue090\",\"k\":\"ab\"}}";
+    uint8_t buf[128] = {(uint8_t)strlen(ok)};
+    memcpy(buf + 8, ok, strlen(ok));
+    cr_assert_eq(tg_safetensors_parse(buf, 8 + strlen(ok), "h", &st, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(tg_safetensors_meta(&st, "for"), "v\xee\x82\x90");
+    cr_assert_str_eq(tg_safetensors_meta(&st, "k"), "ab");
+    tg_safetensors_free(&st);
+}
+
 Test(checkpoint, header_length_beyond_file_and_tiny_files, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     tg_params *ps = tiny_params(5);
     tg_err e;
