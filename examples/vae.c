@@ -4,7 +4,7 @@
  *     build/vae train --model vae|beta-vae|annealed-vae|cvae [flags]   (see --help)
  *     build/vae train --resume DIR [--epochs N]
  *     build/vae eval --run DIR [--data DIR] [--iw K]                 (models/evaluate.h)
- *     build/vae sample --run DIR --out FILE.png|FILE.idx [--n N] [--label L]
+ *     build/vae sample --run DIR --out FILE.png|FILE.idx [--n N] [--label L] [--temperature T]
  *
  * Flag errors exit 2 with one message naming the flag; data and file errors
  * exit 1 with the loader's or writer's message. The loop is models/train.c.
@@ -304,15 +304,19 @@ static const char eval_usage[] =
     "importance-sampled), active_units, kl_per_dim, iw_samples, images.\n";
 
 static const char sample_usage[] =
-    "usage: vae sample --run DIR --out FILE.png|FILE.idx [--n 64] [--label L] [--seed 1] [--threads N]\n"
+    "usage: vae sample --run DIR --out FILE.png|FILE.idx [--n 64] [--label L] [--temperature 1] [--seed 1]\n"
+    "                  [--threads N]\n"
     "\n"
-    "  --run DIR    a directory written by `vae train`; required\n"
-    "  --out FILE   .png: a grid of 8 images per row; .idx: an IDX file of uint8 images; required\n"
-    "  --n N        samples (default 64)\n"
-    "  --label L    cvae only: every sample of class L (default: sample i of class i % classes)\n"
-    "  --seed S     seed of the prior samples (default 1)\n"
-    "  --threads N  threads (default: $TG_THREADS, else every core)\n"
-    "  --help       this text\n";
+    "  --run DIR        a directory written by `vae train`; required\n"
+    "  --out FILE       .png: a grid of 8 images per row; .idx: an IDX file of uint8 images; required\n"
+    "  --n N            samples (default 64)\n"
+    "  --label L        cvae only: every sample of class L (default: sample i of class i % classes)\n"
+    "  --temperature T  z = prior mean + T * prior std * eps, T finite and >= 0 (default 1: the\n"
+    "                   prior itself); 0 decodes the prior mean (the learned prior's mu_p(y),\n"
+    "                   else 0), the same images for every seed\n"
+    "  --seed S         seed of the prior samples (default 1)\n"
+    "  --threads N      threads (default: $TG_THREADS, else every core)\n"
+    "  --help           this text\n";
 
 /* Generic flag loop for eval and sample: returns the value of the flag at
  * argv[*i] (advancing *i), after checking it is one of flags[]. */
@@ -406,21 +410,25 @@ static bool ends_with(const char *s, const char *suf) {
 
 static int cmd_sample(int argc, char **argv) {
     prog = "vae sample";
-    static const char *const flags[] = {"--run", "--n", "--label", "--seed", "--out", "--threads"};
+    static const char *const flags[] = {"--run", "--n", "--label", "--temperature", "--seed", "--out", "--threads"};
     const char *run = NULL, *out = NULL, *label_s = NULL;
     int64_t n = 64, label = -1;
+    double temperature = 1;
     uint64_t seed = 1;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(sample_usage, stdout);
             return 0;
         }
-        const char *a = argv[i], *v = flag_value(argc, argv, &i, flags, 6, "sample");
+        const char *a = argv[i], *v = flag_value(argc, argv, &i, flags, 7, "sample");
         if (!strcmp(a, "--run")) run = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--n")) n = parse_int(a, v, 1, 1 << 20);
         else if (!strcmp(a, "--label")) label = parse_int(a, v, 0, 255), label_s = v;
-        else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_int(a, v, 0, (long long)1 << 62);
+        else if (!strcmp(a, "--temperature")) {
+            temperature = parse_num(a, v);
+            if (temperature < 0) flag_error(a, "must be >= 0, got \"%s\"", v);
+        } else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_int(a, v, 0, (long long)1 << 62);
         else tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
     }
     if (!run) {
@@ -456,7 +464,7 @@ static int cmd_sample(int argc, char **argv) {
     if (!px) {
         fprintf(stderr, "vae: out of memory\n");
     } else {
-        tg_run_sample(&m, n, (int)label, seed, px);
+        tg_run_sample(&m, n, (int)label, temperature, seed, px);
         int w = png ? tg_png_write_grid(out, px, n, ri.rows, ri.cols, 8, 2, &err)
                     : tg_idx_images_save(out, px, n, ri.rows, ri.cols, &err);
         if (w != 0) fprintf(stderr, "vae: %s\n", err.msg);

@@ -1,6 +1,7 @@
 /* evaluate.c — reading back, evaluating and sampling a run (see evaluate.h). */
 #include "models/evaluate.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,8 +268,10 @@ const char *tg_eval_result_json(const tg_eval_result *r, tg_jsonw *w) {
 
 /* ---------------------------------------------------------------- samples */
 
-void tg_run_sample(const tg_vae_model *m, int64_t n, int label, uint64_t seed, uint8_t *out) {
-    const int64_t D = m->cfg.in, K = m->cfg.classes, chunk = 256;
+void tg_run_sample(const tg_vae_model *m, int64_t n, int label, double temperature, uint64_t seed, uint8_t *out) {
+    TG_CHECK(isfinite(temperature) && temperature >= 0, "tg_run_sample: temperature %g, want finite and >= 0",
+             temperature);
+    const int64_t D = m->cfg.in, K = m->cfg.classes, L = m->cfg.latent, chunk = 256;
     tg_rng r = tg_rng_seed(seed);
     tg_tape *tape = tg_tape_new();
     tg_no_grad(tape);
@@ -279,7 +282,27 @@ void tg_run_sample(const tg_vae_model *m, int64_t n, int label, uint64_t seed, u
             lab = tg_tensor_new(tg_tape_arena(tape), TG_F32, TG_SHAPE(c));
             for (int64_t i = 0; i < c; i++) TG_F32P(lab)[i] = (float)(label >= 0 ? label : (i0 + i) % K);
         }
-        tg_var *s = tg_vae_model_sample(tape, m, c, lab, &r);
+        tg_var *mu_p, *logvar_p, *z = NULL;
+        tg_vae_model_prior(tape, m, c, lab, &mu_p, &logvar_p);
+        if (temperature == 0) {
+            z = mu_p;   /* no draws: the same images for every seed */
+        } else {
+            /* z = mu_p + exp(logvar_p / 2) (T eps): eps drawn as tg_reparam_sample
+             * does, so T = 1 is tg_vae_model_sample's z bit for bit. */
+            tg_tensor *eps = tg_tensor_normal(tg_tape_arena(tape), m->dtype, TG_SHAPE(c, L), &r);
+            if (temperature != 1) {
+                if (m->dtype == TG_F32) {
+                    /* Saturated, so the conversion is defined; a product beyond
+                     * FLT_MAX is inf, and its images are meaningless anyway. */
+                    float s = temperature > FLT_MAX ? FLT_MAX : (float)temperature;
+                    for (int64_t i = 0; i < c * L; i++) TG_F32P(eps)[i] *= s;
+                } else {
+                    for (int64_t i = 0; i < c * L; i++) TG_F64P(eps)[i] *= temperature;
+                }
+            }
+            z = tg_reparam(tape, mu_p, logvar_p, eps);
+        }
+        tg_var *s = tg_vae_model_decode(tape, m, z, lab);
         if (m->cfg.lik == TG_LIK_BERNOULLI) s = tg_sigmoid(tape, s);
         for (int64_t i = 0; i < c * D; i++) out[i0 * D + i] = tg_png_pixel_from_f32((float)tg_tensor_get(&s->val, i));
         tg_tape_reset(tape);

@@ -67,10 +67,13 @@ void tg_eval_result_free(tg_eval_result *r);
 const char *tg_eval_result_json(const tg_eval_result *r, tg_jsonw *w);
 
 /* n images (n, D) in [0, 1] drawn from the prior (the learned one if the run
- * has it) with a generator seeded seed and decoded: sigmoid of Bernoulli
- * logits, Gaussian means clamped to [0, 1]. CVAE: label >= 0 gives every
- * image that class, label < 0 class i % classes to image i. Then quantised as
- * tg_png_pixel_from_f32 into out (n * D bytes). */
-void tg_run_sample(const tg_vae_model *m, int64_t n, int label, uint64_t seed, uint8_t *out);
+ * has it) at temperature T and decoded: z = mu_p + T sigma_p eps, eps ~ N(0, I)
+ * from a generator seeded seed (T = 1: the prior itself; T = 0: z = mu_p, the
+ * prior mean, with no draws, so every seed gives the same images; T finite
+ * and >= 0, else abort); sigmoid of Bernoulli logits, Gaussian means clamped
+ * to [0, 1]. CVAE: label >= 0 gives every image that class, label < 0 class
+ * i % classes to image i. Then quantised as tg_png_pixel_from_f32 into out
+ * (n * D bytes). */
+void tg_run_sample(const tg_vae_model *m, int64_t n, int label, double temperature, uint64_t seed, uint8_t *out);
 
 #endif
