@@ -51,7 +51,7 @@ static double num(const tg_json *v, const char *what) {
     return d;
 }
 
-TestSuite(torch_run, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown, .timeout = 60);
+TestSuite(torch_run, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown, .timeout = 120);
 
 Test(torch_run, vae_eval_matches_pytorch) {
     size_t n;

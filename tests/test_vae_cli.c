@@ -124,7 +124,7 @@ static void check_run(const char *out, int64_t classes, tg_prior prior) {
 }
 
 
-TestSuite(vae_cli, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 60);
+TestSuite(vae_cli, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 120);
 
 /* ================================================================ runs */
 

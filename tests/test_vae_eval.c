@@ -4,9 +4,8 @@
  * synthetic IDX dataset (64 train / 32 test images of 28x28, labels 0..9) in
  * a temporary directory, then the run is evaluated and sampled.
  *
- * The binary is built on first use with `make -s build/vae` (under the same
- * file lock as test_vae_cli.c); the test is skipped if that is impossible.
- * Tests run from the repository root, as `make test` does.
+ * `make test` builds build/vae before the suite runs, from the repository
+ * root (tests/vae_cli.h).
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -130,7 +129,7 @@ static int sample(const char *out, const char *args) {
     return tg_cli_run(a);
 }
 
-TestSuite(vae_eval, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 60);
+TestSuite(vae_eval, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 120);
 
 /* ================================================================ eval */
 

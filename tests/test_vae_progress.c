@@ -15,7 +15,7 @@
 #include "tmpdir.h"
 #include "vae_cli.h"
 
-TestSuite(vae_progress, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 60);
+TestSuite(vae_progress, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 120);
 
 Test(vae_progress, bar_on_a_terminal_plain_lines_otherwise) {
     int master = posix_openpt(O_RDWR | O_NOCTTY);

@@ -69,7 +69,7 @@ static void straight_vs_resumed(const char *model_args) {
     free(mb);
 }
 
-TestSuite(vae_resume, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 60);
+TestSuite(vae_resume, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 120);
 
 Test(vae_resume, vae) { straight_vs_resumed("--model vae"); }
 

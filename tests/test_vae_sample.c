@@ -26,7 +26,7 @@
 
 #define SMALL "--epochs 2 --batch 16 --hidden 32 --latent 4 --threads 1"
 
-TestSuite(vae_sample, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 60);
+TestSuite(vae_sample, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 120);
 
 static void train(const char *out, const char *args) {
     char a[2048];
