@@ -419,6 +419,11 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         if (resume_state(o->out_dir, opt, rngs, rng_keys, 4, &pos, &csv, &csv_len, &csv_cap, e) != 0) goto done;
         first = pos.epoch + 1;
         step = pos.epoch * steps + pos.epoch_step;
+        if (pos.epoch_step > 0)
+            fprintf(log, "continuing epoch %" PRId64 " from step %" PRId64 " of %" PRId64 "\n", first, pos.epoch_step,
+                    steps);
+        else
+            fprintf(log, "continuing after epoch %" PRId64 "\n", pos.epoch);
     }
     path_in(path, sizeof path, o->out_dir, "config.json");
     if (tg_file_write(path, cfg_text, strlen(cfg_text), e) != 0) goto done;

@@ -95,6 +95,9 @@ Test(vae_signals, sigint_and_sigterm_save_and_exit_0_then_resume_is_identical) {
         char a[600];
         snprintf(a, sizeof a, "train --resume %s", tg_tmp(out));
         cr_assert_eq(tg_cli_run(a), 0, "%s", tg_cli_text("stderr"));
+        s = tg_cli_text("stdout");
+        cr_expect(strstr(s, "continuing "), "%s", s);
+        free(s);
         expect_same_run(out);
     }
 }
