@@ -171,6 +171,18 @@ static int save_optimizer(const char *path, const tg_adam *opt, run_pos pos, tg_
     return tg_safetensors_write(path, 3, names, ts, 5 + n_rng, keys, pv, e);
 }
 
+/* A checkpoint in dir: model.safetensors (metadata "format" and "config" =
+ * meta_config), then optimizer.safetensors, the commit point. */
+static int save_checkpoint(const char *dir, const char *meta_config, const tg_adam *opt, run_pos pos,
+                           tg_rng *const rngs[], const char *const rng_keys[], int n_rng, tg_err *e) {
+    char path[4096];
+    const char *keys[] = {"format", "config"}, *vals[] = {"tapegrad-vae", meta_config};
+    path_in(path, sizeof path, dir, "model.safetensors");
+    if (tg_params_save(opt->ps, path, 2, keys, vals, e) != 0) return -1;
+    path_in(path, sizeof path, dir, "optimizer.safetensors");
+    return save_optimizer(path, opt, pos, rngs, rng_keys, n_rng, e);
+}
+
 /* ---------------------------------------------------------------- resuming */
 
 static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
@@ -335,11 +347,6 @@ int tg_train_opts_load(const char *dir, tg_train_opts *o, char *data, size_t dat
 
 /* ---------------------------------------------------------------- training */
 
-typedef struct {
-    double loss, recon, kl;   /* sums over images */
-    const char *bad;          /* name of the first non-finite quantity, or NULL */
-} sums;
-
 static const char *nonfinite(double loss, double recon, double kl) {
     return !isfinite(loss) ? "loss" : !isfinite(recon) ? "recon" : !isfinite(kl) ? "kl" : NULL;
 }
@@ -432,13 +439,12 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
 
     const tg_kl_schedule ks = tg_train_schedule(o, steps);
     bool wrote = o->resume;
-    const char *meta_keys[] = {"format", "config"}, *meta_vals[] = {"tapegrad-vae", meta_text};
     char name[64];
 
     for (int64_t epoch = first; epoch <= o->epochs; epoch++) {
         /* A resumed run starts inside epoch `first` after pos.epoch_step steps. */
         double t_run = now(), t0 = t_run - pos.seconds, shown = 0, w = 1, kl_weight = 0;
-        sums tr = {.loss = pos.loss_sum}, te = {0};
+        double train_sum = pos.loss_sum, test_recon = 0, test_kl = 0;   /* sums over images */
         int64_t rows, s0 = pos.epoch_step;
         pos = (run_pos){0};
         if (epoch > 1 || o->resume) {
@@ -468,21 +474,18 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
             kl_weight = out.kl_weight;
             tg_backward(tape, out.loss);
             tg_adam_step(opt);
-            tr.loss += loss;
+            train_sum += loss;
             tg_tape_reset(tape);
             if (o->progress && (now() - shown >= 0.1 || s == steps)) {
                 shown = now();
-                progress_bar(o->progress, epoch, o->epochs, s, steps, tr.loss / (double)(s * B),
+                progress_bar(o->progress, epoch, o->epochs, s, steps, train_sum / (double)(s * B),
                              (double)(s - s0) * (double)B / (shown - t_run));
             }
             if (o->stop && *o->stop) {
                 /* Interrupted: save where we are, to be continued by --resume. */
                 if (o->progress) fputs("\r\033[K", o->progress);
-                pos = (run_pos){epoch - 1, s, tr.loss, now() - t0};
-                path_in(path, sizeof path, o->out_dir, "model.safetensors");
-                if (tg_params_save(ps, path, 2, meta_keys, meta_vals, e) != 0) goto done;
-                path_in(path, sizeof path, o->out_dir, "optimizer.safetensors");
-                if (save_optimizer(path, opt, pos, rngs, rng_keys, 4, e) != 0) goto done;
+                pos = (run_pos){epoch - 1, s, train_sum, now() - t0};
+                if (save_checkpoint(o->out_dir, meta_text, opt, pos, rngs, rng_keys, 4, e) != 0) goto done;
                 fprintf(log, "interrupted at epoch %" PRId64 ", step %" PRId64 " of %" PRId64 "; saved in %s "
                         "(continue with: vae train --resume %s)\n", epoch, s, steps, o->out_dir, o->out_dir);
                 fflush(log);
@@ -502,12 +505,12 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
             if (cond) labels_to(&lv, yb, rows);
             tg_vae_model_out out =
                 tg_vae_model_forward(tape, &m, tg_leaf(tape, &xv, false), cond ? &lv : NULL, NULL, &noise_rng, 1);
-            te.recon += tg_tensor_get(&out.recon->val, 0);
-            te.kl += tg_tensor_get(&out.kl->val, 0);
+            test_recon += tg_tensor_get(&out.recon->val, 0);
+            test_kl += tg_tensor_get(&out.kl->val, 0);
             tg_tape_reset(tape);
         }
         const double ntr = (double)ds->train_x.n, nte = (double)ds->test_x.n;
-        double train_loss = tr.loss / ntr, recon = te.recon / nte, kl = te.kl / nte, test_loss = recon + kl;
+        double train_loss = train_sum / ntr, recon = test_recon / nte, kl = test_kl / nte, test_loss = recon + kl;
         const char *bad = nonfinite(test_loss, recon, kl);
         if (bad) {
             tg_set_grad(tape, prev);
@@ -571,11 +574,9 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         csv_len += (size_t)len;
         path_in(path, sizeof path, o->out_dir, "metrics.csv");
         if (tg_file_write(path, csv, csv_len, e) != 0) goto done;
-        path_in(path, sizeof path, o->out_dir, "model.safetensors");
-        if (tg_params_save(ps, path, 2, meta_keys, meta_vals, e) != 0) goto done;
         data_start = data_rng;   /* the next epoch's shuffle starts here */
-        path_in(path, sizeof path, o->out_dir, "optimizer.safetensors");
-        if (save_optimizer(path, opt, (run_pos){.epoch = epoch}, rngs, rng_keys, 4, e) != 0) goto done;
+        if (save_checkpoint(o->out_dir, meta_text, opt, (run_pos){.epoch = epoch}, rngs, rng_keys, 4, e) != 0)
+            goto done;
         wrote = true;
 
         fprintf(log,

@@ -331,8 +331,10 @@ static enc_cache encode_batch(tg_tape *t, const tg_vae_model *m, const tg_tensor
 static void enc_cache_free(enc_cache *c) { free(c->mu), free(c->lv), free(c->mu_p), free(c->lv_p); }
 
 /* sum_d log Bernoulli(y_d | sigmoid(l_d)) = -sum_d bce_logits(l_d, y_d) for one
- * float32 row: the terms in float (tensor/vmath.h), summed in eight double
- * lanes so the loop vectorises and the order is fixed. */
+ * float32 row: the terms of tg_bce_logits (autograd/ops.c) fused with the row
+ * sum, so no (P, D) tensor of gathered images and terms is written; in float
+ * (tensor/vmath.h), summed in eight double lanes so the loop vectorises and
+ * the order is fixed. */
 TG_SIMD static double bernoulli_loglik_f32(const float *restrict l, const float *restrict y, int64_t D) {
     float t[256];
     double acc[8] = {0};

@@ -40,17 +40,6 @@ static int count_entries(const char *dir) {
 }
 
 
-/* Writes a safetensors file by hand: length of header, header, data. */
-static void spit_st(const char *path, const char *header, const void *data, size_t data_n) {
-    size_t hn = strlen(header);
-    uint8_t *buf = malloc(8 + hn + data_n + 1);
-    for (int k = 0; k < 8; k++) buf[k] = (uint8_t)((uint64_t)hn >> (8 * k));
-    memcpy(buf + 8, header, hn);
-    if (data_n) memcpy(buf + 8 + hn, data, data_n);
-    tg_spit(path, buf, 8 + hn + data_n);
-    free(buf);
-}
-
 /* The reference VAE's parameters (784-400-20), values from a seed. */
 static tg_params *vae_params(tg_dtype dt, int64_t hidden, int64_t latent, uint64_t seed) {
     tg_params *ps = tg_params_new(dt);
@@ -298,7 +287,7 @@ Test(checkpoint, reads_reference_style_files, .init = tg_tmpdir_setup, .fini = t
     uint8_t data[20];
     memcpy(data, d, 12);
     memcpy(data + 12, &s, 8);
-    spit_st(tg_tmp("r.st"), h, data, 20);
+    tg_spit_safetensors(tg_tmp("r.st"), h, data, 20);
     tg_safetensors st;
     tg_err e;
     cr_assert_eq(tg_safetensors_read(tg_tmp("r.st"), &st, &e), 0, "%s", e.msg);
@@ -401,7 +390,7 @@ Test(checkpoint, malformed_headers_are_data_errors, .init = tg_tmpdir_setup, .fi
     };
     static uint8_t zeros[64];
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        spit_st(tg_tmp("bad.st"), cases[k].header, zeros, cases[k].data_n);
+        tg_spit_safetensors(tg_tmp("bad.st"), cases[k].header, zeros, cases[k].data_n);
         tg_safetensors st;
         tg_err e = {{0}};
         cr_assert_eq(tg_safetensors_read(tg_tmp("bad.st"), &st, &e), -1, "case %zu accepted", k);

@@ -217,20 +217,8 @@ Test(vae_bad_input, data_files) {
 
 /* ---------------------------------------------------------------- checkpoints */
 
-/* 8-byte little-endian length, header, data. */
-static void write_st(const char *path, const char *header, const void *data, size_t n) {
-    size_t h = strlen(header);
-    uint8_t *b = malloc(8 + h + n + 1);
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)h >> (8 * i));
-    memcpy(b + 8, header, h);
-    if (n) memcpy(b + 8 + h, data, n);
-    tg_spit(path, b, 8 + h + n);
-    free(b);
-}
-
-/* model.safetensors of run "run" replaced by the file at src (or left as
- * the caller wrote it if src is NULL); eval, sample and a resume must each
- * fail naming `file` and needle, writing nothing. */
+/* With run "run" damaged by the caller: eval and sample must each fail
+ * naming `file` and needle, and sample must write nothing. */
 static void bad_run(const char *what, const char *file, const char *needle) {
     char a[1024];
     const char *needles[] = {file, needle, NULL};
@@ -276,9 +264,9 @@ Test(vae_bad_input, checkpoints_and_config) {
     tg_spit(model, b, n);
     bad_run("unknown dtype", "model.safetensors", "Q32");
     float four[1] = {0};
-    write_st(model, "{\"fc1.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,1200000]}}", four, 4);
+    tg_spit_safetensors(model, "{\"fc1.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,1200000]}}", four, 4);
     bad_run("offsets outside the data", "model.safetensors", "");
-    write_st(model, "{\"fc1.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", four, 4);
+    tg_spit_safetensors(model, "{\"fc1.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", four, 4);
     bad_run("tensors missing", "model.safetensors", "");
     {   /* every tensor but one, written by the library itself */
         tg_safetensors st;

@@ -66,3 +66,13 @@ void tg_spit(const char *path, const void *buf, size_t n) {
     cr_assert_eq(fwrite(buf, 1, n, f), n);
     fclose(f);
 }
+
+void tg_spit_safetensors(const char *path, const char *header, const void *data, size_t data_n) {
+    size_t hn = strlen(header);
+    uint8_t *buf = malloc(8 + hn + data_n + 1);
+    for (int k = 0; k < 8; k++) buf[k] = (uint8_t)((uint64_t)hn >> (8 * k));
+    memcpy(buf + 8, header, hn);
+    if (data_n) memcpy(buf + 8 + hn, data, data_n);
+    tg_spit(path, buf, 8 + hn + data_n);
+    free(buf);
+}

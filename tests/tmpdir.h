@@ -16,5 +16,8 @@ void tg_remove_tree(const char *path);  /* removes path and, if a directory, eve
 uint8_t *tg_slurp(const char *path, size_t *n);
 /* Writes buf[0..n) to path with stdio. */
 void tg_spit(const char *path, const void *buf, size_t n);
+/* Writes a safetensors file by hand: the header's length (8 bytes, little
+ * endian), the header text as given, then data[0..data_n). */
+void tg_spit_safetensors(const char *path, const char *header, const void *data, size_t data_n);
 
 #endif
