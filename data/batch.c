@@ -83,3 +83,16 @@ void tg_batcher_free(tg_batcher *b) {
     free(b->order);
     free(b);
 }
+
+int tg_images_binarize(const tg_images *src, tg_images *dst, tg_rng *r) {
+    *dst = *src;
+    size_t n = (size_t)(src->n * src->rows * src->cols);
+    dst->pixels = malloc(n ? n : 1);
+    if (!dst->pixels) return -1;
+    for (size_t i = 0; i < n; i++) dst->pixels[i] = tg_rng_uniform(r) * 255.0 < src->pixels[i] ? 255 : 0;
+    return 0;
+}
+
+void tg_binarize_f32(float *x, int64_t n, tg_rng *r) {
+    for (int64_t i = 0; i < n; i++) x[i] = tg_rng_uniform(r) < x[i] ? 1.0f : 0.0f;
+}

@@ -213,6 +213,15 @@ void tg_batcher_start_epoch(tg_batcher *b);
  * is exhausted (call tg_batcher_start_epoch). Allocates nothing. */
 int64_t tg_batcher_next(tg_batcher *b, tg_tensor *x_out, uint8_t *y_out);
 
+/* Binarisation, one uniform draw of r per pixel in row-major order: a pixel
+ * of gray level p becomes 255 with probability p / 255, else 0 (so 0 stays 0
+ * and 255 stays 255). tg_images_binarize writes a binarised copy of src into
+ * *dst (pixels malloc'd; free with tg_images_free): 0, or -1 if out of memory.
+ * tg_binarize_f32 does the same in place to n values in [0, 1] (a batch as
+ * tg_batcher_next gives it): x becomes 1 with probability x, else 0. */
+int tg_images_binarize(const tg_images *src, tg_images *dst, tg_rng *r);
+void tg_binarize_f32(float *x, int64_t n, tg_rng *r);
+
 /* Batches per epoch: ceil(n / B), counting the last partial batch. */
 int64_t tg_batcher_count(const tg_batcher *b);
 

@@ -148,26 +148,17 @@ tg_params *tg_run_model_load(const char *dir, const tg_run_info *ri, tg_vae_mode
 /* ---------------------------------------------------------------- data */
 
 int tg_run_test_images(const tg_run_info *ri, const tg_dataset *ds, tg_images *out, tg_err *e) {
-    const tg_images *src = &ds->test_x;
-    *out = *src;
-    size_t n = (size_t)(src->n * src->rows * src->cols);
+    tg_rng r = tg_rng_seed(ri->o.seed + 3);
+    if (tg_train_images(ri->o.binarize, &r, ds, NULL, out, e) != 0) return -1;
+    if (out->pixels) return 0;
+    *out = ds->test_x;   /* gray: a copy, so the caller frees it either way */
+    size_t n = (size_t)(out->n * out->rows * out->cols);
     out->pixels = malloc(n ? n : 1);
     if (!out->pixels) {
         tg_err_set(e, "out of memory");
         return -1;
     }
-    if (ri->o.binarize == TG_BINARIZE_NONE) {
-        memcpy(out->pixels, src->pixels, n);
-        return 0;
-    }
-    /* As models/train.c: one generator (seed + 3) binarises the training set
-     * (static only), then the test set. */
-    tg_rng r = tg_rng_seed(ri->o.seed + 3);
-    if (ri->o.binarize == TG_BINARIZE_STATIC) {
-        size_t nt = (size_t)(ds->train_x.n * ds->train_x.rows * ds->train_x.cols);
-        for (size_t i = 0; i < nt; i++) (void)tg_rng_uniform(&r);
-    }
-    for (size_t i = 0; i < n; i++) out->pixels[i] = tg_rng_uniform(&r) * 255.0 < src->pixels[i] ? 255 : 0;
+    memcpy(out->pixels, ds->test_x.pixels, n);
     return 0;
 }
 

@@ -50,13 +50,22 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* dst = each pixel of src set to 255 with probability p / 255, else 0. */
-static int binarize_images(const tg_images *src, tg_images *dst, tg_rng *r) {
-    *dst = *src;
-    size_t n = (size_t)(src->n * src->rows * src->cols);
-    dst->pixels = malloc(n ? n : 1);
-    if (!dst->pixels) return -1;
-    for (size_t i = 0; i < n; i++) dst->pixels[i] = tg_rng_uniform(r) * 255.0 < src->pixels[i] ? 255 : 0;
+int tg_train_images(tg_binarize mode, tg_rng *r, const tg_dataset *ds, tg_images *train, tg_images *test,
+                    tg_err *e) {
+    memset(test, 0, sizeof *test);
+    if (train) memset(train, 0, sizeof *train);
+    if (mode == TG_BINARIZE_NONE) return 0;
+    int rc = 0;
+    if (mode == TG_BINARIZE_STATIC) {
+        if (train) rc = tg_images_binarize(&ds->train_x, train, r);
+        else
+            for (int64_t i = 0; i < ds->train_x.n * ds->train_x.rows * ds->train_x.cols; i++) (void)tg_rng_uniform(r);
+    }
+    if (rc != 0 || tg_images_binarize(&ds->test_x, test, r) != 0) {
+        if (train) tg_images_free(train);
+        tg_err_set(e, "out of memory");
+        return -1;
+    }
     return 0;
 }
 
@@ -378,20 +387,11 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
            noise_rng = tg_rng_seed(o->seed + 2), bin_rng = tg_rng_seed(o->seed + 3);
     tg_rng data_start = data_rng;   /* data_rng before the current epoch's shuffle */
 
-    /* Data as the model sees it: gray, or binarised once (the test set is
-     * binarised once for dynamic binarisation too, so test losses compare). */
-    tg_images train_bin = {0}, test_bin = {0};
-    const tg_images *train_x = &ds->train_x, *test_x = &ds->test_x;
-    if (o->binarize != TG_BINARIZE_NONE) {
-        if ((o->binarize == TG_BINARIZE_STATIC && binarize_images(&ds->train_x, &train_bin, &bin_rng) != 0) ||
-            binarize_images(&ds->test_x, &test_bin, &bin_rng) != 0) {
-            tg_err_set(e, "out of memory");
-            free(train_bin.pixels);
-            return 1;
-        }
-        if (o->binarize == TG_BINARIZE_STATIC) train_x = &train_bin;
-        test_x = &test_bin;
-    }
+    /* Data as the model sees it: gray, or binarised (see tg_train_images). */
+    tg_images train_bin, test_bin;
+    if (tg_train_images(o->binarize, &bin_rng, ds, &train_bin, &test_bin, e) != 0) return 1;
+    const tg_images *train_x = train_bin.pixels ? &train_bin : &ds->train_x;
+    const tg_images *test_x = test_bin.pixels ? &test_bin : &ds->test_x;
 
     tg_vae_config cfg = tg_vae_config_new(D, o->n_hidden, o->hidden, o->latent);
     cfg.classes = K, cfg.prior = o->prior, cfg.lik = o->lik, cfg.beta = o->beta;
@@ -453,9 +453,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         }
         for (int64_t s = 0; s < s0; s++) tg_batcher_next(train, xb, NULL);
         for (int64_t s = s0 + 1; (rows = tg_batcher_next(train, xb, cond ? yb : NULL)) > 0; s++, step++) {
-            if (o->binarize == TG_BINARIZE_DYNAMIC)
-                for (int64_t i = 0; i < rows * D; i++)
-                    TG_F32P(xb)[i] = tg_rng_uniform(&noise_rng) < TG_F32P(xb)[i] ? 1.0f : 0.0f;
+            if (o->binarize == TG_BINARIZE_DYNAMIC) tg_binarize_f32(TG_F32P(xb), rows * D, &noise_rng);
             tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);
             tg_tensor lv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows), lb->data);
             if (cond) labels_to(&lv, yb, rows);

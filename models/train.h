@@ -90,6 +90,15 @@ tg_train_opts tg_train_opts_default(void);
 
 const char *tg_run_model_name(tg_run_model m);   /* "vae", "beta-vae", ... */
 
+/* The images a run trains and tests on, binarised as o->binarize says by
+ * one generator r (seeded seed + 3 by the trainer): the training set first
+ * (static only; with train NULL its draws are skipped), then the test set
+ * (static and dynamic; dynamic binarisation redraws each training batch with
+ * tg_binarize_f32 instead). For TG_BINARIZE_NONE both are left zeroed (use
+ * the dataset's own). Free with tg_images_free. 0, or -1 if out of memory. */
+int tg_train_images(tg_binarize mode, tg_rng *r, const tg_dataset *ds, tg_images *train, tg_images *test,
+                    tg_err *e);
+
 /* The KL schedule of a run of steps_per_epoch steps per epoch. */
 tg_kl_schedule tg_train_schedule(const tg_train_opts *o, int64_t steps_per_epoch);
 
