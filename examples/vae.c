@@ -21,6 +21,7 @@
 #include "data/png.h"
 #include "data/write.h"
 #include "models/evaluate.h"
+#include "models/run_dir.h"
 #include "models/train.h"
 #include "tensor/pool.h"
 
@@ -140,15 +141,27 @@ static const char *const train_flags[] = {
     "--binarize", "--seed", "--threads", "--out", "--resume",
 };
 
+/* dir made absolute against the working directory (into buf), so a run's
+ * config.json names its data wherever a later command runs. */
+static const char *absolute(const char *dir, char *buf, size_t n) {
+    char cwd[4096];
+    if (dir[0] == '/' || !getcwd(cwd, sizeof cwd) || (size_t)snprintf(buf, n, "%s/%s", cwd, dir) >= n) return dir;
+    return buf;
+}
+
 static int cmd_train(int argc, char **argv) {
     tg_train_opts o = tg_train_opts_default();
     const char *dir = NULL, *out = NULL, *resume = NULL, *other = NULL;
-    bool have_model = false, have_epochs = false;
+    bool have_model = false, have_epochs = false, force = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(train_usage, stdout);
             return 0;
+        }
+        if (!strcmp(a, "--force")) {
+            force = true;
+            continue;
         }
         bool known = false;
         for (size_t k = 0; k < sizeof train_flags / sizeof *train_flags; k++) known |= !strcmp(a, train_flags[k]);
@@ -170,9 +183,9 @@ static int cmd_train(int argc, char **argv) {
             have_model = true;
         } else if (!strcmp(a, "--data")) dir = v;
         else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--epochs")) o.epochs = parse_int(a, v, 1, 1000000), have_epochs = true;
-        else if (!strcmp(a, "--batch")) o.batch = parse_int(a, v, 1, 1 << 20);
-        else if (!strcmp(a, "--latent")) o.latent = parse_int(a, v, 1, 1 << 16);
+        else if (!strcmp(a, "--epochs")) o.epochs = parse_int(a, v, 1, TG_RUN_MAX_EPOCHS), have_epochs = true;
+        else if (!strcmp(a, "--batch")) o.batch = parse_int(a, v, 1, TG_RUN_MAX_BATCH);
+        else if (!strcmp(a, "--latent")) o.latent = parse_int(a, v, 1, TG_RUN_MAX_LATENT);
         else if (!strcmp(a, "--hidden")) {
             o.n_hidden = tg_vae_parse_hidden(v, o.hidden);
             if (o.n_hidden < 0)
@@ -186,9 +199,9 @@ static int cmd_train(int argc, char **argv) {
         } else if (!strcmp(a, "--anneal")) {
             static const char *const s[] = {"linear", "cyclical"};
             o.anneal = parse_enum(a, v, s, 2, "linear or cyclical") ? TG_KL_CYCLICAL : TG_KL_LINEAR;
-        } else if (!strcmp(a, "--anneal-epochs")) o.anneal_epochs = parse_int(a, v, 1, 1000000);
-        else if (!strcmp(a, "--anneal-steps")) o.anneal_steps = parse_int(a, v, 1, (long long)1 << 40);
-        else if (!strcmp(a, "--cycles")) o.cycles = (int)parse_int(a, v, 1, 1000000);
+        } else if (!strcmp(a, "--anneal-epochs")) o.anneal_epochs = parse_int(a, v, 1, TG_RUN_MAX_EPOCHS);
+        else if (!strcmp(a, "--anneal-steps")) o.anneal_steps = parse_int(a, v, 1, TG_RUN_MAX_STEPS);
+        else if (!strcmp(a, "--cycles")) o.cycles = (int)parse_int(a, v, 1, TG_RUN_MAX_EPOCHS);
         else if (!strcmp(a, "--ratio")) {
             o.ratio = parse_num(a, v);
             if (!(o.ratio > 0 && o.ratio <= 1)) flag_error(a, "must be in (0, 1], got \"%s\"", v);
@@ -201,34 +214,41 @@ static int cmd_train(int argc, char **argv) {
         } else if (!strcmp(a, "--binarize")) {
             static const char *const s[] = {"none", "static", "dynamic"};
             o.binarize = (tg_binarize)parse_enum(a, v, s, 3, "none, static or dynamic");
-        } else if (!strcmp(a, "--seed")) o.seed = (uint64_t)parse_int(a, v, 0, (long long)1 << 62);
+        } else if (!strcmp(a, "--seed")) o.seed = (uint64_t)parse_int(a, v, 0, TG_RUN_MAX_SEED);
         else { /* --threads */
             o.threads = (int)parse_int(a, v, 1, TG_MAX_THREADS);
         }
     }
     tg_err err;
-    char run_data[1024];
+    tg_run_info ri;
+    tg_run_dir rd = {.lock_fd = -1};
     if (resume) {
-        if (other) {
+        if (other || force) {
             fprintf(stderr, "vae train: %s: not allowed with --resume (the run's config.json has the settings; "
-                            "only --epochs, --threads and --data may be given)\n", other);
+                            "only --epochs, --threads and --data may be given)\n", other ? other : "--force");
             return 2;
         }
         int64_t epochs = o.epochs, done;
         int threads = o.threads;
-        if (tg_train_opts_load(resume, &o, run_data, sizeof run_data, &err) != 0 ||
-            tg_train_checkpoint_epoch(resume, &done, &err) != 0) {
-            fprintf(stderr, "vae: %s\n", err.msg);
+        /* The lock first: then nobody writes the run while it is read. */
+        if (tg_run_dir_open(&rd, resume, TG_RUN_DIR_RESUME, &err) != 0 ||
+            tg_train_checkpoint_epoch(resume, &done, &err) != 0 || tg_run_info_load(resume, &ri, &err) != 0) {
+            fprintf(stderr, "vae train: %s\n", err.msg);
+            tg_run_dir_close(&rd, false);
             return 1;
         }
+        o = ri.o;
         if (have_epochs) o.epochs = epochs;
         if (threads) o.threads = threads;
         if (done >= o.epochs) {
             printf("%s has %lld epoch%s already (asked for %lld in total); nothing to do\n", resume,
                    (long long)done, done == 1 ? "" : "s", (long long)o.epochs);
+            tg_run_dir_close(&rd, false);
             return 0;
         }
+        if (!o.schedule_epochs) o.schedule_epochs = ri.o.epochs;   /* the schedule stays the run's */
         if (!dir) dir = o.data_dir;
+        o.resume = true;
         out = resume;
         have_model = true;
     }
@@ -240,49 +260,92 @@ static int cmd_train(int argc, char **argv) {
         fprintf(stderr, "vae train: --prior: learned needs --model cvae\n");
         return 2;
     }
+    if (!resume && tg_train_opts_check(&o, 0, 0, &err) != 0) {
+        /* The message starts with the setting's name: hidden -> --hidden. */
+        char flag[32] = "--";
+        size_t k = strcspn(err.msg, " :");
+        for (size_t j = 0; j < k && j + 3 < sizeof flag; j++) flag[j + 2] = err.msg[j] == '_' ? '-' : err.msg[j];
+        fprintf(stderr, "vae train: %s: %s\n", flag, err.msg);
+        return 2;
+    }
+    if (out && strlen(out) > TG_RUN_DIR_MAX - 8) {
+        fprintf(stderr, "vae train: --out: a directory name of %zu characters is too long (at most %d)\n", strlen(out),
+                TG_RUN_DIR_MAX - 8);
+        return 2;
+    }
+    char list[512];
+    if (!resume && out && !force && tg_run_dir_list(out, list, sizeof list) > 0) {
+        char ckpt[4200];
+        snprintf(ckpt, sizeof ckpt, "%s/optimizer.safetensors", out);
+        if (access(ckpt, F_OK) == 0)
+            fprintf(stderr, "vae train: --out %s holds a run (%s); continue it with `vae train --resume %s`, or "
+                            "choose another --out (--force replaces it)\n", out, list, out);
+        else
+            fprintf(stderr, "vae train: --out %s holds files of a run that saved no checkpoint (%s); start again "
+                            "with --force to replace them, or choose another --out\n", out, list);
+        return 1;
+    }
     if (o.threads) tg_threads_set(o.threads);
 
     /* Data. */
+    int rc = 1;
     if (!dir && !(dir = tg_dataset_default_dir())) {
         tg_dataset_print_help(stderr);
+        if (resume) tg_run_dir_close(&rd, false);
         return 1;
     }
     tg_dataset ds;
     if (tg_dataset_load(dir, &ds, &err) != 0) {
-        fprintf(stderr, "vae: %s\n", err.msg);
+        fprintf(stderr, "vae train: %s\n", err.msg);
+        if (resume) tg_run_dir_close(&rd, false);
         return 1;
     }
-    o.data_dir = dir;
+    char abs_dir[4096];
+    o.data_dir = absolute(dir, abs_dir, sizeof abs_dir);
+    if (resume ? tg_run_check_data(&ri, resume, &ds, true, &err) != 0
+               : tg_train_opts_check(&o, ds.train_x.rows, ds.train_x.cols, &err) != 0 &&
+                     (tg_err_prefix(&err, ds.dir), 1)) {
+        fprintf(stderr, "vae train: %s\n", err.msg);
+        goto done;
+    }
 
-    /* Output directory. */
-    char def[256];
-    if (!out) {
-        time_t t = time(NULL);
-        struct tm tm;
-        localtime_r(&t, &tm);
-        char stamp[32];
-        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-        snprintf(def, sizeof def, "runs/%s-%s", tg_run_model_name(o.model), stamp);
-        mkdir("runs", 0777);
-        out = def;
+    /* Output directory: locked while we write it. */
+    if (!resume) {
+        char def[256];
+        tg_run_dir_mode mode = force ? TG_RUN_DIR_FORCE : TG_RUN_DIR_NEW;
+        if (!out) {
+            time_t t = time(NULL);
+            struct tm tm;
+            localtime_r(&t, &tm);
+            char stamp[32];
+            strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+            snprintf(def, sizeof def, "runs/%s-%s", tg_run_model_name(o.model), stamp);
+            out = def, mode = TG_RUN_DIR_UNIQUE;
+        }
+        int r = tg_run_dir_open(&rd, out, mode, &err);
+        if (r == -2)
+            fprintf(stderr, "vae train: --out %s; continue it with `vae train --resume %s`, or choose another --out "
+                            "(--force replaces it)\n", err.msg, out);
+        else if (r != 0)
+            fprintf(stderr, "vae train: --out: %s\n", err.msg);
+        if (r != 0) {
+            tg_dataset_free(&ds);
+            return 1;
+        }
     }
-    struct stat st;
-    if (mkdir(out, 0777) != 0 && !(errno == EEXIST && stat(out, &st) == 0 && S_ISDIR(st.st_mode))) {
-        fprintf(stderr, "vae: --out %s: cannot create directory: %s\n", out, strerror(errno));
-        tg_dataset_free(&ds);
-        return 1;
-    }
-    o.out_dir = out;
+    o.out_dir = rd.path;
 
     printf("Dataset: %s (%lld train, %lld test images of %lldx%lld)\n", ds.dir, (long long)ds.train_x.n,
            (long long)ds.test_x.n, (long long)ds.train_x.rows, (long long)ds.train_x.cols);
-    printf("Model: %s, %s %s\n", tg_run_model_name(o.model), resume ? "resuming" : "writing to", out);
+    printf("Model: %s, %s %s\n", tg_run_model_name(o.model), resume ? "resuming" : "writing to", rd.path);
     fflush(stdout);
     o.progress = isatty(STDERR_FILENO) ? stderr : NULL;
     o.stop = &stop_requested;
     catch_stop_signals();
-    int rc = tg_train_run(&o, &ds, stdout, &err);
-    if (rc != 0) fprintf(stderr, "vae: %s\n", err.msg);
+    rc = tg_train_run(&o, &ds, stdout, &err);
+    if (rc != 0) fprintf(stderr, "vae train: %s\n", err.msg);
+done:
+    tg_run_dir_close(&rd, rc != 0);   /* a fresh directory left empty by a failed run goes */
     tg_dataset_free(&ds);
     return rc;
 }
@@ -370,6 +433,7 @@ static int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "vae: %s\n", err.msg);
         return 1;
     }
+    const bool explicit_data = dir != NULL;
     if (!dir) dir = ri.data[0] ? ri.data : tg_dataset_default_dir();
     if (!dir) {
         tg_dataset_print_help(stderr);
@@ -384,7 +448,10 @@ static int cmd_eval(int argc, char **argv) {
     }
     tg_eval_result r;
     int rc = 1;
-    if (tg_run_evaluate(&m, &ri, &ds, iw, seed, NULL, &r, &err) != 0) {
+    /* The run's own data must be what it was; other data (--data) only of its image size. */
+    if (tg_run_check_data(&ri, run, &ds, !explicit_data, &err) != 0) {
+        fprintf(stderr, "vae eval: %s\n", err.msg);
+    } else if (tg_run_evaluate(&m, &ri, &ds, iw, seed, NULL, &r, &err) != 0) {
         fprintf(stderr, "vae: %s\n", err.msg);
     } else {
         tg_jsonw w;
@@ -464,8 +531,9 @@ static int cmd_sample(int argc, char **argv) {
     if (!px) {
         fprintf(stderr, "vae: out of memory\n");
     } else {
-        tg_run_sample(&m, n, (int)label, temperature, seed, px);
-        int w = png ? tg_png_write_grid(out, px, n, ri.rows, ri.cols, 8, 2, &err)
+        int w = tg_run_sample(&m, n, (int)label, temperature, seed, px, &err);
+        if (w == 0)
+            w = png ? tg_png_write_grid(out, px, n, ri.rows, ri.cols, 8, 2, &err)
                     : tg_idx_images_save(out, px, n, ri.rows, ri.cols, &err);
         if (w != 0) fprintf(stderr, "vae: %s\n", err.msg);
         else rc = 0;

@@ -9,120 +9,7 @@
 #include "data/png.h"
 #include "nn/checkpoint.h"
 
-/* ---------------------------------------------------------------- config */
-
-static int field_int(const tg_json *doc, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out,
-                     tg_err *e) {
-    const tg_json *v = tg_json_get(doc, key);
-    if (!v) {
-        tg_err_set(e, "%s: no field \"%s\"", path, key);
-        return -1;
-    }
-    if (tg_json_as_int64(v, lo, hi, out) != 0) {
-        tg_err_set(e, "%s: field \"%s\": expected an integer in [%lld, %lld]", path, key, (long long)lo,
-                   (long long)hi);
-        return -1;
-    }
-    return 0;
-}
-
-static int field_num(const tg_json *doc, const char *path, const char *key, double *out, tg_err *e) {
-    const tg_json *v = tg_json_get(doc, key);
-    if (!v) {
-        tg_err_set(e, "%s: no field \"%s\"", path, key);
-        return -1;
-    }
-    if (tg_json_as_double(v, out) != 0) {
-        tg_err_set(e, "%s: field \"%s\": expected a number", path, key);
-        return -1;
-    }
-    return 0;
-}
-
-static int field_enum(const tg_json *doc, const char *path, const char *key, const char *const names[], int n,
-                      int *out, tg_err *e) {
-    const char *s = tg_json_as_string(tg_json_get(doc, key));
-    if (!s) {
-        tg_err_set(e, "%s: %s \"%s\"", path, tg_json_get(doc, key) ? "expected a string for" : "no field", key);
-        return -1;
-    }
-    for (int i = 0; i < n; i++)
-        if (!strcmp(s, names[i])) {
-            *out = i;
-            return 0;
-        }
-    tg_err_set(e, "%s: field \"%s\": unknown value \"%s\"", path, key, s);
-    return -1;
-}
-
-int tg_run_info_load(const char *dir, tg_run_info *ri, tg_err *e) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    memset(ri, 0, sizeof *ri);
-    ri->o = tg_train_opts_default();
-    uint8_t *buf;
-    size_t n;
-    if (tg_file_read(path, &buf, &n, e) != 0) return -1;
-    tg_json *doc = tg_json_parse((const char *)buf, n, path, e);
-    free(buf);
-    if (!doc) return -1;
-    int rc = -1;
-    if (doc->type != TG_JSON_OBJECT) {
-        tg_err_set(e, "%s: expected a JSON object", path);
-        goto done;
-    }
-    static const char *const models[] = {"vae", "beta-vae", "annealed-vae", "cvae"};
-    static const char *const priors[] = {"standard", "learned"};
-    static const char *const liks[] = {"bernoulli", "gaussian"};
-    static const char *const bins[] = {"none", "static", "dynamic"};
-    int model, prior, lik, bin;
-    int64_t seed;
-    if (field_enum(doc, path, "model", models, 4, &model, e) || field_enum(doc, path, "prior", priors, 2, &prior, e) ||
-        field_enum(doc, path, "likelihood", liks, 2, &lik, e) || field_enum(doc, path, "binarize", bins, 3, &bin, e) ||
-        field_int(doc, path, "classes", 0, 256, &ri->classes, e) ||
-        field_int(doc, path, "image_rows", 1, 1 << 16, &ri->rows, e) ||
-        field_int(doc, path, "image_cols", 1, 1 << 16, &ri->cols, e) ||
-        field_int(doc, path, "latent", 1, 1 << 16, &ri->o.latent, e) ||
-        field_int(doc, path, "seed", 0, (int64_t)1 << 62, &seed, e) || field_num(doc, path, "beta", &ri->o.beta, e))
-        goto done;
-    ri->o.model = (tg_run_model)model;
-    ri->o.prior = prior ? TG_PRIOR_LEARNED : TG_PRIOR_STANDARD;
-    ri->o.lik = lik ? TG_LIK_GAUSSIAN : TG_LIK_BERNOULLI;
-    ri->o.binarize = (tg_binarize)bin;
-    ri->o.seed = (uint64_t)seed;
-    if ((ri->o.model == TG_RUN_CVAE) != (ri->classes > 0)) {
-        tg_err_set(e, "%s: field \"classes\": %lld does not fit model \"%s\"", path, (long long)ri->classes,
-                   models[model]);
-        goto done;
-    }
-    if (ri->o.prior == TG_PRIOR_LEARNED && ri->classes == 0) {
-        tg_err_set(e, "%s: field \"prior\": learned needs model \"cvae\"", path);
-        goto done;
-    }
-    const tg_json *h = tg_json_get(doc, "hidden");
-    size_t nh = tg_json_len(h);
-    if (!h || h->type != TG_JSON_ARRAY || nh < 1 || nh > TG_VAE_MAX_HIDDEN) {
-        tg_err_set(e, "%s: field \"hidden\": expected an array of 1 to %d positive integers", path,
-                   TG_VAE_MAX_HIDDEN);
-        goto done;
-    }
-    ri->o.n_hidden = (int)nh;
-    for (size_t i = 0; i < nh; i++)
-        if (tg_json_as_int64(tg_json_at(h, i), 1, 1 << 24, &ri->o.hidden[i]) != 0) {
-            tg_err_set(e, "%s: field \"hidden\": expected an array of 1 to %d positive integers", path,
-                       TG_VAE_MAX_HIDDEN);
-            goto done;
-        }
-    const char *data = tg_json_as_string(tg_json_get(doc, "data"));
-    if (data) {
-        snprintf(ri->data, sizeof ri->data, "%s", data);
-        ri->o.data_dir = ri->data;
-    }
-    rc = 0;
-done:
-    tg_json_free(doc);
-    return rc;
-}
+/* ---------------------------------------------------------------- model */
 
 tg_vae_config tg_run_vae_config(const tg_run_info *ri) {
     tg_vae_config c = tg_vae_config_new(ri->rows * ri->cols, ri->o.n_hidden, ri->o.hidden, ri->o.latent);
@@ -138,10 +25,18 @@ tg_params *tg_run_model_load(const char *dir, const tg_run_info *ri, tg_vae_mode
     char path[4096], hint[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     snprintf(hint, sizeof hint, "the model built from %s/config.json", dir);
-    if (tg_params_load_hint(ps, path, hint, e) != 0) {
+    if (tg_params_load_hint(ps, path, hint, e) != 0 || tg_train_check_checkpoint(path, ri, e) != 0) {
         tg_params_free(ps);
         return NULL;
     }
+    for (int i = 0; i < ps->count; i++)
+        for (int64_t j = 0; j < ps->vars[i]->val.numel; j++)
+            if (!isfinite(tg_tensor_get(&ps->vars[i]->val, j))) {
+                tg_err_set(e, "%s: tensor %s holds a non-finite value (%g at index %lld)", path, ps->vars[i]->name,
+                           tg_tensor_get(&ps->vars[i]->val, j), (long long)j);
+                tg_params_free(ps);
+                return NULL;
+            }
     return ps;
 }
 
@@ -169,11 +64,9 @@ int tg_run_evaluate(const tg_vae_model *m, const tg_run_info *ri, const tg_datas
     memset(r, 0, sizeof *r);
     const bool cond = ri->classes > 0;
     const int64_t D = ri->rows * ri->cols, L = ri->o.latent, B = 256;
-    if (ds->test_x.rows != ri->rows || ds->test_x.cols != ri->cols) {
-        tg_err_set(e, "%s: images are %lldx%lld but the run was trained on %lldx%lld", ds->dir,
-                   (long long)ds->test_x.rows, (long long)ds->test_x.cols, (long long)ri->rows, (long long)ri->cols);
-        return -1;
-    }
+    TG_CHECK(ds->test_x.rows == ri->rows && ds->test_x.cols == ri->cols,
+             "tg_run_evaluate: images of %lldx%lld for a run of %lldx%lld (check with tg_run_check_data)",
+             (long long)ds->test_x.rows, (long long)ds->test_x.cols, (long long)ri->rows, (long long)ri->cols);
     tg_images test = {0};
     if (tg_run_test_images(ri, ds, &test, e) != 0) return -1;
     int rc = -1;
@@ -259,7 +152,8 @@ const char *tg_eval_result_json(const tg_eval_result *r, tg_jsonw *w) {
 
 /* ---------------------------------------------------------------- samples */
 
-void tg_run_sample(const tg_vae_model *m, int64_t n, int label, double temperature, uint64_t seed, uint8_t *out) {
+int tg_run_sample(const tg_vae_model *m, int64_t n, int label, double temperature, uint64_t seed, uint8_t *out,
+                  tg_err *e) {
     TG_CHECK(isfinite(temperature) && temperature >= 0, "tg_run_sample: temperature %g, want finite and >= 0",
              temperature);
     const int64_t D = m->cfg.in, K = m->cfg.classes, L = m->cfg.latent, chunk = 256;
@@ -295,8 +189,18 @@ void tg_run_sample(const tg_vae_model *m, int64_t n, int label, double temperatu
         }
         tg_var *s = tg_vae_model_decode(tape, m, z, lab);
         if (m->cfg.lik == TG_LIK_BERNOULLI) s = tg_sigmoid(tape, s);
-        for (int64_t i = 0; i < c * D; i++) out[i0 * D + i] = tg_png_pixel_from_f32((float)tg_tensor_get(&s->val, i));
+        for (int64_t i = 0; i < c * D; i++) {
+            double v = tg_tensor_get(&s->val, i);
+            if (!isfinite(v)) {
+                tg_err_set(e, "sample %lld decodes to a non-finite pixel (temperature %g)", (long long)(i0 + i / D),
+                           temperature);
+                tg_tape_free(tape);
+                return -1;
+            }
+            out[i0 * D + i] = tg_png_pixel_from_f32((float)v);
+        }
         tg_tape_reset(tape);
     }
     tg_tape_free(tape);
+    return 0;
 }

@@ -20,23 +20,15 @@
 #include "data/json.h"
 #include "models/train.h"
 
-/* The settings of a run, from its config.json. */
-typedef struct {
-    tg_train_opts o;             /* as trained; o.data_dir = data (or NULL), o.out_dir = NULL */
-    int64_t classes;             /* 0, or K for a CVAE */
-    int64_t rows, cols;          /* image size */
-    char data[1024];             /* "data" of config.json ("" if absent) */
-} tg_run_info;
-
-/* Reads dir/config.json. Returns 0, or -1 with "dir/config.json: problem". */
-int tg_run_info_load(const char *dir, tg_run_info *ri, tg_err *e);
-
 /* The model's configuration (tg_vae_config) of a run. */
 tg_vae_config tg_run_vae_config(const tg_run_info *ri);
 
-/* Builds the model of ri into a new float32 tg_params and loads
- * dir/model.safetensors into it (a shape mismatch names config.json). Returns
- * the parameters (free with tg_params_free), or NULL with the message. */
+/* Builds the model of ri (config.json, tg_run_info_load in models/train.h)
+ * into a new float32 tg_params and loads dir/model.safetensors into it: it
+ * must be of this run (its "config" metadata equal to config.json's settings
+ * but the epochs), of the model's shapes (a mismatch names config.json), and
+ * finite. Returns the parameters (free with tg_params_free), or NULL with the
+ * message. */
 tg_params *tg_run_model_load(const char *dir, const tg_run_info *ri, tg_vae_model *m, tg_err *e);
 
 /* The test set as the run's trainer saw it: binarised with the generator
@@ -54,7 +46,8 @@ typedef struct {
     double *kl_per_dim;   /* (latent), averaged per image; malloc'd */
 } tg_eval_result;
 
-/* Evaluates m on the run's test set (tg_run_test_images). z samples come
+/* Evaluates m on the run's test set (tg_run_test_images); ds's images must be
+ * of the run's size (tg_run_check_data). z samples come
  * from a generator seeded seed, the importance samples from seed + 1; results
  * do not depend on the thread count. progress, if not NULL, gets a line per
  * batch. Returns 0, or -1 with the message. */
@@ -74,6 +67,9 @@ const char *tg_eval_result_json(const tg_eval_result *r, tg_jsonw *w);
  * to [0, 1]. CVAE: label >= 0 gives every image that class, label < 0 class
  * i % classes to image i. Then quantised as tg_png_pixel_from_f32 into out
  * (n * D bytes). */
-void tg_run_sample(const tg_vae_model *m, int64_t n, int label, double temperature, uint64_t seed, uint8_t *out);
+/* Returns 0, or -1 with the message if a decoded value is not finite (an
+ * overflowing temperature). */
+int tg_run_sample(const tg_vae_model *m, int64_t n, int label, double temperature, uint64_t seed, uint8_t *out,
+                  tg_err *e);
 
 #endif

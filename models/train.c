@@ -13,6 +13,7 @@
 #include "models/evaluate.h"
 #include "nn/checkpoint.h"
 #include "optim/optim.h"
+#include "tensor/pool.h"
 
 tg_train_opts tg_train_opts_default(void) {
     return (tg_train_opts){
@@ -33,7 +34,7 @@ tg_kl_schedule tg_train_schedule(const tg_train_opts *o, int64_t steps_per_epoch
     if (o->model != TG_RUN_ANNEALED_VAE) return s;
     if (o->anneal == TG_KL_CYCLICAL) {
         s.kind = TG_KL_CYCLICAL;
-        s.total_steps = o->epochs * steps_per_epoch;
+        s.total_steps = (o->schedule_epochs ? o->schedule_epochs : o->epochs) * steps_per_epoch;
         s.cycles = o->cycles;
         s.ratio = o->ratio;
     } else {
@@ -80,17 +81,17 @@ static const char *bin_name(tg_binarize b) {
 /* config.json's text (owned by w), or NULL if out of memory. */
 /* full: every setting (config.json); else without where it ran (data, out,
  * threads), so model.safetensors is the same bytes for the same run anywhere. */
-static const char *config_json(tg_jsonw *w, const tg_train_opts *o, const tg_dataset *ds, int64_t classes,
-                               bool full) {
+static const char *config_json(tg_jsonw *w, const tg_run_info *ri, bool full) {
+    const tg_train_opts *o = &ri->o;
     tg_jsonw_init(w);
     tg_jsonw_begin_object(w);
     tg_jsonw_key(w, "model"), tg_jsonw_string(w, tg_run_model_name(o->model));
-    if (full) tg_jsonw_key(w, "data"), tg_jsonw_string(w, o->data_dir ? o->data_dir : ds->dir);
-    tg_jsonw_key(w, "train_images"), tg_jsonw_int(w, ds->train_x.n);
-    tg_jsonw_key(w, "test_images"), tg_jsonw_int(w, ds->test_x.n);
-    tg_jsonw_key(w, "image_rows"), tg_jsonw_int(w, ds->train_x.rows);
-    tg_jsonw_key(w, "image_cols"), tg_jsonw_int(w, ds->train_x.cols);
-    tg_jsonw_key(w, "classes"), tg_jsonw_int(w, classes);
+    if (full) tg_jsonw_key(w, "data"), tg_jsonw_string(w, ri->data);
+    tg_jsonw_key(w, "train_images"), tg_jsonw_int(w, ri->train_images);
+    tg_jsonw_key(w, "test_images"), tg_jsonw_int(w, ri->test_images);
+    tg_jsonw_key(w, "image_rows"), tg_jsonw_int(w, ri->rows);
+    tg_jsonw_key(w, "image_cols"), tg_jsonw_int(w, ri->cols);
+    tg_jsonw_key(w, "classes"), tg_jsonw_int(w, ri->classes);
     tg_jsonw_key(w, "epochs"), tg_jsonw_int(w, o->epochs);
     tg_jsonw_key(w, "batch"), tg_jsonw_int(w, o->batch);
     tg_jsonw_key(w, "hidden"), tg_jsonw_begin_array(w);
@@ -104,6 +105,7 @@ static const char *config_json(tg_jsonw *w, const tg_train_opts *o, const tg_dat
     tg_jsonw_key(w, "anneal_steps"), tg_jsonw_int(w, o->anneal_steps);
     tg_jsonw_key(w, "cycles"), tg_jsonw_int(w, o->cycles);
     tg_jsonw_key(w, "ratio"), tg_jsonw_double(w, o->ratio);
+    if (full) tg_jsonw_key(w, "schedule_epochs"), tg_jsonw_int(w, o->schedule_epochs ? o->schedule_epochs : o->epochs);
     tg_jsonw_key(w, "prior"), tg_jsonw_string(w, prior_name(o->prior));
     tg_jsonw_key(w, "likelihood"), tg_jsonw_string(w, lik_name(o->lik));
     tg_jsonw_key(w, "binarize"), tg_jsonw_string(w, bin_name(o->binarize));
@@ -157,8 +159,8 @@ typedef struct {
 
 /* optimizer.safetensors: everything a resume needs, the parameters included,
  * so that it alone is the commit point of a checkpoint (see tg_train_run). */
-static int save_optimizer(const char *path, const tg_adam *opt, run_pos pos, tg_rng *const rngs[],
-                          const char *const rng_keys[], int n_rng, tg_err *e) {
+static int save_optimizer(const char *path, const char *meta_config, const tg_adam *opt, run_pos pos,
+                          tg_rng *const rngs[], const char *const rng_keys[], int n_rng, tg_err *e) {
     const tg_params *ps = opt->ps;
     tg_tensor m = tg_tensor_wrap(ps->dtype, TG_SHAPE(ps->n), opt->m);
     tg_tensor v = tg_tensor_wrap(ps->dtype, TG_SHAPE(ps->n), opt->v);
@@ -166,7 +168,7 @@ static int save_optimizer(const char *path, const tg_adam *opt, run_pos pos, tg_
     const char *names[] = {"adam.m", "adam.v", "params"};
     const tg_tensor *ts[] = {&m, &v, &p};
     char vals[10][96];
-    const char *keys[10] = {"adam.step", "epoch", "epoch_step", "train_loss_sum", "epoch_seconds"}, *pv[10];
+    const char *keys[11] = {"adam.step", "epoch", "epoch_step", "train_loss_sum", "epoch_seconds"}, *pv[11];
     snprintf(vals[0], sizeof vals[0], "%" PRId64, opt->step);
     snprintf(vals[1], sizeof vals[1], "%" PRId64, pos.epoch);
     snprintf(vals[2], sizeof vals[2], "%" PRId64, pos.epoch_step);
@@ -177,19 +179,265 @@ static int save_optimizer(const char *path, const tg_adam *opt, run_pos pos, tg_
         keys[i + 5] = rng_keys[i];
     }
     for (int i = 0; i < 5 + n_rng; i++) pv[i] = vals[i];
-    return tg_safetensors_write(path, 3, names, ts, 5 + n_rng, keys, pv, e);
+    keys[5 + n_rng] = "config", pv[5 + n_rng] = meta_config;
+    return tg_safetensors_write(path, 3, names, ts, 6 + n_rng, keys, pv, e);
 }
 
-/* A checkpoint in dir: model.safetensors (metadata "format" and "config" =
- * meta_config), then optimizer.safetensors, the commit point. */
-static int save_checkpoint(const char *dir, const char *meta_config, const tg_adam *opt, run_pos pos,
-                           tg_rng *const rngs[], const char *const rng_keys[], int n_rng, tg_err *e) {
+/* A checkpoint in dir: config.json (cfg_text), metrics.csv (csv), then
+ * model.safetensors (metadata "format" and "config" = meta_config), then
+ * optimizer.safetensors, the commit point. */
+static int save_checkpoint(const char *dir, const char *cfg_text, const char *csv, const char *meta_config,
+                           const tg_adam *opt, run_pos pos, tg_rng *const rngs[], const char *const rng_keys[],
+                           int n_rng, tg_err *e) {
     char path[4096];
     const char *keys[] = {"format", "config"}, *vals[] = {"tapegrad-vae", meta_config};
+    path_in(path, sizeof path, dir, "config.json");
+    if (tg_file_write(path, cfg_text, strlen(cfg_text), e) != 0) return -1;
+    path_in(path, sizeof path, dir, "metrics.csv");
+    if (tg_file_write(path, csv, strlen(csv), e) != 0) return -1;
     path_in(path, sizeof path, dir, "model.safetensors");
     if (tg_params_save(opt->ps, path, 2, keys, vals, e) != 0) return -1;
     path_in(path, sizeof path, dir, "optimizer.safetensors");
-    return save_optimizer(path, opt, pos, rngs, rng_keys, n_rng, e);
+    return save_optimizer(path, meta_config, opt, pos, rngs, rng_keys, n_rng, e);
+}
+
+/* ---------------------------------------------------------------- settings */
+
+int tg_train_opts_check(const tg_train_opts *o, int64_t rows, int64_t cols, tg_err *e) {
+    const struct {
+        const char *key;
+        int64_t v, lo, hi;
+        bool skip;
+    } f[] = {
+        {"epochs", o->epochs, 1, TG_RUN_MAX_EPOCHS, false},
+        {"batch", o->batch, 1, TG_RUN_MAX_BATCH, false},
+        {"latent", o->latent, 1, TG_RUN_MAX_LATENT, false},
+        {"anneal_epochs", o->anneal_epochs, 1, TG_RUN_MAX_EPOCHS, false},
+        {"anneal_steps", o->anneal_steps, 0, TG_RUN_MAX_STEPS, false},
+        {"cycles", o->cycles, 1, TG_RUN_MAX_EPOCHS, false},
+        {"schedule_epochs", o->schedule_epochs, 0, TG_RUN_MAX_EPOCHS, false},
+        {"seed", o->seed > (uint64_t)INT64_MAX ? -1 : (int64_t)o->seed, 0, TG_RUN_MAX_SEED, false},
+        {"threads", o->threads, 0, TG_MAX_THREADS, false},
+        {"image_rows", rows, 1, TG_RUN_MAX_SIDE, rows == 0},
+        {"image_cols", cols, 1, TG_RUN_MAX_SIDE, rows == 0},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++)
+        if (!f[i].skip && (f[i].v < f[i].lo || f[i].v > f[i].hi)) {
+            tg_err_set(e, "%s %lld is out of range [%lld, %lld]", f[i].key, (long long)f[i].v, (long long)f[i].lo,
+                       (long long)f[i].hi);
+            return -1;
+        }
+    if (o->n_hidden < 1 || o->n_hidden > TG_VAE_MAX_HIDDEN) {
+        tg_err_set(e, "hidden: %d layers, expected 1 to %d", o->n_hidden, TG_VAE_MAX_HIDDEN);
+        return -1;
+    }
+    for (int i = 0; i < o->n_hidden; i++)
+        if (o->hidden[i] < 1 || o->hidden[i] > TG_RUN_MAX_HIDDEN) {
+            tg_err_set(e, "hidden %lld is out of range [1, %d]", (long long)o->hidden[i], TG_RUN_MAX_HIDDEN);
+            return -1;
+        }
+    const char *bad = !(o->lr > 0 && isfinite(o->lr))               ? "lr must be positive and finite"
+                      : !(o->beta >= 0 && isfinite(o->beta))        ? "beta must be finite and >= 0"
+                      : !(o->ratio > 0 && o->ratio <= 1)            ? "ratio must be in (0, 1]"
+                      : o->prior == TG_PRIOR_LEARNED && o->model != TG_RUN_CVAE ? "prior learned needs model cvae"
+                                                                    : NULL;
+    if (bad) {
+        tg_err_set(e, "%s", bad);
+        return -1;
+    }
+    return 0;
+}
+
+static int field_int(const tg_json *doc, const char *path, const char *key, int64_t *out, tg_err *e) {
+    const tg_json *v = tg_json_get(doc, key);
+    if (!v || tg_json_as_int64(v, INT64_MIN, INT64_MAX, out) != 0) {
+        tg_err_set(e, "%s: %s \"%s\"", path, v ? "expected an integer for field" : "no field", key);
+        return -1;
+    }
+    return 0;
+}
+
+static int field_num(const tg_json *doc, const char *path, const char *key, double *out, tg_err *e) {
+    const tg_json *v = tg_json_get(doc, key);
+    if (!v || tg_json_as_double(v, out) != 0) {
+        tg_err_set(e, "%s: %s \"%s\"", path, v ? "expected a number for field" : "no field", key);
+        return -1;
+    }
+    return 0;
+}
+
+static int field_enum(const tg_json *doc, const char *path, const char *key, const char *const names[], int n,
+                      int *out, tg_err *e) {
+    const char *s = tg_json_as_string(tg_json_get(doc, key));
+    if (!s) {
+        tg_err_set(e, "%s: %s \"%s\"", path, tg_json_get(doc, key) ? "expected a string for field" : "no field", key);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i])) {
+            *out = i;
+            return 0;
+        }
+    tg_err_set(e, "%s: field \"%s\": unknown value \"%s\"", path, key, s);
+    return -1;
+}
+
+int tg_run_info_load(const char *dir, tg_run_info *ri, tg_err *e) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    memset(ri, 0, sizeof *ri);
+    tg_train_opts *o = &ri->o;
+    *o = tg_train_opts_default();
+    uint8_t *buf;
+    size_t n;
+    if (tg_file_read(path, &buf, &n, e) != 0) return -1;
+    tg_json *doc = tg_json_parse((const char *)buf, n, path, e);
+    free(buf);
+    if (!doc) return -1;
+    int rc = -1;
+    if (doc->type != TG_JSON_OBJECT) {
+        tg_err_set(e, "%s: expected a JSON object", path);
+        goto done;
+    }
+    static const char *const models[] = {"vae", "beta-vae", "annealed-vae", "cvae"};
+    static const char *const anneals[] = {"linear", "cyclical"};
+    static const char *const priors[] = {"standard", "learned"};
+    static const char *const liks[] = {"bernoulli", "gaussian"};
+    static const char *const bins[] = {"none", "static", "dynamic"};
+    int model, anneal, prior, lik, bin;
+    int64_t seed, cycles, threads;
+    if (field_enum(doc, path, "model", models, 4, &model, e) || field_enum(doc, path, "anneal", anneals, 2, &anneal, e) ||
+        field_enum(doc, path, "prior", priors, 2, &prior, e) || field_enum(doc, path, "likelihood", liks, 2, &lik, e) ||
+        field_enum(doc, path, "binarize", bins, 3, &bin, e) || field_int(doc, path, "classes", &ri->classes, e) ||
+        field_int(doc, path, "image_rows", &ri->rows, e) || field_int(doc, path, "image_cols", &ri->cols, e) ||
+        field_int(doc, path, "train_images", &ri->train_images, e) ||
+        field_int(doc, path, "test_images", &ri->test_images, e) || field_int(doc, path, "epochs", &o->epochs, e) ||
+        field_int(doc, path, "batch", &o->batch, e) || field_int(doc, path, "latent", &o->latent, e) ||
+        field_int(doc, path, "anneal_epochs", &o->anneal_epochs, e) ||
+        field_int(doc, path, "anneal_steps", &o->anneal_steps, e) || field_int(doc, path, "cycles", &cycles, e) ||
+        field_int(doc, path, "seed", &seed, e) || field_int(doc, path, "threads", &threads, e) ||
+        field_num(doc, path, "lr", &o->lr, e) || field_num(doc, path, "beta", &o->beta, e) ||
+        field_num(doc, path, "ratio", &o->ratio, e))
+        goto done;
+    /* Written since runs could be extended; older runs' cycles span their epochs. */
+    if (tg_json_get(doc, "schedule_epochs") && field_int(doc, path, "schedule_epochs", &o->schedule_epochs, e))
+        goto done;
+    o->model = (tg_run_model)model;
+    o->anneal = anneal ? TG_KL_CYCLICAL : TG_KL_LINEAR;
+    o->prior = prior ? TG_PRIOR_LEARNED : TG_PRIOR_STANDARD;
+    o->lik = lik ? TG_LIK_GAUSSIAN : TG_LIK_BERNOULLI;
+    o->binarize = (tg_binarize)bin;
+    o->seed = seed < 0 ? UINT64_MAX : (uint64_t)seed;
+    o->cycles = cycles < 0 || cycles > INT32_MAX ? -1 : (int)cycles;
+    o->threads = threads < 0 || threads > INT32_MAX ? -1 : (int)threads;
+    const tg_json *h = tg_json_get(doc, "hidden");
+    o->n_hidden = h && h->type == TG_JSON_ARRAY && tg_json_len(h) <= TG_VAE_MAX_HIDDEN ? (int)tg_json_len(h) : -1;
+    for (int i = 0; i < o->n_hidden; i++)
+        if (tg_json_as_int64(tg_json_at(h, (size_t)i), INT64_MIN, INT64_MAX, &o->hidden[i]) != 0) o->n_hidden = -1;
+    if (tg_train_opts_check(o, ri->rows, ri->cols, e) != 0) {
+        tg_err_prefix(e, path);
+        goto done;
+    }
+    if ((o->model == TG_RUN_CVAE ? ri->classes != 10 : ri->classes != 0) || ri->train_images < 1 ||
+        ri->test_images < 1) {
+        tg_err_set(e, "%s: %s", path, ri->train_images < 1 || ri->test_images < 1
+                                          ? "train_images and test_images must be positive"
+                                          : "classes must be 10 for model cvae, else 0");
+        goto done;
+    }
+    const char *data = tg_json_as_string(tg_json_get(doc, "data"));
+    if (data) {
+        snprintf(ri->data, sizeof ri->data, "%s", data);
+        o->data_dir = ri->data;
+    }
+    rc = 0;
+done:
+    tg_json_free(doc);
+    return rc;
+}
+
+int tg_run_check_data(const tg_run_info *ri, const char *dir, const tg_dataset *ds, bool counts, tg_err *e) {
+    const char *what = NULL;
+    int64_t have = 0, want = 0;
+    if (ds->train_x.rows != ri->rows || ds->train_x.cols != ri->cols) {
+        tg_err_set(e, "%s: images are %lldx%lld, but the run in %s was trained on %lldx%lld", ds->dir,
+                   (long long)ds->train_x.rows, (long long)ds->train_x.cols, dir, (long long)ri->rows,
+                   (long long)ri->cols);
+        return -1;
+    }
+    if (counts && ds->train_x.n != ri->train_images) what = "training", have = ds->train_x.n, want = ri->train_images;
+    else if (counts && ds->test_x.n != ri->test_images) what = "test", have = ds->test_x.n, want = ri->test_images;
+    if (what) {
+        tg_err_set(e, "%s: %lld %s images, but the run in %s was trained with %lld", ds->dir, (long long)have, what,
+                   dir, (long long)want);
+        return -1;
+    }
+    return 0;   /* classes: every dataset has 10 (the loader checks the labels) */
+}
+
+/* Two JSON values with the same content. */
+static bool json_same(const tg_json *a, const tg_json *b) {
+    if (!a || !b || a->type != b->type) return false;
+    switch (a->type) {
+    case TG_JSON_NULL: return true;
+    case TG_JSON_BOOL: return a->b == b->b;
+    case TG_JSON_NUMBER: return a->num == b->num;
+    case TG_JSON_STRING: return a->len == b->len && !memcmp(a->str, b->str, a->len);
+    case TG_JSON_ARRAY:
+    case TG_JSON_OBJECT:
+        if (a->n != b->n) return false;
+        for (size_t i = 0; i < a->n; i++)
+            if ((a->type == TG_JSON_OBJECT && strcmp(a->keys[i], b->keys[i])) || !json_same(&a->items[i], &b->items[i]))
+                return false;
+        return true;
+    }
+    return false;
+}
+
+/* A short text of a scalar JSON value, for messages. */
+static const char *json_show(const tg_json *v, char *buf, size_t n) {
+    if (!v) return "missing";
+    if (v->type == TG_JSON_NUMBER && v->is_int) snprintf(buf, n, "%lld", (long long)v->i);
+    else if (v->type == TG_JSON_NUMBER) snprintf(buf, n, "%.17g", v->num);
+    else if (v->type == TG_JSON_STRING) snprintf(buf, n, "\"%.40s\"", v->str);
+    else snprintf(buf, n, "a%s %s", v->type == TG_JSON_ARRAY ? "n" : "", tg_json_type_name(v->type));
+    return buf;
+}
+
+/* Whether a checkpoint's "config" metadata (saved) is of the run whose
+ * settings are ours (both config_json(..., false) texts), the epochs aside:
+ * 0, or -1 with "<path>: written by another run: its "seed" is 2, config.json has 1". */
+static int same_run(const char *path, const char *saved, const char *ours, tg_err *e) {
+    tg_json *a = tg_json_parse(saved, strlen(saved), path, e), *b = a ? tg_json_parse(ours, strlen(ours), NULL, e) : NULL;
+    int rc = a && b ? 0 : -1;
+    if (a && (a->type != TG_JSON_OBJECT)) {
+        tg_err_set(e, "%s: metadata \"config\" is not a JSON object", path);
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < tg_json_len(b); i++) {
+        const char *k = tg_json_key(b, i);
+        const tg_json *x = tg_json_get(a, k);
+        if (!strcmp(k, "epochs") || json_same(x, &b->items[i])) continue;
+        char ta[64], tb[64];
+        tg_err_set(e, "%s was written by another run: its \"%s\" is %s, config.json has %s", path, k,
+                   json_show(x, ta, sizeof ta), json_show(&b->items[i], tb, sizeof tb));
+        rc = -1;
+    }
+    tg_json_free(a);
+    tg_json_free(b);
+    return rc;
+}
+
+int tg_train_check_checkpoint(const char *path, const tg_run_info *ri, tg_err *e) {
+    tg_safetensors st;
+    if (tg_safetensors_read(path, &st, e) != 0) return -1;
+    const char *saved = tg_safetensors_meta(&st, "config");
+    tg_jsonw w;
+    const char *ours = config_json(&w, ri, false);
+    int rc = !ours ? (tg_err_set(e, "out of memory"), -1) : saved ? same_run(path, saved, ours, e) : 0;
+    tg_jsonw_free(&w);
+    tg_safetensors_free(&st);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- resuming */
@@ -224,9 +472,12 @@ static const tg_tensor *flat_tensor(const tg_safetensors *st, const char *name, 
 
 /* The state saved in dir's optimizer.safetensors: parameters, Adam's m, v and
  * step, the generators and the position *pos; and metrics.csv's header and
- * first pos->epoch rows, into *csv. Nothing changes on error. */
-static int resume_state(const char *dir, tg_adam *opt, tg_rng *const rngs[], const char *const rng_keys[], int n_rng,
-                        run_pos *pos, char **csv, size_t *csv_len, size_t *csv_cap, tg_err *e) {
+ * first pos->epoch rows, into *csv. The checkpoint must be of the run whose
+ * settings are meta_config, at a position of an epoch of `steps` steps.
+ * Nothing changes on error. */
+static int resume_state(const char *dir, const char *meta_config, int64_t steps, tg_adam *opt, tg_rng *const rngs[],
+                        const char *const rng_keys[], int n_rng, run_pos *pos, char **csv, size_t *csv_len,
+                        size_t *csv_cap, tg_err *e) {
     char path[4096];
     tg_safetensors st;
     tg_params *ps = opt->ps;
@@ -252,6 +503,14 @@ static int resume_state(const char *dir, tg_adam *opt, tg_rng *const rngs[], con
         (p.seconds = strtod(ss, &end), *end)) {
         tg_err_set(e, "%s: no valid metadata \"adam.step\", \"epoch\", \"epoch_step\", \"train_loss_sum\" and "
                       "\"epoch_seconds\"", path);
+        goto out;
+    }
+    const char *saved = tg_safetensors_meta(&st, "config");   /* absent in runs of older versions */
+    if (saved && same_run(path, saved, meta_config, e) != 0) goto out;
+    if (p.epoch_step > steps || p.epoch > TG_RUN_MAX_EPOCHS || step != p.epoch * steps + p.epoch_step) {
+        tg_err_set(e, "%s: the saved position (epoch %lld, step %lld; %lld Adam steps) is not one of epochs of %lld "
+                      "steps, as the data and batch size give (a checkpoint of other data?)",
+                   path, (long long)p.epoch, (long long)p.epoch_step, (long long)step, (long long)steps);
         goto out;
     }
     for (int i = 0; i < n_rng; i++) {
@@ -303,57 +562,6 @@ out:
     return rc;
 }
 
-static int load_fields(const char *path, tg_train_opts *o, tg_err *e) {
-    uint8_t *buf;
-    size_t n;
-    if (tg_file_read(path, &buf, &n, e) != 0) return -1;
-    tg_json *doc = tg_json_parse((const char *)buf, n, path, e);
-    free(buf);
-    if (!doc) return -1;
-    static const struct {
-        const char *key;
-        int64_t lo, hi;
-    } ints[] = {{"epochs", 1, 1000000}, {"batch", 1, 1 << 20}, {"anneal_epochs", 1, 1000000},
-                {"anneal_steps", 0, (int64_t)1 << 40}, {"cycles", 1, 1000000}, {"threads", 0, 1 << 20}};
-    int64_t v[6];
-    int rc = -1;
-    for (int i = 0; i < 6; i++)
-        if (tg_json_as_int64(tg_json_get(doc, ints[i].key), ints[i].lo, ints[i].hi, &v[i]) != 0) {
-            tg_err_set(e, "%s: field \"%s\": expected an integer in [%lld, %lld]", path, ints[i].key,
-                       (long long)ints[i].lo, (long long)ints[i].hi);
-            goto done;
-        }
-    const char *an = tg_json_as_string(tg_json_get(doc, "anneal"));
-    if (tg_json_as_double(tg_json_get(doc, "lr"), &o->lr) != 0 || !(o->lr > 0) ||
-        tg_json_as_double(tg_json_get(doc, "ratio"), &o->ratio) != 0 || !(o->ratio > 0 && o->ratio <= 1) || !an ||
-        (strcmp(an, "linear") && strcmp(an, "cyclical"))) {
-        tg_err_set(e, "%s: fields \"lr\", \"ratio\" and \"anneal\" must be valid", path);
-        goto done;
-    }
-    o->epochs = v[0], o->batch = v[1], o->anneal_epochs = v[2], o->anneal_steps = v[3], o->cycles = (int)v[4],
-    o->threads = (int)v[5];
-    o->anneal = strcmp(an, "cyclical") ? TG_KL_LINEAR : TG_KL_CYCLICAL;
-    rc = 0;
-done:
-    tg_json_free(doc);
-    return rc;
-}
-
-int tg_train_opts_load(const char *dir, tg_train_opts *o, char *data, size_t data_cap, tg_err *e) {
-    tg_run_info ri;
-    if (tg_run_info_load(dir, &ri, e) != 0) return -1;
-    char path[4096];
-    path_in(path, sizeof path, dir, "config.json");
-    tg_train_opts t = ri.o;
-    if (load_fields(path, &t, e) != 0) return -1;
-    snprintf(data, data_cap, "%s", ri.data);
-    t.data_dir = data[0] ? data : NULL;
-    t.out_dir = dir;
-    t.resume = true;
-    *o = t;
-    return 0;
-}
-
 /* ---------------------------------------------------------------- training */
 
 static const char *nonfinite(double loss, double recon, double kl) {
@@ -376,16 +584,68 @@ static void labels_to(tg_tensor *lab, const uint8_t *y, int64_t rows) {
     for (int64_t i = 0; i < rows; i++) TG_F32P(lab)[i] = (float)y[i];
 }
 
+/* Checks that a run of o fits in memory before anything is built, so that a
+ * size the machine cannot hold is a message rather than an abort: the
+ * parameters with their gradients and Adam moments, then (once built) the
+ * arena of one step of `rows` images, measured on steps of 1 and 2 rows
+ * (its size grows linearly with the rows) and reserved whole. */
+static int params_fit(const tg_vae_config *cfg, tg_err *e) {
+    int64_t n = tg_vae_config_params(cfg);
+    /* values and gradients (grown by doubling), Adam's m and v, and the
+     * checkpoint's copies: 8 floats per parameter is an upper bound */
+    size_t bytes = n >= 0 && (uint64_t)n < SIZE_MAX / 32 ? (size_t)n * 32 : SIZE_MAX;
+    void *p = bytes == SIZE_MAX ? NULL : malloc(bytes);
+    if (!p) {
+        tg_err_set(e, "not enough memory for a model of %lld parameters (%.1f GB with gradients and optimizer "
+                      "state); choose smaller --hidden or --latent", (long long)n, (double)n * 32 / 1e9);
+        return -1;
+    }
+    free(p);
+    return 0;
+}
+
+static int step_fits(tg_tape *tape, const tg_vae_model *m, const tg_rng *noise, int64_t rows, int64_t batch,
+                     tg_err *e) {
+    const int64_t D = m->cfg.in, K = m->cfg.classes;
+    size_t used[2];
+    for (int64_t r = 1; r <= 2; r++) {
+        tg_rng scratch = *noise;   /* the run's own streams are not touched */
+        tg_arena *a = tg_tape_arena(tape);
+        tg_tensor *x = tg_tensor_zeros(a, TG_F32, TG_SHAPE(r, D)), *lab = K ? tg_tensor_zeros(a, TG_F32, TG_SHAPE(r)) : NULL;
+        tg_vae_model_out out = tg_vae_model_forward(tape, m, tg_leaf(tape, x, false), lab, NULL, &scratch, 1);
+        tg_backward(tape, out.loss);
+        used[r - 1] = tg_arena_used(a);
+        tg_tape_reset(tape);
+    }
+    double need = (double)used[0] + (double)(used[1] - used[0]) * (double)(rows - 1);
+    if (need >= 0x1p62 || tg_arena_reserve(tg_tape_arena(tape), (size_t)need) != 0) {
+        tg_err_set(e, "not enough memory for a step of %lld images (%.1f GB); choose a smaller --batch (now %lld)",
+                   (long long)rows, need / 1e9, (long long)batch);
+        return -1;
+    }
+    return 0;
+}
+
 int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err *e) {
     const bool cond = o->model == TG_RUN_CVAE;
-    const int64_t B = o->batch, D = ds->train_x.rows * ds->train_x.cols, K = cond ? 10 : 0;
+    const int64_t D = ds->train_x.rows * ds->train_x.cols, K = cond ? 10 : 0;
     const int64_t H = ds->train_x.rows, W = ds->train_x.cols;
+    const int64_t n_show = 8, n_samp = cond ? 80 : 64;
+    /* No batch holds more images than its set: the batches are the same, the buffers no larger. */
+    const int64_t B = o->batch < ds->train_x.n ? o->batch : ds->train_x.n;
+    const int64_t B_test = o->batch < ds->test_x.n ? o->batch : ds->test_x.n, B_buf = B > B_test ? B : B_test;
+    const int64_t R = B_buf > n_samp ? B_buf : n_samp;   /* rows of the largest step, the images' included */
     int status = 1;
     char path[4096];
+    if (tg_train_opts_check(o, H, W, e) != 0) return 1;
 
     tg_rng init_rng = tg_rng_seed(o->seed), data_rng = tg_rng_seed(o->seed + 1),
            noise_rng = tg_rng_seed(o->seed + 2), bin_rng = tg_rng_seed(o->seed + 3);
     tg_rng data_start = data_rng;   /* data_rng before the current epoch's shuffle */
+
+    tg_vae_config cfg = tg_vae_config_new(D, o->n_hidden, o->hidden, o->latent);
+    cfg.classes = K, cfg.prior = o->prior, cfg.lik = o->lik, cfg.beta = o->beta;
+    if (params_fit(&cfg, e) != 0) return 1;
 
     /* Data as the model sees it: gray, or binarised (see tg_train_images). */
     tg_images train_bin, test_bin;
@@ -393,28 +653,29 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
     const tg_images *train_x = train_bin.pixels ? &train_bin : &ds->train_x;
     const tg_images *test_x = test_bin.pixels ? &test_bin : &ds->test_x;
 
-    tg_vae_config cfg = tg_vae_config_new(D, o->n_hidden, o->hidden, o->latent);
-    cfg.classes = K, cfg.prior = o->prior, cfg.lik = o->lik, cfg.beta = o->beta;
     tg_params *ps = tg_params_new(TG_F32);
     tg_vae_model m = tg_vae_model_new(ps, &cfg, &init_rng);
     tg_adam *opt = tg_adam_new(ps, o->lr);
     tg_tape *tape = tg_tape_new();
     tg_arena *keep = tg_arena_new();
-    tg_tensor *xb = tg_tensor_new(keep, TG_F32, TG_SHAPE(B, D));   /* (B, D) batch */
-    tg_tensor *lb = tg_tensor_new(keep, TG_F32, TG_SHAPE(B));      /* (B) labels as floats */
-    uint8_t *yb = tg_arena_alloc(keep, (size_t)B);
+    tg_tensor *xb = tg_tensor_new(keep, TG_F32, TG_SHAPE(B_buf, D));   /* (B, D) batch */
+    tg_tensor *lb = tg_tensor_new(keep, TG_F32, TG_SHAPE(B_buf));      /* (B) labels as floats */
+    uint8_t *yb = tg_arena_alloc(keep, (size_t)B_buf);
     tg_batcher *train = tg_batcher_new(train_x, cond ? &ds->train_y : NULL, B, true, &data_rng);
-    tg_batcher *test = tg_batcher_new(test_x, cond ? &ds->test_y : NULL, B, false, NULL);
-    const int64_t n_show = 8, n_samp = cond ? 80 : 64;
+    tg_batcher *test = tg_batcher_new(test_x, cond ? &ds->test_y : NULL, B_test, false, NULL);
     float *grid = malloc(sizeof(float) * (size_t)(D * (n_samp > 2 * n_show ? n_samp : 2 * n_show)));
     size_t csv_cap = 1 << 12, csv_len = 0;
     char *csv = malloc(csv_cap);
+    tg_run_info ri = {.o = *o, .classes = K, .rows = H, .cols = W, .train_images = ds->train_x.n,
+                      .test_images = ds->test_x.n};
+    snprintf(ri.data, sizeof ri.data, "%s", o->data_dir ? o->data_dir : ds->dir);
     tg_jsonw cj, mj;
-    const char *cfg_text = config_json(&cj, o, ds, K, true), *meta_text = config_json(&mj, o, ds, K, false);
+    const char *cfg_text = config_json(&cj, &ri, true), *meta_text = config_json(&mj, &ri, false);
     if (!train || !test || !grid || !csv || !cfg_text || !meta_text) {
         tg_err_set(e, "out of memory");
         goto done;
     }
+    if (step_fits(tape, &m, &noise_rng, R, o->batch, e) != 0) goto done;
     csv_len = (size_t)snprintf(csv, csv_cap, "epoch,train_loss,test_loss,recon,kl,kl_weight,seconds\n");
     const int64_t steps = tg_batcher_count(train);
     int64_t step = 0, first = 1;
@@ -423,7 +684,9 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
     run_pos pos = {0};
     if (o->resume) {
         /* Everything is read and checked before any file is written. */
-        if (resume_state(o->out_dir, opt, rngs, rng_keys, 4, &pos, &csv, &csv_len, &csv_cap, e) != 0) goto done;
+        if (resume_state(o->out_dir, meta_text, steps, opt, rngs, rng_keys, 4, &pos, &csv, &csv_len, &csv_cap, e) !=
+            0)
+            goto done;
         first = pos.epoch + 1;
         step = pos.epoch * steps + pos.epoch_step;
         if (pos.epoch_step > 0)
@@ -432,10 +695,6 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         else
             fprintf(log, "continuing after epoch %" PRId64 "\n", pos.epoch);
     }
-    path_in(path, sizeof path, o->out_dir, "config.json");
-    if (tg_file_write(path, cfg_text, strlen(cfg_text), e) != 0) goto done;
-    path_in(path, sizeof path, o->out_dir, "metrics.csv");
-    if (tg_file_write(path, csv, csv_len, e) != 0) goto done;
 
     const tg_kl_schedule ks = tg_train_schedule(o, steps);
     bool wrote = o->resume;
@@ -475,15 +734,16 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
             train_sum += loss;
             tg_tape_reset(tape);
             if (o->progress && (now() - shown >= 0.1 || s == steps)) {
+                /* Every batch but an epoch's last is full: images seen after s steps. */
+                double seen = (double)(s * B < ds->train_x.n ? s * B : ds->train_x.n), before = (double)(s0 * B);
                 shown = now();
-                progress_bar(o->progress, epoch, o->epochs, s, steps, train_sum / (double)(s * B),
-                             (double)(s - s0) * (double)B / (shown - t_run));
+                progress_bar(o->progress, epoch, o->epochs, s, steps, train_sum / seen, (seen - before) / (shown - t_run));
             }
             if (o->stop && *o->stop) {
                 /* Interrupted: save where we are, to be continued by --resume. */
                 if (o->progress) fputs("\r\033[K", o->progress);
                 pos = (run_pos){epoch - 1, s, train_sum, now() - t0};
-                if (save_checkpoint(o->out_dir, meta_text, opt, pos, rngs, rng_keys, 4, e) != 0) goto done;
+                if (save_checkpoint(o->out_dir, cfg_text, csv, meta_text, opt, pos, rngs, rng_keys, 4, e) != 0) goto done;
                 fprintf(log, "interrupted at epoch %" PRId64 ", step %" PRId64 " of %" PRId64 "; saved in %s "
                         "(continue with: vae train --resume %s)\n", epoch, s, steps, o->out_dir, o->out_dir);
                 fflush(log);
@@ -573,7 +833,8 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         path_in(path, sizeof path, o->out_dir, "metrics.csv");
         if (tg_file_write(path, csv, csv_len, e) != 0) goto done;
         data_start = data_rng;   /* the next epoch's shuffle starts here */
-        if (save_checkpoint(o->out_dir, meta_text, opt, (run_pos){.epoch = epoch}, rngs, rng_keys, 4, e) != 0)
+        if (save_checkpoint(o->out_dir, cfg_text, csv, meta_text, opt, (run_pos){.epoch = epoch}, rngs, rng_keys, 4,
+                            e) != 0)
             goto done;
         wrote = true;
 

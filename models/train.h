@@ -69,8 +69,11 @@ typedef struct {
     tg_kl_kind anneal;          /* annealed-vae: TG_KL_LINEAR or TG_KL_CYCLICAL */
     int64_t anneal_epochs;      /* linear by epoch (used when anneal_steps == 0) */
     int64_t anneal_steps;       /* linear by step when > 0 */
-    int cycles;                 /* cyclical */
+    int cycles;                 /* cyclical: cycles over schedule_epochs */
     double ratio;               /* cyclical */
+    int64_t schedule_epochs;    /* cyclical: the epochs the cycles span, fixed when the run starts
+                                   (0: epochs); a run extended by --resume keeps its schedule and
+                                   trains its added epochs at weight 1, the schedule's end */
     tg_prior prior;             /* learned: CVAE only */
     tg_likelihood lik;
     tg_binarize binarize;
@@ -82,6 +85,21 @@ typedef struct {
     const volatile sig_atomic_t *stop;   /* if not NULL: once *stop != 0, the step ends,
                                             the state is saved and the run returns 0 */
 } tg_train_opts;
+
+/* The limits of a run's settings, enforced alike by `vae train`'s flags,
+ * by tg_train_run before it writes anything and by tg_run_info_load. */
+#define TG_RUN_MAX_EPOCHS 1000000
+#define TG_RUN_MAX_BATCH (1 << 20)
+#define TG_RUN_MAX_HIDDEN (1 << 24)     /* units in a hidden layer */
+#define TG_RUN_MAX_LATENT (1 << 16)
+#define TG_RUN_MAX_SIDE (1 << 16)       /* image rows, image columns */
+#define TG_RUN_MAX_SEED ((int64_t)1 << 62)
+#define TG_RUN_MAX_STEPS ((int64_t)1 << 40)
+
+/* Checks o against those limits, and the image size rows x cols unless rows
+ * is 0: 0, or -1 with one message such as "hidden 16777217 is out of range
+ * [1, 16777216]" (the setting's config.json name, the value, the range). */
+int tg_train_opts_check(const tg_train_opts *o, int64_t rows, int64_t cols, tg_err *e);
 
 /* The defaults of `vae train`: vae, 10 epochs, batch 128, hidden 400, latent
  * 20, lr 1e-3, beta 1, linear annealing over 10 epochs, 4 cycles of ratio
@@ -102,18 +120,48 @@ int tg_train_images(tg_binarize mode, tg_rng *r, const tg_dataset *ds, tg_images
 /* The KL schedule of a run of steps_per_epoch steps per epoch. */
 tg_kl_schedule tg_train_schedule(const tg_train_opts *o, int64_t steps_per_epoch);
 
-/* Resuming (o->resume): the run in out_dir continues after the epoch saved in
- * optimizer.safetensors, with the parameters, Adam state and generators of
- * its files and metrics.csv's earlier rows kept, up to o->epochs in total;
- * the result is byte-identical to an uninterrupted run. Every file is read
- * and checked before anything is written; an error names the file.
- * tg_train_opts_load gives the settings of out_dir's config.json (data_dir
- * copied into data), with resume set; tg_train_checkpoint_epoch the epochs
- * done. Both return 0, or -1 with the message in e. */
-int tg_train_opts_load(const char *dir, tg_train_opts *o, char *data, size_t data_cap, tg_err *e);
+/* A run's settings as its config.json holds them. */
+typedef struct {
+    tg_train_opts o;             /* as trained (resume false, out_dir NULL); o.data_dir = data or NULL */
+    int64_t classes;             /* 0, or K for a CVAE */
+    int64_t rows, cols;          /* image size */
+    int64_t train_images, test_images;
+    char data[4096];             /* "data" of config.json ("" if absent) */
+} tg_run_info;
+
+/* Reads dir/config.json: every field present, of its type and within the
+ * limits above. Returns 0, or -1 with "dir/config.json: problem". */
+int tg_run_info_load(const char *dir, tg_run_info *ri, tg_err *e);
+
+/* Checks a dataset against the run: image size and, for a CVAE, classes;
+ * with counts, the numbers of training and test images too. 0, or -1 with
+ * "DATA: <what differs> (the run in DIR was trained on ...)". */
+int tg_run_check_data(const tg_run_info *ri, const char *dir, const tg_dataset *ds, bool counts, tg_err *e);
+
+/* Checks that the checkpoint at path (model.safetensors or
+ * optimizer.safetensors) was written by the run of ri: its metadata "config"
+ * (if present: older runs lack it in optimizer.safetensors) must hold ri's
+ * settings, the epochs aside. 0, or -1 with "PATH was written by another run:
+ * its "seed" is 2, config.json has 1". */
+int tg_train_check_checkpoint(const char *path, const tg_run_info *ri, tg_err *e);
+
+/* The epochs complete in dir's optimizer.safetensors. 0, or -1 with the message. */
 int tg_train_checkpoint_epoch(const char *dir, int64_t *epoch, tg_err *e);
 
-/* Trains as described above. Returns 0, or 1 with the message in e. */
+/* Resuming (o->resume): the run in out_dir continues after the position saved
+ * in optimizer.safetensors, with the parameters, Adam state and generators of
+ * its files and metrics.csv's earlier rows kept, up to o->epochs in total;
+ * the result is byte-identical to an uninterrupted run. Every file is read
+ * and checked before anything is written: optimizer.safetensors must be of
+ * this run (its "config" metadata equal to config.json's settings but the
+ * epochs) and its position must fit the data (epoch_step within the epoch's
+ * steps, adam.step = epoch * steps + epoch_step); an error names the file
+ * and what differs.
+ *
+ * Trains as described above, into o->out_dir (which the caller has opened
+ * with tg_run_dir_open, models/run_dir.h). config.json and metrics.csv are
+ * written with each checkpoint, so a run that fails before its first
+ * checkpoint leaves no files. Returns 0, or 1 with the message in e. */
 int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err *e);
 
 #endif

@@ -85,6 +85,21 @@ tg_vae_model tg_vae_model_new(tg_params *ps, const tg_vae_config *c, tg_rng *r) 
     return m;
 }
 
+int64_t tg_vae_config_params(const tg_vae_config *c) {
+    check_config(c);
+    /* Each Linear in -> out has in * out + out values; sizes are below 2^31, so each term fits. */
+    double n = 0;
+    int64_t prev = c->in + c->classes;
+    for (int i = 0; i < c->n_hidden; i++) n += (double)(prev + 1) * (double)c->hidden[i], prev = c->hidden[i];
+    n += 2.0 * (double)(prev + 1) * (double)c->latent;
+    prev = c->latent + c->classes;
+    for (int i = c->n_hidden - 1; i >= 0; i--) n += (double)(prev + 1) * (double)c->hidden[i], prev = c->hidden[i];
+    n += (double)(prev + 1) * (double)c->in;
+    if (c->prior == TG_PRIOR_LEARNED) n += (double)(c->classes + 1) * 2.0 * (double)c->latent;
+    if (c->lik == TG_LIK_GAUSSIAN && c->gauss_learn_logvar) n += (double)c->in;
+    return n < 0x1p62 ? (int64_t)n : -1;
+}
+
 int tg_vae_model_slots(tg_vae_model *m, tg_var **slots[], int cap) {
     int k = 0;
 #define SLOT(p) do { TG_CHECK(k < cap, "tg_vae_model_slots: more than %d parameters", cap); slots[k++] = &(p); } while (0)

@@ -98,6 +98,10 @@ typedef struct {
  * values as tg_vae_new from the same rng state. Aborts on a bad config. */
 tg_vae_model tg_vae_model_new(tg_params *ps, const tg_vae_config *c, tg_rng *r);
 
+/* The number of parameter values tg_vae_model_new adds for c (to check a
+ * model fits in memory before building it); -1 if it would overflow. */
+int64_t tg_vae_config_params(const tg_vae_config *c);
+
 /* Addresses of the model's parameter pointers in creation order (as ps->vars);
  * returns their count (at most cap). Replacing *slots[i] in a copy of the model
  * runs it on other variables, e.g. the leaves of a gradient check. */

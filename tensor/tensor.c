@@ -65,11 +65,28 @@ tg_arena *tg_arena_new(void) {
     return a;
 }
 
-static chunk *chunk_new(size_t size) {
+static chunk *chunk_try(size_t size) {
+    if (size > SIZE_MAX - sizeof(chunk) - 2 * ARENA_ALIGN) return NULL;
     chunk *c = aligned_alloc(ARENA_ALIGN, (sizeof(chunk) + size + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
-    TG_CHECK(c, "tg_arena_alloc: out of memory allocating a %zu-byte chunk", size);
-    c->next = NULL, c->size = size, c->used = 0;
+    if (c) c->next = NULL, c->size = size, c->used = 0;
     return c;
+}
+
+static chunk *chunk_new(size_t size) {
+    chunk *c = chunk_try(size);
+    TG_CHECK(c, "tg_arena_alloc: out of memory allocating a %zu-byte chunk", size);
+    return c;
+}
+
+int tg_arena_reserve(tg_arena *a, size_t bytes) {
+    TG_CHECK(a->used == 0, "tg_arena_reserve: the arena has %zu bytes in use (reset it first)", a->used);
+    for (chunk *c = a->head; c; c = c->next)
+        if (c->size >= bytes) return 0;
+    chunk *c = chunk_try(bytes);
+    if (!c) return -1;
+    c->next = a->head;   /* first, so that a step fills it before any other */
+    a->head = a->cur = c;
+    return 0;
 }
 
 void *tg_arena_alloc(tg_arena *a, size_t bytes) {

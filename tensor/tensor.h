@@ -78,6 +78,11 @@ void tg_arena_reset(tg_arena *a);
 void tg_arena_free(tg_arena *a);
 size_t tg_arena_used(const tg_arena *a);      /* bytes handed out since reset */
 size_t tg_arena_capacity(const tg_arena *a);  /* bytes held in chunks */
+/* Makes a freshly reset arena hold one chunk of at least `bytes`, placed
+ * first, so that the steps to come allocate nothing more. Returns 0, or -1
+ * (the arena unchanged) if the memory cannot be had: the one allocation
+ * failure of the library that is not fatal, for checking before a run. */
+int tg_arena_reserve(tg_arena *a, size_t bytes);
 
 /* ------------------------------------------------------------------------ */
 /* Random numbers. Algorithm: xoshiro256** (Blackman & Vigna, 2018) seeded by
