@@ -56,9 +56,10 @@
 /* ------------------------------------------------------------------------ */
 /* Errors */
 
-/* A recoverable error: a human-readable, NUL-terminated message. */
+/* A recoverable error: a human-readable, NUL-terminated message, long
+ * enough for two paths of PATH_MAX and the reason. */
 typedef struct {
-    char msg[512];
+    char msg[9216];
 } tg_err;
 
 /* Sets e->msg from a printf format (truncating to fit); no-op if e is NULL. */

@@ -73,7 +73,8 @@ fail:;
     int err = errno;
     if (f) fclose(f);
     remove(tmp);
-    tg_err_set(e, "%s: %s temporary file %s: %s", path, step, tmp, err ? strerror(err) : "unknown error");
+    const char *base = strrchr(tmp, '/');   /* the directory is path's: name it once */
+    tg_err_set(e, "%s: %s temporary file %s: %s", path, step, base ? base + 1 : tmp, err ? strerror(err) : "unknown error");
     free(tmp);
     return -1;
 }

@@ -32,48 +32,11 @@
 static const char *const data_files[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
 
-/* Runs build/vae with args (split on spaces) under the limits given (0 = none),
- * stdout and stderr into the temporary files "stdout" and "stderr" (or stdout
- * into out_path if given); returns the exit code, failing on any signal. */
 static int run_limited(const char *args, long as_mb, long fsize, const char *out_path) {
-    char buf[4096], *argv[64];
-    int argc = 0;
-    snprintf(buf, sizeof buf, "%s", args);
-    argv[argc++] = "vae";
-    for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " ")) argv[argc++] = t;
-    argv[argc] = NULL;
-    char so[512], se[512];
-    snprintf(so, sizeof so, "%s", out_path ? out_path : tg_tmp("stdout"));
-    snprintf(se, sizeof se, "%s", tg_tmp("stderr"));
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        dup2(open(so, O_WRONLY | O_CREAT | O_TRUNC, 0666), 1);
-        dup2(open(se, O_WRONLY | O_CREAT | O_TRUNC, 0666), 2);
-        if (as_mb) setrlimit(RLIMIT_AS, &(struct rlimit){(rlim_t)as_mb << 20, (rlim_t)as_mb << 20});
-        if (fsize) {
-            signal(SIGXFSZ, SIG_IGN);   /* writes past the limit fail with EFBIG, as on a full disk */
-            setrlimit(RLIMIT_FSIZE, &(struct rlimit){(rlim_t)fsize, (rlim_t)fsize});
-        }
-        execv("build/vae", argv);
-        _exit(127);
-    }
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    cr_assert(WIFEXITED(st), "vae %s: killed by signal %d", args, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-    return WEXITSTATUS(st);
+    return tg_cli_run_limited(NULL, args, as_mb, fsize, out_path);
 }
 
-/* Expects exit code rc and one line on stderr containing each of the
- * needles (NULL-terminated). */
-static void expect_error(const char *what, int got, int rc, const char *const needles[]) {
-    char *err = tg_cli_text("stderr");
-    cr_log_info("%s -> exit %d: %s", what, got, err);   /* the messages, with --verbose */
-    cr_expect_eq(got, rc, "%s: exit %d, expected %d (%s)", what, got, rc, err);
-    for (int i = 0; needles[i]; i++) cr_expect(strstr(err, needles[i]), "%s: message lacks \"%s\": %s", what, needles[i], err);
-    cr_expect(strchr(err, '\n') && strchr(err, '\n') == strrchr(err, '\n'), "%s: one line expected: %s", what, err);
-    free(err);
-}
+#define expect_error tg_cli_expect_error
 
 /* No temporary files ("*.tmp.*") left in dir. */
 static void expect_no_temp_files(const char *dir) {

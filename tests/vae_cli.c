@@ -2,9 +2,12 @@
 #include "vae_cli.h"
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,4 +70,45 @@ bool tg_cli_same_file(const char *a, const char *b) {
     free(x);
     free(y);
     return same;
+}
+
+int tg_cli_run_limited(const char *cwd, const char *args, long as_mb, long fsize, const char *out_path) {
+    char buf[8192], *argv[64], exe[4096];
+    int argc = 0;
+    cr_assert(getcwd(exe, sizeof exe - 16));
+    strcat(exe, "/build/vae");
+    snprintf(buf, sizeof buf, "%s", args);
+    argv[argc++] = "vae";
+    for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " ")) argv[argc++] = t;
+    argv[argc] = NULL;
+    char so[512], se[512];
+    snprintf(so, sizeof so, "%s", out_path ? out_path : tg_tmp("stdout"));
+    snprintf(se, sizeof se, "%s", tg_tmp("stderr"));
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        dup2(open(so, O_WRONLY | O_CREAT | O_TRUNC, 0666), 1);
+        dup2(open(se, O_WRONLY | O_CREAT | O_TRUNC, 0666), 2);
+        if (cwd && chdir(cwd) != 0) _exit(126);
+        if (as_mb) setrlimit(RLIMIT_AS, &(struct rlimit){(rlim_t)as_mb << 20, (rlim_t)as_mb << 20});
+        if (fsize) {
+            signal(SIGXFSZ, SIG_IGN);
+            setrlimit(RLIMIT_FSIZE, &(struct rlimit){(rlim_t)fsize, (rlim_t)fsize});
+        }
+        execv(exe, argv);
+        _exit(127);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st), "vae %s: killed by signal %d", args, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    return WEXITSTATUS(st);
+}
+
+void tg_cli_expect_error(const char *what, int got, int rc, const char *const needles[]) {
+    char *err = tg_cli_text("stderr");
+    cr_log_info("%s -> exit %d: %s", what, got, err);   /* the messages, with --verbose */
+    cr_expect_eq(got, rc, "%s: exit %d, expected %d (%s)", what, got, rc, err);
+    for (int i = 0; needles[i]; i++) cr_expect(strstr(err, needles[i]), "%s: message lacks \"%s\": %s", what, needles[i], err);
+    cr_expect(strchr(err, '\n') && strchr(err, '\n') == strrchr(err, '\n'), "%s: one line expected: %s", what, err);
+    free(err);
 }

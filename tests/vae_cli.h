@@ -17,6 +17,15 @@ void tg_cli_setup(void);
 /* Runs `build/vae ARGS` with stdout and stderr captured in the temporary
  * directory (files "stdout", "stderr"); returns the exit code. */
 int tg_cli_run(const char *args);
+/* Runs build/vae with args (split on spaces) in the directory cwd (NULL:
+ * the current one) under the limits given (0 = none): address space in MiB,
+ * file size in bytes (writes past it fail with EFBIG, as on a full disk).
+ * stdout and stderr go to the temporary files "stdout" and "stderr" (stdout
+ * to out_path if given). Returns the exit code, failing on any signal. */
+int tg_cli_run_limited(const char *cwd, const char *args, long as_mb, long fsize, const char *out_path);
+/* Expects exit code rc (got) and exactly one line on stderr containing each
+ * of the needles (NULL-terminated); what names the case in failures. */
+void tg_cli_expect_error(const char *what, int got, int rc, const char *const needles[]);
 /* The temporary file name's contents, NUL-terminated, malloc'd. */
 char *tg_cli_text(const char *name);
 /* True if the two files hold the same bytes. */
