@@ -16,7 +16,8 @@
  *   model.safetensors      parameters (tg_params_save), metadata "format" and
  *                          "config" (config.json without data, out, threads)
  *   optimizer.safetensors  params, adam.m, adam.v (ps->n each) and metadata
- *                          adam.step, epoch (epochs complete), epoch_step
+ *                          config (as model.safetensors'), adam.step,
+ *                          epoch (epochs complete), epoch_step
  *                          (steps done into the next epoch, 0 at an epoch's
  *                          end), train_loss_sum and epoch_seconds (of those
  *                          steps) and the generator states rng.<name> (s0..s3
@@ -38,13 +39,14 @@
  * steps from 1).
  *
  * Checkpoints. Each file is replaced atomically (data/write.h), in the order
- * metrics.csv, model.safetensors, optimizer.safetensors. The last is the
+ * config.json, metrics.csv, model.safetensors, optimizer.safetensors (the
+ * images of an epoch come before them); nothing is written before the first
+ * checkpoint, so a run that fails early leaves no files. The last is the
  * commit point: a resume takes the parameters, Adam state, generators and
  * position from it alone (and metrics.csv's rows up to its epoch), so a run
  * killed at any moment resumes from the last checkpoint it completed and ends
  * byte-identical to an uninterrupted run. With o->stop set, the run saves
- * mid-epoch (model.safetensors and optimizer.safetensors, no metrics row) and
- * a resume continues from that step.
+ * mid-epoch (no new metrics row) and a resume continues from that step.
  */
 #ifndef TG_TRAIN_H
 #define TG_TRAIN_H
