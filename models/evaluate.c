@@ -19,6 +19,7 @@ tg_vae_config tg_run_vae_config(const tg_run_info *ri) {
 
 tg_params *tg_run_model_load(const char *dir, const tg_run_info *ri, tg_vae_model *m, tg_err *e) {
     tg_vae_config c = tg_run_vae_config(ri);
+    if (tg_train_params_fit(&c, e) != 0) return NULL;
     tg_rng r = tg_rng_seed(ri->o.seed);
     tg_params *ps = tg_params_new(TG_F32);
     *m = tg_vae_model_new(ps, &c, &r);

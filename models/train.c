@@ -584,12 +584,12 @@ static void labels_to(tg_tensor *lab, const uint8_t *y, int64_t rows) {
     for (int64_t i = 0; i < rows; i++) TG_F32P(lab)[i] = (float)y[i];
 }
 
-/* Checks that a run of o fits in memory before anything is built, so that a
- * size the machine cannot hold is a message rather than an abort: the
- * parameters with their gradients and Adam moments, then (once built) the
- * arena of one step of `rows` images, measured on steps of 1 and 2 rows
- * (its size grows linearly with the rows) and reserved whole. */
-static int params_fit(const tg_vae_config *cfg, tg_err *e) {
+/* A run's memory is checked before anything is built, so that a size the
+ * machine cannot hold is a message rather than an abort: the parameters with
+ * their gradients and Adam moments (tg_train_params_fit), then, once built,
+ * the arena of one step of `rows` images, measured on steps of 1 and 2 rows
+ * (its size grows linearly with the rows) and reserved whole (step_fits). */
+int tg_train_params_fit(const tg_vae_config *cfg, tg_err *e) {
     int64_t n = tg_vae_config_params(cfg);
     /* values and gradients (grown by doubling), Adam's m and v, and the
      * checkpoint's copies: 8 floats per parameter is an upper bound */
@@ -645,7 +645,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
 
     tg_vae_config cfg = tg_vae_config_new(D, o->n_hidden, o->hidden, o->latent);
     cfg.classes = K, cfg.prior = o->prior, cfg.lik = o->lik, cfg.beta = o->beta;
-    if (params_fit(&cfg, e) != 0) return 1;
+    if (tg_train_params_fit(&cfg, e) != 0) return 1;
 
     /* Data as the model sees it: gray, or binarised (see tg_train_images). */
     tg_images train_bin, test_bin;

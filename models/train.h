@@ -140,6 +140,11 @@ int tg_run_info_load(const char *dir, tg_run_info *ri, tg_err *e);
  * "DATA: <what differs> (the run in DIR was trained on ...)". */
 int tg_run_check_data(const tg_run_info *ri, const char *dir, const tg_dataset *ds, bool counts, tg_err *e);
 
+/* Whether the model of cfg, with its gradients and optimizer state, can be
+ * allocated: 0, or -1 with "not enough memory for a model of N parameters
+ * (X GB ...); choose smaller --hidden or --latent". */
+int tg_train_params_fit(const tg_vae_config *cfg, tg_err *e);
+
 /* Checks that the checkpoint at path (model.safetensors or
  * optimizer.safetensors) was written by the run of ri: its metadata "config"
  * (if present: older runs lack it in optimizer.safetensors) must hold ri's

@@ -473,6 +473,16 @@ Test(vae_rundir, memory_that_cannot_be_had_is_a_clear_error) {
     const char *step[] = {"not enough memory", "4096 images", "--batch", NULL};
     tg_cli_expect_error("--batch 4096 --hidden 8192", tg_cli_run_limited(NULL, a, 700, 0, NULL), 1, step);
     cr_expect(!exists(tg_tmp("step")));
+    /* eval of a run whose config.json asks for a model beyond memory (within the limits). */
+    train_ok("A", "--model vae --epochs 1");
+    char *c = tg_cli_text("A/config.json"), *p = strstr(c, "\"hidden\":[32]"), edited[4096];
+    cr_assert(p, "%s", c);
+    snprintf(edited, sizeof edited, "%.*s\"hidden\":[16777216]%s", (int)(p - c), c, p + strlen("\"hidden\":[32]"));
+    tg_spit(tg_tmp("A/config.json"), edited, strlen(edited));
+    free(c);
+    snprintf(a, sizeof a, "eval --run %s --iw 2", tg_tmp("A"));
+    const char *eval[] = {"not enough memory", NULL};
+    tg_cli_expect_error("eval, a model beyond memory", tg_cli_run_limited(NULL, a, 1000, 0, NULL), 1, eval);
 }
 
 Test(vae_rundir, the_writer_enforces_the_readers_limits) {
