@@ -2,8 +2,8 @@
  * test_png.c — the deflate/zlib encoder, the PNG and grid writers
  * (data/png.h) and atomic and IDX writes (data/write.h).
  *
- * Every PNG written here is read back by png_read below, a strict little
- * decoder written for the tests: it checks the signature, the chunk order,
+ * Every PNG written here is read back by tg_png_read (tests/png_read.c), a
+ * strict little decoder written for the tests: it checks the signature, the chunk order,
  * every chunk's CRC-32 (with tg_crc32 and a bit-at-a-time reference), the
  * IHDR fields, inflates the joined IDAT data with tg_zlib_inflate (which
  * checks the Adler-32), undoes filter 0 and hands back the pixels, which are
@@ -26,6 +26,7 @@
 #include "data/png.h"
 #include "data/write.h"
 
+#include "png_read.h"
 #include "tmpdir.h"
 
 /* ================================================================ helpers */
@@ -44,113 +45,12 @@ static int temp_files_left(void) {
 }
 
 
-/* Bit-at-a-time CRC-32 (PNG spec, annex D, without the table). */
-static uint32_t slow_crc32(const uint8_t *p, size_t n) {
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
-    }
-    return ~c;
-}
-
-static uint32_t rd_be32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* A decoded PNG. */
-typedef struct {
-    int64_t w, h;
-    uint8_t *px;   /* (h, w) */
-    int idat;      /* IDAT chunks seen */
-    uint8_t *z;    /* the joined zlib stream */
-    size_t zn;
-} png_img;
-
-/* Decodes an 8-bit grayscale, non-interlaced PNG from f[0..n), asserting
- * every structural rule on the way. */
-static png_img png_parse(const uint8_t *f, size_t n) {
-    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    png_img img = {0};
-    cr_assert(n >= 8 && !memcmp(f, sig, 8), "bad PNG signature");
-    size_t o = 8, cap = 0;
-    int chunk = 0;
-    bool ended = false, prev_idat = false;
-    while (o < n) {
-        cr_assert(!ended, "bytes after IEND");
-        cr_assert(n - o >= 12, "truncated chunk at offset %zu", o);
-        uint32_t len = rd_be32(f + o);
-        cr_assert(len <= n - o - 12, "chunk at %zu overruns the file", o);
-        const uint8_t *type = f + o + 4, *data = f + o + 8;
-        uint32_t crc = rd_be32(data + len);
-        cr_assert_eq(tg_crc32(0, type, 4 + len), crc, "chunk %.4s: CRC mismatch", (const char *)type);
-        cr_assert_eq(slow_crc32(type, 4 + len), crc, "chunk %.4s: CRC mismatch (reference)", (const char *)type);
-        if (chunk == 0) {
-            cr_assert(!memcmp(type, "IHDR", 4), "first chunk is %.4s, not IHDR", (const char *)type);
-            cr_assert_eq(len, 13);
-            img.w = rd_be32(data);
-            img.h = rd_be32(data + 4);
-            cr_assert(img.w >= 1 && img.h >= 1);
-            cr_assert_eq(data[8], 8, "bit depth");
-            cr_assert_eq(data[9], 0, "color type");
-            cr_assert_eq(data[10], 0, "compression method");
-            cr_assert_eq(data[11], 0, "filter method");
-            cr_assert_eq(data[12], 0, "interlace method");
-        } else if (!memcmp(type, "IDAT", 4)) {
-            cr_assert(img.idat == 0 || prev_idat, "IDAT chunks are not consecutive");
-            if (img.zn + len > cap) {
-                cap = 2 * (img.zn + len);
-                img.z = realloc(img.z, cap);
-            }
-            memcpy(img.z + img.zn, data, len);
-            img.zn += len;
-            img.idat++;
-        } else if (!memcmp(type, "IEND", 4)) {
-            cr_assert_eq(len, 0);
-            ended = true;
-        } else {
-            cr_assert_fail("unexpected chunk %.4s", (const char *)type);
-        }
-        prev_idat = !memcmp(type, "IDAT", 4);
-        chunk++;
-        o += 12 + len;
-    }
-    cr_assert(ended, "no IEND");
-    cr_assert(img.idat >= 1, "no IDAT");
-    size_t stride = (size_t)img.w + 1, raw_n = stride * (size_t)img.h;
-    uint8_t *raw;
-    size_t got;
-    tg_err e;
-    cr_assert_eq(tg_zlib_inflate(img.z, img.zn, raw_n, &raw, &got, &e), 0, "inflate: %s", e.msg);
-    cr_assert_eq(got, raw_n, "inflated %zu bytes, want %zu", got, raw_n);
-    img.px = malloc(raw_n);
-    for (int64_t y = 0; y < img.h; y++) {
-        cr_assert_eq(raw[y * stride], 0, "scanline %lld has filter %d", (long long)y, raw[y * stride]);
-        memcpy(img.px + y * img.w, raw + y * stride + 1, (size_t)img.w);
-    }
-    free(raw);
-    return img;
-}
-
-static png_img png_read(const char *path) {
-    size_t n;
-    uint8_t *f = tg_slurp(path, &n);
-    png_img img = png_parse(f, n);
-    free(f);
-    return img;
-}
-
-static void png_free(png_img *img) {
-    free(img->px);
-    free(img->z);
-}
-
 /* Writes pixels (h, w) to a PNG in the temporary directory and asserts it reads back
  * exactly; returns the decoded image (the caller frees it). */
-static png_img roundtrip(const char *name, const uint8_t *px, int64_t w, int64_t h) {
+static tg_png_img roundtrip(const char *name, const uint8_t *px, int64_t w, int64_t h) {
     tg_err e;
     cr_assert_eq(tg_png_write_gray(tg_tmp(name), px, w, h, &e), 0, "%s", e.msg);
-    png_img img = png_read(tg_tmp(name));
+    tg_png_img img = tg_png_read(tg_tmp(name));
     cr_assert_eq(img.w, w);
     cr_assert_eq(img.h, h);
     for (int64_t i = 0; i < w * h; i++)
@@ -268,29 +168,29 @@ Test(png_zlib, round_trips_small_and_edge_inputs) {
 Test(png_write, one_by_one, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     for (int v = 0; v < 256; v += 255) {
         uint8_t px = (uint8_t)v;
-        png_img img = roundtrip("one.png", &px, 1, 1);
+        tg_png_img img = roundtrip("one.png", &px, 1, 1);
         cr_assert_eq(img.idat, 1);
-        png_free(&img);
+        tg_png_free(&img);
     }
 }
 
 Test(png_write, wide_and_tall, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     uint8_t px[3000];
     for (int i = 0; i < 3000; i++) px[i] = (uint8_t)(i * 7 + i / 1000);
-    png_img a = roundtrip("wide.png", px, 1000, 3);
-    png_img b = roundtrip("tall.png", px, 3, 1000);
-    png_free(&a);
-    png_free(&b);
+    tg_png_img a = roundtrip("wide.png", px, 1000, 3);
+    tg_png_img b = roundtrip("tall.png", px, 3, 1000);
+    tg_png_free(&a);
+    tg_png_free(&b);
 }
 
 Test(png_write, noise_needs_several_stored_blocks_and_idat_chunks, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     int64_t w = 300, h = 400;  /* 120400 bytes of scanlines */
     uint8_t *px = malloc((size_t)(w * h));
     noise(px, (size_t)(w * h), 42);
-    png_img img = roundtrip("noise.png", px, w, h);
+    tg_png_img img = roundtrip("noise.png", px, w, h);
     cr_assert_eq(stored_blocks(img.z, img.zn), 2);
     cr_assert_eq(img.idat, 2, "%zu bytes of zlib data in %d IDAT chunks", img.zn, img.idat);
-    png_free(&img);
+    tg_png_free(&img);
     free(px);
 }
 
@@ -299,10 +199,10 @@ Test(png_write, smooth_image_is_compressed, .init = tg_tmpdir_setup, .fini = tg_
     uint8_t *px = malloc((size_t)(w * h));
     for (int64_t y = 0; y < h; y++)
         for (int64_t x = 0; x < w; x++) px[y * w + x] = (uint8_t)(((x / 20) ^ (y / 20)) & 1 ? 200 : x % 256);
-    png_img img = roundtrip("smooth.png", px, w, h);
+    tg_png_img img = roundtrip("smooth.png", px, w, h);
     cr_assert_eq(img.z[2] & 6, 2, "fixed Huffman block expected");
     cr_assert(img.zn < (size_t)(w * h) / 4, "only %zu -> %zu bytes", (size_t)(w * h), img.zn);
-    png_free(&img);
+    tg_png_free(&img);
     free(px);
 }
 
@@ -330,34 +230,27 @@ Test(png_write, output_is_deterministic, .init = tg_tmpdir_setup, .fini = tg_tmp
 Test(png_write, overwrites_existing_file, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
     uint8_t big[100 * 100], small[4] = {1, 2, 3, 4};
     noise(big, sizeof big, 9);
-    png_img a = roundtrip("x.png", big, 100, 100);
-    png_img b = roundtrip("x.png", small, 2, 2);
-    png_free(&a);
-    png_free(&b);
+    tg_png_img a = roundtrip("x.png", big, 100, 100);
+    tg_png_img b = roundtrip("x.png", small, 2, 2);
+    tg_png_free(&a);
+    tg_png_free(&b);
 }
 
 /* ================================================================ grids */
 
-/* Asserts the grid image holds images (n, h, w) at the documented places. */
-static void check_grid(const png_img *g, const uint8_t *images, int64_t n, int64_t h, int64_t w, int64_t cols,
+/* Asserts the grid image holds images (n, h, w) at the documented places,
+ * with zeros everywhere else. */
+static void check_grid(const tg_png_img *g, const uint8_t *images, int64_t n, int64_t h, int64_t w, int64_t cols,
                        int64_t pad) {
-    int64_t c = cols < n ? cols : n, r = (n + c - 1) / c;
-    cr_assert_eq(g->w, c * (w + pad) + pad);
-    cr_assert_eq(g->h, r * (h + pad) + pad);
     int64_t gw, gh;
     tg_png_grid_size(n, h, w, cols, pad, &gw, &gh);
     cr_assert(gw == g->w && gh == g->h);
-    for (int64_t Y = 0; Y < g->h; Y++) {
-        for (int64_t X = 0; X < g->w; X++) {
-            int want = 0;
-            int64_t ty = (Y - pad) / (h + pad), oy = (Y - pad) % (h + pad);
-            int64_t tx = (X - pad) / (w + pad), ox = (X - pad) % (w + pad);
-            if (Y >= pad && X >= pad && oy < h && ox < w && ty * c + tx < n)
-                want = images[((ty * c + tx) * h + oy) * w + ox];
-            cr_assert_eq(g->px[Y * g->w + X], want, "grid pixel (%lld, %lld): %d, want %d", (long long)Y,
-                         (long long)X, g->px[Y * g->w + X], want);
-        }
-    }
+    uint8_t *tiles = malloc((size_t)(n * h * w));
+    tg_png_grid_tiles(g, n, h, w, cols, pad, tiles);
+    for (int64_t i = 0; i < n * h * w; i++)
+        cr_assert_eq(tiles[i], images[i], "image %lld, pixel %lld: %d, want %d", (long long)(i / (h * w)),
+                     (long long)(i % (h * w)), tiles[i], images[i]);
+    free(tiles);
 }
 
 Test(png_grid, tiles_and_padding, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
@@ -367,7 +260,7 @@ Test(png_grid, tiles_and_padding, .init = tg_tmpdir_setup, .fini = tg_tmpdir_tea
     /* Hand-checked corners for cols 3, pad 1: a 10x9 grid. */
     tg_err e;
     cr_assert_eq(tg_png_write_grid(tg_tmp("g.png"), images, n, h, w, 3, 1, &e), 0, "%s", e.msg);
-    png_img g = png_read(tg_tmp("g.png"));
+    tg_png_img g = tg_png_read(tg_tmp("g.png"));
     cr_assert_eq(g.w, 10);
     cr_assert_eq(g.h, 9);
     cr_assert_eq(g.px[0], 0);                    /* border */
@@ -379,15 +272,15 @@ Test(png_grid, tiles_and_padding, .init = tg_tmpdir_setup, .fini = tg_tmpdir_tea
     cr_assert_eq(g.px[7 * 10 + 5], 30);          /* image 4, pixel (2, 1) */
     cr_assert_eq(g.px[5 * 10 + 7], 0);           /* unused sixth tile */
     check_grid(&g, images, n, h, w, 3, 1);
-    png_free(&g);
+    tg_png_free(&g);
     /* Other layouts, each checked pixel by pixel. */
     int64_t layouts[][2] = {{3, 0}, {1, 2}, {5, 1}, {8, 3}, {2, 0}};
     for (size_t k = 0; k < sizeof layouts / sizeof *layouts; k++) {
         cr_assert_eq(tg_png_write_grid(tg_tmp("g.png"), images, n, h, w, layouts[k][0], layouts[k][1], &e), 0, "%s",
                      e.msg);
-        g = png_read(tg_tmp("g.png"));
+        g = tg_png_read(tg_tmp("g.png"));
         check_grid(&g, images, n, h, w, layouts[k][0], layouts[k][1]);
-        png_free(&g);
+        tg_png_free(&g);
     }
     cr_assert_eq(temp_files_left(), 0);
 }
@@ -408,9 +301,9 @@ Test(png_grid, float_pixels_clamped_and_rounded, .init = tg_tmpdir_setup, .fini 
     uint8_t want[16] = {0, 255, 128, 0, 255, 64, 1, 0, 26, 51, 77, 102, 153, 179, 204, 230};
     tg_err e;
     cr_assert_eq(tg_png_write_grid_f32(tg_tmp("f.png"), images, 2, 2, 4, 2, 1, &e), 0, "%s", e.msg);
-    png_img g = png_read(tg_tmp("f.png"));
+    tg_png_img g = tg_png_read(tg_tmp("f.png"));
     check_grid(&g, want, 2, 2, 4, 2, 1);
-    png_free(&g);
+    tg_png_free(&g);
 }
 
 /* ================================================================ errors */
@@ -470,9 +363,9 @@ Test(png_errors, write_failure_removes_temp_file_and_keeps_old_file, .init = tg_
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
     cr_assert_eq(temp_files_left(), 0);
-    png_img img = png_read(tg_tmp("keep.png"));
+    tg_png_img img = tg_png_read(tg_tmp("keep.png"));
     cr_assert(img.w == 2 && img.h == 2 && !memcmp(img.px, small, 4), "the old file was damaged");
-    png_free(&img);
+    tg_png_free(&img);
     cr_assert_eq(access(tg_tmp("keep.idx"), F_OK), -1);
 }
 

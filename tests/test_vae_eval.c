@@ -21,6 +21,8 @@
 #include "data/png.h"
 #include "data/write.h"
 
+#include "hand_vae.h"
+#include "png_read.h"
 #include "tmpdir.h"
 #include "vae_cli.h"
 
@@ -42,18 +44,10 @@ static void train(const char *out, const char *args) {
 
 /* The last test_loss of <out>/metrics.csv. */
 static double last_test_loss(const char *out) {
-    char name[256];
-    snprintf(name, sizeof name, "%s/metrics.csv", out);
-    char *s = tg_cli_text(name);
-    double last = NAN, v[7];
-    char *p = strchr(s, '\n');
-    while (p && p[1]) {
-        cr_assert_eq(sscanf(p + 1, "%lf,%lf,%lf,%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]), 7);
-        last = v[2];
-        p = strchr(p + 1, '\n');
-    }
-    free(s);
-    return last;
+    double rows[64][TG_M_COLS];
+    int n = tg_cli_metrics(out, rows, 64);
+    cr_assert(n >= 1, "%s/metrics.csv has no rows", out);
+    return rows[n - 1][TG_M_TEST];
 }
 
 static double num(const tg_json *doc, const char *key) {
@@ -66,15 +60,9 @@ static double num(const tg_json *doc, const char *key) {
 /* `vae eval --run <tmp>/<out> --iw 50 ARGS` and every check on its JSON;
  * returns stdout (malloc'd). */
 static char *eval_and_check(const char *out, const char *args) {
-    char a[2048];
-    snprintf(a, sizeof a, "eval --run %s --iw 50 --threads 1 %s", tg_tmp(out), args);
-    int rc = tg_cli_run(a);
-    cr_assert_eq(rc, 0, "vae %s: exit %d: %s", a, rc, tg_cli_text("stderr"));
-    char *s = tg_cli_text("stdout");
-    tg_err e;
-    tg_json *doc = tg_json_parse(s, strlen(s), "stdout", &e);
-    cr_assert_not_null(doc, "%s", e.msg);
-    cr_assert_eq(doc->type, TG_JSON_OBJECT);
+    char a[2048], *s;
+    snprintf(a, sizeof a, "--iw 50 --threads 1 %s", args);
+    tg_json *doc = tg_cli_eval(out, a, &s);
     double elbo = num(doc, "elbo"), recon = num(doc, "recon"), kl = num(doc, "kl"), nll = num(doc, "nll");
     int64_t au, iw, images;
     cr_assert_eq(tg_json_as_int64(tg_json_get(doc, "active_units"), 0, LATENT, &au), 0, "active_units: %s", s);
@@ -93,25 +81,37 @@ static char *eval_and_check(const char *out, const char *args) {
         sum += v;
     }
     cr_expect(fabs(sum - kl) <= 1e-4 * fabs(kl) + 1e-9, "sum of kl_per_dim %.9g != kl %.9g", sum, kl);
+    /* The trainer's last test pass and eval both estimate the same negative
+     * ELBO of the same parameters on the same images, each with one z draw
+     * per image from generators of their own (the trainer's noise stream,
+     * eval's seeded --seed), so they differ by the sampling noise of a mean
+     * over the 32 test images: measured on 100 runs (5 settings x 20 seeds)
+     * at most 0.37% apart, typically 0.1%. A test pass on other images (other
+     * draws of the binarisation, say) or a loss summed differently is far
+     * beyond 1%. */
     double tl = last_test_loss(out);
-    cr_expect(fabs(elbo - tl) <= 0.05 * fabs(tl), "elbo %g far from the last test_loss %g", elbo, tl);
+    cr_expect(fabs(elbo - tl) <= 0.01 * fabs(tl), "elbo %g is %.2f%% from the last test_loss %g", elbo,
+              100 * fabs(elbo - tl) / tl, tl);
     tg_json_free(doc);
     return s;
 }
 
-static void check_png(const char *path, int64_t n) {
-    size_t len;
-    uint8_t *b = tg_slurp(path, &len);
-    cr_assert_not_null(b, "missing %s", path);
-    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    cr_assert(len > 24 && !memcmp(b, sig, 8) && !memcmp(b + 12, "IHDR", 4), "%s: not a PNG", path);
-    uint32_t gw = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
-    uint32_t gh = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
-    int64_t w, h;
-    tg_png_grid_size(n, 28, 28, 8, 2, &w, &h);
-    cr_expect_eq(gw, (uint32_t)w, "%s: width %u, expected %lld", path, gw, (long long)w);
-    cr_expect_eq(gh, (uint32_t)h, "%s: height %u, expected %lld", path, gh, (long long)h);
-    free(b);
+/* The grid PNG at path holds the n images `vae sample` draws from <tmp>/<run>
+ * with seed 1 at temperature 1 (label < 0: class i % K), computed by hand. */
+static void check_png(const char *run, const char *path, int64_t n, int label) {
+    tg_png_img g = tg_png_read(path);
+    uint8_t *got = malloc((size_t)(n * 28 * 28)), *want = malloc((size_t)(n * 28 * 28));
+    tg_png_grid_tiles(&g, n, 28, 28, 8, 2, got);
+    tg_png_free(&g);
+    tg_hand_vae m;
+    tg_hand_vae_load(tg_tmp(run), &m);
+    int labels[256];
+    cr_assert(n <= 256);
+    for (int64_t i = 0; i < n; i++) labels[i] = m.K ? (label >= 0 ? label : (int)(i % m.K)) : -1;
+    tg_hand_vae_sample(&m, n, m.K ? labels : NULL, 1, 1, want);
+    tg_hand_expect_close(path, got, want, n * 28 * 28);
+    tg_hand_vae_free(&m);
+    free(got), free(want);
 }
 
 static void check_idx(const char *path, int64_t n) {
@@ -180,7 +180,7 @@ Test(vae_eval, sample_vae) {
     char a[512];
     snprintf(a, sizeof a, "--out %s", tg_tmp("s.png"));
     cr_assert_eq(sample("run", a), 0, "%s", tg_cli_text("stderr"));
-    check_png(tg_tmp("s.png"), 64);
+    check_png("run", tg_tmp("s.png"), 64, -1);
     snprintf(a, sizeof a, "--n 10 --seed 3 --out %s", tg_tmp("s.idx"));
     cr_assert_eq(sample("run", a), 0, "%s", tg_cli_text("stderr"));
     check_idx(tg_tmp("s.idx"), 10);
@@ -201,10 +201,10 @@ Test(vae_eval, sample_cvae) {
     char a[512];
     snprintf(a, sizeof a, "--out %s", tg_tmp("s.png"));
     cr_assert_eq(sample("run", a), 0, "%s", tg_cli_text("stderr"));
-    check_png(tg_tmp("s.png"), 64);
+    check_png("run", tg_tmp("s.png"), 64, -1);
     snprintf(a, sizeof a, "--n 20 --label 3 --out %s", tg_tmp("s3.png"));
     cr_assert_eq(sample("run", a), 0, "%s", tg_cli_text("stderr"));
-    check_png(tg_tmp("s3.png"), 20);
+    check_png("run", tg_tmp("s3.png"), 20, 3);
     snprintf(a, sizeof a, "--n 7 --label 9 --out %s", tg_tmp("s9.idx"));
     cr_assert_eq(sample("run", a), 0, "%s", tg_cli_text("stderr"));
     check_idx(tg_tmp("s9.idx"), 7);

@@ -21,6 +21,7 @@
 #include "data/png.h"
 #include "models/evaluate.h"
 
+#include "hand_vae.h"
 #include "tmpdir.h"
 #include "vae_cli.h"
 
@@ -53,75 +54,28 @@ static uint8_t *sample(const char *run, const char *file, const char *args, int6
     return px;
 }
 
-static double w(const tg_linear *l, int64_t o, int64_t i) { return tg_tensor_get(&l->weight->val, o * l->in + i); }
-static double b(const tg_linear *l, int64_t o) { return tg_tensor_get(&l->bias->val, o); }
-
-/* The run's images by hand, as described at the top; n <= 256 (one chunk of
- * tg_run_sample); label < 0: class i % K for image i. no_prior: treat a
- * learned prior as N(0, I) (the wrong answer, to show the check can fail). */
+/* The run's images by hand (tests/hand_vae.h); label < 0: class i % K for
+ * image i. no_prior: treat a learned prior as N(0, I) (the wrong answer, to
+ * show the check can fail). */
 static void by_hand(const char *run, int64_t n, int label, double T, uint64_t seed, bool no_prior, uint8_t *out) {
-    tg_run_info ri;
-    tg_vae_model m;
-    tg_err e;
-    cr_assert_eq(tg_run_info_load(tg_tmp(run), &ri, &e), 0, "%s", e.msg);
-    tg_params *ps = tg_run_model_load(tg_tmp(run), &ri, &m, &e);
-    cr_assert_not_null(ps, "%s", e.msg);
-    const int64_t D = m.cfg.in, L = m.cfg.latent, K = m.cfg.classes, nh = m.cfg.n_hidden;
-    cr_assert(n <= 256 && nh <= 2 && m.cfg.lik == TG_LIK_BERNOULLI);
-    tg_rng r = tg_rng_seed(seed);
-    double *eps = malloc(sizeof(double) * (size_t)(n * L));
-    for (int64_t i = 0; i < n * L; i++) eps[i] = (float)tg_rng_normal(&r);   /* as tg_tensor_normal in float32 */
-    double h0[64], h1[1024], h2[1024];
-    for (int64_t i = 0; i < n; i++) {
-        int64_t y = K ? (label >= 0 ? label : i % K) : -1;
-        /* [z, onehot(y)] */
-        for (int64_t l = 0; l < L; l++) {
-            double mu = 0, lv = 0;
-            if (m.cfg.prior == TG_PRIOR_LEARNED && !no_prior) mu = w(&m.prior, l, y) + b(&m.prior, l), lv = w(&m.prior, L + l, y) + b(&m.prior, L + l);
-            h0[l] = mu + T * exp(lv / 2) * eps[i * L + l];
-        }
-        for (int64_t k = 0; k < K; k++) h0[L + k] = k == y;
-        double *in = h0, *hs[2] = {h1, h2};
-        for (int64_t j = 0; j < nh; j++) {
-            const tg_linear *d = &m.dec[j];
-            cr_assert(d->out <= 1024 && d->in <= 1024);
-            for (int64_t o = 0; o < d->out; o++) {
-                double s = b(d, o);
-                for (int64_t q = 0; q < d->in; q++) s += w(d, o, q) * in[q];
-                hs[j][o] = s > 0 ? s : 0;
-            }
-            in = hs[j];
-        }
-        for (int64_t p = 0; p < D; p++) {
-            double s = b(&m.out, p);
-            for (int64_t q = 0; q < m.out.in; q++) s += w(&m.out, p, q) * in[q];
-            out[i * D + p] = tg_png_pixel_from_f32((float)(1 / (1 + exp(-s))));
-        }
-    }
-    free(eps);
-    tg_params_free(ps);
-}
-
-/* Pixels further apart than one level; *same counts the equal ones. */
-static int64_t far_pixels(const uint8_t *a, const uint8_t *c, int64_t n, int64_t *same) {
-    int64_t far = 0;
-    *same = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int d = abs((int)a[i] - (int)c[i]);
-        far += d > 1;
-        *same += d == 0;
-    }
-    return far;
+    tg_hand_vae m;
+    tg_hand_vae_load(tg_tmp(run), &m);
+    cr_assert(!m.gaussian);
+    if (no_prior) m.prior.w = NULL;
+    int *labels = malloc(sizeof(int) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) labels[i] = m.K ? (label >= 0 ? label : (int)(i % m.K)) : -1;
+    tg_hand_vae_sample(&m, n, m.K ? labels : NULL, T, seed, out);
+    free(labels);
+    tg_hand_vae_free(&m);
 }
 
 static void expect_by_hand(const char *run, const uint8_t *got, int64_t n, int label, double T, uint64_t seed) {
     const int64_t np = n * 28 * 28;
     uint8_t *want = malloc((size_t)np);
     by_hand(run, n, label, T, seed, false, want);
-    int64_t same, far = far_pixels(got, want, np, &same);
-    cr_expect_eq(far, 0, "%s, label %d, T %g, seed %llu: %lld of %lld pixels differ from the hand-decoded z by more "
-                 "than one level", run, label, T, (unsigned long long)seed, (long long)far, (long long)np);
-    cr_expect_geq(same, np * 99 / 100, "%s, T %g: only %lld of %lld pixels equal", run, T, (long long)same, (long long)np);
+    char what[256];
+    snprintf(what, sizeof what, "%s, label %d, T %g, seed %llu", run, label, T, (unsigned long long)seed);
+    tg_hand_expect_close(what, got, want, np);
     free(want);
 }
 
@@ -157,9 +111,9 @@ Test(vae_sample, zero_is_the_learned_prior_mean) {
     uint8_t *at0 = malloc(10 * 28 * 28);
     by_hand("run", 10, -1, 0, 1, true, at0);
     int64_t same;
-    cr_expect_gt(far_pixels(a, at0, 10 * 28 * 28, &same), 100, "mu_p(y) and 0 decode to nearly the same images");
+    cr_expect_gt(tg_hand_far_pixels(a, at0, 10 * 28 * 28, &same), 100, "mu_p(y) and 0 decode to nearly the same images");
     uint8_t *t1 = sample("run", "t1.idx", "--n 10 --temperature 1", 10);
-    cr_expect_gt(far_pixels(a, t1, 10 * 28 * 28, &same), 100, "T = 0 and T = 1 give nearly the same images");
+    cr_expect_gt(tg_hand_far_pixels(a, t1, 10 * 28 * 28, &same), 100, "T = 0 and T = 1 give nearly the same images");
     /* --label: every image the class's prior mean. */
     uint8_t *l3 = sample("run", "l3.idx", "--n 3 --label 3 --temperature 0 --seed 5", 3);
     for (int i = 0; i < 3; i++) cr_expect(!memcmp(l3 + i * 784, a + 3 * 784, 784), "T = 0, label 3: image %d", i);

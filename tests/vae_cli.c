@@ -2,7 +2,9 @@
 #include "vae_cli.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,35 +14,58 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "data/json.h"
 #include "data/write.h"
 #include "tmpdir.h"
 
-/* Image i: a bar whose row depends on its label, plus speckle. */
-static void make_images(uint8_t *px, uint8_t *lab, int n, uint32_t seed) {
+/* Image i of class i % 10: a smooth wave across the image whose direction
+ * and phase depend on the class (angle 18 k degrees), with a contrast drawn
+ * per image and uniform noise of +-24 levels per pixel, clamped: every gray
+ * level 0..255 occurs, so binarisation (p -> 255 with probability p / 255)
+ * is a real draw, and the class is what the pattern tells. */
+void tg_cli_make_images(uint8_t *px, uint8_t *lab, int n, uint32_t seed) {
     uint32_t s = seed;
+#define NEXT24() (s = s * 1664525u + 1013904223u, s >> 8)
+    const double pi = 3.14159265358979324;
     for (int i = 0; i < n; i++) {
-        lab[i] = (uint8_t)(i % 10);
+        int k = i % 10;
+        lab[i] = (uint8_t)k;
+        double th = k * pi / 10, a = 0.6 + 0.4 * (NEXT24() / 16777216.0);
         for (int p = 0; p < 28 * 28; p++) {
-            int r = p / 28, c = p % 28;
-            s = s * 1664525u + 1013904223u;
-            int v = (r >= 2 + 2 * lab[i] && r < 6 + 2 * lab[i] && c > 3 && c < 24) ? 220 : 0;
-            v += (int)(s >> 28);   /* 0..15 */
-            px[i * 28 * 28 + p] = (uint8_t)v;
+            double u = ((p / 28 - 13.5) * cos(th) + (p % 28 - 13.5) * sin(th)) / 14;
+            int v = (int)lround(127.5 + 127.5 * a * cos(1.5 * pi * u + k)) + (int)(NEXT24() % 49) - 24;
+            px[i * 28 * 28 + p] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
         }
     }
+#undef NEXT24
+}
+
+void tg_cli_write_data(const char *dir, int ntrain, int ntest) {
+    int n = ntrain > ntest ? ntrain : ntest;
+    uint8_t *px = malloc((size_t)n * 28 * 28), *lab = malloc((size_t)n);
+    char p[512];
+    tg_err e;
+    cr_assert(mkdir(dir, 0777) == 0 || errno == EEXIST, "mkdir %s", dir);
+    const struct {
+        const char *images, *labels;
+        int n;
+        uint32_t seed;
+    } parts[2] = {{"train-images-idx3-ubyte", "train-labels-idx1-ubyte", ntrain, 7},
+                  {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", ntest, 11}};
+    for (int i = 0; i < 2; i++) {
+        tg_cli_make_images(px, lab, parts[i].n, parts[i].seed);
+        snprintf(p, sizeof p, "%s/%s", dir, parts[i].images);
+        cr_assert_eq(tg_idx_images_save(p, px, parts[i].n, 28, 28, &e), 0, "%s", e.msg);
+        snprintf(p, sizeof p, "%s/%s", dir, parts[i].labels);
+        cr_assert_eq(tg_idx_labels_save(p, lab, parts[i].n, &e), 0, "%s", e.msg);
+    }
+    free(px);
+    free(lab);
 }
 
 void tg_cli_setup(void) {
     tg_tmpdir_setup();
-    static uint8_t px[TG_CLI_NTRAIN * 28 * 28], lab[TG_CLI_NTRAIN];
-    tg_err e;
-    mkdir(tg_tmp("data"), 0777);
-    make_images(px, lab, TG_CLI_NTRAIN, 7);
-    cr_assert_eq(tg_idx_images_save(tg_tmp("data/train-images-idx3-ubyte"), px, TG_CLI_NTRAIN, 28, 28, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_idx_labels_save(tg_tmp("data/train-labels-idx1-ubyte"), lab, TG_CLI_NTRAIN, &e), 0, "%s", e.msg);
-    make_images(px, lab, TG_CLI_NTEST, 11);
-    cr_assert_eq(tg_idx_images_save(tg_tmp("data/t10k-images-idx3-ubyte"), px, TG_CLI_NTEST, 28, 28, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_idx_labels_save(tg_tmp("data/t10k-labels-idx1-ubyte"), lab, TG_CLI_NTEST, &e), 0, "%s", e.msg);
+    tg_cli_write_data(tg_tmp("data"), TG_CLI_NTRAIN, TG_CLI_NTEST);
 }
 
 int tg_cli_run(const char *args) {
@@ -61,6 +86,76 @@ char *tg_cli_text(const char *name) {
     s[n] = 0;
     free(b);
     return s;
+}
+
+void tg_cli_train(const char *data, const char *out, const char *args) {
+    char a[4096], o[512];
+    snprintf(o, sizeof o, "%s", tg_tmp(out));
+    cr_assert(access(o, F_OK) != 0, "%s exists: every run gets a fresh directory", o);
+    snprintf(a, sizeof a, "train --data %s --out %s %s", tg_tmp(data), o, args);
+    int rc = tg_cli_run(a);
+    cr_assert_eq(rc, 0, "vae %s: exit %d: %s", a, rc, tg_cli_text("stderr"));
+}
+
+int tg_cli_metrics(const char *run, double rows[][TG_M_COLS], int cap) {
+    char name[512];
+    snprintf(name, sizeof name, "%s/metrics.csv", run);
+    char *s = tg_cli_text(name);
+    const char *hdr = "epoch,train_loss,test_loss,recon,kl,kl_weight,seconds\n";
+    cr_assert(!strncmp(s, hdr, strlen(hdr)), "%s: header: %s", name, s);
+    int n = 0;
+    for (char *p = s + strlen(hdr); *p && n < cap; n++) {
+        int used = 0;
+        double *r = rows[n];
+        cr_assert_eq(sscanf(p, "%lf,%lf,%lf,%lf,%lf,%lf,%lf%n", &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &used),
+                     TG_M_COLS, "%s: bad row: %s", name, p);
+        p += used;
+        cr_assert_eq(*p, '\n', "%s: a row ends in %s", name, p);
+        p++;
+    }
+    free(s);
+    return n;
+}
+
+void tg_cli_check_metrics(const char *run, int n, double rel_tol, double rows[][TG_M_COLS]) {
+    cr_assert_eq(tg_cli_metrics(run, rows, n + 1), n, "%s/metrics.csv: rows", run);
+    for (int i = 0; i < n; i++) {
+        const double *r = rows[i];
+        cr_expect_eq(r[TG_M_EPOCH], i + 1, "%s: row %d is epoch %g", run, i + 1, r[TG_M_EPOCH]);
+        for (int j = 0; j < TG_M_COLS; j++) cr_assert(isfinite(r[j]), "%s: epoch %d, column %d: %g", run, i + 1, j, r[j]);
+        cr_expect_geq(r[TG_M_KL], 0, "%s: epoch %d: kl %g", run, i + 1, r[TG_M_KL]);
+        cr_expect_geq(r[TG_M_SECONDS], 0, "%s: epoch %d: seconds %g", run, i + 1, r[TG_M_SECONDS]);
+        cr_expect_leq(fabs(r[TG_M_TEST] - (r[TG_M_RECON] + r[TG_M_KL])), 1.5e-6,
+                      "%s: epoch %d: test_loss %.6f != recon %.6f + kl %.6f", run, i + 1, r[TG_M_TEST], r[TG_M_RECON],
+                      r[TG_M_KL]);
+        double obj = r[TG_M_RECON] + r[TG_M_KL_WEIGHT] * r[TG_M_KL];
+        cr_expect_leq(fabs(r[TG_M_TRAIN] - obj), rel_tol * obj,
+                      "%s: epoch %d: train_loss %.4f is not within %g%% of the test objective recon + %g kl = %.4f",
+                      run, i + 1, r[TG_M_TRAIN], 100 * rel_tol, r[TG_M_KL_WEIGHT], obj);
+    }
+}
+
+tg_json *tg_cli_eval(const char *run, const char *args, char **text) {
+    char a[2048];
+    snprintf(a, sizeof a, "eval --run %s %s", tg_tmp(run), args);
+    int rc = tg_cli_run(a);
+    cr_assert_eq(rc, 0, "vae %s: exit %d: %s", a, rc, tg_cli_text("stderr"));
+    char *s = tg_cli_text("stdout");
+    tg_err e;
+    tg_json *doc = tg_json_parse(s, strlen(s), "stdout", &e);
+    cr_assert_not_null(doc, "%s", e.msg);
+    cr_assert_eq(doc->type, TG_JSON_OBJECT, "%s", s);
+    if (text) *text = s;
+    else free(s);
+    return doc;
+}
+
+double tg_cli_eval_elbo(const char *run) {
+    tg_json *doc = tg_cli_eval(run, "--iw 1 --threads 1", NULL);
+    double elbo;
+    cr_assert_eq(tg_json_as_double(tg_json_get(doc, "elbo"), &elbo), 0, "vae eval: no elbo");
+    tg_json_free(doc);
+    return elbo;
 }
 
 bool tg_cli_same_file(const char *a, const char *b) {
