@@ -1,8 +1,11 @@
-/* internal.h — what the op files share with the tape; not part of the API. */
+/* internal.h — what the op files (elementwise.c, linalg.c, reduce.c,
+ * shape.c, loss.c) share with the tape and the op table (ops.c); not part of
+ * the API. */
 #ifndef TG_AUTOGRAD_INTERNAL_H
 #define TG_AUTOGRAD_INTERNAL_H
 
-#include "autograd.h"
+#include "autograd/autograd.h"
+#include "tensor/kernels.h"
 
 /* A fresh output var in the tape's arena (value uninitialised, no gradient). */
 tg_var *tg_var_new(tg_tape *t, tg_dtype dt, tg_shape s);
@@ -16,5 +19,31 @@ tg_entry *tg_record3(tg_tape *t, tg_op op, tg_var *out, tg_var *a, tg_var *b, tg
 /* Aborts with the op's caller's file:line (file and line are the TG_LOC args). */
 #define OP_CHECK(cond, ...) \
     do { if (!(cond)) tg_die(file, line, __VA_ARGS__); } while (0)
+
+/* Checks shared by the op files; each aborts naming the op and the caller. */
+void tg_check_same_dtype(TG_LOC, const char *op, const tg_var *a, const tg_var *b);
+void tg_check_same_shape(TG_LOC, const char *op, const tg_var *a, const tg_var *b);
+int tg_check_axis(TG_LOC, const char *op, int axis, int ndim);   /* axis, negatives from the end */
+
+/* dL/dv if v wants a gradient (allocated zeroed on first use), else NULL. */
+static inline tg_tensor *grad_of(tg_tape *t, tg_var *v) { return v && v->requires_grad ? tg_var_grad(t, v) : NULL; }
+
+/* A tensor shaped like `like` for a backward rule's intermediate values, in
+ * the tape's arena: it dies at tg_tape_reset, so a step allocates nothing new. */
+static inline tg_tensor *scratch(tg_tape *t, const tg_tensor *like) {
+    return tg_tensor_new(tg_tape_arena(t), like->dtype, like->shape);
+}
+
+/* The backward rules, one per op, registered in tg_ops (ops.c). Each reads
+ * e->out->grad (dL/dout) and adds (+=) dL/din into the inputs that want it. */
+#define TG_BACKWARD(name) void tg_backward_##name(tg_tape *t, const tg_entry *e)
+TG_BACKWARD(add); TG_BACKWARD(sub); TG_BACKWARD(mul); TG_BACKWARD(div);
+TG_BACKWARD(neg); TG_BACKWARD(add_scalar); TG_BACKWARD(mul_scalar);
+TG_BACKWARD(exp); TG_BACKWARD(log); TG_BACKWARD(sqrt); TG_BACKWARD(square); TG_BACKWARD(pow);
+TG_BACKWARD(relu); TG_BACKWARD(sigmoid); TG_BACKWARD(tanh); TG_BACKWARD(softplus);
+TG_BACKWARD(matmul); TG_BACKWARD(affine);
+TG_BACKWARD(sum);
+TG_BACKWARD(reshape); TG_BACKWARD(transpose); TG_BACKWARD(concat); TG_BACKWARD(narrow);
+TG_BACKWARD(reparam); TG_BACKWARD(bce); TG_BACKWARD(bce_logits);
 
 #endif

@@ -2,8 +2,8 @@
  * evaluation maths, composed from nn layers and autograd ops. */
 #include "vae_family.h"
 
+#include "../tensor/kernels.h"
 #include "../tensor/pool.h"
-#include "../tensor/vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -281,16 +281,6 @@ double tg_kl_weight(const tg_kl_schedule *s, int64_t step, int64_t epoch) {
 
 /* ---------------------------------------------------------------- evaluation */
 
-double tg_logsumexp(const double *v, int64_t n) {
-    if (n <= 0) return -INFINITY;
-    double mx = v[0];
-    for (int64_t i = 1; i < n; i++) mx = fmax(mx, v[i]);
-    if (isinf(mx)) return mx;   /* all -inf, or some +inf */
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += exp(v[i] - mx);
-    return mx + log(s);
-}
-
 /* A running log-sum-exp: value = mx + log(s). */
 typedef struct { double mx, s; } lse_acc;
 
@@ -345,29 +335,6 @@ static enc_cache encode_batch(tg_tape *t, const tg_vae_model *m, const tg_tensor
 
 static void enc_cache_free(enc_cache *c) { free(c->mu), free(c->lv), free(c->mu_p), free(c->lv_p); }
 
-/* sum_d log Bernoulli(y_d | sigmoid(l_d)) = -sum_d bce_logits(l_d, y_d) for one
- * float32 row: the terms of tg_bce_logits (autograd/ops.c) fused with the row
- * sum, so no (P, D) tensor of gathered images and terms is written; in float
- * (tensor/vmath.h), summed in eight double lanes so the loop vectorises and
- * the order is fixed. */
-TG_SIMD static double bernoulli_loglik_f32(const float *restrict l, const float *restrict y, int64_t D) {
-    float t[256];
-    double acc[8] = {0};
-    for (int64_t d0 = 0; d0 < D; d0 += 256) {
-        int64_t n = D - d0 < 256 ? D - d0 : 256, i = 0;
-        for (int64_t j = 0; j < n; j++) {
-            float v = l[d0 + j];
-            t[j] = (v > 0 ? v : 0.0f) - v * y[d0 + j] + tg_log1pf(tg_expf(-fabsf(v)));
-        }
-        for (; i + 8 <= n; i += 8)
-            for (int k = 0; k < 8; k++) acc[k] += (double)t[i + k];
-        for (; i < n; i++) acc[0] += (double)t[i];
-    }
-    double s = 0;
-    for (int k = 0; k < 8; k++) s += acc[k];
-    return -s;
-}
-
 /* log_weights' per-row work, split over the thread pool (rows independent,
  * so the result does not depend on the thread count). */
 typedef struct {
@@ -385,18 +352,15 @@ static void log_weight_rows(void *arg, int64_t begin, int64_t end) {
     const tg_vae_model *m = w->m;
     const enc_cache *c = w->c;
     const int64_t L = c->L, D = m->cfg.in;
-    const bool fast = m->cfg.lik == TG_LIK_BERNOULLI && w->o->dtype == TG_F32 && w->x->dtype == TG_F32;
     for (int64_t p = begin; p < end; p++) {
         int64_t i = w->img[p];
         /* log p(x | z) */
         double lpx = 0;
-        if (fast) {
-            lpx = bernoulli_loglik_f32(TG_F32P(w->o) + p * D, TG_F32P(w->x) + i * D, D);
-        } else if (m->cfg.lik == TG_LIK_BERNOULLI) {
-            for (int64_t d = 0; d < D; d++) {
-                double l = tg_tensor_get(w->o, p * D + d), y = tg_tensor_get(w->x, i * D + d);
-                lpx -= fmax(l, 0) - l * y + log1p(exp(-fabs(l)));
-            }
+        if (m->cfg.lik == TG_LIK_BERNOULLI) {
+            /* sum_d log Bernoulli(x_d | sigmoid(l_d)) = -sum_d bce_logits(l_d, x_d), the terms never written */
+            tg_tensor lrow = tg_tensor_wrap(w->o->dtype, TG_SHAPE(D), (char *)w->o->data + p * D * tg_dtype_size(w->o->dtype));
+            tg_tensor xrow = tg_tensor_wrap(w->x->dtype, TG_SHAPE(D), (char *)w->x->data + i * D * tg_dtype_size(w->x->dtype));
+            lpx = -tg_tensor_bce_logits_sum(&lrow, &xrow);
         } else {
             for (int64_t d = 0; d < D; d++) {
                 double v = m->dec_logvar ? tg_tensor_get(&m->dec_logvar->val, d) : m->cfg.gauss_logvar;

@@ -56,6 +56,7 @@
 #define TG_VAE_FAMILY_H
 
 #include "../nn/nn.h"
+#include "../tensor/kernels.h"   /* tg_logsumexp */
 
 #define TG_VAE_MAX_HIDDEN 8
 
@@ -171,9 +172,6 @@ double tg_kl_weight(const tg_kl_schedule *s, int64_t step, int64_t epoch);
 /* ------------------------------------------------------------------------ */
 /* Evaluation (no gradients; each call runs on its own tape; float32 or
  * float64 models; results in double). */
-
-/* log sum_i exp(v_i), with the maximum subtracted; -inf for n = 0. */
-double tg_logsumexp(const double *v, int64_t n);
 
 /* One importance weight per row: log w = log p(x|z) + log p(z|y) - log q(z|x,y)
  * at z = mu + exp(logvar / 2) eps. x (N, D), labels (N) or NULL, eps (N, L)

@@ -1,0 +1,90 @@
+/*
+ * loss.c — the VAE's fused ops: the reparameterized sample, and binary
+ * cross-entropy on probabilities and on logits. Each exists as one op for
+ * its numerics (a clamped log, a log1p that never overflows) or, for the
+ * sample, because backward needs the very eps forward drew.
+ */
+#include "autograd/internal.h"
+
+/* ---------------------------------------------------------------- reparam */
+
+/* z = mu + e^(logvar / 2) eps, eps ~ N(0, I) given, saved on the entry (never
+ * redrawn):  dmu += dz,  dlogvar += dz eps e^(logvar / 2) / 2. */
+tg_var *tg_reparam_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, const tg_tensor *eps) {
+    char b1[96], b2[96];
+    tg_check_same_shape(file, line, "reparam", mu, logvar);
+    OP_CHECK(tg_shape_eq(eps->shape, mu->val.shape) && eps->dtype == mu->val.dtype,
+             "reparam: eps is %s %s, mu is %s %s", tg_shape_str(eps->shape, b1), tg_dtype_name(eps->dtype),
+             tg_shape_str(mu->val.shape, b2), tg_dtype_name(mu->val.dtype));
+    tg_var *out = tg_var_new(t, mu->val.dtype, mu->val.shape);
+    tg_tensor *sigma = scratch(t, eps);
+    tg_tensor_mul_scalar(sigma, &logvar->val, 0.5);
+    tg_tensor_exp(sigma, sigma);                        /* e^(logvar / 2) */
+    tg_tensor_mul(sigma, sigma, eps);
+    tg_tensor_add(&out->val, &mu->val, sigma);
+    tg_entry *e = tg_record(t, TG_OP_REPARAM, out, mu, logvar);
+    if (e) e->saved = tg_tensor_copy(tg_tape_arena(t), eps);   /* the eps this sample used */
+    return out;
+}
+
+tg_var *tg_reparam_sample_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, tg_rng *r) {
+    tg_tensor *eps = tg_tensor_normal(tg_tape_arena(t), mu->val.dtype, mu->val.shape, r);
+    return tg_reparam_(file, line, t, mu, logvar, eps);
+}
+
+TG_BACKWARD(reparam) {
+    const tg_tensor *dz = &e->out->grad, *eps = e->saved;
+    tg_tensor *dmu = grad_of(t, e->in[0]), *dlv = grad_of(t, e->in[1]);
+    if (dmu) tg_tensor_acc_sum_to(dmu, dz, 1);
+    if (dlv) {
+        tg_tensor *sigma = scratch(t, dz), *d = scratch(t, dz);
+        tg_tensor_mul_scalar(sigma, &e->in[1]->val, 0.5);
+        tg_tensor_exp(sigma, sigma);                    /* e^(logvar / 2) */
+        tg_tensor_mul_scalar(d, dz, 0.5);
+        tg_tensor_mul(d, d, sigma);
+        tg_tensor_acc_mul(dlv, d, eps);
+    }
+}
+
+/* ---------------------------------------------------------------- bce */
+
+/* l = -(y ln p + (1 - y) ln(1 - p)), logs clamped at -100 (PyTorch's
+ * binary_cross_entropy):  dp += dl (p - y) / max(p (1 - p), 1e-12),
+ * dy += dl (max(ln(1 - p), -100) - max(ln p, -100)). */
+tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y) {
+    tg_check_same_shape(file, line, "bce", p, y);
+    tg_var *out = tg_var_new(t, p->val.dtype, p->val.shape);
+    tg_tensor_bce(&out->val, &p->val, &y->val);
+    tg_record(t, TG_OP_BCE, out, p, y);
+    return out;
+}
+
+TG_BACKWARD(bce) {
+    const tg_tensor *p = &e->in[0]->val, *y = &e->in[1]->val, *dl = &e->out->grad;
+    tg_tensor *dp = grad_of(t, e->in[0]), *dy = grad_of(t, e->in[1]), *d = scratch(t, dl);
+    if (dp) tg_tensor_bce_dp(d, p, y), tg_tensor_acc_mul(dp, dl, d);
+    if (dy) tg_tensor_bce_dy(d, p), tg_tensor_acc_mul(dy, dl, d);
+}
+
+/* ---------------------------------------------------------------- bce_logits */
+
+/* l = max(x, 0) - x y + ln(1 + e^-|x|), BCE of sigmoid(x) without overflow:
+ * dx += dl (sigmoid(x) - y),  dy -= dl x. */
+tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y) {
+    tg_check_same_shape(file, line, "bce_logits", x, y);
+    tg_var *out = tg_var_new(t, x->val.dtype, x->val.shape);
+    tg_tensor_bce_logits(&out->val, &x->val, &y->val);
+    tg_record(t, TG_OP_BCE_LOGITS, out, x, y);
+    return out;
+}
+
+TG_BACKWARD(bce_logits) {
+    const tg_tensor *x = &e->in[0]->val, *y = &e->in[1]->val, *dl = &e->out->grad;
+    tg_tensor *dx = grad_of(t, e->in[0]), *dy = grad_of(t, e->in[1]);
+    if (dx) tg_tensor_acc_bce_logits_dx(dx, dl, x, y);
+    if (dy) {
+        tg_tensor *d = scratch(t, dl);
+        tg_tensor_mul(d, dl, x);
+        tg_tensor_acc_sum_to(dy, d, -1);
+    }
+}

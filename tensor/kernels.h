@@ -1,0 +1,133 @@
+/*
+ * kernels.h — the maths of plain tensors, without a tape: every loop of the
+ * library lives here, once. Autograd's derivative rules (autograd/) are
+ * written as calls to these, and so is any code that needs no gradients.
+ *
+ *     tg_arena *a = tg_arena_new();
+ *     tg_tensor *x = tg_tensor_full(a, TG_F32, TG_SHAPE(2, 3), 2.0);
+ *     tg_tensor *b = tg_tensor_full(a, TG_F32, TG_SHAPE(3), 1.0);
+ *     tg_tensor *y = tg_tensor_new(a, TG_F32, TG_SHAPE(2, 3));
+ *     tg_tensor_add(y, x, b);              // y = x + b, b broadcast over the rows: all 3
+ *     tg_tensor_exp(y, y);                 // in place: e^3
+ *     double s = tg_tensor_sum(y);         // 6 e^3
+ *
+ * Conventions. Outputs come first; every operand is float32 or float64 and
+ * all operands of a call share one dtype; shapes follow NumPy broadcasting
+ * where said, else they must be equal. A kernel checks its arguments and
+ * aborts (TG_CHECK) on a mismatch: the autograd ops check shapes first with
+ * the caller's file:line, so these checks only catch misuse of the kernels
+ * themselves. "acc" kernels add into their output (+=), the others overwrite
+ * it; an elementwise output may be one of its inputs.
+ *
+ * Speed. Loops are written so the compiler vectorises them; the float32 exp
+ * and log are tensor/vmath.h's; large loops and whole-tensor sums run on the
+ * thread pool (tensor/pool.h). Each output element is computed by one thread
+ * with the same operations, and sums use a grouping fixed by the size alone,
+ * so results are bit-identical for any thread count.
+ */
+#ifndef TG_KERNELS_H
+#define TG_KERNELS_H
+
+#include <stdbool.h>
+
+#include "tensor/tensor.h"
+
+/* ---------------------------------------------------------------- broadcasting */
+
+/* NumPy broadcasting: sizes are matched from the last dimension; each pair
+ * must be equal or contain a 1. True, with the result in *out, if a and b
+ * broadcast. */
+bool tg_shape_broadcast(tg_shape a, tg_shape b, tg_shape *out);
+
+/* out = a op b elementwise, a and b broadcast to out's shape. */
+void tg_tensor_add(tg_tensor *out, const tg_tensor *a, const tg_tensor *b);
+void tg_tensor_sub(tg_tensor *out, const tg_tensor *a, const tg_tensor *b);
+void tg_tensor_mul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b);
+void tg_tensor_div(tg_tensor *out, const tg_tensor *a, const tg_tensor *b);
+
+/* dst += scale * src summed over the dimensions in which dst was broadcast
+ * to src's shape: the gradient of broadcasting, "sum back to the shape". */
+void tg_tensor_acc_sum_to(tg_tensor *dst, const tg_tensor *src, double scale);
+/* dst += scale * src broadcast to dst's shape. */
+void tg_tensor_acc_broadcast(tg_tensor *dst, const tg_tensor *src, double scale);
+/* out = src broadcast to out's shape (e.g. a bias copied to every row). */
+void tg_tensor_expand(tg_tensor *out, const tg_tensor *src);
+
+/* ---------------------------------------------------------------- elementwise */
+
+/* dst += a * b, all of one shape: the chain rule's dL/dx += dL/dy * dy/dx. */
+void tg_tensor_acc_mul(tg_tensor *dst, const tg_tensor *a, const tg_tensor *b);
+/* dst += c (threaded). */
+void tg_tensor_acc_scalar(tg_tensor *dst, double c);
+
+/* out = f(x), same shape. */
+void tg_tensor_neg(tg_tensor *out, const tg_tensor *x);
+void tg_tensor_exp(tg_tensor *out, const tg_tensor *x);
+void tg_tensor_log(tg_tensor *out, const tg_tensor *x);
+void tg_tensor_sqrt(tg_tensor *out, const tg_tensor *x);
+void tg_tensor_square(tg_tensor *out, const tg_tensor *x);
+void tg_tensor_relu(tg_tensor *out, const tg_tensor *x);        /* max(x, 0) */
+void tg_tensor_sigmoid(tg_tensor *out, const tg_tensor *x);     /* 1 / (1 + e^-x), exact at +-300 */
+void tg_tensor_tanh(tg_tensor *out, const tg_tensor *x);
+void tg_tensor_softplus(tg_tensor *out, const tg_tensor *x);    /* max(x, 0) + ln(1 + e^-|x|) */
+void tg_tensor_step(tg_tensor *out, const tg_tensor *x);        /* 1 where x > 0, else 0 */
+void tg_tensor_add_scalar(tg_tensor *out, const tg_tensor *x, double s);   /* x + s */
+void tg_tensor_mul_scalar(tg_tensor *out, const tg_tensor *x, double s);   /* x s */
+void tg_tensor_pow_scalar(tg_tensor *out, const tg_tensor *x, double p);   /* x^p */
+void tg_tensor_rsub_scalar(tg_tensor *out, double s, const tg_tensor *x);  /* s - x */
+void tg_tensor_rdiv_scalar(tg_tensor *out, double s, const tg_tensor *x);  /* s / x */
+/* out = g where m > 0, else 0 (ReLU's gradient mask). */
+void tg_tensor_mask_pos(tg_tensor *out, const tg_tensor *g, const tg_tensor *m);
+
+/* ---------------------------------------------------------------- losses */
+
+/* Binary cross-entropy, elementwise, of probabilities p against targets y:
+ * out = -(y ln p + (1 - y) ln(1 - p)), each log clamped below at -100 as
+ * PyTorch's binary_cross_entropy; and its partial derivatives
+ * dp = (p - y) / max(p (1 - p), 1e-12), dy = max(ln(1 - p), -100) - max(ln p, -100). */
+void tg_tensor_bce(tg_tensor *out, const tg_tensor *p, const tg_tensor *y);
+void tg_tensor_bce_dp(tg_tensor *out, const tg_tensor *p, const tg_tensor *y);
+void tg_tensor_bce_dy(tg_tensor *out, const tg_tensor *p);
+/* The same from logits x: out = max(x, 0) - x y + ln(1 + e^-|x|), which never
+ * overflows (threaded); gx += g (sigmoid(x) - y), its gradient (threaded). */
+void tg_tensor_bce_logits(tg_tensor *out, const tg_tensor *x, const tg_tensor *y);
+void tg_tensor_acc_bce_logits_dx(tg_tensor *gx, const tg_tensor *g, const tg_tensor *x, const tg_tensor *y);
+/* sum of tg_tensor_bce_logits(x, y) over all elements, without writing the
+ * terms: in float32 with eight double lanes (a fixed order), float64 plainly;
+ * x and y may differ in dtype (then in double). */
+double tg_tensor_bce_logits_sum(const tg_tensor *x, const tg_tensor *y);
+
+/* ---------------------------------------------------------------- reductions */
+
+/* The sum of all elements, in double: fixed chunks of 4096 elements, each
+ * with four accumulators, the chunk sums added in order (threaded). */
+double tg_tensor_sum(const tg_tensor *x);
+/* out = scale * x summed over axis (out has x's shape without that axis, or
+ * with it as 1: only its element count is checked); double accumulators. */
+void tg_tensor_sum_axis(tg_tensor *out, const tg_tensor *x, int axis, double scale);
+/* log sum_i e^{v_i} without overflow; -inf for n = 0 or all -inf, +inf if any is. */
+double tg_logsumexp(const double *v, int64_t n);
+
+/* ---------------------------------------------------------------- linear algebra */
+
+/* out = op(a) op(b) + beta out, op(m) = m^T if its flag is set, else m; all
+ * 2-D, out (M, N), op(a) (M, K), op(b) (K, N). Through the packed GEMM
+ * (tensor/gemm.h); transposed operands are read transposed, never copied. */
+void tg_tensor_matmul(tg_tensor *out, const tg_tensor *a, bool ta, const tg_tensor *b, bool tb, double beta);
+
+/* ---------------------------------------------------------------- shapes */
+
+/* out (x's shape with d0 and d1 swapped) = x with those axes swapped, or
+ * added into out if acc. */
+void tg_tensor_swap_axes(tg_tensor *out, const tg_tensor *x, int d0, int d1, bool acc);
+/* out = x[..., start : start + n, ...] along axis, n = out's size there (or
+ * added into out if acc). */
+void tg_tensor_narrow(tg_tensor *out, const tg_tensor *x, int axis, int64_t start, bool acc);
+/* dst[..., start : start + n, ...] = src (or += if acc) along axis, n = src's size there. */
+void tg_tensor_place(tg_tensor *dst, const tg_tensor *src, int axis, int64_t start, bool acc);
+/* out (n, K) = one-hot rows of labels (n) holding class indices: -1, or the
+ * index of the first label that is not an integer in [0, K) (out is then
+ * incomplete). */
+int64_t tg_tensor_one_hot(tg_tensor *out, const tg_tensor *labels);
+
+#endif
