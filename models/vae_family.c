@@ -174,22 +174,6 @@ static tg_var *nll(tg_tape *t, const tg_vae_model *m, tg_var *out, tg_var *x) {
 
 /* ---------------------------------------------------------------- KL */
 
-tg_var *tg_kl_diag_normal(tg_tape *t, tg_var *mq, tg_var *lq, tg_var *mp, tg_var *lp) {
-    TG_CHECK((mp == NULL) == (lp == NULL), "tg_kl_diag_normal: give both mu_p and logvar_p, or neither");
-    if (!mp) {   /* 1/2 (mq^2 + e^lq - lq - 1) */
-        tg_var *a = tg_add(t, tg_square(t, mq), tg_exp(t, lq));
-        tg_var *b = tg_sub(t, a, lq);
-        return tg_mul_scalar(t, tg_add_scalar(t, b, -1.0), 0.5);
-    }
-    /* 1/2 (lp - lq + e^{lq - lp} + (mq - mp)^2 e^{-lp} - 1): the division by
-     * e^lp written as products with exponentials of differences. */
-    tg_var *dl = tg_sub(t, lq, lp);
-    tg_var *ratio = tg_exp(t, dl);
-    tg_var *d2 = tg_mul(t, tg_square(t, tg_sub(t, mq, mp)), tg_exp(t, tg_neg(t, lp)));
-    tg_var *s = tg_sub(t, tg_add(t, ratio, d2), dl);
-    return tg_mul_scalar(t, tg_add_scalar(t, s, -1.0), 0.5);
-}
-
 double tg_kl_diag_normal1(double mq, double lq, double mp, double lp) {
     double d = mq - mp;
     return 0.5 * (lp - lq + exp(lq - lp) + d * d * exp(-lp) - 1.0);

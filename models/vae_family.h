@@ -137,13 +137,7 @@ tg_var *tg_vae_model_decode(tg_tape *t, const tg_vae_model *m, tg_var *z, const 
 tg_var *tg_vae_model_sample(tg_tape *t, const tg_vae_model *m, int64_t n, const tg_tensor *labels, tg_rng *r);
 tg_var *tg_vae_model_sample_mean(tg_tape *t, const tg_vae_model *m, int64_t n, const tg_tensor *labels);
 
-/* ------------------------------------------------------------------------ */
-/* KL between diagonal Gaussians, composed from primitives, elementwise (q's shape):
- *   KL(N(mq, e^lq) || N(mp, e^lp)) = 1/2 (lp - lq + (e^lq + (mq - mp)^2) / e^lp - 1)
- * mp, lp NULL: the prior is N(0, 1), 1/2 (mq^2 + e^lq - lq - 1). mp, lp may
- * broadcast against mq. */
-tg_var *tg_kl_diag_normal(tg_tape *t, tg_var *mq, tg_var *lq, tg_var *mp, tg_var *lp);
-/* The same for one element, in double. */
+/* The KL term is nn's tg_kl_diag_normal (nn/nn.h); for one element in double: */
 double tg_kl_diag_normal1(double mq, double lq, double mp, double lp);
 
 /* ------------------------------------------------------------------------ */

@@ -119,13 +119,26 @@ tg_var *tg_loss_mse(tg_tape *t, tg_var *x, tg_var *y, tg_reduction r) {
     return reduce(t, tg_square(t, tg_sub(t, x, y)), r);
 }
 
+/* One op per statement, so the tape order does not depend on the compiler's
+ * order of evaluating arguments. */
+tg_var *tg_kl_diag_normal(tg_tape *t, tg_var *mq, tg_var *lq, tg_var *mp, tg_var *lp) {
+    TG_CHECK((mp == NULL) == (lp == NULL), "tg_kl_diag_normal: give both mu_p and logvar_p, or neither");
+    if (!mp) {   /* -1/2 (1 + lq - mq^2 - e^lq) */
+        tg_var *a = tg_add_scalar(t, lq, 1.0);
+        tg_var *mu2 = tg_square(t, mq);
+        tg_var *var = tg_exp(t, lq);
+        tg_var *inner = tg_sub(t, tg_sub(t, a, mu2), var);
+        return tg_mul_scalar(t, inner, -0.5);
+    }
+    /* 1/2 (lp - lq + e^{lq - lp} + (mq - mp)^2 e^{-lp} - 1): the division by
+     * e^lp written as products with exponentials of differences. */
+    tg_var *dl = tg_sub(t, lq, lp);
+    tg_var *ratio = tg_exp(t, dl);
+    tg_var *d2 = tg_mul(t, tg_square(t, tg_sub(t, mq, mp)), tg_exp(t, tg_neg(t, lp)));
+    tg_var *s = tg_sub(t, tg_add(t, ratio, d2), dl);
+    return tg_mul_scalar(t, tg_add_scalar(t, s, -1.0), 0.5);
+}
+
 tg_var *tg_loss_kl_normal(tg_tape *t, tg_var *mu, tg_var *logvar) {
-    /* 1 + logvar - mu^2 - exp(logvar), summed, times -1/2. One op per
-     * statement, so the tape order does not depend on the compiler's order
-     * of evaluating arguments. */
-    tg_var *a = tg_add_scalar(t, logvar, 1.0);
-    tg_var *mu2 = tg_square(t, mu);
-    tg_var *var = tg_exp(t, logvar);
-    tg_var *inner = tg_sub(t, tg_sub(t, a, mu2), var);
-    return tg_mul_scalar(t, tg_sum(t, inner), -0.5);
+    return tg_sum(t, tg_kl_diag_normal(t, mu, logvar, NULL, NULL));
 }

@@ -69,8 +69,13 @@ tg_var *tg_loss_bce(tg_tape *t, tg_var *p, tg_var *y, tg_reduction r);
 tg_var *tg_loss_bce_logits(tg_tape *t, tg_var *x, tg_var *y, tg_reduction r);
 /* (x - y)^2 */
 tg_var *tg_loss_mse(tg_tape *t, tg_var *x, tg_var *y, tg_reduction r);
-/* KL(N(mu, exp(logvar)) || N(0, I)) = -1/2 sum(1 + logvar - mu^2 - exp(logvar)),
- * summed over every element (a batch's total). */
+/* KL between diagonal Gaussians, elementwise (q's shape), composed from primitives:
+ *   KL(N(mq, e^lq) || N(mp, e^lp)) = 1/2 (lp - lq + e^(lq - lp) + (mq - mp)^2 e^-lp - 1)
+ * mp, lp NULL: the prior is N(0, I), -1/2 (1 + lq - mq^2 - e^lq) (the
+ * PyTorch VAE example's form). mp, lp may broadcast against mq. */
+tg_var *tg_kl_diag_normal(tg_tape *t, tg_var *mq, tg_var *lq, tg_var *mp, tg_var *lp);
+/* KL(N(mu, exp(logvar)) || N(0, I)) summed over every element (a batch's
+ * total): tg_kl_diag_normal with the standard prior, summed. */
 tg_var *tg_loss_kl_normal(tg_tape *t, tg_var *mu, tg_var *logvar);
 
 #endif
