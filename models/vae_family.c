@@ -3,7 +3,6 @@
 #include "vae_family.h"
 
 #include "../tensor/kernels.h"
-#include "../tensor/pool.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -319,43 +318,29 @@ static enc_cache encode_batch(tg_tape *t, const tg_vae_model *m, const tg_tensor
 
 static void enc_cache_free(enc_cache *c) { free(c->mu), free(c->lv), free(c->mu_p), free(c->lv_p); }
 
-/* log_weights' per-row work, split over the thread pool (rows independent,
- * so the result does not depend on the thread count). */
-typedef struct {
-    const tg_vae_model *m;
-    const tg_tensor *x;
-    const enc_cache *c;
-    const int64_t *img;
-    const double *eps, *zd;
-    const tg_tensor *o;   /* (P, D) decoder outputs */
-    double *out;
-} lw_ctx;
-
-static void log_weight_rows(void *arg, int64_t begin, int64_t end) {
-    const lw_ctx *w = arg;
-    const tg_vae_model *m = w->m;
-    const enc_cache *c = w->c;
+/* log w = log p(x | z) + log p(z | y) - log q(z | x, y) for each row p, its
+ * image i = img[p]: out holds -recon (log p(x | z)) on entry. The Bernoulli
+ * likelihood's row sums are tg_tensor_bce_logits_rows (threaded); the rest
+ * is (P, L) or a Gaussian's (P, D) in plain loops. */
+static void log_weight_rows(const tg_vae_model *m, const tg_tensor *x, const enc_cache *c, const int64_t *img,
+                            const double *eps, const double *zd, const tg_tensor *o, int64_t P, double *out) {
     const int64_t L = c->L, D = m->cfg.in;
-    for (int64_t p = begin; p < end; p++) {
-        int64_t i = w->img[p];
-        /* log p(x | z) */
+    for (int64_t p = 0; p < P; p++) {
+        int64_t i = img[p];
         double lpx = 0;
         if (m->cfg.lik == TG_LIK_BERNOULLI) {
-            /* sum_d log Bernoulli(x_d | sigmoid(l_d)) = -sum_d bce_logits(l_d, x_d), the terms never written */
-            tg_tensor lrow = tg_tensor_wrap(w->o->dtype, TG_SHAPE(D), (char *)w->o->data + p * D * tg_dtype_size(w->o->dtype));
-            tg_tensor xrow = tg_tensor_wrap(w->x->dtype, TG_SHAPE(D), (char *)w->x->data + i * D * tg_dtype_size(w->x->dtype));
-            lpx = -tg_tensor_bce_logits_sum(&lrow, &xrow);
+            lpx = -out[p];   /* sum_d log Bernoulli(x_d | sigmoid(l_d)) = -sum_d bce_logits(l_d, x_d) */
         } else {
             for (int64_t d = 0; d < D; d++) {
                 double v = m->dec_logvar ? tg_tensor_get(&m->dec_logvar->val, d) : m->cfg.gauss_logvar;
-                double e = tg_tensor_get(w->x, i * D + d) - tg_tensor_get(w->o, p * D + d);
+                double e = tg_tensor_get(x, i * D + d) - tg_tensor_get(o, p * D + d);
                 lpx -= 0.5 * (LOG_2PI + v + e * e * exp(-v));
             }
         }
         /* log p(z | y) - log q(z | x, y); (z - mu)^2 / sigma^2 = eps^2 */
         double lpz = 0, lqz = 0;
         for (int64_t l = 0; l < L; l++) {
-            double zz = w->zd[p * L + l], ep = w->eps[p * L + l];
+            double zz = zd[p * L + l], ep = eps[p * L + l];
             if (c->mu_p) {
                 double mp = c->mu_p[i * L + l], vp = c->lv_p[i * L + l], d = zz - mp;
                 lpz -= 0.5 * (LOG_2PI + vp + d * d * exp(-vp));
@@ -364,7 +349,7 @@ static void log_weight_rows(void *arg, int64_t begin, int64_t end) {
             }
             lqz -= 0.5 * (LOG_2PI + c->lv[i * L + l] + ep * ep);
         }
-        w->out[p] = lpx + lpz - lqz;
+        out[p] = lpx + lpz - lqz;
     }
 }
 
@@ -390,8 +375,11 @@ static void log_weights(tg_tape *t, const tg_vae_model *m, const tg_tensor *x, c
         for (int64_t p = 0; p < P; p++) tg_tensor_set(lab, p, tg_tensor_get(labels, img[p]));
     }
     tg_var *out_v = tg_vae_model_decode(t, m, tg_leaf(t, z, false), lab);   /* (P, D) */
-    lw_ctx ctx = {m, x, c, img, eps, zd, &out_v->val, out};
-    tg_parallel_for(P, 8, log_weight_rows, &ctx);
+    if (m->cfg.lik == TG_LIK_BERNOULLI) {
+        tg_tensor recon = tg_tensor_wrap(TG_F64, TG_SHAPE(P), out);
+        tg_tensor_bce_logits_rows(&recon, &out_v->val, x, img);
+    }
+    log_weight_rows(m, x, c, img, eps, zd, &out_v->val, P, out);
 }
 
 void tg_vae_model_log_weight(const tg_vae_model *m, const tg_tensor *x, const tg_tensor *labels,

@@ -349,17 +349,41 @@ TG_SIMD static double bce_logits_sum_f32(const float *restrict l, const float *r
     return s;
 }
 
-double tg_tensor_bce_logits_sum(const tg_tensor *x, const tg_tensor *y) {
-    char b1[96], b2[96];
-    TG_CHECK(x->numel == y->numel, "tg_tensor_bce_logits_sum: %s and %s differ in size", tg_shape_str(x->shape, b1),
-             tg_shape_str(y->shape, b2));
-    if (x->dtype == TG_F32 && y->dtype == TG_F32) return bce_logits_sum_f32(x->data, y->data, x->numel);
-    double s = 0;
-    for (int64_t d = 0; d < x->numel; d++) {
-        double l = tg_tensor_get(x, d), t = tg_tensor_get(y, d);
-        s += fmax(l, 0) - l * t + log1p(exp(-fabs(l)));
+typedef struct {
+    const tg_tensor *x, *y;
+    const int64_t *rows;
+    double *out;
+} bce_rows_args;
+
+static void bce_logits_rows_range(void *ctx, int64_t begin, int64_t end) {
+    const bce_rows_args *k = ctx;
+    const int64_t D = k->x->shape.d[1];
+    const size_t ex = tg_dtype_size(k->x->dtype), ey = tg_dtype_size(k->y->dtype);
+    for (int64_t p = begin; p < end; p++) {
+        int64_t r = k->rows ? k->rows[p] : p;
+        const char *xr = (const char *)k->x->data + (size_t)(p * D) * ex, *yr = (const char *)k->y->data + (size_t)(r * D) * ey;
+        if (k->x->dtype == TG_F32 && k->y->dtype == TG_F32) {
+            k->out[p] = bce_logits_sum_f32((const float *)xr, (const float *)yr, D);
+            continue;
+        }
+        tg_tensor xt = tg_tensor_wrap(k->x->dtype, TG_SHAPE(D), (void *)xr), yt = tg_tensor_wrap(k->y->dtype, TG_SHAPE(D), (void *)yr);
+        double s = 0;
+        for (int64_t d = 0; d < D; d++) {
+            double l = tg_tensor_get(&xt, d), t = tg_tensor_get(&yt, d);
+            s += fmax(l, 0) - l * t + log1p(exp(-fabs(l)));
+        }
+        k->out[p] = s;
     }
-    return s;
+}
+
+void tg_tensor_bce_logits_rows(tg_tensor *out, const tg_tensor *x, const tg_tensor *y, const int64_t *rows) {
+    char b1[96], b2[96], b3[96];
+    TG_CHECK(x->shape.ndim == 2 && y->shape.ndim == 2 && x->shape.d[1] == y->shape.d[1] && out->dtype == TG_F64 &&
+                 out->numel == x->shape.d[0] && (rows || y->shape.d[0] >= x->shape.d[0]),
+             "tg_tensor_bce_logits_rows: x %s, y %s into %s float64", tg_shape_str(x->shape, b1),
+             tg_shape_str(y->shape, b2), tg_shape_str(out->shape, b3));
+    bce_rows_args k = {x, y, rows, out->data};
+    tg_parallel_for(x->shape.d[0], 8, bce_logits_rows_range, &k);
 }
 
 /* ================================================================ reductions */

@@ -92,10 +92,12 @@ void tg_tensor_bce_dy(tg_tensor *out, const tg_tensor *p);
  * overflows (threaded); gx += g (sigmoid(x) - y), its gradient (threaded). */
 void tg_tensor_bce_logits(tg_tensor *out, const tg_tensor *x, const tg_tensor *y);
 void tg_tensor_acc_bce_logits_dx(tg_tensor *gx, const tg_tensor *g, const tg_tensor *x, const tg_tensor *y);
-/* sum of tg_tensor_bce_logits(x, y) over all elements, without writing the
- * terms: in float32 with eight double lanes (a fixed order), float64 plainly;
- * x and y may differ in dtype (then in double). */
-double tg_tensor_bce_logits_sum(const tg_tensor *x, const tg_tensor *y);
+/* Row sums of tg_tensor_bce_logits without writing the terms: out (P,
+ * float64)[p] = sum_d bce_logits(x[p, d], y[r, d]) for x (P, D), y (N, D),
+ * r = rows[p] (rows NULL: r = p). In float32 with eight double lanes (a fixed
+ * order), float64 plainly; x and y may differ in dtype (then in double). Rows
+ * are split over the thread pool, each summed whole by one thread. */
+void tg_tensor_bce_logits_rows(tg_tensor *out, const tg_tensor *x, const tg_tensor *y, const int64_t *rows);
 
 /* ---------------------------------------------------------------- reductions */
 

@@ -98,7 +98,20 @@ Test(kernels, maps_and_fused_terms_match_libm) {
         cr_expect(fabs(at(y, i) - want) < 1e-12, "bce_logits at %g", v);
         sum += at(y, i);
     }
-    cr_expect(fabs(tg_tensor_bce_logits_sum(x, t) - sum) < 1e-12, "the row sum is the sum of the terms");
+    tg_tensor *rs = tg_tensor_new(arena, TG_F64, TG_SHAPE(2)), xr = tg_tensor_wrap(TG_F64, TG_SHAPE(2, 32), x->data),
+              tr = tg_tensor_wrap(TG_F64, TG_SHAPE(2, 32), t->data);
+    int64_t rows[] = {1, 1};   /* both rows of x against the second row of t */
+    tg_tensor_bce_logits_rows(rs, &xr, &tr, NULL);
+    double first = 0;
+    for (int64_t i = 0; i < 32; i++) first += at(y, i);
+    cr_expect(fabs(at(rs, 0) - first) < 1e-12 && fabs(at(rs, 0) + at(rs, 1) - sum) < 1e-12, "row sums of the terms");
+    tg_tensor_bce_logits_rows(rs, &xr, &tr, rows);
+    double other = 0;
+    for (int64_t i = 0; i < 32; i++) {
+        double v = at(x, i), tt = at(t, 32 + i);
+        other += fmax(v, 0) - v * tt + log1p(exp(-fabs(v)));
+    }
+    cr_expect(fabs(at(rs, 0) - other) < 1e-12, "rows[] picks the target row");
     tg_tensor_bce(y, p, t);
     for (int64_t i = 0; i < 64; i++) {
         double want = -(at(t, i) * log(at(p, i)) + (1 - at(t, i)) * log(1 - at(p, i)));
