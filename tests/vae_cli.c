@@ -30,28 +30,41 @@ static void make_images(uint8_t *px, uint8_t *lab, int n, uint32_t seed) {
     }
 }
 
-void tg_cli_setup(void) {
-    tg_tmpdir_setup();
-    static uint8_t px[TG_CLI_NTRAIN * 28 * 28], lab[TG_CLI_NTRAIN];
+void tg_cli_write_data(const char *dir, int ntrain, int ntest) {
+    char path[4][512];
+    static const char *const names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    for (int k = 0; k < 4; k++) snprintf(path[k], sizeof path[k], "%s/%s", dir, names[k]);
+    int nmax = ntrain > ntest ? ntrain : ntest;
+    uint8_t *px = malloc((size_t)nmax * 28 * 28), *lab = malloc((size_t)nmax);
     tg_err e;
-    mkdir(tg_tmp("data"), 0777);
-    make_images(px, lab, TG_CLI_NTRAIN, 7);
-    cr_assert_eq(tg_idx_images_save(tg_tmp("data/train-images-idx3-ubyte"), px, TG_CLI_NTRAIN, 28, 28, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_idx_labels_save(tg_tmp("data/train-labels-idx1-ubyte"), lab, TG_CLI_NTRAIN, &e), 0, "%s", e.msg);
-    make_images(px, lab, TG_CLI_NTEST, 11);
-    cr_assert_eq(tg_idx_images_save(tg_tmp("data/t10k-images-idx3-ubyte"), px, TG_CLI_NTEST, 28, 28, &e), 0, "%s", e.msg);
-    cr_assert_eq(tg_idx_labels_save(tg_tmp("data/t10k-labels-idx1-ubyte"), lab, TG_CLI_NTEST, &e), 0, "%s", e.msg);
+    mkdir(dir, 0777);
+    make_images(px, lab, ntrain, 7);
+    cr_assert_eq(tg_idx_images_save(path[0], px, ntrain, 28, 28, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_labels_save(path[1], lab, ntrain, &e), 0, "%s", e.msg);
+    make_images(px, lab, ntest, 11);
+    cr_assert_eq(tg_idx_images_save(path[2], px, ntest, 28, 28, &e), 0, "%s", e.msg);
+    cr_assert_eq(tg_idx_labels_save(path[3], lab, ntest, &e), 0, "%s", e.msg);
+    free(px);
+    free(lab);
 }
 
-int tg_cli_run(const char *args) {
-    cr_assert_eq(access("build/vae", X_OK), 0, "build/vae is missing: run the suite with `make test` "
-                 "from the repository root");
+void tg_cli_setup(void) {
+    tg_tmpdir_setup();
+    tg_cli_write_data(tg_tmp("data"), TG_CLI_NTRAIN, TG_CLI_NTEST);
+}
+
+int tg_cli_run_program(const char *program, const char *args) {
+    cr_assert_eq(access(program, X_OK), 0, "%s is missing: run the suite with `make test` "
+                 "from the repository root", program);
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "build/vae %s >%s 2>%s", args, tg_tmp("stdout"), tg_tmp("stderr"));
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s", program, args, tg_tmp("stdout"), tg_tmp("stderr"));
     int st = system(cmd);
     cr_assert(WIFEXITED(st), "%s: did not exit normally", cmd);
     return WEXITSTATUS(st);
 }
+
+int tg_cli_run(const char *args) { return tg_cli_run_program("build/vae", args); }
 
 char *tg_cli_text(const char *name) {
     size_t n;
