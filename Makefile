@@ -43,11 +43,14 @@ build/%: build/examples/%.o build/libtapegrad.a
 
 # ---------------------------------------------------------------- tests
 
-build/tests: $(TEST_SRC) $(LIB_SRC) $(wildcard */*.h)
+# The CLI tests run build/vae and build/seed_vae: making a test binary makes
+# them up to date too, so `make build/tests` never leaves a stale program to
+# test. (Order-only: a rebuilt program does not recompile the tests.)
+build/tests: $(TEST_SRC) $(LIB_SRC) $(wildcard */*.h) | $(EXAMPLES:%=build/%)
 	@mkdir -p build
 	$(CC) $(CFLAGS) -g $(TEST_SRC) $(LIB_SRC) -o $@ $(WRAP) -lcriterion $(LDLIBS)
 
-build/tests-san: $(TEST_SRC) $(LIB_SRC) $(wildcard */*.h)
+build/tests-san: $(TEST_SRC) $(LIB_SRC) $(wildcard */*.h) | $(EXAMPLES:%=build/%)
 	@mkdir -p build
 	$(CC) $(CFLAGS) -O1 -g $(SAN) $(TEST_SRC) $(LIB_SRC) -o $@ $(WRAP) -lcriterion $(LDLIBS)
 

@@ -12,7 +12,6 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <dirent.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -25,6 +24,7 @@
 #include "tests/alloc_count.h"
 
 #include "png_read.h"
+#include "child.h"
 #include "tmpdir.h"
 
 /* ================================================================ helpers */
@@ -933,15 +933,18 @@ static int64_t row_index(const tg_tensor *t, int64_t r) {
     return (int64_t)(p0 * 255.0 + 0.5) + 256 * (int64_t)(p1 * 255.0 + 0.5);
 }
 
-/* Runs one epoch; writes the visited row order into seen[0..n) and checks
- * batch sizes, labels and that the rows are a permutation. */
-static void run_epoch(tg_batcher *b, tg_tensor *t, int64_t *seen) {
+/* Runs one epoch of b, a batcher of `batch` rows over x, and checks it
+ * against x itself (not the batcher's own count): every one of x's rows
+ * exactly once, in batches of `batch` but the last, with its label. Writes
+ * the visited row order into seen[0..x->n). */
+static void run_epoch(tg_batcher *b, const tg_images *x, int64_t batch, tg_tensor *t, int64_t *seen) {
     uint8_t y[64];
-    int64_t n = b->n, got = 0, batches = 0, rows;
+    int64_t n = x->n, got = 0, batches = 0, rows;
     char *hit = calloc((size_t)n, 1);
     while ((rows = tg_batcher_next(b, t, y)) > 0) {
         batches++;
-        cr_assert_eq(rows, got + b->batch <= n ? b->batch : n - got);
+        cr_assert_eq(rows, got + batch <= n ? batch : n - got, "batch %lld has %lld rows (%lld rows before it, "
+                     "dataset of %lld)", (long long)batches, (long long)rows, (long long)got, (long long)n);
         for (int64_t r = 0; r < rows; r++) {
             int64_t i = row_index(t, r);
             cr_assert(i >= 0 && i < n && !hit[i], "row %lld repeated or out of range", (long long)i);
@@ -952,8 +955,10 @@ static void run_epoch(tg_batcher *b, tg_tensor *t, int64_t *seen) {
         }
         got += rows;
     }
-    cr_assert_eq(got, n, "epoch covered %lld of %lld rows", (long long)got, (long long)n);
-    cr_assert_eq(batches, tg_batcher_count(b));
+    for (int64_t i = 0; i < n; i++) cr_assert(hit[i], "row %lld of the dataset's %lld never seen", (long long)i, (long long)n);
+    cr_assert_eq(got, n);
+    cr_assert_eq(batches, (n + batch - 1) / batch);
+    cr_assert_eq(tg_batcher_count(b), batches);
     cr_assert_eq(tg_batcher_next(b, t, y), 0, "still 0 after the end");
     free(hit);
 }
@@ -968,9 +973,9 @@ Test(data_batch, epochs_cover_every_row_once_and_reshuffle) {
     float buf[64 * 4];
     tg_tensor t = tg_tensor_wrap(TG_F32, TG_SHAPE(64, 4), buf);
     int64_t *e1 = malloc(1000 * sizeof *e1), *e2 = malloc(1000 * sizeof *e2);
-    run_epoch(b, &t, e1);
+    run_epoch(b, &x, 64, &t, e1);
     tg_batcher_start_epoch(b);
-    run_epoch(b, &t, e2);
+    run_epoch(b, &x, 64, &t, e2);
     cr_assert_eq(b->epoch, 2);
     cr_assert(memcmp(e1, e2, 1000 * sizeof *e1), "two epochs in the same order");
     for (int k = 0; k < 2; k++) {
@@ -997,9 +1002,9 @@ Test(data_batch, same_seed_same_order_other_seed_other_order) {
         tg_rng rng = tg_rng_seed(seeds[k]);
         tg_batcher *b = tg_batcher_new(&x, &y, 32, true, &rng);
         o[k] = malloc(2 * 300 * sizeof(int64_t));
-        run_epoch(b, &t, o[k]);
+        run_epoch(b, &x, 32, &t, o[k]);
         tg_batcher_start_epoch(b);
-        run_epoch(b, &t, o[k] + 300);
+        run_epoch(b, &x, 32, &t, o[k] + 300);
         tg_batcher_free(b);
     }
     cr_assert(!memcmp(o[0], o[1], 600 * sizeof(int64_t)), "same seed, different order");
@@ -1065,7 +1070,7 @@ Test(data_batch, pixel_scaling_exact_in_both_dtypes_and_no_labels) {
     tg_images_free(&x);
 }
 
-Test(data_batch, wrong_tensor_shape_aborts, .signal = SIGABRT) {
+static void wrong_tensor_shape(void) {
     tg_images x;
     tg_labels y;
     make_indexed(10, &x, &y);
@@ -1073,6 +1078,10 @@ Test(data_batch, wrong_tensor_shape_aborts, .signal = SIGABRT) {
     float buf[7 * 4];
     tg_tensor t = tg_tensor_wrap(TG_F32, TG_SHAPE(7, 4), buf);  /* fewer rows than B */
     tg_batcher_next(b, &t, NULL);
+}
+
+Test(data_batch, wrong_tensor_shape_aborts) {
+    tg_expect_abort(wrong_tensor_shape, "tapegrad: tg_batcher_next: x_out is (7, 4), expected (B, 4) with B >= 8");
 }
 
 /* ================================================================ the real Fashion-MNIST */

@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 
 #include "tensor/pool.h"
 #include "tests/alloc_count.h"
+#include "tests/child.h"
 
 static const int thread_counts[] = {1, 2, 3, 4, 8};
 enum { NTHREAD_COUNTS = sizeof thread_counts / sizeof thread_counts[0] };
@@ -366,12 +366,22 @@ Test(pool, tg_threads_parsing)
     unsetenv("TG_THREADS");
 }
 
-Test(pool, negative_thread_count_aborts, .signal = SIGABRT)
-{
-    tg_threads_set(-1);
+static void negative_thread_count(void) { tg_threads_set(-1); }
+static void too_many_threads(void) { tg_threads_set(TG_MAX_THREADS + 1); }
+
+/* What tg_threads_set(n) must say: the bad n and the allowed range. */
+static void expect_threads_abort(void (*fn)(void), int n) {
+    char want[128];
+    snprintf(want, sizeof want, "tapegrad: tg_threads_set: n=%d is outside [1, %d]", n, TG_MAX_THREADS);
+    tg_expect_abort(fn, want);
 }
 
-Test(pool, too_many_threads_abort, .signal = SIGABRT)
+Test(pool, negative_thread_count_aborts)
 {
-    tg_threads_set(TG_MAX_THREADS + 1);
+    expect_threads_abort(negative_thread_count, -1);
+}
+
+Test(pool, too_many_threads_abort)
+{
+    expect_threads_abort(too_many_threads, TG_MAX_THREADS + 1);
 }

@@ -5,14 +5,18 @@
  * to one never stopped. The real build/vae runs on the synthetic dataset of
  * tests/vae_cli.c, as the other vae tests do.
  *
- * When the signal lands depends on the machine's speed; what is asserted does
- * not: whatever step was reached, the resumed run must end with the same
- * bytes. The runs are long enough (many small epochs) that the signals land
- * mid-run; the SIGINT test checks that it did.
+ * When a signal lands depends on the machine's speed, so the SIGKILL test
+ * first times the run never stopped — when its first checkpoint appears, when
+ * it ends — and aims its kills inside that window: some before the first
+ * checkpoint, most between it and the end. It asserts that at least one kill
+ * did land mid-run (a checkpoint on disk, the run still going), retiming and
+ * trying again if the machine's speed changed too much under it; whatever
+ * step each kill reached, the completed run must end with the same bytes.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,17 +28,34 @@
 #include "tmpdir.h"
 #include "vae_cli.h"
 
-#define EPOCHS "40"
+#define EPOCHS "20"
 
-/* Starts `build/vae train` into out (stdout and stderr to out.log), waits
- * until it has written out/config.json (so its handlers are installed),
- * sleeps ms milliseconds, sends sig and returns the wait status. */
-static int train_and_signal(const char *out, int sig, int ms) {
-    char data[512], dir[512], log[600], cfg[600];
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void sleep_s(double s) {
+    if (s <= 0) return;
+    struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&t, NULL);
+}
+
+/* True if the temporary file out/name exists. */
+static bool has(const char *out, const char *name) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", tg_tmp(out), name);
+    return access(path, F_OK) == 0;
+}
+
+/* Starts `build/vae train` (the same run every time) into out, with stdout
+ * and stderr to out.log. */
+static pid_t start_train(const char *out) {
+    char data[512], dir[512], log[600];
     snprintf(data, sizeof data, "%s", tg_tmp("data"));
     snprintf(dir, sizeof dir, "%s", tg_tmp(out));
     snprintf(log, sizeof log, "%s.log", dir);
-    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
@@ -46,26 +67,45 @@ static int train_and_signal(const char *out, int sig, int ms) {
               data, "--out", dir, (char *)NULL);
         _exit(127);
     }
-    struct stat st;
-    for (int i = 0; i < 20000 && stat(cfg, &st) != 0; i++) {
-        struct timespec t = {0, 1000000};
-        nanosleep(&t, NULL);
+    return pid;
+}
+
+/* Seconds after its start at which a run never stopped had its first
+ * checkpoint on disk, and at which it ended. */
+typedef struct {
+    double checkpoint, end;
+} run_times;
+
+/* Runs the training into out (a directory without a run's files) to the end,
+ * watching for out/optimizer.safetensors, the commit point of a checkpoint. */
+static run_times timed_run(const char *out) {
+    double t0 = now(), checkpoint = -1;
+    pid_t pid = start_train(out);
+    int status;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        cr_assert(w == 0 || w == pid);
+        if (checkpoint < 0 && has(out, "optimizer.safetensors")) checkpoint = now() - t0;
+        if (w == pid) break;
+        sleep_s(0.0005);
     }
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
+    run_times t = {checkpoint, now() - t0};
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status %d", out, status);
+    cr_log_info("%s: first checkpoint after %.3f s, ended after %.3f s", out, t.checkpoint, t.end);
+    return t;
+}
+
+/* Starts a run into out, waits until it has written out/config.json (so its
+ * handlers are installed), sleeps ms milliseconds, sends sig and returns the
+ * wait status. */
+static int train_and_signal(const char *out, int sig, int ms) {
+    pid_t pid = start_train(out);
+    for (int i = 0; i < 20000 && !has(out, "config.json"); i++) sleep_s(0.001);
+    sleep_s(ms / 1000.0);
     kill(pid, sig);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     return status;
-}
-
-/* The run in "straight", never stopped. */
-static void straight(void) {
-    char a[1024];
-    snprintf(a, sizeof a,
-             "train --model cvae --prior learned --binarize dynamic --epochs " EPOCHS " --batch 16 --hidden 32 "
-             "--latent 4 --threads 2 --data %s --out %s", tg_tmp("data"), tg_tmp("straight"));
-    cr_assert_eq(tg_cli_run(a), 0, "%s", tg_cli_text("stderr"));
 }
 
 static void expect_same_run(const char *dir) {
@@ -81,7 +121,7 @@ static void expect_same_run(const char *dir) {
 TestSuite(vae_signals, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 120);
 
 Test(vae_signals, sigint_and_sigterm_save_and_exit_0_then_resume_is_identical) {
-    straight();
+    timed_run("straight");
     const int sigs[] = {SIGINT, SIGTERM};
     for (int i = 0; i < 2; i++) {
         const char *out = i ? "term" : "int";
@@ -102,31 +142,69 @@ Test(vae_signals, sigint_and_sigterm_save_and_exit_0_then_resume_is_identical) {
     }
 }
 
-Test(vae_signals, sigkill_anywhere_then_resume_is_identical) {
-    straight();
-    const int delays[] = {0, 7, 40, 150, 500};
-    for (int i = 0; i < 5; i++) {
-        char out[16];
-        snprintf(out, sizeof out, "kill%d", i);
-        int st = train_and_signal(out, SIGKILL, delays[i]);
-        cr_assert(WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) == 0), "%s: status %d", out, st);
-        char a[600], opt[600];
-        snprintf(opt, sizeof opt, "%s/optimizer.safetensors", tg_tmp(out));
-        if (access(opt, F_OK) == 0) {
-            snprintf(a, sizeof a, "train --resume %s", tg_tmp(out));
-        } else {
-            /* Killed before its first checkpoint: resuming says so; start again
-             * (--force: a kill inside the first save may have left some files). */
-            snprintf(a, sizeof a, "train --resume %s", tg_tmp(out));
-            cr_expect_eq(tg_cli_run(a), 1);
-            char *s = tg_cli_text("stderr");
-            cr_expect(strstr(s, "optimizer.safetensors"), "%s", s);
-            free(s);
-            snprintf(a, sizeof a,
-                     "train --model cvae --prior learned --binarize dynamic --epochs " EPOCHS " --batch 16 "
-                     "--hidden 32 --latent 4 --threads 2 --data %s --out %s --force", tg_tmp("data"), tg_tmp(out));
-        }
+/* Starts a run into out, SIGKILLs it delay seconds after its start, and says
+ * whether the kill landed mid-run: with a checkpoint on disk and the run
+ * still going. */
+static bool kill_at(const char *out, double delay) {
+    double t0 = now();
+    pid_t pid = start_train(out);
+    sleep_s(t0 + delay - now());
+    bool checkpoint = has(out, "optimizer.safetensors");
+    kill(pid, SIGKILL);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    bool killed = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+    cr_assert(killed || (WIFEXITED(st) && WEXITSTATUS(st) == 0), "%s: status %d", out, st);
+    cr_log_info("%s: killed after %.3f s: %s", out, now() - t0,
+                !killed ? "too late, the run had ended" : checkpoint ? "mid-run, after a checkpoint"
+                                                                     : "before the first checkpoint");
+    return killed && checkpoint;
+}
+
+/* Completes the killed run in out and checks it against the straight one.
+ * With a checkpoint it resumes. Without one --resume must refuse, naming the
+ * file it lacks (config.json, written at the start or with the first
+ * checkpoint, or optimizer.safetensors), and the run starts again from
+ * nothing in an emptied directory: never a fresh `train --out` into one that
+ * holds files the killed run did write (images, model.safetensors). */
+static void complete(const char *out) {
+    char a[600];
+    snprintf(a, sizeof a, "train --resume %s", tg_tmp(out));
+    if (has(out, "optimizer.safetensors")) {
         cr_assert_eq(tg_cli_run(a), 0, "%s: %s", out, tg_cli_text("stderr"));
-        expect_same_run(out);
+    } else {
+        cr_expect_eq(tg_cli_run(a), 1);
+        char *s = tg_cli_text("stderr");
+        cr_expect(strstr(s, tg_tmp(out)) && (strstr(s, "/optimizer.safetensors: ") || strstr(s, "/config.json: ")),
+                  "%s", s);
+        free(s);
+        tg_remove_tree(tg_tmp(out));
+        timed_run(out);
     }
+    expect_same_run(out);
+}
+
+Test(vae_signals, sigkill_anywhere_then_resume_is_identical) {
+    run_times t = timed_run("straight");
+    cr_assert(t.checkpoint < t.end, "the first checkpoint came after the run ended");
+    int mid = 0, k = 0;
+    for (int round = 0; round < 3 && !mid; round++) {
+        if (round > 0) {   /* none landed mid-run: time the run again, now */
+            char out[16];
+            snprintf(out, sizeof out, "retime%d", round);
+            t = timed_run(out);
+        }
+        /* Three kills spread between the first checkpoint and the end, and
+         * (the first round only) two before that checkpoint. */
+        const double w = t.end - t.checkpoint;
+        const double delays[] = {t.checkpoint + 0.15 * w, t.checkpoint + 0.4 * w, t.checkpoint + 0.65 * w, 0,
+                                 0.5 * t.checkpoint};
+        for (int i = 0; i < (round ? 3 : 5); i++, k++) {
+            char out[16];
+            snprintf(out, sizeof out, "kill%d", k);
+            mid += kill_at(out, delays[i]);
+            complete(out);
+        }
+    }
+    cr_assert(mid >= 1, "no SIGKILL landed between the first checkpoint and the end of the run in %d tries", k);
 }

@@ -68,15 +68,17 @@ void tg_cli_setup(void) {
     tg_cli_write_data(tg_tmp("data"), TG_CLI_NTRAIN, TG_CLI_NTEST);
 }
 
-int tg_cli_run(const char *args) {
-    cr_assert_eq(access("build/vae", X_OK), 0, "build/vae is missing: run the suite with `make test` "
-                 "from the repository root");
+int tg_cli_run_program(const char *program, const char *args) {
+    cr_assert_eq(access(program, X_OK), 0, "%s is missing: run the suite with `make test` "
+                 "from the repository root", program);
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "build/vae %s >%s 2>%s", args, tg_tmp("stdout"), tg_tmp("stderr"));
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s", program, args, tg_tmp("stdout"), tg_tmp("stderr"));
     int st = system(cmd);
     cr_assert(WIFEXITED(st), "%s: did not exit normally", cmd);
     return WEXITSTATUS(st);
 }
+
+int tg_cli_run(const char *args) { return tg_cli_run_program("build/vae", args); }
 
 char *tg_cli_text(const char *name) {
     size_t n;

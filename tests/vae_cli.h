@@ -1,6 +1,7 @@
-/* vae_cli.h — running the real build/vae on a tiny synthetic dataset, shared
- * by the tests of the vae command (test_vae_cli.c, test_vae_eval.c,
- * test_vae_resume.c). `make test` builds build/vae before the suite runs. */
+/* vae_cli.h — running the real build/vae (or build/seed_vae) on a tiny
+ * synthetic dataset, shared by the tests of the programs (test_vae_cli.c,
+ * test_vae_eval.c, test_vae_resume.c, test_seed_vae.c, ...). The test binaries
+ * depend on the programs in the Makefile, so they are never stale. */
 #ifndef TG_TEST_VAE_CLI_H
 #define TG_TEST_VAE_CLI_H
 
@@ -24,8 +25,10 @@ void tg_cli_write_data(const char *dir, int ntrain, int ntest);
  * little memory (which LeakSanitizer reports) when suites with different
  * timeouts run in parallel. */
 void tg_cli_setup(void);
-/* Runs `build/vae ARGS` with stdout and stderr captured in the temporary
- * directory (files "stdout", "stderr"); returns the exit code. */
+/* Runs `PROGRAM ARGS` (e.g. "build/seed_vae") with stdout and stderr captured
+ * in the temporary directory (files "stdout", "stderr"); returns the exit code. */
+int tg_cli_run_program(const char *program, const char *args);
+/* tg_cli_run_program("build/vae", args). */
 int tg_cli_run(const char *args);
 /* Runs build/vae with args (split on spaces) in the directory cwd (NULL:
  * the current one) under the limits given (0 = none): address space in MiB,
