@@ -474,6 +474,60 @@ double tg_logsumexp(const double *v, int64_t n) {
     return mx + log(s);
 }
 
+/* ================================================================ optimizers */
+
+/* One Adam update over elements [0, n). Two copies of the loop, so neither
+ * has a branch and both vectorise. */
+#define ADAM_KERNEL(NAME, T)                                                          \
+    TG_SIMD static void NAME(int64_t n, T *restrict p, const T *restrict g, T *restrict m,    \
+                     T *restrict v, T b1, T b2, T c1, T c2, T ss, T bc, T eps, T wd) { \
+        if (wd != 0)                                                                  \
+            for (int64_t i = 0; i < n; i++) {                                         \
+                T gi = g[i] + wd * p[i];                                              \
+                m[i] = m[i] * b1 + gi * c1;                                           \
+                v[i] = v[i] * b2 + gi * gi * c2;                                      \
+                p[i] -= ss * (m[i] / (sqrt(v[i]) / bc + eps));                        \
+            }                                                                         \
+        else                                                                          \
+            for (int64_t i = 0; i < n; i++) {                                         \
+                m[i] = m[i] * b1 + g[i] * c1;                                         \
+                v[i] = v[i] * b2 + g[i] * g[i] * c2;                                  \
+                p[i] -= ss * (m[i] / (sqrt(v[i]) / bc + eps));                        \
+            }                                                                         \
+    }
+ADAM_KERNEL(adam_f32, float)
+ADAM_KERNEL(adam_f64, double)
+
+typedef struct {
+    tg_tensor *p, *m, *v;
+    const tg_tensor *g;
+    double b1, b2, c1, c2, ss, bc, eps, wd;
+} adam_args;
+
+/* Elements [begin, end) of one step; ranges are independent, so the result
+ * does not depend on how the pool splits them. */
+static void adam_range(void *ctx, int64_t begin, int64_t end) {
+    const adam_args *a = ctx;
+    int64_t n = end - begin;
+    if (a->p->dtype == TG_F32)
+        adam_f32(n, TG_F32P(a->p) + begin, TG_F32P(a->g) + begin, TG_F32P(a->m) + begin, TG_F32P(a->v) + begin,
+                 (float)a->b1, (float)a->b2, (float)a->c1, (float)a->c2, (float)a->ss, (float)a->bc, (float)a->eps,
+                 (float)a->wd);
+    else
+        adam_f64(n, TG_F64P(a->p) + begin, TG_F64P(a->g) + begin, TG_F64P(a->m) + begin, TG_F64P(a->v) + begin,
+                 a->b1, a->b2, a->c1, a->c2, a->ss, a->bc, a->eps, a->wd);
+}
+
+void tg_tensor_adam(tg_tensor *p, const tg_tensor *g, tg_tensor *m, tg_tensor *v, double beta1, double beta2,
+                    double step_size, double bc2_sqrt, double eps, double weight_decay) {
+    check_same("tg_tensor_adam", p, g);
+    check_same("tg_tensor_adam", p, m);
+    check_same("tg_tensor_adam", p, v);
+    adam_args a = {.p = p, .g = g, .m = m, .v = v, .b1 = beta1, .b2 = beta2, .c1 = 1 - beta1, .c2 = 1 - beta2,
+                   .ss = step_size, .bc = bc2_sqrt, .eps = eps, .wd = weight_decay};
+    tg_parallel_for(p->numel, 1 << 15, adam_range, &a);
+}
+
 /* ================================================================ linear algebra */
 
 void tg_tensor_matmul(tg_tensor *out, const tg_tensor *a, bool ta, const tg_tensor *b, bool tb, double beta) {

@@ -110,6 +110,17 @@ void tg_tensor_sum_axis(tg_tensor *out, const tg_tensor *x, int axis, double sca
 /* log sum_i e^{v_i} without overflow; -inf for n = 0 or all -inf, +inf if any is. */
 double tg_logsumexp(const double *v, int64_t n);
 
+/* ---------------------------------------------------------------- optimizers */
+
+/* One Adam update of p (any shape; g, m, v alike), element by element, as
+ * torch.optim.Adam's single-tensor path: with g' = g + weight_decay p,
+ * m = beta1 m + (1 - beta1) g', v = beta2 v + (1 - beta2) g'^2, then
+ * p -= step_size m / (sqrt(v) / bc2_sqrt + eps), 1 - beta formed in double
+ * then rounded. step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t).
+ * Threaded. */
+void tg_tensor_adam(tg_tensor *p, const tg_tensor *g, tg_tensor *m, tg_tensor *v, double beta1, double beta2,
+                    double step_size, double bc2_sqrt, double eps, double weight_decay);
+
 /* ---------------------------------------------------------------- linear algebra */
 
 /* out = op(a) op(b) + beta out, op(m) = m^T if its flag is set, else m; all
