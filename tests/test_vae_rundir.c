@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -286,6 +287,7 @@ static pid_t spawn(const char *args) {
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlives a failed test */
         int fd = open("/dev/null", O_WRONLY);
         dup2(fd, 1), dup2(fd, 2);
         execv(exe, argv);
