@@ -54,20 +54,6 @@
 #define TG_DATA_MAX_BYTES ((size_t)1 << 30)
 
 /* ------------------------------------------------------------------------ */
-/* Errors */
-
-/* A recoverable error: a human-readable, NUL-terminated message, long
- * enough for two paths of PATH_MAX and the reason. */
-typedef struct {
-    char msg[9216];
-} tg_err;
-
-/* Sets e->msg from a printf format (truncating to fit); no-op if e is NULL. */
-void tg_err_set(tg_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Prepends "prefix: " to e->msg (truncating to fit); no-op if e is NULL. */
-void tg_err_prefix(tg_err *e, const char *prefix);
-
-/* ------------------------------------------------------------------------ */
 /* Checksums and decompression (inflate.c) */
 
 /* CRC-32 (ISO 3309 / ITU-T V.42, as in gzip, zlib and PNG) of buf[0..n),

@@ -12,29 +12,10 @@
  * limit, and every back-reference is checked against what has been written.
  */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data/data.h"
-
-/* ------------------------------------------------------------------------ */
-/* Errors */
-
-void tg_err_set(tg_err *e, const char *fmt, ...) {
-    if (!e) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-}
-
-void tg_err_prefix(tg_err *e, const char *prefix) {
-    if (!e) return;
-    char tmp[sizeof e->msg];
-    if (snprintf(tmp, sizeof tmp, "%s: %s", prefix, e->msg) < 0) return;
-    memcpy(e->msg, tmp, sizeof tmp);
-}
 
 /* ------------------------------------------------------------------------ */
 /* Checksums */

@@ -21,7 +21,7 @@
 
 #include <stdbool.h>
 
-#include "data/data.h"
+#include "tensor/tensor.h"
 
 /* Longest directory name a run accepts: DIR/<longest file>.tmp.<pid> must
  * fit in PATH_MAX (4096) with room to spare. */

@@ -40,7 +40,6 @@
 #ifndef TG_CHECKPOINT_H
 #define TG_CHECKPOINT_H
 
-#include "data/data.h"
 #include "nn/nn.h"
 
 /* One tensor of a loaded file. */

@@ -18,6 +18,21 @@ void tg_die(const char *file, int line, const char *fmt, ...) {
     abort();
 }
 
+void tg_err_set(tg_err *e, const char *fmt, ...) {
+    if (!e) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+}
+
+void tg_err_prefix(tg_err *e, const char *prefix) {
+    if (!e) return;
+    char tmp[sizeof e->msg];
+    if (snprintf(tmp, sizeof tmp, "%s: %s", prefix, e->msg) < 0) return;
+    memcpy(e->msg, tmp, sizeof tmp);
+}
+
 /* ---------------------------------------------------------------- shapes */
 
 char *tg_shape_str(tg_shape s, char *buf) {
