@@ -22,7 +22,7 @@ endif
 LDLIBS  += -lm -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC := $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c data/*.c models/*.c)
+LIB_SRC := $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c io/*.c data/*.c models/*.c)
 EXAMPLES := seed_vae vae
 TEST_SRC := $(wildcard tests/*.c)
 # The test binary routes the library's allocations through counters

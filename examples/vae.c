@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "data/png.h"
-#include "data/write.h"
+#include "io/png.h"
+#include "io/file.h"
 #include "models/evaluate.h"
 #include "models/run_dir.h"
 #include "models/train.h"

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/json.h"
+#include "io/json.h"
 #include "nn/checkpoint.h"
 
 static char scratch[64];

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/png.h"
+#include "io/png.h"
 #include "nn/checkpoint.h"
 
 /* ---------------------------------------------------------------- model */

@@ -17,7 +17,7 @@
 #ifndef TG_EVALUATE_H
 #define TG_EVALUATE_H
 
-#include "data/json.h"
+#include "io/json.h"
 #include "models/train.h"
 
 /* The model's configuration (tg_vae_config) of a run. */

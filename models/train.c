@@ -7,9 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "data/json.h"
-#include "data/png.h"
-#include "data/write.h"
+#include "io/json.h"
+#include "io/png.h"
+#include "io/file.h"
 #include "models/evaluate.h"
 #include "nn/checkpoint.h"
 #include "optim/optim.h"

@@ -38,7 +38,7 @@
  * epoch E, step S; last good checkpoint kept in DIR" (S counts the epoch's
  * steps from 1).
  *
- * Checkpoints. Each file is replaced atomically (data/write.h), in the order
+ * Checkpoints. Each file is replaced atomically (io/file.h), in the order
  * config.json, metrics.csv, model.safetensors, optimizer.safetensors (the
  * images of an epoch come before them); nothing is written before the first
  * checkpoint, so a run that fails early leaves no files. The last is the

@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "data/json.h"
-#include "data/write.h"
+#include "io/json.h"
+#include "io/file.h"
 
 /* ------------------------------------------------------------------------ */
 /* Byte order */

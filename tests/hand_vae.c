@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/json.h"
-#include "data/png.h"
+#include "io/json.h"
+#include "io/png.h"
 #include "nn/checkpoint.h"
 
 #include "png_read.h"

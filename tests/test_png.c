@@ -1,6 +1,6 @@
 /*
  * test_png.c — the deflate/zlib encoder, the PNG and grid writers
- * (data/png.h) and atomic and IDX writes (data/write.h).
+ * (io/png.h) and atomic and IDX writes (io/file.h).
  *
  * Every PNG written here is read back by tg_png_read (tests/png_read.c), a
  * strict little decoder written for the tests: it checks the signature, the chunk order,
@@ -23,8 +23,8 @@
 #include <unistd.h>
 
 #include "data/data.h"
-#include "data/png.h"
-#include "data/write.h"
+#include "io/png.h"
+#include "io/file.h"
 
 #include "png_read.h"
 #include "tmpdir.h"

@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/json.h"
+#include "io/json.h"
 
 #include "tmpdir.h"
 #include "vae_cli.h"

@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "data/write.h"
+#include "io/file.h"
 #include "models/train.h"
 #include "nn/checkpoint.h"
 

@@ -17,9 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "data/json.h"
-#include "data/png.h"
-#include "data/write.h"
+#include "io/json.h"
+#include "io/png.h"
+#include "io/file.h"
 
 #include "hand_vae.h"
 #include "png_read.h"

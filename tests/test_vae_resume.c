@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "data/write.h"
+#include "io/file.h"
 #include "nn/checkpoint.h"
 
 #include "tmpdir.h"

@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "data/json.h"
-#include "data/write.h"
+#include "io/json.h"
+#include "io/file.h"
 #include "models/train.h"
 #include "nn/checkpoint.h"
 

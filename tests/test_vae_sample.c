@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "data/data.h"
-#include "data/png.h"
+#include "io/png.h"
 #include "models/evaluate.h"
 
 #include "hand_vae.h"

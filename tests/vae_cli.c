@@ -14,8 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "data/json.h"
-#include "data/write.h"
+#include "io/json.h"
+#include "io/file.h"
 #include "tmpdir.h"
 
 /* Image i of class i % 10: a smooth wave across the image whose direction

@@ -1,5 +1,5 @@
 /*
- * idx_write.c — atomic file writes and IDX writers (data/write.h).
+ * idx_write.c — atomic file writes and IDX writers (file.h).
  *
  * An atomic write goes to "<path>.tmp.<pid>" in the same directory (so the
  * final rename stays within one file system), is flushed and fsync'ed, and
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/write.h"
+#include "io/file.h"
 
 /* ------------------------------------------------------------------------ */
 /* Atomic writes */

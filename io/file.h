@@ -1,5 +1,5 @@
 /*
- * write.h — writing files atomically, and IDX arrays (idx_write.c).
+ * file.h — writing files atomically, and IDX arrays (idx_write.c).
  *
  *     tg_err err;
  *     if (tg_idx_images_save("out/samples-idx3-ubyte", px, 64, 28, 28, &err) != 0) {
@@ -18,8 +18,8 @@
  * the caller reports; bad arguments (a size < 1, a NULL buffer) are programmer
  * errors and abort through TG_CHECK.
  */
-#ifndef TG_WRITE_H
-#define TG_WRITE_H
+#ifndef TG_FILE_H
+#define TG_FILE_H
 
 #include <stddef.h>
 #include <stdint.h>
