@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "io/png.h"
-#include "io/file.h"
+#include "io/idx_write.h"
 #include "models/evaluate.h"
 #include "models/run_dir.h"
 #include "models/train.h"

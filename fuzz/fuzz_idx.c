@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "data/data.h"
+#include "io/file.h"
+#include "io/gzip.h"
 
 #ifdef TG_FUZZ_ZLIB
 #include <zlib.h>

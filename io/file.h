@@ -1,11 +1,18 @@
 /*
- * file.h — writing files atomically, and IDX arrays (idx_write.c).
+ * file.h — reading whole files and writing files atomically (file.c).
  *
  *     tg_err err;
- *     if (tg_idx_images_save("out/samples-idx3-ubyte", px, 64, 28, 28, &err) != 0) {
- *         fprintf(stderr, "%s\n", err.msg);   // "out/...: cannot create ...: No such file or directory"
+ *     uint8_t *buf;
+ *     size_t n;
+ *     if (tg_file_read("config.json", &buf, &n, &err) != 0   // gunzipped if it is gzip
+ *         || tg_file_write("copy.json", buf, n, &err) != 0) {
+ *         fprintf(stderr, "%s\n", err.msg);   // "copy.json: cannot create temporary file ...: Permission denied"
  *         return 1;
  *     }
+ *     free(buf);
+ *
+ * Reading is bounded: no file or decompressed content may exceed
+ * TG_DATA_MAX_BYTES (1 GiB).
  *
  * Every writer here builds the file under a temporary name next to it,
  * "<path>.tmp.<pid>", checks every fwrite, fflush, fsync and fclose, and only
@@ -14,9 +21,9 @@
  * is left as it was, and the call returns -1 with a message naming path and
  * the system's reason (strerror). Success returns 0.
  *
- * Like the readers in data.h, failures caused by the file system are errors
- * the caller reports; bad arguments (a size < 1, a NULL buffer) are programmer
- * errors and abort through TG_CHECK.
+ * Failures caused by the file system are errors the caller reports; bad
+ * arguments (a NULL path or buffer) are programmer errors and abort through
+ * TG_CHECK.
  */
 #ifndef TG_FILE_H
 #define TG_FILE_H
@@ -24,7 +31,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "data/data.h"
+#include "tensor/tensor.h"
+
+/* Largest decompressed stream, file or image array we accept: 1 GiB. */
+#define TG_DATA_MAX_BYTES ((size_t)1 << 30)
+
+/* Reads the whole file at path into a malloc'd *buf of *n bytes; if it starts
+ * with the gzip magic it is decompressed transparently (whatever its name).
+ * Errors ("path: problem") for missing/unreadable files, non-regular files,
+ * files or contents over TG_DATA_MAX_BYTES, and any gzip error. */
+int tg_file_read(const char *path, uint8_t **buf, size_t *n, tg_err *e);
 
 /* Writes the concatenation of bufs[0..nparts) (lens[i] bytes each) to path,
  * atomically as described above. A part of length 0 may have a NULL buffer. */
@@ -32,17 +48,5 @@ int tg_file_write_parts(const char *path, int nparts, const void *const bufs[], 
 
 /* Writes buf[0..n) to path atomically: tg_file_write_parts with one part. */
 int tg_file_write(const char *path, const void *buf, size_t n, tg_err *e);
-
-/* Saves n images of rows x cols uint8 pixels, pixels (n, rows, cols)
- * row-major, as an IDX file: magic 0x00000803, the three sizes as big-endian
- * uint32, then the n*rows*cols bytes; what tg_idx_images_load reads back.
- * Aborts unless 1 <= n, rows, cols <= 2^32 - 1; returns -1 if the data would
- * exceed TG_DATA_MAX_BYTES (the loader's limit) or on any write error. */
-int tg_idx_images_save(const char *path, const uint8_t *pixels, int64_t n, int64_t rows, int64_t cols,
-                       tg_err *e);
-
-/* Saves n uint8 labels (n) as an IDX file: magic 0x00000801, n as big-endian
- * uint32, then the n bytes. Same rules as tg_idx_images_save. */
-int tg_idx_labels_save(const char *path, const uint8_t *labels, int64_t n, tg_err *e);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * inflate.c — CRC-32, Adler-32 and a deflate decoder (RFC 1951) inside gzip
- * (RFC 1952) and zlib (RFC 1950) wrappers, from scratch.
+ * (RFC 1952) and zlib (RFC 1950) wrappers, from scratch (gzip.h).
  *
  * Decoding reads bits least-significant first from a 64-bit bit buffer.
  * Past the end of the input the buffer is padded with zero bytes, so the hot
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/data.h"
+#include "io/gzip.h"
 
 /* ------------------------------------------------------------------------ */
 /* Checksums */

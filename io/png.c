@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "io/png.h"
-#include "io/file.h"
+#include "io/gzip.h"
 
 /* ------------------------------------------------------------------------ */
 /* Deflate */

@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "data/data.h"
+#include "io/file.h"
 
 /* Compresses in[0..n) into one zlib stream (RFC 1950: header 78 01 or 78 5e,
  * deflate data, big-endian Adler-32): a fixed-Huffman block with LZ77 matches

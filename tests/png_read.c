@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/data.h"
+#include "io/gzip.h"
 #include "tmpdir.h"
 
 uint32_t tg_ref_crc32(const uint8_t *p, size_t n) {

@@ -1,6 +1,6 @@
 /*
  * test_png.c — the deflate/zlib encoder, the PNG and grid writers
- * (io/png.h) and atomic and IDX writes (io/file.h).
+ * (io/png.h) and atomic and IDX writes (io/file.h, io/idx_write.h).
  *
  * Every PNG written here is read back by tg_png_read (tests/png_read.c), a
  * strict little decoder written for the tests: it checks the signature, the chunk order,
@@ -23,8 +23,10 @@
 #include <unistd.h>
 
 #include "data/data.h"
-#include "io/png.h"
 #include "io/file.h"
+#include "io/gzip.h"
+#include "io/idx_write.h"
+#include "io/png.h"
 
 #include "png_read.h"
 #include "tmpdir.h"

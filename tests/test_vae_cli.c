@@ -16,7 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "io/file.h"
 #include "models/train.h"
 #include "nn/checkpoint.h"
 

@@ -19,7 +19,6 @@
 
 #include "io/json.h"
 #include "io/png.h"
-#include "io/file.h"
 
 #include "hand_vae.h"
 #include "png_read.h"

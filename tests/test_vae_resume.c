@@ -14,7 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "io/file.h"
 #include "nn/checkpoint.h"
 
 #include "tmpdir.h"

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "io/json.h"
-#include "io/file.h"
+#include "io/idx_write.h"
 #include "models/train.h"
 #include "nn/checkpoint.h"
 

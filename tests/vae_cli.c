@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "io/json.h"
-#include "io/file.h"
+#include "io/idx_write.h"
 #include "tmpdir.h"
 
 /* Image i of class i % 10: a smooth wave across the image whose direction
