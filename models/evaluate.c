@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "io/png.h"
-#include "nn/checkpoint.h"
+#include "io/safetensors.h"
 
 /* ---------------------------------------------------------------- model */
 

@@ -11,7 +11,7 @@
 #include "io/png.h"
 #include "io/file.h"
 #include "models/evaluate.h"
-#include "nn/checkpoint.h"
+#include "io/safetensors.h"
 #include "optim/optim.h"
 #include "tensor/pool.h"
 

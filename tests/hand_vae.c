@@ -9,7 +9,7 @@
 
 #include "io/json.h"
 #include "io/png.h"
-#include "nn/checkpoint.h"
+#include "io/safetensors.h"
 
 #include "png_read.h"
 #include "tmpdir.h"

@@ -1,6 +1,6 @@
 /*
  * test_checkpoint.c — safetensors files and parameter checkpoints
- * (nn/checkpoint.h).
+ * (io/safetensors.h).
  *
  * Compatibility with PyTorch's `safetensors` rests on the byte-exact layout
  * test below: the expected file is spelled out by hand from the format's
@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "nn/checkpoint.h"
+#include "io/safetensors.h"
 
 #include "tmpdir.h"
 

@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "nn/checkpoint.h"
+#include "io/safetensors.h"
 
 #include "tmpdir.h"
 #include "vae_cli.h"

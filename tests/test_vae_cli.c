@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "models/train.h"
-#include "nn/checkpoint.h"
+#include "io/safetensors.h"
 
 #include "hand_vae.h"
 #include "png_read.h"

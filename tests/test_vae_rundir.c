@@ -22,7 +22,7 @@
 #include "io/json.h"
 #include "io/idx_write.h"
 #include "models/train.h"
-#include "nn/checkpoint.h"
+#include "io/safetensors.h"
 
 #include "tmpdir.h"
 #include "vae_cli.h"

@@ -1,8 +1,8 @@
 /*
- * checkpoint.c — safetensors writing (atomic) and reading (validated), and
- * saving / loading a tg_params block through them (checkpoint.h).
+ * safetensors.c — safetensors writing (atomic) and reading (validated), and
+ * saving / loading a tg_params block through them (safetensors.h).
  */
-#include "nn/checkpoint.h"
+#include "io/safetensors.h"
 
 #include <errno.h>
 #include <fcntl.h>

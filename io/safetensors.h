@@ -1,5 +1,5 @@
 /*
- * checkpoint.h — safetensors files: named tensors plus string metadata, in
+ * safetensors.h — safetensors files: named tensors plus string metadata, in
  * the format PyTorch's `safetensors` library reads and writes.
  *
  *     tg_err err;
@@ -37,8 +37,8 @@
  * Nothing is allocated from a header claim before it has been checked
  * against the file size. Errors are "path: problem" in a tg_err.
  */
-#ifndef TG_CHECKPOINT_H
-#define TG_CHECKPOINT_H
+#ifndef TG_SAFETENSORS_H
+#define TG_SAFETENSORS_H
 
 #include "nn/nn.h"
 
