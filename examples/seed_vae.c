@@ -17,7 +17,7 @@
 
 #include "data/data.h"
 #include "models/vae.h"
-#include "io/safetensors.h"
+#include "nn/checkpoint.h"
 #include "optim/optim.h"
 #include "tensor/pool.h"
 

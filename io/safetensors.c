@@ -1,6 +1,6 @@
 /*
- * safetensors.c — safetensors writing (atomic) and reading (validated), and
- * saving / loading a tg_params block through them (safetensors.h).
+ * safetensors.c — safetensors writing (atomic) and reading (validated)
+ * (safetensors.h).
  */
 #include "io/safetensors.h"
 
@@ -35,12 +35,11 @@ static void swap_elems(unsigned char *p, size_t count, size_t es) {
 
 static const char *st_dtype_name(tg_dtype dt) { return dt == TG_F32 ? "F32" : "F64"; }
 
-/* "[400, 784]" into buf (at least 160 bytes). */
-static char *shape_list(const int64_t *d, int ndim, char *buf) {
+char *tg_safetensors_shape_str(tg_shape s, char *buf) {
     size_t k = 0;
     buf[k++] = '[';
-    for (int i = 0; i < ndim; i++)
-        k += (size_t)snprintf(buf + k, 24, "%s%lld", i ? ", " : "", (long long)d[i]);
+    for (int i = 0; i < s.ndim; i++)
+        k += (size_t)snprintf(buf + k, 24, "%s%lld", i ? ", " : "", (long long)s.d[i]);
     buf[k++] = ']';
     buf[k] = 0;
     return buf;
@@ -176,22 +175,6 @@ done:
     return rc;
 }
 
-int tg_params_save(const tg_params *ps, const char *path, int n_meta, const char *const meta_keys[],
-                   const char *const meta_vals[], tg_err *e) {
-    int n = ps->count;
-    const char **names = malloc((size_t)(n ? n : 1) * sizeof *names);
-    const tg_tensor **ts = malloc((size_t)(n ? n : 1) * sizeof *ts);
-    if (!names || !ts) {
-        free(names), free(ts);
-        tg_err_set(e, "%s: out of memory", path);
-        return -1;
-    }
-    for (int i = 0; i < n; i++) names[i] = ps->vars[i]->name, ts[i] = &ps->vars[i]->val;
-    int rc = tg_safetensors_write(path, n, names, ts, n_meta, meta_keys, meta_vals, e);
-    free(names), free(ts);
-    return rc;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Reading */
 
@@ -309,7 +292,7 @@ static int parse_entry(const char *path, const char *name, const tg_json *v, int
     char sb[160];
     if (overflow || numel > (uint64_t)(en - b) / es || numel * es != (uint64_t)(en - b)) {
         tg_err_set(e, "%s: tensor %s: shape %s of %s needs %s%llu bytes but data_offsets [%lld, %lld] span %lld",
-                   path, name, shape_list(t->shape.d, t->shape.ndim, sb), dt, overflow ? "over " : "",
+                   path, name, tg_safetensors_shape_str(t->shape, sb), dt, overflow ? "over " : "",
                    overflow ? (unsigned long long)INT64_MAX : (unsigned long long)(numel * es), (long long)b,
                    (long long)en, (long long)(en - b));
         return -1;
@@ -535,52 +518,3 @@ int tg_safetensors_parse(const void *buf, size_t n, const char *name, tg_safeten
     source src = {.mem = buf, .size = n};
     return st_read(&src, (int64_t)n, name, st, e);
 }
-
-/* ------------------------------------------------------------------------ */
-/* Parameters */
-
-int tg_params_load_hint(tg_params *ps, const char *path, const char *shape_hint, tg_err *e) {
-    tg_safetensors st;
-    if (tg_safetensors_read(path, &st, e)) return -1;
-    const tg_st_tensor **src = malloc((size_t)(ps->count ? ps->count : 1) * sizeof *src);
-    if (!src) {
-        tg_err_set(e, "%s: out of memory", path);
-        tg_safetensors_free(&st);
-        return -1;
-    }
-    for (int i = 0; i < ps->count; i++) {   /* validate everything before changing anything */
-        const tg_var *v = ps->vars[i];
-        const tg_st_tensor *t = tg_safetensors_find(&st, v->name);
-        if (!t) {
-            tg_err_set(e, "%s: no tensor %s", path, v->name);
-            goto fail;
-        }
-        if (!tg_shape_eq(t->tensor.shape, v->val.shape)) {
-            char a[160], b[160];
-            tg_err_set(e, "%s: tensor %s has shape %s but the model expects %s%s%s%s", path, v->name,
-                       shape_list(t->tensor.shape.d, t->tensor.shape.ndim, a),
-                       shape_list(v->val.shape.d, v->val.shape.ndim, b), shape_hint ? " (" : "",
-                       shape_hint ? shape_hint : "", shape_hint ? ")" : "");
-            goto fail;
-        }
-        src[i] = t;
-    }
-    for (int i = 0; i < ps->count; i++) {
-        tg_tensor *dst = &ps->vars[i]->val;
-        const tg_tensor *s = &src[i]->tensor;
-        if (s->dtype == dst->dtype) memcpy(dst->data, s->data, (size_t)s->numel * tg_dtype_size(s->dtype));
-        else if (dst->dtype == TG_F32)
-            for (int64_t k = 0; k < s->numel; k++) TG_F32P(dst)[k] = (float)TG_F64P(s)[k];
-        else
-            for (int64_t k = 0; k < s->numel; k++) TG_F64P(dst)[k] = (double)TG_F32P(s)[k];
-    }
-    free(src);
-    tg_safetensors_free(&st);
-    return 0;
-fail:
-    free(src);
-    tg_safetensors_free(&st);
-    return -1;
-}
-
-int tg_params_load(tg_params *ps, const char *path, tg_err *e) { return tg_params_load_hint(ps, path, NULL, e); }

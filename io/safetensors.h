@@ -1,15 +1,18 @@
 /*
  * safetensors.h — safetensors files: named tensors plus string metadata, in
- * the format PyTorch's `safetensors` library reads and writes.
+ * the format PyTorch's `safetensors` library reads and writes
+ * (safetensors.c). nn/checkpoint.h saves and loads a model's parameters
+ * through it.
  *
  *     tg_err err;
- *     const char *keys[] = {"hidden", "latent"}, *vals[] = {"400", "20"};
- *     if (tg_params_save(ps, "model.safetensors", 2, keys, vals, &err) != 0) { report err.msg }
- *     ...later, with a model built to the same sizes:
- *     if (tg_params_load(ps, "model.safetensors", &err) != 0) { report; ps is unchanged }
- *
- *   In Python: safetensors.torch.load_file("model.safetensors")["fc1.weight"]
- *   is a (400, 784) float32 tensor.
+ *     const char *names[] = {"w"}, *keys[] = {"step"}, *vals[] = {"10"};
+ *     if (tg_safetensors_write("w.safetensors", 1, names, (const tg_tensor *[]){w}, 1, keys, vals, &err) != 0)
+ *         { report err.msg }
+ *     tg_safetensors st;
+ *     if (tg_safetensors_read("w.safetensors", &st, &err) != 0) { report }
+ *     const tg_st_tensor *t = tg_safetensors_find(&st, "w");      // t->tensor: dtype, shape, data
+ *     const char *step = tg_safetensors_meta(&st, "step");        // "10"
+ *     tg_safetensors_free(&st);
  *
  * Format (https://github.com/huggingface/safetensors):
  *   8 bytes    N, the header length, unsigned little-endian
@@ -40,7 +43,7 @@
 #ifndef TG_SAFETENSORS_H
 #define TG_SAFETENSORS_H
 
-#include "nn/nn.h"
+#include "tensor/tensor.h"
 
 /* One tensor of a loaded file. */
 typedef struct {
@@ -81,22 +84,8 @@ const char *tg_safetensors_meta(const tg_safetensors *st, const char *key);
 /* Frees everything and zeroes *st; safe on a zeroed struct. */
 void tg_safetensors_free(tg_safetensors *st);
 
-/* Writes every parameter of ps under its name (e.g. "fc1.weight") with its
- * shape and ps->dtype, in creation order, plus the metadata. As
- * tg_safetensors_write. */
-int tg_params_save(const tg_params *ps, const char *path, int n_meta, const char *const meta_keys[],
-                   const char *const meta_vals[], tg_err *e);
-
-/* Sets every parameter of ps from the tensor of the same name in path,
- * converting F32 <-> F64 as needed (tensors in the file that ps lacks are
- * ignored). Every parameter must be present with exactly its shape;
- * otherwise nothing is changed and -1 is returned with e.g.
- *   "model.safetensors: tensor fc1.weight has shape [400, 784] but the model expects [300, 784]"
- *   "model.safetensors: no tensor fc_mu.bias"
- * Gradients are not touched. */
-int tg_params_load(tg_params *ps, const char *path, tg_err *e);
-/* tg_params_load that appends " (shape_hint)" to shape-mismatch messages,
- * e.g. shape_hint "check --hidden / --latent". shape_hint may be NULL. */
-int tg_params_load_hint(tg_params *ps, const char *path, const char *shape_hint, tg_err *e);
+/* Writes shape s as the header holds it, "[400, 784]", into buf (at least
+ * 160 bytes) and returns buf. */
+char *tg_safetensors_shape_str(tg_shape s, char *buf);
 
 #endif

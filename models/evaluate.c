@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "io/png.h"
-#include "io/safetensors.h"
+#include "nn/checkpoint.h"
 
 /* ---------------------------------------------------------------- model */
 

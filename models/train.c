@@ -7,11 +7,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "io/file.h"
 #include "io/json.h"
 #include "io/png.h"
-#include "io/file.h"
-#include "models/evaluate.h"
 #include "io/safetensors.h"
+#include "models/evaluate.h"
+#include "nn/checkpoint.h"
 #include "optim/optim.h"
 #include "tensor/pool.h"
 

@@ -16,8 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "models/train.h"
 #include "io/safetensors.h"
+#include "models/train.h"
+#include "nn/checkpoint.h"
 
 #include "hand_vae.h"
 #include "png_read.h"

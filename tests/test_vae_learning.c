@@ -51,7 +51,7 @@
 
 #include "data/data.h"
 #include "models/evaluate.h"
-#include "io/safetensors.h"
+#include "nn/checkpoint.h"
 
 #include "hand_vae.h"
 #include "tmpdir.h"
