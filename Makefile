@@ -23,7 +23,10 @@ LDLIBS  += -lm -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC := $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c io/*.c data/*.c models/*.c)
+HEADERS := $(wildcard *.h */*.h examples/*/*.h)
 EXAMPLES := seed_vae vae
+# The vae program's own logic (runs, training, evaluation); the tests call it too.
+VAE_SRC := $(filter-out examples/vae/main.c,$(wildcard examples/vae/*.c))
 TEST_SRC := $(wildcard tests/*.c)
 # The test binary routes the library's allocations through counters
 # (tests/alloc_count.c) to prove a steady-state step allocates nothing.
@@ -31,25 +34,29 @@ WRAP    := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,-
 
 all: build/libtapegrad.a $(EXAMPLES:%=build/%)
 
-build/%.o: %.c $(wildcard */*.h) Makefile
+build/%.o: %.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 build/libtapegrad.a: $(LIB_SRC:%.c=build/%.o)
+	rm -f $@
 	$(AR) rcs $@ $^
+
+build/vae: build/examples/vae/main.o $(VAE_SRC:%.c=build/%.o) build/libtapegrad.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 build/%: build/examples/%.o build/libtapegrad.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---------------------------------------------------------------- tests
 
-build/tests: $(TEST_SRC) $(LIB_SRC) $(wildcard */*.h)
+build/tests: $(TEST_SRC) $(LIB_SRC) $(VAE_SRC) $(HEADERS)
 	@mkdir -p build
-	$(CC) $(CFLAGS) -g $(TEST_SRC) $(LIB_SRC) -o $@ $(WRAP) -lcriterion $(LDLIBS)
+	$(CC) $(CFLAGS) -g $(TEST_SRC) $(LIB_SRC) $(VAE_SRC) -o $@ $(WRAP) -lcriterion $(LDLIBS)
 
-build/tests-san: $(TEST_SRC) $(LIB_SRC) $(wildcard */*.h)
+build/tests-san: $(TEST_SRC) $(LIB_SRC) $(VAE_SRC) $(HEADERS)
 	@mkdir -p build
-	$(CC) $(CFLAGS) -O1 -g $(SAN) $(TEST_SRC) $(LIB_SRC) -o $@ $(WRAP) -lcriterion $(LDLIBS)
+	$(CC) $(CFLAGS) -O1 -g $(SAN) $(TEST_SRC) $(LIB_SRC) $(VAE_SRC) -o $@ $(WRAP) -lcriterion $(LDLIBS)
 
 criterion:
 	@scripts/need_criterion.sh
@@ -87,11 +94,12 @@ FUZZ_TARGETS := idx safetensors json
 FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -I. -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-build/fuzz/%.o: %.c $(wildcard */*.h) Makefile
+build/fuzz/%.o: %.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 build/fuzz/libtapegrad.a: $(LIB_SRC:%.c=build/fuzz/%.o)
+	rm -f $@
 	$(AR) rcs $@ $^
 
 build/fuzz/fuzz_%: fuzz/fuzz_%.c build/fuzz/libtapegrad.a

@@ -1,5 +1,5 @@
 /*
- * test_vae_cli.c — the `vae` program (examples/vae.c, models/train.c) run as
+ * test_vae_cli.c — the `vae` program (examples/vae/main.c, examples/vae/train.c) run as
  * a user runs it: the real binary build/vae on a tiny synthetic IDX dataset
  * (64 train / 32 test images of 28x28, labels 0..9) in a temporary directory.
  *
@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "io/safetensors.h"
-#include "models/train.h"
+#include "examples/vae/train.h"
 #include "nn/checkpoint.h"
 
 #include "hand_vae.h"

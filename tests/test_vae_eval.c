@@ -1,6 +1,6 @@
 /*
- * test_vae_eval.c — `vae eval` and `vae sample` (examples/vae.c,
- * models/evaluate.c) run as a user runs them: build/vae trains on a tiny
+ * test_vae_eval.c — `vae eval` and `vae sample` (examples/vae/main.c,
+ * examples/vae/evaluate.c) run as a user runs them: build/vae trains on a tiny
  * synthetic IDX dataset (64 train / 32 test images of 28x28, labels 0..9) in
  * a temporary directory, then the run is evaluated and sampled.
  *

@@ -1,6 +1,6 @@
 /*
- * test_vae_resume.c — `vae train --resume DIR` (examples/vae.c,
- * models/train.c) run through the real binary on a tiny synthetic dataset,
+ * test_vae_resume.c — `vae train --resume DIR` (examples/vae/main.c,
+ * examples/vae/train.c) run through the real binary on a tiny synthetic dataset,
  * as tests/test_vae_cli.c does: one epoch and a resume to two give the same
  * bytes as two epochs straight; finished runs, extra flags and damaged
  * checkpoints are refused without touching the files.

@@ -1,6 +1,6 @@
 /*
  * test_vae_rundir.c — a run directory is never destroyed, shared or
- * mismatched (models/run_dir.h, models/train.h, examples/vae.c), through the
+ * mismatched (examples/vae/run_dir.h, examples/vae/train.h, examples/vae/main.c), through the
  * real build/vae: each case checks the exit code, one clear line on stderr,
  * and that the earlier run's files are byte-identical afterwards.
  */
@@ -21,7 +21,7 @@
 
 #include "io/json.h"
 #include "io/idx_write.h"
-#include "models/train.h"
+#include "examples/vae/train.h"
 #include "io/safetensors.h"
 
 #include "tmpdir.h"

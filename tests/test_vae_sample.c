@@ -1,6 +1,6 @@
 /*
- * test_vae_sample.c — `vae sample --temperature T` (examples/vae.c,
- * tg_run_sample in models/evaluate.c) run as a user runs it: build/vae trains
+ * test_vae_sample.c — `vae sample --temperature T` (examples/vae/main.c,
+ * tg_run_sample in examples/vae/evaluate.c) run as a user runs it: build/vae trains
  * on the tiny synthetic IDX dataset of vae_cli.h, then samples to IDX files.
  *
  * The images are checked against the decoder computed here by hand in double
@@ -19,7 +19,7 @@
 
 #include "data/data.h"
 #include "io/png.h"
-#include "models/evaluate.h"
+#include "examples/vae/evaluate.h"
 
 #include "hand_vae.h"
 #include "tmpdir.h"

@@ -1,5 +1,5 @@
 /* train.c — the training loop of the VAE family (see train.h). */
-#include "models/train.h"
+#include "examples/vae/train.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -11,7 +11,7 @@
 #include "io/json.h"
 #include "io/png.h"
 #include "io/safetensors.h"
-#include "models/evaluate.h"
+#include "examples/vae/evaluate.h"
 #include "nn/checkpoint.h"
 #include "optim/optim.h"
 #include "tensor/pool.h"

@@ -1,5 +1,5 @@
 /* evaluate.c — reading back, evaluating and sampling a run (see evaluate.h). */
-#include "models/evaluate.h"
+#include "examples/vae/evaluate.h"
 
 #include <float.h>
 #include <math.h>
