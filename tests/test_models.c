@@ -12,7 +12,7 @@
 #include "fixture.h"
 #include "models/vae.h"
 #include "models/vae_family.h"
-#include "tensor/pool.h"
+#include "tensor/threads.h"
 
 #define LOG_2PI 1.8378770664093454836
 

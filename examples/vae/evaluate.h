@@ -17,8 +17,8 @@
 #ifndef TG_VAE_EVALUATE_H
 #define TG_VAE_EVALUATE_H
 
-#include "io/json.h"
 #include "examples/vae/train.h"
+#include "io/json.h"
 
 /* The model's configuration (tg_vae_config) of a run. */
 tg_vae_config tg_run_vae_config(const tg_run_info *ri);

@@ -25,7 +25,7 @@
 #include "examples/vae/train.h"
 #include "io/idx_write.h"
 #include "io/png.h"
-#include "tensor/pool.h"
+#include "tensor/threads.h"
 
 static const char usage[] =
     "usage: vae <command> [flags]\n"

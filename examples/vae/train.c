@@ -11,10 +11,9 @@
 #include "io/json.h"
 #include "io/png.h"
 #include "io/safetensors.h"
-#include "examples/vae/evaluate.h"
 #include "nn/checkpoint.h"
 #include "optim/optim.h"
-#include "tensor/pool.h"
+#include "tensor/threads.h"
 
 tg_train_opts tg_train_opts_default(void) {
     return (tg_train_opts){
