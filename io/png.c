@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/png.h"
 #include "io/gzip.h"
+#include "io/png.h"
 
 /* ------------------------------------------------------------------------ */
 /* Deflate */

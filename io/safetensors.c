@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "io/json.h"
 #include "io/file.h"
+#include "io/json.h"
 
 /* ------------------------------------------------------------------------ */
 /* Byte order */

@@ -55,7 +55,7 @@
 #ifndef TG_VAE_FAMILY_H
 #define TG_VAE_FAMILY_H
 
-#include "../nn/nn.h"
+#include "nn/nn.h"
 
 #define TG_VAE_MAX_HIDDEN 8
 

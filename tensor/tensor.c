@@ -1,5 +1,5 @@
 /* tensor.c — errors, shapes, arenas, random numbers, creation, printing. */
-#include "tensor.h"
+#include "tensor/tensor.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* png_read.c — the tests' PNG decoder (see png_read.h). */
-#include "png_read.h"
+#include "tests/png_read.h"
 
 #include <criterion/criterion.h>
 #include <stdbool.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "io/gzip.h"
-#include "tmpdir.h"
+#include "tests/tmpdir.h"
 
 uint32_t tg_ref_crc32(const uint8_t *p, size_t n) {
     uint32_t c = 0xffffffffu;

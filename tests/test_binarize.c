@@ -18,8 +18,8 @@
 #include "data/data.h"
 #include "examples/vae/evaluate.h"
 
-#include "hand_vae.h"
-#include "vae_cli.h"
+#include "tests/hand_vae.h"
+#include "tests/vae_cli.h"
 
 TestSuite(binarize, .timeout = 120);
 

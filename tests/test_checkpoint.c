@@ -23,7 +23,7 @@
 #include "io/safetensors.h"
 #include "nn/checkpoint.h"
 
-#include "tmpdir.h"
+#include "tests/tmpdir.h"
 
 /* ================================================================ helpers */
 

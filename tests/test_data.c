@@ -27,8 +27,8 @@
 #include "io/gzip.h"
 #include "tests/alloc_count.h"
 
-#include "png_read.h"
-#include "tmpdir.h"
+#include "tests/png_read.h"
+#include "tests/tmpdir.h"
 
 /* ================================================================ helpers */
 

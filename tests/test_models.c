@@ -9,10 +9,10 @@
 #include <signal.h>
 #include <string.h>
 
-#include "fixture.h"
 #include "models/vae.h"
 #include "models/vae_family.h"
 #include "tensor/threads.h"
+#include "tests/fixture.h"
 
 #define LOG_2PI 1.8378770664093454836
 

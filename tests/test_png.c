@@ -28,8 +28,8 @@
 #include "io/idx_write.h"
 #include "io/png.h"
 
-#include "png_read.h"
-#include "tmpdir.h"
+#include "tests/png_read.h"
+#include "tests/tmpdir.h"
 
 /* ================================================================ helpers */
 

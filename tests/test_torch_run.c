@@ -29,8 +29,8 @@
 
 #include "io/json.h"
 
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define RUN "tests/fixtures/torch_run"
 #define DATA "tests/fixtures/data/mini"

@@ -16,14 +16,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "io/safetensors.h"
 #include "examples/vae/train.h"
+#include "io/safetensors.h"
 #include "nn/checkpoint.h"
 
-#include "hand_vae.h"
-#include "png_read.h"
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/hand_vae.h"
+#include "tests/png_read.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 /* ================================================================ helpers */
 

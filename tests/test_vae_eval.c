@@ -20,10 +20,10 @@
 #include "io/json.h"
 #include "io/png.h"
 
-#include "hand_vae.h"
-#include "png_read.h"
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/hand_vae.h"
+#include "tests/png_read.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define SMALL "--epochs 2 --batch 16 --hidden 32 --latent 4 --threads 1"
 #define LATENT 4

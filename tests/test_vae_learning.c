@@ -53,9 +53,9 @@
 #include "examples/vae/evaluate.h"
 #include "nn/checkpoint.h"
 
-#include "hand_vae.h"
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/hand_vae.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define LOG_2PI 1.8378770664093454836
 #define NTRAIN 512

@@ -16,8 +16,8 @@
 
 #include "io/safetensors.h"
 
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define SMALL "--batch 16 --hidden 32 --latent 4 --threads 1"
 

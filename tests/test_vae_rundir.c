@@ -19,13 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io/json.h"
-#include "io/idx_write.h"
 #include "examples/vae/train.h"
+#include "io/idx_write.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define SMALL "--batch 16 --hidden 32 --latent 4 --threads 1"
 

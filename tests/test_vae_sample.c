@@ -18,12 +18,12 @@
 #include <unistd.h>
 
 #include "data/data.h"
-#include "io/png.h"
 #include "examples/vae/evaluate.h"
+#include "io/png.h"
 
-#include "hand_vae.h"
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/hand_vae.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define SMALL "--epochs 2 --batch 16 --hidden 32 --latent 4 --threads 1"
 
