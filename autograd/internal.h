@@ -2,7 +2,7 @@
 #ifndef TG_AUTOGRAD_INTERNAL_H
 #define TG_AUTOGRAD_INTERNAL_H
 
-#include "autograd.h"
+#include "autograd/autograd.h"
 
 /* A fresh output var in the tape's arena (value uninitialised, no gradient). */
 tg_var *tg_var_new(tg_tape *t, tg_dtype dt, tg_shape s);

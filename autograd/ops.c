@@ -7,13 +7,13 @@
  * if any input requires a gradient. A backward reads e->out->grad (dL/dout)
  * and adds (+=) dL/din into each input that requires a gradient.
  */
-#include "internal.h"
+#include "autograd/internal.h"
 
 #include <string.h>
 #include <tgmath.h>
 
-#include "../tensor/pool.h"
-#include "../tensor/vmath.h"
+#include "tensor/pool.h"
+#include "tensor/vmath.h"
 
 /* exp, log and log1p of either precision: the vectorisable float32 versions
  * (tensor/vmath.h) or libm's double ones. */
