@@ -8,6 +8,9 @@
 #   make bench      speed figures (GEMM, an epoch next to PyTorch when present)
 #   make data       downloads MNIST into data/mnist (needs internet)
 #   make fuzz       libFuzzer targets for the file readers, FUZZ_SECONDS each (needs clang)
+#   make install    build/libtapegrad.a and .so, the public headers (those tapegrad.h
+#                   includes) and tapegrad.pc into PREFIX (default /usr/local);
+#                   make uninstall removes them again
 #   make clean
 
 CC      ?= cc
@@ -48,6 +51,39 @@ build/vae: build/examples/vae/main.o $(VAE_SRC:%.c=build/%.o) build/libtapegrad.
 build/%: build/examples/%.o build/libtapegrad.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+# ---------------------------------------------------------------- installing
+# The shared library is built from position-independent copies of the objects
+# (build/pic/), so the static library and the programs keep their own.
+
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+PUBLIC_H := $(shell sed -n 's/^\#include "\(.*\)"/\1/p' tapegrad.h)
+INCDIR   = $(DESTDIR)$(PREFIX)/include/tapegrad
+LIBDIR   = $(DESTDIR)$(PREFIX)/lib
+
+build/pic/%.o: %.c $(HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+build/libtapegrad.so: $(LIB_SRC:%.c=build/pic/%.o)
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libtapegrad.so $^ -o $@ $(LDLIBS)
+
+# tapegrad.pc names PREFIX, so it is written at each install, never cached.
+install: build/libtapegrad.a build/libtapegrad.so
+	install -d $(LIBDIR)/pkgconfig
+	install -m 644 build/libtapegrad.a $(LIBDIR)/libtapegrad.a
+	install -m 755 build/libtapegrad.so $(LIBDIR)/libtapegrad.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' scripts/tapegrad.pc.in > $(LIBDIR)/pkgconfig/tapegrad.pc
+	chmod 644 $(LIBDIR)/pkgconfig/tapegrad.pc
+	for h in tapegrad.h $(PUBLIC_H); do \
+	    install -d $(INCDIR)/$$(dirname $$h) && install -m 644 $$h $(INCDIR)/$$h || exit 1; \
+	done
+
+uninstall:
+	rm -f $(LIBDIR)/libtapegrad.a $(LIBDIR)/libtapegrad.so $(LIBDIR)/pkgconfig/tapegrad.pc
+	rm -f $(addprefix $(INCDIR)/,tapegrad.h $(PUBLIC_H))
+	rmdir $(sort $(dir $(addprefix $(INCDIR)/,$(PUBLIC_H)))) $(INCDIR) 2>/dev/null || true
+
 # ---------------------------------------------------------------- tests
 
 build/tests: $(TEST_SRC) $(LIB_SRC) $(VAE_SRC) $(HEADERS)
@@ -61,8 +97,9 @@ build/tests-san: $(TEST_SRC) $(LIB_SRC) $(VAE_SRC) $(HEADERS)
 criterion:
 	@scripts/need_criterion.sh
 
-test: criterion all build/tests build/tests-san
+test: criterion all build/tests build/tests-san build/libtapegrad.so
 	build/tests --jobs 2
+	scripts/test_install.sh
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/tests-san --jobs 2
 
 valgrind: all
@@ -115,5 +152,5 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 clean:
 	rm -rf build
 
-.PHONY: all test criterion valgrind run data bench fuzz clean
+.PHONY: all test criterion valgrind run data bench fuzz install uninstall clean
 .SECONDARY:
