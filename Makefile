@@ -8,6 +8,9 @@
 #   make bench      speed figures (GEMM, an epoch next to PyTorch when present)
 #   make data       downloads MNIST into data/mnist (needs internet)
 #   make fuzz       libFuzzer targets for the file readers, FUZZ_SECONDS each (needs clang)
+#   make install    build/libtapegrad.a and .so, the public headers (those tapegrad.h
+#                   includes) and tapegrad.pc into PREFIX (default /usr/local);
+#                   make uninstall removes them again
 #   make clean
 
 CC      ?= cc
@@ -22,8 +25,11 @@ endif
 LDLIBS  += -lm -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC := $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c data/*.c models/*.c)
+LIB_SRC := $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c io/*.c data/*.c models/*.c)
+HEADERS := $(wildcard *.h */*.h examples/*/*.h)
 EXAMPLES := seed_vae vae
+# The vae program's own logic (runs, training, evaluation); the tests call it too.
+VAE_SRC := $(filter-out examples/vae/main.c,$(wildcard examples/vae/*.c))
 TEST_SRC := $(wildcard tests/*.c)
 # The test binary routes the library's allocations through counters
 # (tests/alloc_count.c) to prove a steady-state step allocates nothing.
@@ -31,34 +37,69 @@ WRAP    := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,-
 
 all: build/libtapegrad.a $(EXAMPLES:%=build/%)
 
-build/%.o: %.c $(wildcard */*.h) Makefile
+build/%.o: %.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 build/libtapegrad.a: $(LIB_SRC:%.c=build/%.o)
+	rm -f $@
 	$(AR) rcs $@ $^
+
+build/vae: build/examples/vae/main.o $(VAE_SRC:%.c=build/%.o) build/libtapegrad.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 build/%: build/examples/%.o build/libtapegrad.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+# ---------------------------------------------------------------- installing
+# The shared library is built from position-independent copies of the objects
+# (build/pic/), so the static library and the programs keep their own.
+
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+PUBLIC_H := $(shell sed -n 's/^\#include "\(.*\)"/\1/p' tapegrad.h)
+INCDIR   = $(DESTDIR)$(PREFIX)/include/tapegrad
+LIBDIR   = $(DESTDIR)$(PREFIX)/lib
+
+build/pic/%.o: %.c $(HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+build/libtapegrad.so: $(LIB_SRC:%.c=build/pic/%.o)
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libtapegrad.so $^ -o $@ $(LDLIBS)
+
+# tapegrad.pc names PREFIX, so it is written at each install, never cached.
+install: build/libtapegrad.a build/libtapegrad.so
+	install -d $(LIBDIR)/pkgconfig
+	install -m 644 build/libtapegrad.a $(LIBDIR)/libtapegrad.a
+	install -m 755 build/libtapegrad.so $(LIBDIR)/libtapegrad.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' scripts/tapegrad.pc.in > $(LIBDIR)/pkgconfig/tapegrad.pc
+	chmod 644 $(LIBDIR)/pkgconfig/tapegrad.pc
+	for h in tapegrad.h $(PUBLIC_H); do \
+	    install -d $(INCDIR)/$$(dirname $$h) && install -m 644 $$h $(INCDIR)/$$h || exit 1; \
+	done
+
+uninstall:
+	rm -f $(LIBDIR)/libtapegrad.a $(LIBDIR)/libtapegrad.so $(LIBDIR)/pkgconfig/tapegrad.pc
+	rm -f $(addprefix $(INCDIR)/,tapegrad.h $(PUBLIC_H))
+	rmdir $(sort $(dir $(addprefix $(INCDIR)/,$(PUBLIC_H)))) $(INCDIR) 2>/dev/null || true
+
 # ---------------------------------------------------------------- tests
 
-# The CLI tests run build/vae and build/seed_vae: making a test binary makes
-# them up to date too, so `make build/tests` never leaves a stale program to
-# test. (Order-only: a rebuilt program does not recompile the tests.)
-build/tests: $(TEST_SRC) $(LIB_SRC) $(wildcard */*.h) | $(EXAMPLES:%=build/%)
+build/tests: $(TEST_SRC) $(LIB_SRC) $(VAE_SRC) $(HEADERS) | $(EXAMPLES:%=build/%)
 	@mkdir -p build
-	$(CC) $(CFLAGS) -g $(TEST_SRC) $(LIB_SRC) -o $@ $(WRAP) -lcriterion $(LDLIBS)
+	$(CC) $(CFLAGS) -g $(TEST_SRC) $(LIB_SRC) $(VAE_SRC) -o $@ $(WRAP) -lcriterion $(LDLIBS)
 
-build/tests-san: $(TEST_SRC) $(LIB_SRC) $(wildcard */*.h) | $(EXAMPLES:%=build/%)
+build/tests-san: $(TEST_SRC) $(LIB_SRC) $(VAE_SRC) $(HEADERS) | $(EXAMPLES:%=build/%)
 	@mkdir -p build
-	$(CC) $(CFLAGS) -O1 -g $(SAN) $(TEST_SRC) $(LIB_SRC) -o $@ $(WRAP) -lcriterion $(LDLIBS)
+	$(CC) $(CFLAGS) -O1 -g $(SAN) $(TEST_SRC) $(LIB_SRC) $(VAE_SRC) -o $@ $(WRAP) -lcriterion $(LDLIBS)
 
 criterion:
 	@scripts/need_criterion.sh
 
-test: criterion all build/tests build/tests-san
+test: criterion all build/tests build/tests-san build/libtapegrad.so
 	build/tests --jobs 2
+	scripts/test_install.sh
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/tests-san --jobs 2
 
 valgrind: all
@@ -90,11 +131,12 @@ FUZZ_TARGETS := idx safetensors json
 FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -I. -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-build/fuzz/%.o: %.c $(wildcard */*.h) Makefile
+build/fuzz/%.o: %.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 build/fuzz/libtapegrad.a: $(LIB_SRC:%.c=build/fuzz/%.o)
+	rm -f $@
 	$(AR) rcs $@ $^
 
 build/fuzz/fuzz_%: fuzz/fuzz_%.c build/fuzz/libtapegrad.a
@@ -110,5 +152,5 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 clean:
 	rm -rf build
 
-.PHONY: all test criterion valgrind run data bench fuzz clean
+.PHONY: all test criterion valgrind run data bench fuzz install uninstall clean
 .SECONDARY:

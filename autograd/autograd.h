@@ -23,7 +23,7 @@
 #ifndef TG_AUTOGRAD_H
 #define TG_AUTOGRAD_H
 
-#include "../tensor/tensor.h"
+#include "tensor/tensor.h"
 
 typedef struct tg_tape tg_tape;
 

@@ -1,6 +1,6 @@
 /* tape.c — the tape, backward, leaves and the gradient checker. */
-#include "autograd.h"
-#include "internal.h"
+#include "autograd/autograd.h"
+#include "autograd/internal.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,9 +1,10 @@
 /*
- * data.h — loading MNIST-style datasets: gzip, IDX files, mini-batches.
+ * data.h — loading MNIST-style datasets: IDX files, mini-batches.
  *
- * Everything here is written from scratch on libc: a gzip/zlib decoder
- * (RFC 1950/1951/1952) with CRC-32 and Adler-32, a reader for the IDX files
- * MNIST and Fashion-MNIST ship in, and a shuffling mini-batch iterator.
+ * Everything here is written from scratch on libc: a reader for the IDX files
+ * MNIST and Fashion-MNIST ship in (raw or gzipped, decoded by io/gzip.h), the
+ * default dataset, and a shuffling mini-batch iterator. io/idx_write.h writes
+ * IDX files.
  *
  *     tg_err err;
  *     tg_dataset ds;
@@ -36,8 +37,8 @@
  * Programmer errors (a tensor of the wrong shape, batch size 0) abort through
  * TG_CHECK like the rest of the library.
  *
- * Sizes are bounded: no decoder output, file or dataset may exceed
- * TG_DATA_MAX_BYTES (1 GiB), and sizes read from headers are checked before
+ * Sizes are bounded: no file or dataset may exceed TG_DATA_MAX_BYTES
+ * (1 GiB, io/file.h), and sizes read from headers are checked before
  * anything is allocated for them.
  */
 #ifndef TG_DATA_H
@@ -48,67 +49,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "tensor/tensor.h"
-
-/* Largest decompressed stream, file or image array we accept: 1 GiB. */
-#define TG_DATA_MAX_BYTES ((size_t)1 << 30)
+#include "io/file.h"
 
 /* ------------------------------------------------------------------------ */
-/* Errors */
-
-/* A recoverable error: a human-readable, NUL-terminated message, long
- * enough for two paths of PATH_MAX and the reason. */
-typedef struct {
-    char msg[9216];
-} tg_err;
-
-/* Sets e->msg from a printf format (truncating to fit); no-op if e is NULL. */
-void tg_err_set(tg_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Prepends "prefix: " to e->msg (truncating to fit); no-op if e is NULL. */
-void tg_err_prefix(tg_err *e, const char *prefix);
-
-/* ------------------------------------------------------------------------ */
-/* Checksums and decompression (inflate.c) */
-
-/* CRC-32 (ISO 3309 / ITU-T V.42, as in gzip, zlib and PNG) of buf[0..n),
- * continuing from crc: tg_crc32(0, buf, n) starts a new one, and
- * tg_crc32(tg_crc32(0, a, na), b, nb) equals the CRC of a followed by b.
- * tg_crc32(0, "123456789", 9) == 0xcbf43926. Thread-safe. */
-uint32_t tg_crc32(uint32_t crc, const void *buf, size_t n);
-
-/* Adler-32 (RFC 1950) of buf[0..n), continuing from adler: tg_adler32(1, buf, n)
- * starts a new one (zlib semantics). tg_adler32(1, "Wikipedia", 9) == 0x11e60398. */
-uint32_t tg_adler32(uint32_t adler, const void *buf, size_t n);
-
-/* Decompresses a gzip file image in[0..n) (RFC 1952: one or more members,
- * each with FEXTRA/FNAME/FCOMMENT/FHCRC as flagged; stored, fixed and dynamic
- * Huffman blocks). Verifies every member's CRC-32 and ISIZE; trailing bytes
- * after the last member are an error. On success *out is a malloc'd buffer of
- * *out_n bytes (the caller frees it; never NULL, even when *out_n == 0). Output
- * larger than TG_DATA_MAX_BYTES is rejected. */
-int tg_gunzip(const uint8_t *in, size_t n, uint8_t **out, size_t *out_n, tg_err *e);
-
-/* tg_gunzip with a caller-chosen output limit max_out (bytes). */
-int tg_gunzip_max(const uint8_t *in, size_t n, size_t max_out,
-                  uint8_t **out, size_t *out_n, tg_err *e);
-
-/* Decompresses one zlib stream in[0..n) (RFC 1950: CMF/FLG header, deflate
- * data, Adler-32 checked; preset dictionaries are rejected). Output rules as
- * tg_gunzip_max. */
-int tg_zlib_inflate(const uint8_t *in, size_t n, size_t max_out,
-                    uint8_t **out, size_t *out_n, tg_err *e);
-
-/* True if buf[0..n) starts with the gzip magic bytes 1f 8b. */
-bool tg_is_gzip(const uint8_t *buf, size_t n);
-
-/* ------------------------------------------------------------------------ */
-/* Files and IDX arrays (idx.c) */
-
-/* Reads the whole file at path into a malloc'd *buf of *n bytes; if it starts
- * with the gzip magic it is decompressed transparently (whatever its name).
- * Errors ("path: problem") for missing/unreadable files, non-regular files,
- * files or contents over TG_DATA_MAX_BYTES, and any gzip error. */
-int tg_file_read(const char *path, uint8_t **buf, size_t *n, tg_err *e);
+/* IDX arrays (idx.c) */
 
 /* n images of rows x cols uint8 pixels, row-major, 0 = background. */
 typedef struct {

@@ -1,80 +1,18 @@
 /*
- * idx.c — whole-file reading (raw or gzip), IDX arrays and MNIST-style
- * datasets.
+ * idx.c — IDX arrays (raw or gzip) and MNIST-style datasets.
  *
  * IDX (http://yann.lecun.com/exdb/mnist/) is a 4-byte magic 00 00 TT DD,
  * where TT is the element type (08 = unsigned byte) and DD the number of
  * dimensions, then DD big-endian uint32 sizes, then the elements row-major.
  * Images are 00 00 08 03 (n, rows, cols), labels 00 00 08 01 (n).
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "data/data.h"
-
-/* ------------------------------------------------------------------------ */
-/* Files */
-
-int tg_file_read(const char *path, uint8_t **buf, size_t *n, tg_err *e) {
-    *buf = NULL;
-    *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tg_err_set(e, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        tg_err_set(e, "%s: cannot stat: %s", path, strerror(errno));
-        fclose(f);
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        tg_err_set(e, "%s: not a regular file", path);
-        fclose(f);
-        return -1;
-    }
-    if (st.st_size < 0 || (uintmax_t)st.st_size > TG_DATA_MAX_BYTES) {
-        tg_err_set(e, "%s: file is %lld bytes, over the limit of %zu", path, (long long)st.st_size,
-                   TG_DATA_MAX_BYTES);
-        fclose(f);
-        return -1;
-    }
-    size_t size = (size_t)st.st_size;
-    uint8_t *raw = malloc(size ? size : 1);
-    if (!raw) {
-        tg_err_set(e, "%s: out of memory reading %zu bytes", path, size);
-        fclose(f);
-        return -1;
-    }
-    size_t got = fread(raw, 1, size, f);
-    bool read_error = ferror(f);
-    fclose(f);
-    if (got != size) {
-        if (read_error) tg_err_set(e, "%s: read error after %zu of %zu bytes", path, got, size);
-        else tg_err_set(e, "%s: file shrank while reading (%zu of %zu bytes)", path, got, size);
-        free(raw);
-        return -1;
-    }
-    if (tg_is_gzip(raw, size)) {
-        uint8_t *out;
-        size_t out_n;
-        int rc = tg_gunzip(raw, size, &out, &out_n, e);
-        free(raw);
-        if (rc) {
-            tg_err_prefix(e, path);
-            return -1;
-        }
-        raw = out;
-        size = out_n;
-    }
-    *buf = raw;
-    *n = size;
-    return 0;
-}
+#include "io/gzip.h"
 
 /* ------------------------------------------------------------------------ */
 /* IDX */

@@ -19,7 +19,7 @@
 #include "models/vae.h"
 #include "nn/checkpoint.h"
 #include "optim/optim.h"
-#include "tensor/pool.h"
+#include "tensor/threads.h"
 
 static const char usage[] =
     "usage: seed_vae [--data DIR] [--epochs N] [--seed S] [--threads N] [--save FILE]\n"

@@ -1,6 +1,6 @@
 /*
  * fuzz_idx.c — libFuzzer target for the gzip/zlib/deflate decoder
- * (data/inflate.c) and the IDX reader (data/idx.c).
+ * (io/inflate.c) and the IDX reader (data/idx.c).
  *
  * Each input is fed, as it is, to
  *   1. tg_gunzip_max        (a .gz file),
@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "data/data.h"
+#include "io/file.h"
+#include "io/gzip.h"
 
 #ifdef TG_FUZZ_ZLIB
 #include <zlib.h>

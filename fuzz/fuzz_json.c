@@ -1,5 +1,5 @@
 /*
- * fuzz_json.c — libFuzzer target for the JSON reader (data/json.c).
+ * fuzz_json.c — libFuzzer target for the JSON reader (io/json.c).
  *
  * Every input is parsed with tg_json_parse. A rejected input must come back
  * with a message; an accepted one is walked through the accessors, written
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/json.h"
+#include "io/json.h"
 
 /* Writes v with the writer. Returns false if v cannot be written faithfully
  * (an object key with an embedded NUL: the writer takes C-string keys). */

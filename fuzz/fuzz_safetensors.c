@@ -1,6 +1,6 @@
 /*
  * fuzz_safetensors.c — libFuzzer target for the safetensors reader
- * (nn/checkpoint.c, and through it the JSON reader).
+ * (io/safetensors.c, and through it the JSON reader).
  *
  * Each input is read with tg_safetensors_parse. A rejected input must come
  * back with a message and a zeroed struct. An accepted one must be
@@ -17,8 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/json.h"
-#include "nn/checkpoint.h"
+#include "io/json.h"
+#include "io/safetensors.h"
 
 static char scratch[64];
 

@@ -1,5 +1,5 @@
 /* vae.c — the reference VAE, composed from nn layers and autograd ops. */
-#include "vae.h"
+#include "models/vae.h"
 
 tg_vae tg_vae_new(tg_params *ps, int64_t in, int64_t hidden, int64_t latent, tg_rng *r) {
     tg_vae m = {.in = in, .hidden = hidden, .latent = latent};

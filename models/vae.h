@@ -12,7 +12,7 @@
 #ifndef TG_VAE_H
 #define TG_VAE_H
 
-#include "../nn/nn.h"
+#include "nn/nn.h"
 
 typedef struct {
     tg_linear fc1, fc_mu, fc_logvar, fc2, fc3;

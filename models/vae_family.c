@@ -1,8 +1,8 @@
 /* vae_family.c — the configurable VAE / β-VAE / CVAE, KL schedules and the
  * evaluation maths, composed from nn layers and autograd ops. */
-#include "vae_family.h"
+#include "models/vae_family.h"
 
-#include "../tensor/kernels.h"
+#include "tensor/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>

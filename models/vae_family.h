@@ -55,8 +55,8 @@
 #ifndef TG_VAE_FAMILY_H
 #define TG_VAE_FAMILY_H
 
-#include "../nn/nn.h"
-#include "../tensor/kernels.h"   /* tg_logsumexp */
+#include "nn/nn.h"
+#include "tensor/kernels.h"   /* tg_logsumexp */
 
 #define TG_VAE_MAX_HIDDEN 8
 

@@ -1,5 +1,5 @@
 /* nn.c — parameters, Linear and the losses, composed from autograd ops. */
-#include "nn.h"
+#include "nn/nn.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -17,7 +17,7 @@
 #ifndef TG_NN_H
 #define TG_NN_H
 
-#include "../autograd/autograd.h"
+#include "autograd/autograd.h"
 
 /* ------------------------------------------------------------------------ */
 /* Parameters. */

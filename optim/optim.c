@@ -1,10 +1,10 @@
 /* optim.c — Adam and SGD with momentum, each one loop over the parameters. */
-#include "optim.h"
+#include "optim/optim.h"
 
 #include <stdlib.h>
 #include <tgmath.h>
 
-#include "../tensor/kernels.h"
+#include "tensor/kernels.h"
 
 static void *zeroed(const tg_params *ps) {
     void *p = calloc((size_t)(ps->n ? ps->n : 1), tg_dtype_size(ps->dtype));

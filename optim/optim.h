@@ -10,7 +10,7 @@
 #ifndef TG_OPTIM_H
 #define TG_OPTIM_H
 
-#include "../nn/nn.h"
+#include "nn/nn.h"
 
 /* Adam (Kingma & Ba), bias-corrected, with optional L2 weight decay added to
  * the gradient (torch.optim.Adam, not AdamW):

@@ -4,12 +4,12 @@ the `safetensors` package (scripts/torch_check.py, bench/torch_iw.py).
     tensors, meta = read("runs/vae/model.safetensors")   # {name: ndarray}, {key: str}
     write("model.safetensors", {"fc1.weight": w, ...}, {"format": "tapegrad-vae"})
 
-Format (as nn/checkpoint.h): 8 bytes N, the header length, unsigned
+Format (as io/safetensors.h): 8 bytes N, the header length, unsigned
 little-endian; N bytes of JSON, {"name": {"dtype", "shape", "data_offsets":
 [begin, end]}, ..., "__metadata__": {str: str}}; then the data section, each
 tensor row-major little-endian at [begin, end). Only F32 and F64 are handled.
 
-write() produces what nn/checkpoint.c produces for the same input: metadata
+write() produces what io/safetensors.c produces for the same input: metadata
 first, tensors in the given order packed from offset 0, compact JSON padded
 with spaces so that 8 + N is a multiple of 8. read() checks what it relies
 on: the header length, each entry's dtype and shape against its offsets, and

@@ -43,7 +43,7 @@
  * pack a (KC, NC) block of op(B) row-major, then for each row of op(A)
  * accumulate a row of C in a contiguous buffer.
  */
-#include "gemm.h"
+#include "tensor/gemm.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -51,7 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pool.h"
+#include "tensor/pool.h"
 
 /* x86: AVX2 / AVX-512 kernels behind target attributes. SSE2 is part of the
  * x86-64 baseline, so packing uses it without any run-time check. */

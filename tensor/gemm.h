@@ -47,7 +47,7 @@
 
 #include <stdbool.h>
 
-#include "tensor.h"
+#include "tensor/tensor.h"
 
 /* Selects the float32 micro-kernel: "auto", "avx512", "avx2" or "generic".
  * Aborts if the name is unknown or the CPU cannot run that kernel. Not meant

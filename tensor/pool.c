@@ -18,7 +18,7 @@
  * Nothing here allocates after the workers are started: the job lives in
  * static storage, the ranges are computed from (n, nranges, index).
  */
-#include "pool.h"
+#include "tensor/pool.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tensor.h"
+#include "tensor/tensor.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>

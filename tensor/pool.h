@@ -10,12 +10,13 @@
  *     ...
  *     tg_parallel_for(n, 4096, twice, &(twice_ctx){x, y});
  *
- * Threads. An op may use tg_threads_get() threads: the caller plus
- * tg_threads_get() - 1 workers. Workers start on the first call that needs
- * them (and restart when the count changes). Between calls a worker spins
- * for up to 100 us, so back-to-back jobs start within a microsecond, then
- * sleeps on a condition variable, so an idle pool costs no CPU (with more
- * threads than cores nobody spins). A steady-state call allocates nothing.
+ * Threads. An op may use tg_threads_get() threads (tensor/threads.h): the
+ * caller plus tg_threads_get() - 1 workers. Workers start on the first call
+ * that needs them (and restart when the count changes). Between calls a
+ * worker spins for up to 100 us, so back-to-back jobs start within a
+ * microsecond, then sleeps on a condition variable, so an idle pool costs no
+ * CPU (with more threads than cores nobody spins). A steady-state call
+ * allocates nothing.
  *
  * Determinism. How [0, n) is cut depends only on n, grain and the thread
  * count; which thread runs which range varies from call to call. fn must
@@ -34,19 +35,7 @@
 
 #include <stdint.h>
 
-/* Number of threads ops may use (>= 1): the last tg_threads_set(n), else the
- * TG_THREADS environment variable (an integer in [1, TG_MAX_THREADS]; other
- * values are ignored with a one-line warning on stderr), else the available
- * cores (sysconf(_SC_NPROCESSORS_ONLN)). */
-int tg_threads_get(void);
-
-/* Sets the thread count to n, 1 <= n <= TG_MAX_THREADS (aborts otherwise).
- * n = 0 drops the setting: the next tg_threads_get reads TG_THREADS and the
- * core count again. Takes effect at the next tg_parallel_for; not to be
- * called while another thread is inside tg_parallel_for. */
-void tg_threads_set(int n);
-
-#define TG_MAX_THREADS 256
+#include "tensor/threads.h"
 
 /* Calls fn(ctx, begin, end) over contiguous ranges that cover [0, n) exactly
  * once, in parallel, and returns when all are done. Ranges hold at least

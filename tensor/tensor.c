@@ -1,5 +1,5 @@
 /* tensor.c — errors, shapes, arenas, random numbers, creation, printing. */
-#include "tensor.h"
+#include "tensor/tensor.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -16,6 +16,21 @@ void tg_die(const char *file, int line, const char *fmt, ...) {
     fprintf(stderr, " (at %s:%d)\n", file, line);
     va_end(ap);
     abort();
+}
+
+void tg_err_set(tg_err *e, const char *fmt, ...) {
+    if (!e) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+}
+
+void tg_err_prefix(tg_err *e, const char *prefix) {
+    if (!e) return;
+    char tmp[sizeof e->msg];
+    if (snprintf(tmp, sizeof tmp, "%s: %s", prefix, e->msg) < 0) return;
+    memcpy(e->msg, tmp, sizeof tmp);
 }
 
 /* ---------------------------------------------------------------- shapes */

@@ -51,12 +51,25 @@ typedef struct {
 
 /* ------------------------------------------------------------------------ */
 /* Errors. Programmer errors (wrong shapes, wrong dtypes, bad arguments) abort
- * with a message naming the call and file:line. */
+ * with a message naming the call and file:line. Errors in data and files are
+ * returned: a function that reads or writes them returns 0, or -1 with a
+ * message in a caller-provided tg_err (which may be NULL). */
 
 _Noreturn void tg_die(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 #define TG_CHECK(cond, ...) \
     do { if (!(cond)) tg_die(__FILE__, __LINE__, __VA_ARGS__); } while (0)
+
+/* A recoverable error: a human-readable, NUL-terminated message, long
+ * enough for two paths of PATH_MAX and the reason. */
+typedef struct {
+    char msg[9216];
+} tg_err;
+
+/* Sets e->msg from a printf format (truncating to fit); no-op if e is NULL. */
+void tg_err_set(tg_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prepends "prefix: " to e->msg (truncating to fit); no-op if e is NULL. */
+void tg_err_prefix(tg_err *e, const char *prefix);
 
 /* Writes "(128, 784)" into buf (at least 96 bytes) and returns buf. */
 char *tg_shape_str(tg_shape s, char *buf);

@@ -1,5 +1,5 @@
 /* alloc_count.c — allocation counters behind -Wl,--wrap (see alloc_count.h). */
-#include "alloc_count.h"
+#include "tests/alloc_count.h"
 
 #include <stdatomic.h>
 #include <stddef.h>

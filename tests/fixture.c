@@ -1,5 +1,5 @@
 /* fixture.c — the fixture reader (tests only). */
-#include "fixture.h"
+#include "tests/fixture.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /* hand_vae.c — a run recomputed by hand for the tests (see hand_vae.h). */
-#include "hand_vae.h"
+#include "tests/hand_vae.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/json.h"
-#include "data/png.h"
-#include "nn/checkpoint.h"
+#include "io/json.h"
+#include "io/png.h"
+#include "io/safetensors.h"
 
-#include "png_read.h"
-#include "tmpdir.h"
+#include "tests/png_read.h"
+#include "tests/tmpdir.h"
 
 #define MAXW 1024   /* widest layer the hand computation holds */
 

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "data/data.h"
-#include "models/train.h"
+#include "examples/vae/train.h"
 
 typedef struct {
     const float *w, *b;   /* (out, in), (out); w NULL if absent */
@@ -60,7 +60,7 @@ void tg_hand_vae_image(const tg_hand_vae *m, const double *z, int y, uint8_t *ou
  * (or when m->prior.w is NULL). labels (n) or NULL. */
 void tg_hand_vae_sample(const tg_hand_vae *m, int64_t n, const int *labels, double T, uint64_t seed, uint8_t *out);
 
-/* The documented binarisation of a run seeded seed (models/train.h): one
+/* The documented binarisation of a run seeded seed (examples/vae/train.h): one
  * generator seeded seed + 3, one uniform u per pixel in row-major order, the
  * pixel p becoming 255 if u < p / 255 else 0; the training set's draws first
  * (static), then the test set's (static and dynamic). train_out may be NULL

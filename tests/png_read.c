@@ -1,13 +1,13 @@
 /* png_read.c — the tests' PNG decoder (see png_read.h). */
-#include "png_read.h"
+#include "tests/png_read.h"
 
 #include <criterion/criterion.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/data.h"
-#include "tmpdir.h"
+#include "io/gzip.h"
+#include "tests/tmpdir.h"
 
 uint32_t tg_ref_crc32(const uint8_t *p, size_t n) {
     uint32_t c = 0xffffffffu;

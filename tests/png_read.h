@@ -1,5 +1,5 @@
 /* png_read.h — a strict little PNG decoder for the tests, written apart from
- * the writer under test (data/png.c): it checks the signature, the chunk
+ * the writer under test (io/png.c): it checks the signature, the chunk
  * order, every chunk's CRC-32 (with tg_crc32 and a bit-at-a-time reference),
  * the IHDR fields (8-bit gray, no interlace), inflates the joined IDAT data
  * with tg_zlib_inflate (which checks the Adler-32) and undoes filter 0. Every
@@ -29,7 +29,7 @@ tg_png_img tg_png_read(const char *path);
 void tg_png_free(tg_png_img *img);
 
 /* The n tiles (h, w) of a grid laid out as torchvision's make_grid (and
- * data/png.h) documents, computed here from the layout alone: c = min(cols, n)
+ * io/png.h) documents, computed here from the layout alone: c = min(cols, n)
  * tiles per row, tile i's top-left pixel at (pad + (i / c)(h + pad),
  * pad + (i % c)(w + pad)); the image must be c (w + pad) + pad wide and
  * ceil(n / c) (h + pad) + pad high, and every pixel outside the tiles (the

@@ -5,9 +5,9 @@
  */
 #include <criterion/criterion.h>
 
-#include "alloc_count.h"
 #include "models/vae.h"
 #include "optim/optim.h"
+#include "tests/alloc_count.h"
 
 static void step(tg_tape *t, tg_params *ps, tg_vae *m, tg_adam *opt, tg_tensor *x, tg_rng *r) {
     tg_params_zero_grad(ps);

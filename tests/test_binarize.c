@@ -1,8 +1,8 @@
 /*
  * test_binarize.c — binarisation (data/data.h: tg_images_binarize,
  * tg_binarize_f32) and the images a run trains and tests on
- * (tg_train_images, models/train.h), as eval sees them (tg_run_test_images,
- * models/evaluate.h).
+ * (tg_train_images, examples/vae/train.h), as eval sees them (tg_run_test_images,
+ * examples/vae/evaluate.h).
  *
  * The rule is checked two ways: statistically (a gray level p gives 255 with
  * frequency p / 255, within 5 binomial standard deviations; 0 stays 0 and 255
@@ -16,10 +16,10 @@
 #include <string.h>
 
 #include "data/data.h"
-#include "models/evaluate.h"
+#include "examples/vae/evaluate.h"
 
-#include "hand_vae.h"
-#include "vae_cli.h"
+#include "tests/hand_vae.h"
+#include "tests/vae_cli.h"
 
 TestSuite(binarize, .timeout = 120);
 
@@ -116,7 +116,7 @@ static bool same(const tg_images *a, const uint8_t *b) {
 }
 
 /* The trainer's images (tg_train_images with a generator seeded seed + 3, as
- * models/train.c seeds it) and eval's test images (tg_run_test_images) are
+ * examples/vae/train.c seeds it) and eval's test images (tg_run_test_images) are
  * the documented draws, for every mode and two seeds. */
 Test(binarize, trainer_and_eval_images_follow_the_rule) {
     tg_dataset ds = synthetic();

@@ -1,6 +1,6 @@
 /*
  * test_checkpoint.c — safetensors files and parameter checkpoints
- * (nn/checkpoint.h).
+ * (io/safetensors.h, nn/checkpoint.h).
  *
  * Compatibility with PyTorch's `safetensors` rests on the byte-exact layout
  * test below: the expected file is spelled out by hand from the format's
@@ -20,9 +20,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/safetensors.h"
 #include "nn/checkpoint.h"
 
-#include "tmpdir.h"
+#include "tests/tmpdir.h"
 
 /* ================================================================ helpers */
 

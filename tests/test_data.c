@@ -1,6 +1,7 @@
 /*
- * test_data.c — checksums, gzip/zlib decoding, IDX files, datasets and the
- * mini-batch iterator (data/data.h).
+ * test_data.c — checksums, gzip/zlib decoding and whole-file reading
+ * (io/gzip.h, io/file.h), IDX files, datasets and the mini-batch iterator
+ * (data/data.h).
  *
  * The compressed fixtures in tests/fixtures/data/ were made by independent
  * encoders, the system gzip and Python's zlib (make_data_fixtures.py there
@@ -21,11 +22,13 @@
 #include <unistd.h>
 
 #include "data/data.h"
+#include "io/file.h"
+#include "io/gzip.h"
 #include "tests/alloc_count.h"
 
-#include "png_read.h"
-#include "child.h"
-#include "tmpdir.h"
+#include "tests/child.h"
+#include "tests/png_read.h"
+#include "tests/tmpdir.h"
 
 /* ================================================================ helpers */
 

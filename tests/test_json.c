@@ -1,5 +1,5 @@
 /*
- * test_json.c — the strict JSON reader and the writer (data/json.h).
+ * test_json.c — the strict JSON reader and the writer (io/json.h).
  *
  * Every parse is fed from a malloc'd copy of exactly n bytes with no NUL
  * after it, so any read past the input shows up under AddressSanitizer.
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/json.h"
+#include "io/json.h"
 
 /* Parses s (its strlen bytes, or n if n != (size_t)-1) from an exact-size heap copy. */
 static tg_json *parse_n(const char *s, size_t n, tg_err *e) {

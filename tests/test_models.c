@@ -8,11 +8,11 @@
 #include <math.h>
 #include <string.h>
 
-#include "fixture.h"
 #include "models/vae.h"
 #include "models/vae_family.h"
-#include "tensor/pool.h"
+#include "tensor/threads.h"
 #include "tests/child.h"
+#include "tests/fixture.h"
 
 #define LOG_2PI 1.8378770664093454836
 

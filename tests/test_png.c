@@ -1,6 +1,6 @@
 /*
  * test_png.c — the deflate/zlib encoder, the PNG and grid writers
- * (data/png.h) and atomic and IDX writes (data/write.h).
+ * (io/png.h) and atomic and IDX writes (io/file.h, io/idx_write.h).
  *
  * Every PNG written here is read back by tg_png_read (tests/png_read.c), a
  * strict little decoder written for the tests: it checks the signature, the chunk order,
@@ -23,12 +23,14 @@
 #include <unistd.h>
 
 #include "data/data.h"
-#include "data/png.h"
-#include "data/write.h"
+#include "io/file.h"
+#include "io/gzip.h"
+#include "io/idx_write.h"
+#include "io/png.h"
 
-#include "child.h"
-#include "png_read.h"
-#include "tmpdir.h"
+#include "tests/child.h"
+#include "tests/png_read.h"
+#include "tests/tmpdir.h"
 
 /* ================================================================ helpers */
 

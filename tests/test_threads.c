@@ -10,6 +10,7 @@
 #include "models/vae.h"
 #include "optim/optim.h"
 #include "tensor/pool.h"
+#include "tensor/threads.h"
 
 /* Trains the reference VAE for a few steps from seed 9 with n threads; returns
  * a malloc'd copy of the parameter block and writes the losses. */

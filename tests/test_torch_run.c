@@ -27,10 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/json.h"
+#include "io/json.h"
 
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define RUN "tests/fixtures/torch_run"
 #define DATA "tests/fixtures/data/mini"

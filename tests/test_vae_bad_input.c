@@ -22,10 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "nn/checkpoint.h"
+#include "io/safetensors.h"
 
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define SMALL "--epochs 1 --batch 16 --hidden 32 --latent 4 --threads 1"
 

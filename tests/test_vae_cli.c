@@ -1,5 +1,5 @@
 /*
- * test_vae_cli.c — the `vae` program (examples/vae.c, models/train.c) run as
+ * test_vae_cli.c — the `vae` program (examples/vae/main.c, examples/vae/train.c) run as
  * a user runs it: the real binary build/vae on a tiny synthetic IDX dataset
  * (64 train / 32 test images of 28x28, labels 0..9) in a temporary directory.
  *
@@ -16,14 +16,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "data/write.h"
-#include "models/train.h"
+#include "examples/vae/train.h"
+#include "io/safetensors.h"
 #include "nn/checkpoint.h"
 
-#include "hand_vae.h"
-#include "png_read.h"
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/hand_vae.h"
+#include "tests/png_read.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 /* ================================================================ helpers */
 

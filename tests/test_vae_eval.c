@@ -1,6 +1,6 @@
 /*
- * test_vae_eval.c — `vae eval` and `vae sample` (examples/vae.c,
- * models/evaluate.c) run as a user runs them: build/vae trains on a tiny
+ * test_vae_eval.c — `vae eval` and `vae sample` (examples/vae/main.c,
+ * examples/vae/evaluate.c) run as a user runs them: build/vae trains on a tiny
  * synthetic IDX dataset (64 train / 32 test images of 28x28, labels 0..9) in
  * a temporary directory, then the run is evaluated and sampled.
  *
@@ -17,14 +17,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "data/json.h"
-#include "data/png.h"
-#include "data/write.h"
+#include "io/json.h"
+#include "io/png.h"
 
-#include "hand_vae.h"
-#include "png_read.h"
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/hand_vae.h"
+#include "tests/png_read.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define SMALL "--epochs 2 --batch 16 --hidden 32 --latent 4 --threads 1"
 #define LATENT 4

@@ -15,7 +15,7 @@
  *     the first by a tenth of the room defined below;
  *   - it ends below
  *       (i)  the untrained model's: the parameters the trainer starts from
- *            (tg_vae_model_new from the run's seed, as models/train.c builds
+ *            (tg_vae_model_new from the run's seed, as examples/vae/train.c builds
  *            them) in a run directory of their own, through `vae eval`;
  *       (ii) a per-pixel-mean baseline computed here by hand: each test
  *            image as the model sees it (p / 255, or binarised by the
@@ -50,12 +50,12 @@
 #include <sys/stat.h>
 
 #include "data/data.h"
-#include "models/evaluate.h"
+#include "examples/vae/evaluate.h"
 #include "nn/checkpoint.h"
 
-#include "hand_vae.h"
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/hand_vae.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define LOG_2PI 1.8378770664093454836
 #define NTRAIN 512

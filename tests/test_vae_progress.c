@@ -13,8 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 TestSuite(vae_progress, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 120);
 

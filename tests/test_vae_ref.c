@@ -7,9 +7,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "fixture.h"
 #include "models/vae.h"
 #include "optim/optim.h"
+#include "tests/fixture.h"
 
 #define FIXTURE "tests/fixtures/vae_ref.bin"
 

@@ -1,6 +1,6 @@
 /*
- * test_vae_resume.c — `vae train --resume DIR` (examples/vae.c,
- * models/train.c) run through the real binary on a tiny synthetic dataset,
+ * test_vae_resume.c — `vae train --resume DIR` (examples/vae/main.c,
+ * examples/vae/train.c) run through the real binary on a tiny synthetic dataset,
  * as tests/test_vae_cli.c does: one epoch and a resume to two give the same
  * bytes as two epochs straight; finished runs, extra flags and damaged
  * checkpoints are refused without touching the files.
@@ -14,11 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "data/write.h"
-#include "nn/checkpoint.h"
+#include "io/safetensors.h"
 
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define SMALL "--batch 16 --hidden 32 --latent 4 --threads 1"
 

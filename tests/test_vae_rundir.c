@@ -1,6 +1,6 @@
 /*
  * test_vae_rundir.c — a run directory is never destroyed, shared or
- * mismatched (models/run_dir.h, models/train.h, examples/vae.c), through the
+ * mismatched (examples/vae/run_dir.h, examples/vae/train.h, examples/vae/main.c), through the
  * real build/vae: each case checks the exit code, one clear line on stderr,
  * and that the earlier run's files are byte-identical afterwards.
  */
@@ -20,13 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "data/json.h"
-#include "data/write.h"
-#include "models/train.h"
-#include "nn/checkpoint.h"
+#include "examples/vae/train.h"
+#include "io/idx_write.h"
+#include "io/json.h"
+#include "io/safetensors.h"
 
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define SMALL "--batch 16 --hidden 32 --latent 4 --threads 1"
 

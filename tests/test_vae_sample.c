@@ -1,6 +1,6 @@
 /*
- * test_vae_sample.c — `vae sample --temperature T` (examples/vae.c,
- * tg_run_sample in models/evaluate.c) run as a user runs it: build/vae trains
+ * test_vae_sample.c — `vae sample --temperature T` (examples/vae/main.c,
+ * tg_run_sample in examples/vae/evaluate.c) run as a user runs it: build/vae trains
  * on the tiny synthetic IDX dataset of vae_cli.h, then samples to IDX files.
  *
  * The images are checked against the decoder computed here by hand in double
@@ -18,12 +18,12 @@
 #include <unistd.h>
 
 #include "data/data.h"
-#include "data/png.h"
-#include "models/evaluate.h"
+#include "examples/vae/evaluate.h"
+#include "io/png.h"
 
-#include "hand_vae.h"
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/hand_vae.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define SMALL "--epochs 2 --batch 16 --hidden 32 --latent 4 --threads 1"
 

@@ -25,8 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tmpdir.h"
-#include "vae_cli.h"
+#include "tests/tmpdir.h"
+#include "tests/vae_cli.h"
 
 #define EPOCHS "20"
 

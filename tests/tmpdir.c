@@ -1,5 +1,5 @@
 /* tmpdir.c — temporary directories for tests (see tmpdir.h). */
-#include "tmpdir.h"
+#include "tests/tmpdir.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>

@@ -1,5 +1,5 @@
 /* vae_cli.c — the vae command's test harness (see vae_cli.h). */
-#include "vae_cli.h"
+#include "tests/vae_cli.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -14,9 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "data/json.h"
-#include "data/write.h"
-#include "tmpdir.h"
+#include "io/idx_write.h"
+#include "io/json.h"
+#include "tests/tmpdir.h"
 
 /* Image i of class i % 10: a smooth wave across the image whose direction
  * and phase depend on the class (angle 18 k degrees), with a contrast drawn

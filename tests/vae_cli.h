@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "data/json.h"
+#include "io/json.h"
 
 #define TG_CLI_NTRAIN 64   /* synthetic train images (28x28, labels i % 10) */
 #define TG_CLI_NTEST 32    /* synthetic test images */

@@ -1,18 +1,82 @@
 /*
- * idx_write.c — atomic file writes and IDX writers (data/write.h).
+ * file.c — whole-file reading (raw or gzip) and atomic file writes (file.h).
  *
  * An atomic write goes to "<path>.tmp.<pid>" in the same directory (so the
  * final rename stays within one file system), is flushed and fsync'ed, and
  * is renamed over path only once every step has succeeded.
  */
+#include "io/file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "data/write.h"
+#include "io/gzip.h"
+
+/* ------------------------------------------------------------------------ */
+/* Reading */
+
+int tg_file_read(const char *path, uint8_t **buf, size_t *n, tg_err *e) {
+    *buf = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        tg_err_set(e, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        tg_err_set(e, "%s: cannot stat: %s", path, strerror(errno));
+        fclose(f);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        tg_err_set(e, "%s: not a regular file", path);
+        fclose(f);
+        return -1;
+    }
+    if (st.st_size < 0 || (uintmax_t)st.st_size > TG_DATA_MAX_BYTES) {
+        tg_err_set(e, "%s: file is %lld bytes, over the limit of %zu", path, (long long)st.st_size,
+                   TG_DATA_MAX_BYTES);
+        fclose(f);
+        return -1;
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *raw = malloc(size ? size : 1);
+    if (!raw) {
+        tg_err_set(e, "%s: out of memory reading %zu bytes", path, size);
+        fclose(f);
+        return -1;
+    }
+    size_t got = fread(raw, 1, size, f);
+    bool read_error = ferror(f);
+    fclose(f);
+    if (got != size) {
+        if (read_error) tg_err_set(e, "%s: read error after %zu of %zu bytes", path, got, size);
+        else tg_err_set(e, "%s: file shrank while reading (%zu of %zu bytes)", path, got, size);
+        free(raw);
+        return -1;
+    }
+    if (tg_is_gzip(raw, size)) {
+        uint8_t *out;
+        size_t out_n;
+        int rc = tg_gunzip(raw, size, &out, &out_n, e);
+        free(raw);
+        if (rc) {
+            tg_err_prefix(e, path);
+            return -1;
+        }
+        raw = out;
+        size = out_n;
+    }
+    *buf = raw;
+    *n = size;
+    return 0;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Atomic writes */
@@ -81,45 +145,4 @@ fail:;
 
 int tg_file_write(const char *path, const void *buf, size_t n, tg_err *e) {
     return tg_file_write_parts(path, 1, (const void *const[]){buf}, (const size_t[]){n}, e);
-}
-
-/* ------------------------------------------------------------------------ */
-/* IDX */
-
-static void put_be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-/* Writes a uint8 IDX array of ndim (1 or 3) dims to path. */
-static int idx_save(const char *path, const char *fn, const uint8_t *data, int ndim, const int64_t *dims,
-                    tg_err *e) {
-    uint8_t header[16];
-    put_be32(header, 0x0800u | (uint32_t)ndim);
-    uint64_t total = 1;
-    for (int i = 0; i < ndim; i++) {
-        TG_CHECK(dims[i] >= 1 && dims[i] <= (int64_t)UINT32_MAX,
-                 "%s: dimension %d is %lld; IDX sizes must be in [1, 2^32 - 1]", fn, i, (long long)dims[i]);
-        put_be32(header + 4 + 4 * i, (uint32_t)dims[i]);
-        total *= (uint64_t)dims[i];  /* three factors below 2^32 each; checked as it grows */
-        if (total > TG_DATA_MAX_BYTES) {
-            tg_err_set(e, "%s: %s: over %zu bytes of data, more than tg_idx_*_load accepts", path, fn,
-                       TG_DATA_MAX_BYTES);
-            return -1;
-        }
-    }
-    TG_CHECK(data, "%s: NULL data", fn);
-    return tg_file_write_parts(path, 2, (const void *const[]){header, data},
-                               (const size_t[]){4 + 4 * (size_t)ndim, (size_t)total}, e);
-}
-
-int tg_idx_images_save(const char *path, const uint8_t *pixels, int64_t n, int64_t rows, int64_t cols,
-                       tg_err *e) {
-    return idx_save(path, "tg_idx_images_save", pixels, 3, (const int64_t[]){n, rows, cols}, e);
-}
-
-int tg_idx_labels_save(const char *path, const uint8_t *labels, int64_t n, tg_err *e) {
-    return idx_save(path, "tg_idx_labels_save", labels, 1, (const int64_t[]){n}, e);
 }

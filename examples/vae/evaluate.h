@@ -1,8 +1,8 @@
 /*
- * evaluate.h — a finished run of `vae train` (models/train.h) read back:
+ * evaluate.h — a finished run of `vae train` (examples/vae/train.h) read back:
  * the model rebuilt from DIR/config.json with DIR/model.safetensors loaded,
  * evaluated on the test set, or sampled from its prior. Used by `vae eval`
- * and `vae sample` (examples/vae.c).
+ * and `vae sample` (examples/vae/main.c).
  *
  *     tg_run_info ri;
  *     tg_vae_model m;
@@ -14,16 +14,16 @@
  *
  * Errors are one message naming the file and the problem.
  */
-#ifndef TG_EVALUATE_H
-#define TG_EVALUATE_H
+#ifndef TG_VAE_EVALUATE_H
+#define TG_VAE_EVALUATE_H
 
-#include "data/json.h"
-#include "models/train.h"
+#include "examples/vae/train.h"
+#include "io/json.h"
 
 /* The model's configuration (tg_vae_config) of a run. */
 tg_vae_config tg_run_vae_config(const tg_run_info *ri);
 
-/* Builds the model of ri (config.json, tg_run_info_load in models/train.h)
+/* Builds the model of ri (config.json, tg_run_info_load in examples/vae/train.h)
  * into a new float32 tg_params and loads dir/model.safetensors into it: it
  * must be of this run (its "config" metadata equal to config.json's settings
  * but the epochs), of the model's shapes (a mismatch names config.json), and

@@ -1,12 +1,12 @@
 /* evaluate.c — reading back, evaluating and sampling a run (see evaluate.h). */
-#include "models/evaluate.h"
+#include "examples/vae/evaluate.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/png.h"
+#include "io/png.h"
 #include "nn/checkpoint.h"
 
 /* ---------------------------------------------------------------- model */

@@ -1,13 +1,15 @@
 /*
- * vae.c — the VAE family from the command line.
+ * main.c — the `vae` program: the VAE family from the command line. Its
+ * own logic lives beside it: training runs (train.c), evaluation and
+ * sampling (evaluate.c), run directories (run_dir.c).
  *
  *     build/vae train --model vae|beta-vae|annealed-vae|cvae [flags]   (see --help)
  *     build/vae train --resume DIR [--epochs N]
- *     build/vae eval --run DIR [--data DIR] [--iw K]                 (models/evaluate.h)
+ *     build/vae eval --run DIR [--data DIR] [--iw K]                 (examples/vae/evaluate.h)
  *     build/vae sample --run DIR --out FILE.png|FILE.idx [--n N] [--label L] [--temperature T]
  *
  * Flag errors exit 2 with one message naming the flag; data and file errors
- * exit 1 with the loader's or writer's message. The loop is models/train.c.
+ * exit 1 with the loader's or writer's message. The loop is examples/vae/train.c.
  */
 #include <errno.h>
 #include <math.h>
@@ -18,12 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "data/png.h"
-#include "data/write.h"
-#include "models/evaluate.h"
-#include "models/run_dir.h"
-#include "models/train.h"
-#include "tensor/pool.h"
+#include "examples/vae/evaluate.h"
+#include "examples/vae/run_dir.h"
+#include "examples/vae/train.h"
+#include "io/idx_write.h"
+#include "io/png.h"
+#include "tensor/threads.h"
 
 static const char usage[] =
     "usage: vae <command> [flags]\n"

@@ -16,7 +16,7 @@
  * out smaller (noise does not compress). Output is a deterministic function
  * of the input.
  *
- * Files are written atomically as described in data/write.h: on failure
+ * Files are written atomically as described in io/file.h: on failure
  * nothing is left behind and -1 comes back with a message naming the path.
  * Sizes < 1 or NULL buffers are programmer errors and abort; images over
  * TG_DATA_MAX_BYTES of scanlines, or wider or taller than PNG allows
@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "data/data.h"
+#include "io/file.h"
 
 /* Compresses in[0..n) into one zlib stream (RFC 1950: header 78 01 or 78 5e,
  * deflate data, big-endian Adler-32): a fixed-Huffman block with LZ77 matches

@@ -1,5 +1,5 @@
 /*
- * run_dir.h — the directory a training run writes (models/train.h): which
+ * run_dir.h — the directory a training run writes (examples/vae/train.h): which
  * files belong to a run, one writer at a time, and no debris.
  *
  *     tg_run_dir d;
@@ -16,12 +16,12 @@
  * lock: they read optimizer.safetensors / model.safetensors, each replaced
  * atomically. Errors name the directory and the problem.
  */
-#ifndef TG_RUN_DIR_H
-#define TG_RUN_DIR_H
+#ifndef TG_VAE_RUN_DIR_H
+#define TG_VAE_RUN_DIR_H
 
 #include <stdbool.h>
 
-#include "data/data.h"
+#include "tensor/tensor.h"
 
 /* Longest directory name a run accepts: DIR/<longest file>.tmp.<pid> must
  * fit in PATH_MAX (4096) with room to spare. */

@@ -1,6 +1,6 @@
 /*
  * train.h — one training loop for the VAE family (models/vae_family.h), as
- * run by `vae train` (examples/vae.c).
+ * run by `vae train` (examples/vae/main.c).
  *
  *     tg_train_opts o = tg_train_opts_default();
  *     o.model = TG_RUN_CVAE, o.epochs = 2, o.out_dir = "runs/cvae";
@@ -38,7 +38,7 @@
  * epoch E, step S; last good checkpoint kept in DIR" (S counts the epoch's
  * steps from 1).
  *
- * Checkpoints. Each file is replaced atomically (data/write.h), in the order
+ * Checkpoints. Each file is replaced atomically (io/file.h), in the order
  * config.json, metrics.csv, model.safetensors, optimizer.safetensors (the
  * images of an epoch come before them); nothing is written before the first
  * checkpoint, so a run that fails early leaves no files. The last is the
@@ -48,8 +48,8 @@
  * byte-identical to an uninterrupted run. With o->stop set, the run saves
  * mid-epoch (no new metrics row) and a resume continues from that step.
  */
-#ifndef TG_TRAIN_H
-#define TG_TRAIN_H
+#ifndef TG_VAE_TRAIN_H
+#define TG_VAE_TRAIN_H
 
 #include <signal.h>
 #include <stdio.h>
@@ -166,7 +166,7 @@ int tg_train_checkpoint_epoch(const char *dir, int64_t *epoch, tg_err *e);
  * and what differs.
  *
  * Trains as described above, into o->out_dir (which the caller has opened
- * with tg_run_dir_open, models/run_dir.h). config.json and metrics.csv are
+ * with tg_run_dir_open, examples/vae/run_dir.h). config.json and metrics.csv are
  * written with each checkpoint, so a run that fails before its first
  * checkpoint leaves no files. Returns 0, or 1 with the message in e. */
 int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err *e);

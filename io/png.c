@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/png.h"
-#include "data/write.h"
+#include "io/gzip.h"
+#include "io/png.h"
 
 /* ------------------------------------------------------------------------ */
 /* Deflate */

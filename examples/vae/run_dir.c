@@ -1,5 +1,5 @@
 /* run_dir.c — a run's directory: its files, its lock, its debris (see run_dir.h). */
-#include "models/run_dir.h"
+#include "examples/vae/run_dir.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* train.c — the training loop of the VAE family (see train.h). */
-#include "models/train.h"
+#include "examples/vae/train.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -7,13 +7,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "data/json.h"
-#include "data/png.h"
-#include "data/write.h"
-#include "models/evaluate.h"
+#include "io/file.h"
+#include "io/json.h"
+#include "io/png.h"
+#include "io/safetensors.h"
 #include "nn/checkpoint.h"
 #include "optim/optim.h"
-#include "tensor/pool.h"
+#include "tensor/threads.h"
 
 tg_train_opts tg_train_opts_default(void) {
     return (tg_train_opts){

@@ -2,7 +2,7 @@
  * json.c — strict recursive-descent JSON reader (depth-limited) and a
  * compact writer (json.h).
  */
-#include "data/json.h"
+#include "io/json.h"
 
 #include <math.h>
 #include <stdarg.h>

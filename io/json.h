@@ -45,7 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "data/data.h"
+#include "tensor/tensor.h"
 
 #define TG_JSON_MAX_DEPTH 64
 

@@ -1,6 +1,6 @@
 /*
  * inflate.c — CRC-32, Adler-32 and a deflate decoder (RFC 1951) inside gzip
- * (RFC 1952) and zlib (RFC 1950) wrappers, from scratch.
+ * (RFC 1952) and zlib (RFC 1950) wrappers, from scratch (gzip.h).
  *
  * Decoding reads bits least-significant first from a 64-bit bit buffer.
  * Past the end of the input the buffer is padded with zero bytes, so the hot
@@ -12,29 +12,10 @@
  * limit, and every back-reference is checked against what has been written.
  */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/data.h"
-
-/* ------------------------------------------------------------------------ */
-/* Errors */
-
-void tg_err_set(tg_err *e, const char *fmt, ...) {
-    if (!e) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-}
-
-void tg_err_prefix(tg_err *e, const char *prefix) {
-    if (!e) return;
-    char tmp[sizeof e->msg];
-    if (snprintf(tmp, sizeof tmp, "%s: %s", prefix, e->msg) < 0) return;
-    memcpy(e->msg, tmp, sizeof tmp);
-}
+#include "io/gzip.h"
 
 /* ------------------------------------------------------------------------ */
 /* Checksums */
