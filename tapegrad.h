@@ -26,6 +26,7 @@
 
 #include "tensor/tensor.h"
 #include "tensor/threads.h"
+#include "tensor/kernels.h"
 #include "io/file.h"
 #include "io/gzip.h"
 #include "io/idx_write.h"

@@ -173,11 +173,6 @@ static tg_var *nll(tg_tape *t, const tg_vae_model *m, tg_var *out, tg_var *x) {
 
 /* ---------------------------------------------------------------- KL */
 
-double tg_kl_diag_normal1(double mq, double lq, double mp, double lp) {
-    double d = mq - mp;
-    return 0.5 * (lp - lq + exp(lq - lp) + d * d * exp(-lp) - 1.0);
-}
-
 /* ---------------------------------------------------------------- forward */
 
 tg_vae_model_out tg_vae_model_forward(tg_tape *t, const tg_vae_model *m, tg_var *x, const tg_tensor *labels,
@@ -483,19 +478,3 @@ void tg_active_units_free(tg_active_units *a) {
     free(a->mean), free(a->m2), free(a);
 }
 
-void tg_kl_per_dim_add(const tg_tensor *mu, const tg_tensor *logvar, const tg_tensor *mu_p,
-                       const tg_tensor *logvar_p, double *sum) {
-    char b1[96], b2[96];
-    TG_CHECK(mu->shape.ndim == 2 && tg_shape_eq(mu->shape, logvar->shape), "tg_kl_per_dim_add: mu %s, logvar %s",
-             tg_shape_str(mu->shape, b1), tg_shape_str(logvar->shape, b2));
-    TG_CHECK((mu_p == NULL) == (logvar_p == NULL), "tg_kl_per_dim_add: give both mu_p and logvar_p, or neither");
-    TG_CHECK(!mu_p || (tg_shape_eq(mu_p->shape, mu->shape) && tg_shape_eq(logvar_p->shape, mu->shape)),
-             "tg_kl_per_dim_add: the prior's shapes differ from mu's %s", tg_shape_str(mu->shape, b1));
-    int64_t B = mu->shape.d[0], L = mu->shape.d[1];
-    for (int64_t i = 0; i < B; i++)
-        for (int64_t l = 0; l < L; l++) {
-            int64_t q = i * L + l;
-            sum[l] += tg_kl_diag_normal1(tg_tensor_get(mu, q), tg_tensor_get(logvar, q),
-                                         mu_p ? tg_tensor_get(mu_p, q) : 0.0, logvar_p ? tg_tensor_get(logvar_p, q) : 0.0);
-        }
-}

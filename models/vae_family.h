@@ -137,8 +137,7 @@ tg_var *tg_vae_model_decode(tg_tape *t, const tg_vae_model *m, tg_var *z, const 
 tg_var *tg_vae_model_sample(tg_tape *t, const tg_vae_model *m, int64_t n, const tg_tensor *labels, tg_rng *r);
 tg_var *tg_vae_model_sample_mean(tg_tape *t, const tg_vae_model *m, int64_t n, const tg_tensor *labels);
 
-/* The KL term is nn's tg_kl_diag_normal (nn/nn.h); for one element in double: */
-double tg_kl_diag_normal1(double mq, double lq, double mp, double lp);
+/* The KL term is nn's tg_kl_diag_normal (nn/nn.h). */
 
 /* ------------------------------------------------------------------------ */
 /* KL annealing. t is the 0-based index of the current step or epoch.
@@ -198,9 +197,5 @@ void tg_active_units_add(tg_active_units *a, const tg_tensor *mu);   /* mu (B, L
 int64_t tg_active_units_count(const tg_active_units *a, double threshold, double *var);
 void tg_active_units_free(tg_active_units *a);
 
-/* Adds the batch's per-dimension KL sum_b KL_bl to sum (L); mu_p, logvar_p NULL
- * for N(0, I). Divide by the number of images for kl_per_dim per image. */
-void tg_kl_per_dim_add(const tg_tensor *mu, const tg_tensor *logvar, const tg_tensor *mu_p,
-                       const tg_tensor *logvar_p, double *sum);
 
 #endif

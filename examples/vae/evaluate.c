@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "io/png.h"
+#include "tensor/kernels.h"
 #include "nn/checkpoint.h"
 
 /* ---------------------------------------------------------------- model */
@@ -99,8 +100,7 @@ int tg_run_evaluate(const tg_vae_model *m, const tg_run_info *ri, const tg_datas
         recon += tg_tensor_get(&out.recon->val, 0);
         kl += tg_tensor_get(&out.kl->val, 0);
         tg_active_units_add(au, &out.mu->val);
-        tg_kl_per_dim_add(&out.mu->val, &out.logvar->val, out.mu_p ? &out.mu_p->val : NULL,
-                          out.logvar_p ? &out.logvar_p->val : NULL, r->kl_per_dim);
+        for (int64_t l = 0; l < L; l++) r->kl_per_dim[l] += tg_tensor_get(&out.kl_per_dim->val, l);
         tg_tape_reset(tape);
         tg_vae_model_iw_logpx(m, &xv, cond ? &lv : NULL, iw_samples, 0, &iw, logpx);
         for (int64_t i = 0; i < rows; i++) ll += logpx[i];
@@ -176,16 +176,10 @@ int tg_run_sample(const tg_vae_model *m, int64_t n, int label, double temperatur
             /* z = mu_p + exp(logvar_p / 2) (T eps): eps drawn as tg_reparam_sample
              * does, so T = 1 is tg_vae_model_sample's z bit for bit. */
             tg_tensor *eps = tg_tensor_normal(tg_tape_arena(tape), m->dtype, TG_SHAPE(c, L), &r);
-            if (temperature != 1) {
-                if (m->dtype == TG_F32) {
-                    /* Saturated, so the conversion is defined; a product beyond
-                     * FLT_MAX is inf, and its images are meaningless anyway. */
-                    float s = temperature > FLT_MAX ? FLT_MAX : (float)temperature;
-                    for (int64_t i = 0; i < c * L; i++) TG_F32P(eps)[i] *= s;
-                } else {
-                    for (int64_t i = 0; i < c * L; i++) TG_F64P(eps)[i] *= temperature;
-                }
-            }
+            /* Saturated for float32, so the conversion is defined; a product
+             * beyond FLT_MAX is inf, refused below as a non-finite sample. */
+            if (temperature != 1)
+                tg_tensor_mul_scalar(eps, eps, m->dtype == TG_F32 && temperature > FLT_MAX ? FLT_MAX : temperature);
             z = tg_reparam(tape, mu_p, logvar_p, eps);
         }
         tg_var *s = tg_vae_model_decode(tape, m, z, lab);
