@@ -51,13 +51,17 @@ TG_BACKWARD(reparam) {
 /* l = -(y ln p + (1 - y) ln(1 - p)), logs clamped at -100 (PyTorch's
  * binary_cross_entropy):  dp += dl (p - y) / max(p (1 - p), 1e-12),
  * dy += dl (max(ln(1 - p), -100) - max(ln p, -100)). */
-tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y) {
-    tg_check_same_shape(file, line, "bce", p, y);
-    tg_var *out = tg_var_new(t, p->val.dtype, p->val.shape);
-    tg_tensor_bce(&out->val, &p->val, &y->val);
-    tg_record(t, TG_OP_BCE, out, p, y);
+/* An elementwise loss of two same-shaped inputs, computed by kernel. */
+static tg_var *pointwise(TG_LOC, tg_tape *t, tg_op op, tg_var *a, tg_var *b,
+                         void (*kernel)(tg_tensor *, const tg_tensor *, const tg_tensor *)) {
+    tg_check_same_shape(file, line, tg_ops[op].name, a, b);
+    tg_var *out = tg_var_new(t, a->val.dtype, a->val.shape);
+    kernel(&out->val, &a->val, &b->val);
+    tg_record(t, op, out, a, b);
     return out;
 }
+
+tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y) { return pointwise(file, line, t, TG_OP_BCE, p, y, tg_tensor_bce); }
 
 TG_BACKWARD(bce) {
     const tg_tensor *p = &e->in[0]->val, *y = &e->in[1]->val, *dl = &e->out->grad;
@@ -71,11 +75,7 @@ TG_BACKWARD(bce) {
 /* l = max(x, 0) - x y + ln(1 + e^-|x|), BCE of sigmoid(x) without overflow:
  * dx += dl (sigmoid(x) - y),  dy -= dl x. */
 tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y) {
-    tg_check_same_shape(file, line, "bce_logits", x, y);
-    tg_var *out = tg_var_new(t, x->val.dtype, x->val.shape);
-    tg_tensor_bce_logits(&out->val, &x->val, &y->val);
-    tg_record(t, TG_OP_BCE_LOGITS, out, x, y);
-    return out;
+    return pointwise(file, line, t, TG_OP_BCE_LOGITS, x, y, tg_tensor_bce_logits);
 }
 
 TG_BACKWARD(bce_logits) {
