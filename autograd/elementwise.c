@@ -89,11 +89,12 @@ static tg_var *unary_s(tg_tape *t, tg_op op, tg_var *x, double s,
     return out;
 }
 
-/* The pieces every unary rule names: x, y, dy, dx and a scratch tensor. */
+/* The pieces every unary rule names: x, y, dy and dx (d, where a rule has
+ * one, holds the local derivative dy/dx in scratch memory). */
 #define UNARY_RULE                                                             \
     const tg_tensor *x = &e->in[0]->val, *y = &e->out->val, *dy = &e->out->grad; \
-    tg_tensor *dx = tg_var_grad(t, e->in[0]), *d = scratch(t, y);              \
-    (void)x, (void)y, (void)d
+    tg_tensor *dx = tg_var_grad(t, e->in[0]);                                  \
+    (void)x, (void)y
 
 /* y = -x:  dx -= dy */
 tg_var *tg_neg_(TG_LOC, tg_tape *t, tg_var *a) { (void)file, (void)line; return unary(t, TG_OP_NEG, a, tg_tensor_neg); }
@@ -119,18 +120,30 @@ TG_BACKWARD(exp) { UNARY_RULE; tg_tensor_acc_mul(dx, dy, y); }
 
 /* y = ln x:  dx += dy / x */
 tg_var *tg_log_(TG_LOC, tg_tape *t, tg_var *a) { (void)file, (void)line; return unary(t, TG_OP_LOG, a, tg_tensor_log); }
-TG_BACKWARD(log) { UNARY_RULE; tg_tensor_rdiv_scalar(d, 1, x), tg_tensor_acc_mul(dx, dy, d); }
+TG_BACKWARD(log) {
+    UNARY_RULE;
+    tg_tensor *d = scratch(t, y);
+    tg_tensor_rdiv_scalar(d, 1, x), tg_tensor_acc_mul(dx, dy, d);
+}
 
 /* y = sqrt x:  dx += dy / (2 y) */
 tg_var *tg_sqrt_(TG_LOC, tg_tape *t, tg_var *a) { (void)file, (void)line; return unary(t, TG_OP_SQRT, a, tg_tensor_sqrt); }
-TG_BACKWARD(sqrt) { UNARY_RULE; tg_tensor_rdiv_scalar(d, 0.5, y), tg_tensor_acc_mul(dx, dy, d); }
+TG_BACKWARD(sqrt) {
+    UNARY_RULE;
+    tg_tensor *d = scratch(t, y);
+    tg_tensor_rdiv_scalar(d, 0.5, y), tg_tensor_acc_mul(dx, dy, d);
+}
 
 /* y = x^2:  dx += dy 2x */
 tg_var *tg_square_(TG_LOC, tg_tape *t, tg_var *a) {
     (void)file, (void)line;
     return unary(t, TG_OP_SQUARE, a, tg_tensor_square);
 }
-TG_BACKWARD(square) { UNARY_RULE; tg_tensor_mul_scalar(d, x, 2), tg_tensor_acc_mul(dx, dy, d); }
+TG_BACKWARD(square) {
+    UNARY_RULE;
+    tg_tensor *d = scratch(t, y);
+    tg_tensor_mul_scalar(d, x, 2), tg_tensor_acc_mul(dx, dy, d);
+}
 
 /* y = x^p:  dx += dy p x^(p-1), written without dividing by x so x = 0 works
  * for p >= 1 (and p = 0 gives 0). */
@@ -140,6 +153,7 @@ tg_var *tg_pow_(TG_LOC, tg_tape *t, tg_var *a, double p) {
 }
 TG_BACKWARD(pow) {
     UNARY_RULE;
+    tg_tensor *d = scratch(t, y);
     if (e->f == 0) tg_tensor_fill(d, 0);
     else tg_tensor_pow_scalar(d, x, e->f - 1), tg_tensor_mul_scalar(d, d, e->f);
     tg_tensor_acc_mul(dx, dy, d);
@@ -147,22 +161,38 @@ TG_BACKWARD(pow) {
 
 /* y = max(x, 0):  dx += dy where x > 0 (0 at x = 0, as PyTorch) */
 tg_var *tg_relu_(TG_LOC, tg_tape *t, tg_var *a) { (void)file, (void)line; return unary(t, TG_OP_RELU, a, tg_tensor_relu); }
-TG_BACKWARD(relu) { UNARY_RULE; tg_tensor_step(d, x), tg_tensor_acc_mul(dx, dy, d); }
+TG_BACKWARD(relu) {
+    UNARY_RULE;
+    tg_tensor *d = scratch(t, y);
+    tg_tensor_step(d, x), tg_tensor_acc_mul(dx, dy, d);
+}
 
 /* y = 1 / (1 + e^-x):  dx += dy y (1 - y) */
 tg_var *tg_sigmoid_(TG_LOC, tg_tape *t, tg_var *a) {
     (void)file, (void)line;
     return unary(t, TG_OP_SIGMOID, a, tg_tensor_sigmoid);
 }
-TG_BACKWARD(sigmoid) { UNARY_RULE; tg_tensor_rsub_scalar(d, 1, y), tg_tensor_mul(d, y, d), tg_tensor_acc_mul(dx, dy, d); }
+TG_BACKWARD(sigmoid) {
+    UNARY_RULE;
+    tg_tensor *d = scratch(t, y);
+    tg_tensor_rsub_scalar(d, 1, y), tg_tensor_mul(d, y, d), tg_tensor_acc_mul(dx, dy, d);
+}
 
 /* y = tanh x:  dx += dy (1 - y^2) */
 tg_var *tg_tanh_(TG_LOC, tg_tape *t, tg_var *a) { (void)file, (void)line; return unary(t, TG_OP_TANH, a, tg_tensor_tanh); }
-TG_BACKWARD(tanh) { UNARY_RULE; tg_tensor_square(d, y), tg_tensor_rsub_scalar(d, 1, d), tg_tensor_acc_mul(dx, dy, d); }
+TG_BACKWARD(tanh) {
+    UNARY_RULE;
+    tg_tensor *d = scratch(t, y);
+    tg_tensor_square(d, y), tg_tensor_rsub_scalar(d, 1, d), tg_tensor_acc_mul(dx, dy, d);
+}
 
 /* y = ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|) (no overflow):  dx += dy sigmoid(x) */
 tg_var *tg_softplus_(TG_LOC, tg_tape *t, tg_var *a) {
     (void)file, (void)line;
     return unary(t, TG_OP_SOFTPLUS, a, tg_tensor_softplus);
 }
-TG_BACKWARD(softplus) { UNARY_RULE; tg_tensor_sigmoid(d, x), tg_tensor_acc_mul(dx, dy, d); }
+TG_BACKWARD(softplus) {
+    UNARY_RULE;
+    tg_tensor *d = scratch(t, y);
+    tg_tensor_sigmoid(d, x), tg_tensor_acc_mul(dx, dy, d);
+}
