@@ -17,4 +17,17 @@ int tg_child_run(void (*fn)(void), char *out, size_t n);
 #define tg_expect_abort(fn, ...) tg_expect_abort_(fn, __VA_ARGS__, (const char *)NULL)
 void tg_expect_abort_(void (*fn)(void), ...);
 
+/* Skips the calling test when built with AddressSanitizer, whose allocator
+ * reserves address space of its own: for tests that limit RLIMIT_AS. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TG_SKIP_UNDER_ASAN() cr_skip_test("address-space limits do not mix with ASan")
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TG_SKIP_UNDER_ASAN() cr_skip_test("address-space limits do not mix with ASan")
+#endif
+#endif
+#ifndef TG_SKIP_UNDER_ASAN
+#define TG_SKIP_UNDER_ASAN() ((void)0)
+#endif
+
 #endif

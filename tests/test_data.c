@@ -409,13 +409,7 @@ Test(data_gzip, output_limit) {
  * allocator reserves address space of its own. (Found with fuzz/fuzz_idx
  * and -malloc_limit_mb=256; fuzz/README.md.) */
 Test(data_gzip, lying_isize_reserves_no_giant_buffer) {
-#if defined(__SANITIZE_ADDRESS__)
-    cr_skip_test("address-space limits do not mix with ASan");
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    cr_skip_test("address-space limits do not mix with ASan");
-#endif
-#endif
+    TG_SKIP_UNDER_ASAN();
     enum { N = 4 * 65535 + 4 };   /* five stored blocks */
     static uint8_t plain[N], gz[10 + N + 5 * 5 + 8];
     uint32_t x = 7;

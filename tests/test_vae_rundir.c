@@ -25,6 +25,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 
+#include "tests/child.h"
 #include "tests/tmpdir.h"
 #include "tests/vae_cli.h"
 
@@ -442,13 +443,7 @@ Test(vae_rundir, extending_a_cyclical_run_keeps_its_schedule) {
 /* ---------------------------------------------------------------- 6, 7. memory and limits */
 
 Test(vae_rundir, memory_that_cannot_be_had_is_a_clear_error) {
-#if defined(__SANITIZE_ADDRESS__)
-    cr_skip_test("address-space limits do not mix with ASan");
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    cr_skip_test("address-space limits do not mix with ASan");
-#endif
-#endif
+    TG_SKIP_UNDER_ASAN();
     char a[1024];
     /* A batch far larger than the data: the buffers hold the data's rows only. */
     snprintf(a, sizeof a, "train --model vae --epochs 1 --batch 1048576 --threads 1 --data %s --out %s",
