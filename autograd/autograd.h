@@ -100,6 +100,17 @@ void tg_backward_seed(tg_tape *t, tg_var *out, const tg_tensor *seed);
 /* v's gradient buffer, allocated zeroed in the tape's arena on first use. */
 tg_tensor *tg_var_grad(tg_tape *t, tg_var *v);
 
+/* v with its history cut off: a new leaf sharing v's value (no copy) that
+ * requires no gradient, so backward stops there (PyTorch's detach). The
+ * straight-through estimator: y = x + detach(q - x) has the value q (say a
+ * quantised x) while dL/dx = dL/dy, as if y were x. */
+tg_var *tg_detach(tg_tape *t, tg_var *v);
+
+/* The value of a one-element var (a loss, say) as a double; aborts, naming
+ * the caller's file:line, if v has more elements. */
+double tg_item_(const char *file, int line, const tg_var *v);
+#define tg_item(v) tg_item_(__FILE__, __LINE__, v)
+
 /* ------------------------------------------------------------------------ */
 /* Ops. Each public name is a macro that passes the caller's file:line along. */
 

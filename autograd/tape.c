@@ -44,6 +44,15 @@ tg_var *tg_leaf(tg_tape *t, tg_tensor *val, bool requires_grad) {
     return v;
 }
 
+tg_var *tg_detach(tg_tape *t, tg_var *v) { return tg_leaf(t, &v->val, false); }
+
+double tg_item_(const char *file, int line, const tg_var *v) {
+    char b[96];
+    if (v->val.numel != 1) tg_die(file, line, "item: a var of shape %s has %lld elements, not one",
+                                  tg_shape_str(v->val.shape, b), (long long)v->val.numel);
+    return tg_tensor_get(&v->val, 0);
+}
+
 tg_tensor *tg_var_grad(tg_tape *t, tg_var *v) {
     if (!v->grad.data) {
         v->grad = tg_tensor_wrap(v->val.dtype, v->val.shape, NULL);

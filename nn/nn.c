@@ -109,14 +109,25 @@ static tg_var *reduce(tg_tape *t, tg_var *x, tg_reduction r) {
     return r == TG_REDUCE_SUM ? tg_sum(t, x) : r == TG_REDUCE_MEAN ? tg_mean(t, x) : x;
 }
 
-tg_var *tg_loss_bce(tg_tape *t, tg_var *p, tg_var *y, tg_reduction r) { return reduce(t, tg_bce(t, p, y), r); }
-
-tg_var *tg_loss_bce_logits(tg_tape *t, tg_var *x, tg_var *y, tg_reduction r) {
-    return reduce(t, tg_bce_logits(t, x, y), r);
+/* Aborts naming the loss, both shapes and the caller's file:line unless x and y have one shape. */
+static void same_shape(TG_LOC, const char *loss, const tg_var *x, const tg_var *y) {
+    char b1[96], b2[96];
+    if (!tg_shape_eq(x->val.shape, y->val.shape))
+        tg_die(file, line, "%s: shapes %s and %s differ", loss, tg_shape_str(x->val.shape, b1),
+               tg_shape_str(y->val.shape, b2));
 }
 
-tg_var *tg_loss_mse(tg_tape *t, tg_var *x, tg_var *y, tg_reduction r) {
-    return reduce(t, tg_square(t, tg_sub(t, x, y)), r);
+tg_var *tg_loss_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y, tg_reduction r) {
+    return reduce(t, tg_bce_(file, line, t, p, y), r);
+}
+
+tg_var *tg_loss_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y, tg_reduction r) {
+    return reduce(t, tg_bce_logits_(file, line, t, x, y), r);
+}
+
+tg_var *tg_loss_mse_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y, tg_reduction r) {
+    same_shape(file, line, "mse", x, y);
+    return reduce(t, tg_square(t, tg_sub_(file, line, t, x, y)), r);
 }
 
 /* One op per statement, so the tape order does not depend on the compiler's
@@ -139,6 +150,7 @@ tg_var *tg_kl_diag_normal(tg_tape *t, tg_var *mq, tg_var *lq, tg_var *mp, tg_var
     return tg_mul_scalar(t, tg_add_scalar(t, s, -1.0), 0.5);
 }
 
-tg_var *tg_loss_kl_normal(tg_tape *t, tg_var *mu, tg_var *logvar) {
+tg_var *tg_loss_kl_normal_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar) {
+    same_shape(file, line, "kl_normal", mu, logvar);
     return tg_sum(t, tg_kl_diag_normal(t, mu, logvar, NULL, NULL));
 }

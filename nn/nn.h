@@ -63,12 +63,18 @@ tg_var *tg_linear_relu_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x);
 
 typedef enum { TG_REDUCE_SUM, TG_REDUCE_MEAN, TG_REDUCE_NONE } tg_reduction;
 
+/* Like the ops, each loss takes the caller's file:line and aborts naming it
+ * when the two inputs' shapes differ (no silent broadcasting: (B, 1) against
+ * (B) is an error, not a (B, B) loss). */
 /* BCE of probabilities p against targets y (same shape), log clamped at -100. */
-tg_var *tg_loss_bce(tg_tape *t, tg_var *p, tg_var *y, tg_reduction r);
+tg_var *tg_loss_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y, tg_reduction r);
 /* BCE of logits x against targets y, computed stably without forming sigmoid(x). */
-tg_var *tg_loss_bce_logits(tg_tape *t, tg_var *x, tg_var *y, tg_reduction r);
+tg_var *tg_loss_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y, tg_reduction r);
 /* (x - y)^2 */
-tg_var *tg_loss_mse(tg_tape *t, tg_var *x, tg_var *y, tg_reduction r);
+tg_var *tg_loss_mse_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y, tg_reduction r);
+#define tg_loss_bce(...) tg_loss_bce_(TG_AT, __VA_ARGS__)
+#define tg_loss_bce_logits(...) tg_loss_bce_logits_(TG_AT, __VA_ARGS__)
+#define tg_loss_mse(...) tg_loss_mse_(TG_AT, __VA_ARGS__)
 /* KL between diagonal Gaussians, elementwise (q's shape), composed from primitives:
  *   KL(N(mq, e^lq) || N(mp, e^lp)) = 1/2 (lp - lq + e^(lq - lp) + (mq - mp)^2 e^-lp - 1)
  * mp, lp NULL: the prior is N(0, I), -1/2 (1 + lq - mq^2 - e^lq) (the
@@ -76,6 +82,7 @@ tg_var *tg_loss_mse(tg_tape *t, tg_var *x, tg_var *y, tg_reduction r);
 tg_var *tg_kl_diag_normal(tg_tape *t, tg_var *mq, tg_var *lq, tg_var *mp, tg_var *lp);
 /* KL(N(mu, exp(logvar)) || N(0, I)) summed over every element (a batch's
  * total): tg_kl_diag_normal with the standard prior, summed. */
-tg_var *tg_loss_kl_normal(tg_tape *t, tg_var *mu, tg_var *logvar);
+tg_var *tg_loss_kl_normal_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar);
+#define tg_loss_kl_normal(...) tg_loss_kl_normal_(TG_AT, __VA_ARGS__)
 
 #endif
