@@ -7,7 +7,8 @@
  * gradient u, PyTorch's output and PyTorch's gradient of sum(out * u) with
  * respect to each input. Each case is rebuilt here on a tape from leaves
  * requiring gradients and differentiated with tg_backward_seed(out, u), which
- * is that same gradient. The file is read with plain stdio, not the library.
+ * is that same gradient. The file is read with plain stdio, not the library;
+ * TG_OPS_FIXTURE=path reads another one instead.
  *
  * Tolerance: every element of the output and of each gradient must satisfy
  *     |ours - torch| <= 1e-12 * max(|torch|, 1e-3 * max |torch over the tensor|)
@@ -229,7 +230,7 @@ Test(torch_ops, every_case_matches_pytorch) {
     for (uint32_t k = 0; k < ff.n; k++) {
         char msg[512] = "";
         int bad = check_case(&ff.c[k], msg, sizeof msg);
-        cr_expect_eq(bad, 0, "%s (%d tensor%s off)", msg, bad, bad == 1 ? "" : "s");
+        cr_expect(bad == 0, "%s (%d tensor%s off)", msg, bad, bad == 1 ? "" : "s");
     }
     ffile_free(&ff);
 }
