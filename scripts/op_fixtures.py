@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Generate tests/fixtures/ops.bin: PyTorch's value and gradients of every
+differentiable tapegrad op, one record per case, all in float64.
+
+Usage:
+    /usr/bin/python3 scripts/op_fixtures.py            # write tests/fixtures/ops.bin
+    /usr/bin/python3 scripts/op_fixtures.py --out P    # write another path
+
+Needs PyTorch (Debian python3-torch). Deterministic: the inputs of every case
+come from torch.Generator seeded with the case's index, so two runs on the
+same PyTorch give the same bytes. CI never runs this; it only reads the file
+(tests/test_torch_ops.c).
+
+For each case the script draws float64 inputs and an upstream gradient u of
+the output's shape, computes out = op(inputs) and the gradient of
+sum(out * u) with respect to every differentiable input.
+
+File format (little-endian, no padding; also in tests/fixtures/README.md):
+
+    8 bytes   magic "TGOPS001"
+    u32       number of records
+    each record:
+      u32       name length n, then n bytes: the op's name as in tg_ops ("add")
+      u32       case id (0, 1, ... within the op)
+      u32       number of scalar arguments m, then m x f64 (meaning per op below)
+      u32       number of inputs k (at most 3)
+      k x       u32 requires_grad (1: a gradient follows; 0: a constant such
+                as reparam's eps), then a tensor
+      tensor    upstream gradient u (the output's shape)
+      tensor    output
+      tensor    per input with requires_grad = 1, in input order: its gradient
+    tensor = u32 ndim, ndim x u64 dims, prod(dims) x f64 (row-major; ndim 0
+             holds one value)
+
+Scalar arguments:
+    add_scalar, mul_scalar, pow   [s]
+    matmul                        [ta, tb]  (0/1: operand read transposed)
+    affine                        [relu]    (0: x W^T + b, 1: relu of it)
+    sum, mean                     []: all elements; [axis, keepdim]: one axis
+    reshape                       the new dims
+    transpose                     [d0, d1]
+    concat                        [axis]
+    narrow                        [axis, start, length]
+    others                        []
+"""
+
+import argparse
+import os
+import struct
+import sys
+
+import torch
+import torch.nn.functional as F
+
+MAGIC = b"TGOPS001"
+F64 = torch.float64
+
+
+class Cases:
+    """Collects (name, case id, args, inputs, upstream, output, grads)."""
+
+    def __init__(self):
+        self.records = []
+        self.per_op = {}
+
+    def add(self, name, fn, inputs, args=(), const=()):
+        """inputs: list of (shape, lo, hi) or a ready tensor; indices in const
+        get no gradient. fn(*tensors) -> output."""
+        cid = self.per_op.get(name, 0)
+        self.per_op[name] = cid + 1
+        g = torch.Generator().manual_seed(len(self.records) + 1)
+        ts = []
+        for i, spec in enumerate(inputs):
+            t = spec.clone() if torch.is_tensor(spec) else uniform(g, *spec)
+            ts.append(t.requires_grad_(i not in const))
+        out = fn(*ts)
+        up = uniform(g, tuple(out.shape), -1.0, 1.0)
+        grads = torch.autograd.grad(out, [t for i, t in enumerate(ts) if i not in const], up)
+        self.records.append((name, cid, [float(a) for a in args],
+                             [(i not in const, t.detach()) for i, t in enumerate(ts)],
+                             up, out.detach(), [gr.detach() for gr in grads]))
+
+
+def uniform(g, shape, lo, hi):
+    return torch.rand(shape, generator=g, dtype=F64) * (hi - lo) + lo
+
+
+def away_from_zero(g, shape, lo, hi, gap=0.05):
+    """Uniform in [lo, hi) with |x| >= gap (relu's kink is not compared)."""
+    x = uniform(g, shape, lo, hi)
+    return torch.where(x.abs() < gap, torch.copysign(torch.full_like(x, gap), x), x)
+
+
+def build():
+    c = Cases()
+    g = torch.Generator().manual_seed(12345)   # for inputs that need shaping
+
+    pairs = [((3, 5), (3, 5)), ((2, 3), (3,)), ((4, 1), (1, 5)), ((2, 1, 3), (4, 1))]
+    binary = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}
+    for name, fn in binary.items():
+        lo = 0.5 if name == "div" else -2.0        # denominators in [0.5, 2)
+        for sa, sb in pairs:
+            c.add(name, fn, [(sa, -2.0, 2.0), (sb, lo, 2.0)])
+
+    c.add("neg", torch.neg, [((3, 5), -2.0, 2.0)])
+    c.add("neg", torch.neg, [((7,), -2.0, 2.0)])
+    for s in (2.5, -0.75):
+        c.add("add_scalar", lambda x, s=s: x + s, [((3, 5), -2.0, 2.0)], [s])
+    for s in (-1.5, 0.3):
+        c.add("mul_scalar", lambda x, s=s: x * s, [((3, 5), -2.0, 2.0)], [s])
+    c.add("exp", torch.exp, [((3, 5), -3.0, 3.0)])
+    c.add("log", torch.log, [((3, 5), 0.1, 5.0)])
+    c.add("sqrt", torch.sqrt, [((3, 5), 0.1, 5.0)])
+    c.add("square", torch.square, [((3, 5), -2.0, 2.0)])
+    for p in (0.5, 2.0, 3.0, -1.5, 2.7):
+        c.add("pow", lambda x, p=p: torch.pow(x, p), [((3, 5), 0.2, 3.0)], [p])
+    c.add("relu", torch.relu, [away_from_zero(g, (5, 7), -2.0, 2.0)])
+    c.add("sigmoid", torch.sigmoid, [((5, 7), -6.0, 6.0)])
+    c.add("tanh", torch.tanh, [((5, 7), -3.0, 3.0)])
+    c.add("softplus", F.softplus, [((5, 7), -6.0, 6.0)])
+
+    m, k, n = 3, 5, 7
+    for ta in (0, 1):
+        for tb in (0, 1):
+            def mm(a, b, ta=ta, tb=tb):
+                return (a.T if ta else a) @ (b.T if tb else b)
+            c.add("matmul", mm, [((k, m) if ta else (m, k), -1.0, 1.0),
+                                 ((n, k) if tb else (k, n), -1.0, 1.0)], [ta, tb])
+
+    for act in (0, 1):
+        x, w, b = uniform(g, (5, 7), -1, 1), uniform(g, (3, 7), -1, 1), uniform(g, (3,), -1, 1)
+        pre = x @ w.T + b
+        b = b + torch.where(pre.abs().min(0).values < 0.02, 0.05, 0.0)   # no pre-activation near 0
+        assert (x @ w.T + b).abs().min() >= 0.01
+        c.add("affine", lambda x, w, b, act=act: (torch.relu if act else (lambda v: v))(x @ w.T + b),
+              [x, w, b], [act])
+
+    shape = (3, 2, 5)
+    for name, fn in (("sum", torch.sum), ("mean", torch.mean)):
+        c.add(name, fn, [(shape, -2.0, 2.0)])
+        for axis in (0, 1, 2, -1):
+            for keep in (0, 1):
+                c.add(name, lambda x, fn=fn, axis=axis, keep=keep: fn(x, axis, keepdim=bool(keep)),
+                      [(shape, -2.0, 2.0)], [axis, keep])
+
+    for new in ((5, 6), (30,), (3, 1, 10)):
+        c.add("reshape", lambda x, new=new: x.reshape(new), [((2, 3, 5), -2.0, 2.0)], new)
+    for src, d0, d1 in (((3, 5), 0, 1), ((2, 3, 5), 0, 2), ((2, 3, 5), 1, 2), ((2, 3, 5), 0, 1)):
+        c.add("transpose", lambda x, d0=d0, d1=d1: x.transpose(d0, d1), [(src, -2.0, 2.0)], [d0, d1])
+    for sa, sb, axis in (((2, 3), (3, 3), 0), ((3, 2), (3, 5), 1), ((2, 3, 1), (2, 3, 2), 2)):
+        c.add("concat", lambda a, b, axis=axis: torch.cat([a, b], axis),
+              [(sa, -2.0, 2.0), (sb, -2.0, 2.0)], [axis])
+    for src, axis, start, length in (((3, 7), 1, 2, 3), ((3, 7), 0, 1, 2), ((2, 3, 5), 2, 0, 4)):
+        c.add("narrow", lambda x, axis=axis, start=start, length=length: x.narrow(axis, start, length),
+              [(src, -2.0, 2.0)], [axis, start, length])
+
+    eps = torch.randn((3, 5), generator=g, dtype=F64)
+    c.add("reparam", lambda mu, lv, eps: mu + torch.exp(lv / 2) * eps,
+          [((3, 5), -2.0, 2.0), ((3, 5), -2.0, 2.0), eps], const=(2,))
+
+    hard = (torch.rand((3, 5), generator=g, dtype=F64) < 0.5).to(F64)
+    for y in [((3, 5), 0.0, 1.0), hard]:
+        c.add("bce", lambda p, y: F.binary_cross_entropy(p, y, reduction="none"), [((3, 5), 0.02, 0.98), y])
+        c.add("bce_logits", lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction="none"),
+              [((3, 5), -4.0, 4.0), y])
+    return c
+
+
+def tensor_bytes(t):
+    t = t.contiguous()
+    return (struct.pack("<I", t.dim()) + b"".join(struct.pack("<Q", d) for d in t.shape)
+            + struct.pack("<%dd" % t.numel(), *t.reshape(-1).tolist()))
+
+
+def write(path, records):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(MAGIC + struct.pack("<I", len(records)))
+        for name, cid, args, ins, up, out, grads in records:
+            nb = name.encode("ascii")
+            f.write(struct.pack("<I", len(nb)) + nb + struct.pack("<II", cid, len(args)))
+            f.write(struct.pack("<%dd" % len(args), *args) + struct.pack("<I", len(ins)))
+            for rg, t in ins:
+                f.write(struct.pack("<I", int(rg)) + tensor_bytes(t))
+            f.write(tensor_bytes(up) + tensor_bytes(out))
+            for gr in grads:
+                f.write(tensor_bytes(gr))
+    os.replace(tmp, path)
+
+
+def main():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(root, "tests", "fixtures", "ops.bin"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    c = build()
+    write(args.out, c.records)
+    print("torch %s: wrote %s (%d bytes, %d cases)" % (torch.__version__, args.out,
+                                                      os.path.getsize(args.out), len(c.records)))
+    print("  " + ", ".join("%s %d" % kv for kv in c.per_op.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+/*
+ * test_torch_ops.c — every differentiable op against PyTorch, value and
+ * gradients, in float64.
+ *
+ * tests/fixtures/ops.bin (written offline by scripts/op_fixtures.py, format in
+ * tests/fixtures/README.md) holds, per case, an op's inputs, an upstream
+ * gradient u, PyTorch's output and PyTorch's gradient of sum(out * u) with
+ * respect to each input. Each case is rebuilt here on a tape from leaves
+ * requiring gradients and differentiated with tg_backward_seed(out, u), which
+ * is that same gradient. The file is read with plain stdio, not the library;
+ * TG_OPS_FIXTURE=path reads another one instead.
+ *
+ * Tolerance: every element of the output and of each gradient must satisfy
+ *     |ours - torch| <= 1e-12 * max(|torch|, 1e-3 * max |torch over the tensor|)
+ * (relative 1e-12, with a floor so an element that cancels to near zero in a
+ * sum is judged against the tensor's scale). Both sides compute the same
+ * functions in float64. The largest errors seen (PyTorch 1.13, x86-64) are
+ * 1.0e-14 (mul: a broadcast gradient summed back with cancellation), 4e-15
+ * (bce_logits: sigmoid(x) - y; tanh: 1 - tanh^2) and below 6e-16 elsewhere,
+ * so every op is held to the same bound, 100x above the worst.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/autograd.h"
+#include "tests/tmpdir.h"
+
+#define FIXTURE "tests/fixtures/ops.bin"
+#define REGENERATE "regenerate it with /usr/bin/python3 scripts/op_fixtures.py"
+#define RTOL 1e-12
+#define FLOOR 1e-3
+
+TestSuite(torch_ops, .timeout = 120);
+
+/* ---------------------------------------------------------------- the file */
+
+typedef struct {
+    tg_shape shape;
+    double *data;   /* malloc'd, shape's numel values */
+} ften;
+
+typedef struct {
+    char name[32];
+    uint32_t id, n_args, n_in;
+    double args[TG_MAX_DIMS];
+    bool requires_grad[3];
+    ften in[3], up, out, grad[3];   /* grad[i] only where requires_grad[i] */
+} fcase;
+
+typedef struct {
+    fcase *c;
+    uint32_t n;
+} ffile;
+
+static bool rd(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n; }
+static bool rd_u32(FILE *f, uint32_t *v, uint32_t max) { return rd(f, v, 4) && *v <= max; }
+
+static bool rd_tensor(FILE *f, ften *t) {
+    uint32_t ndim;
+    if (!rd_u32(f, &ndim, TG_MAX_DIMS)) return false;
+    t->shape.ndim = (int)ndim;
+    int64_t n = 1;
+    for (uint32_t k = 0; k < ndim; k++) {
+        uint64_t d;
+        if (!rd(f, &d, 8) || d > 4096) return false;
+        t->shape.d[k] = (int64_t)d, n *= (int64_t)d;
+    }
+    if (n > 1 << 20) return false;
+    t->data = malloc((size_t)(n ? n : 1) * sizeof(double));
+    return rd(f, t->data, (size_t)n * sizeof(double));
+}
+
+static bool rd_case(FILE *f, fcase *c) {
+    uint32_t len;
+    if (!rd_u32(f, &len, sizeof c->name - 1) || !rd(f, c->name, len)) return false;
+    if (!rd(f, &c->id, 4) || !rd_u32(f, &c->n_args, TG_MAX_DIMS) || !rd(f, c->args, c->n_args * sizeof(double)))
+        return false;
+    if (!rd_u32(f, &c->n_in, 3)) return false;
+    for (uint32_t i = 0; i < c->n_in; i++) {
+        uint32_t rg;
+        if (!rd_u32(f, &rg, 1) || !rd_tensor(f, &c->in[i])) return false;
+        c->requires_grad[i] = rg;
+    }
+    if (!rd_tensor(f, &c->up) || !rd_tensor(f, &c->out)) return false;
+    for (uint32_t i = 0; i < c->n_in; i++)
+        if (c->requires_grad[i] && !rd_tensor(f, &c->grad[i])) return false;
+    return true;
+}
+
+static void ffile_free(ffile *ff) {
+    for (uint32_t k = 0; k < ff->n; k++) {
+        fcase *c = &ff->c[k];
+        for (int i = 0; i < 3; i++) free(c->in[i].data), free(c->grad[i].data);
+        free(c->up.data), free(c->out.data);
+    }
+    free(ff->c);
+    *ff = (ffile){0};
+}
+
+/* Reads path into ff; on failure returns false with the reason in err. */
+static bool ffile_load(const char *path, ffile *ff, char *err, size_t n) {
+    *ff = (ffile){0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return snprintf(err, n, "cannot open %s: %s", path, REGENERATE), false;
+    char magic[8];
+    uint32_t count;
+    bool ok = rd(f, magic, 8) && memcmp(magic, "TGOPS001", 8) == 0;
+    if (!ok) snprintf(err, n, "%s: bad magic (not a TGOPS001 file): %s", path, REGENERATE);
+    else if (!(ok = rd_u32(f, &count, 100000)))
+        snprintf(err, n, "%s: truncated header: %s", path, REGENERATE);
+    if (ok) ff->c = calloc(count, sizeof *ff->c);
+    for (; ok && ff->n < count; ff->n++)
+        if (!(ok = rd_case(f, &ff->c[ff->n])))
+            snprintf(err, n, "%s: record %u truncated or malformed: %s", path, ff->n, REGENERATE);
+    if (ok && fgetc(f) != EOF) ok = false, snprintf(err, n, "%s: trailing bytes: %s", path, REGENERATE);
+    fclose(f);
+    if (!ok) ffile_free(ff);
+    return ok;
+}
+
+/* The fixture (TG_OPS_FIXTURE overrides the path); the test fails if it is unreadable. */
+static ffile load_or_fail(void) {
+    const char *path = getenv("TG_OPS_FIXTURE");
+    ffile ff;
+    char err[512];
+    cr_assert(ffile_load(path ? path : FIXTURE, &ff, err, sizeof err), "%s", err);
+    return ff;
+}
+
+static int op_of(const char *name) {
+    for (int op = 0; op < TG_OP_COUNT; op++)
+        if (tg_ops[op].name && strcmp(tg_ops[op].name, name) == 0) return op;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- one case */
+
+/* The case's op applied to the leaves v, its scalar arguments from c->args. */
+static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
+    const double *a = c->args;
+    switch (op) {
+    case TG_OP_ADD: return tg_add(t, v[0], v[1]);
+    case TG_OP_SUB: return tg_sub(t, v[0], v[1]);
+    case TG_OP_MUL: return tg_mul(t, v[0], v[1]);
+    case TG_OP_DIV: return tg_div(t, v[0], v[1]);
+    case TG_OP_NEG: return tg_neg(t, v[0]);
+    case TG_OP_ADD_SCALAR: return tg_add_scalar(t, v[0], a[0]);
+    case TG_OP_MUL_SCALAR: return tg_mul_scalar(t, v[0], a[0]);
+    case TG_OP_EXP: return tg_exp(t, v[0]);
+    case TG_OP_LOG: return tg_log(t, v[0]);
+    case TG_OP_SQRT: return tg_sqrt(t, v[0]);
+    case TG_OP_SQUARE: return tg_square(t, v[0]);
+    case TG_OP_POW: return tg_pow(t, v[0], a[0]);
+    case TG_OP_RELU: return tg_relu(t, v[0]);
+    case TG_OP_SIGMOID: return tg_sigmoid(t, v[0]);
+    case TG_OP_TANH: return tg_tanh(t, v[0]);
+    case TG_OP_SOFTPLUS: return tg_softplus(t, v[0]);
+    case TG_OP_MATMUL: return tg_matmul(t, v[0], v[1], a[0] != 0, a[1] != 0);
+    case TG_OP_AFFINE: return tg_affine(t, v[0], v[1], v[2], a[0] != 0 ? TG_ACT_RELU : TG_ACT_NONE);
+    case TG_OP_SUM: return c->n_args ? tg_sum_axis(t, v[0], (int)a[0], a[1] != 0) : tg_sum(t, v[0]);
+    case TG_OP_MEAN: return c->n_args ? tg_mean_axis(t, v[0], (int)a[0], a[1] != 0) : tg_mean(t, v[0]);
+    case TG_OP_RESHAPE: {
+        tg_shape s = {.ndim = (int)c->n_args};
+        for (uint32_t k = 0; k < c->n_args; k++) s.d[k] = (int64_t)a[k];
+        return tg_reshape(t, v[0], s);
+    }
+    case TG_OP_TRANSPOSE: return tg_transpose(t, v[0], (int)a[0], (int)a[1]);
+    case TG_OP_CONCAT: return tg_concat(t, v[0], v[1], (int)a[0]);
+    case TG_OP_NARROW: return tg_narrow(t, v[0], (int)a[0], (int64_t)a[1], (int64_t)a[2]);
+    case TG_OP_REPARAM: return tg_reparam(t, v[0], v[1], &v[2]->val);   /* v[2]: eps, a constant */
+    case TG_OP_BCE: return tg_bce(t, v[0], v[1]);
+    case TG_OP_BCE_LOGITS: return tg_bce_logits(t, v[0], v[1]);
+    default: return NULL;
+    }
+}
+
+/* Compares got with want elementwise (tolerance at the top of the file);
+ * returns 0, or 1 with the mismatch described in msg (NULL, 0: not described). */
+static int compare(const fcase *c, const char *what, const tg_tensor *got, const ften *want, char *msg, size_t n) {
+    char b1[96], b2[96];
+    if (!tg_shape_eq(got->shape, want->shape))
+        return snprintf(msg, n, "%s case %u: %s has shape %s, PyTorch %s", c->name, c->id, what,
+                        tg_shape_str(got->shape, b1), tg_shape_str(want->shape, b2)), 1;
+    double scale = 0;
+    for (int64_t i = 0; i < got->numel; i++) scale = fmax(scale, fabs(want->data[i]));
+    for (int64_t i = 0; i < got->numel; i++) {
+        double g = tg_tensor_get(got, i), w = want->data[i], err = fabs(g - w) / fmax(fabs(w), FLOOR * scale);
+        if (!(err <= RTOL))
+            return snprintf(msg, n, "%s case %u: %s element %lld: tapegrad %.17g, PyTorch %.17g (rel err %.3g > %g)",
+                            c->name, c->id, what, (long long)i, g, w, err, RTOL), 1;
+    }
+    return 0;
+}
+
+/* Rebuilds c on a tape and compares output and gradients; returns the number
+ * of mismatching tensors, the first one described in msg. */
+static int check_case(const fcase *c, char *msg, size_t n) {
+    int op = op_of(c->name), bad = 0;
+    if (op < 0 || !tg_ops[op].backward) return snprintf(msg, n, "%s: not a differentiable op in tg_ops", c->name), 1;
+    tg_tape *t = tg_tape_new();
+    tg_arena *ar = tg_tape_arena(t);
+    tg_var *v[3] = {0};
+    for (uint32_t i = 0; i < c->n_in; i++)
+        v[i] = tg_leaf(t, tg_tensor_from(ar, TG_F64, c->in[i].shape, c->in[i].data, TG_F64), c->requires_grad[i]);
+    tg_var *out = apply(t, op, c, v);
+    if (!out) {
+        tg_tape_free(t);
+        return snprintf(msg, n, "%s: test_torch_ops.c cannot build this op", c->name), 1;
+    }
+    bad += compare(c, "output", &out->val, &c->out, msg, n);
+    tg_backward_seed(t, out, tg_tensor_from(ar, TG_F64, c->up.shape, c->up.data, TG_F64));
+    for (uint32_t i = 0; i < c->n_in; i++) {
+        if (!c->requires_grad[i]) continue;
+        char what[32];
+        snprintf(what, sizeof what, "gradient of input %u", i);
+        bad += compare(c, what, tg_var_grad(t, v[i]), &c->grad[i], bad ? NULL : msg, bad ? 0 : n);   /* the first stays */
+    }
+    tg_tape_free(t);
+    return bad;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+Test(torch_ops, every_case_matches_pytorch) {
+    ffile ff = load_or_fail();
+    cr_assert_gt(ff.n, 0, FIXTURE " holds no cases: " REGENERATE);
+    for (uint32_t k = 0; k < ff.n; k++) {
+        char msg[512] = "";
+        int bad = check_case(&ff.c[k], msg, sizeof msg);
+        cr_expect(bad == 0, "%s (%d tensor%s off)", msg, bad, bad == 1 ? "" : "s");
+    }
+    ffile_free(&ff);
+}
+
+Test(torch_ops, every_differentiable_op_has_a_pytorch_case) {
+    ffile ff = load_or_fail();
+    int cases[TG_OP_COUNT] = {0};
+    for (uint32_t k = 0; k < ff.n; k++) {
+        const fcase *c = &ff.c[k];
+        int op = op_of(c->name), grads = 0;
+        cr_expect_geq(op, 0, "ops.bin case %s %u: no such op in tg_ops", c->name, c->id);
+        if (op < 0) continue;
+        for (uint32_t i = 0; i < c->n_in; i++) grads += c->requires_grad[i];
+        cr_expect_eq(grads, tg_ops[op].n_in, "ops.bin case %s %u: %d differentiable inputs, tg_ops says %d", c->name,
+                     c->id, grads, tg_ops[op].n_in);
+        cases[op]++;
+    }
+    for (int op = 0; op < TG_OP_COUNT; op++) {   /* the walk of test_ops.c: no op escapes */
+        const tg_op_def *d = &tg_ops[op];
+        cr_assert(d->name, "op %d has no entry in tg_ops", op);
+        if (d->backward)
+            cr_expect_gt(cases[op], 0, "op %s has no PyTorch case in " FIXTURE ": add one to scripts/op_fixtures.py "
+                         "and %s", d->name, REGENERATE);
+    }
+    ffile_free(&ff);
+}
+
+Test(torch_ops, a_missing_or_foreign_fixture_says_how_to_regenerate, .init = tg_tmpdir_setup,
+     .fini = tg_tmpdir_teardown) {
+    ffile ff;
+    char err[512];
+    cr_expect_not(ffile_load(tg_tmp("absent.bin"), &ff, err, sizeof err));
+    cr_expect(strstr(err, "cannot open") && strstr(err, "scripts/op_fixtures.py"), "%s", err);
+    tg_spit(tg_tmp("foreign.bin"), "TGFIX001\0\0\0\0", 12);
+    cr_expect_not(ffile_load(tg_tmp("foreign.bin"), &ff, err, sizeof err));
+    cr_expect(strstr(err, "bad magic") && strstr(err, "scripts/op_fixtures.py"), "%s", err);
+    tg_spit(tg_tmp("short.bin"), "TGOPS001\1\0\0\0\3\0\0\0ad", 18);
+    cr_expect_not(ffile_load(tg_tmp("short.bin"), &ff, err, sizeof err));
+    cr_expect(strstr(err, "record 0 truncated"), "%s", err);
+}
+
+Test(torch_ops, a_changed_number_is_caught) {
+    /* One gradient element moved by a relative 1e-10 must fail its case. */
+    ffile ff = load_or_fail();
+    fcase *c = &ff.c[0];
+    char msg[512] = "";
+    cr_assert_eq(check_case(c, msg, sizeof msg), 0, "%s", msg);
+    c->grad[1].data[1] *= 1 + 1e-10;
+    cr_expect_eq(check_case(c, msg, sizeof msg), 1);
+    cr_expect(strstr(msg, "gradient of input 1 element 1"), "%s", msg);
+    ffile_free(&ff);
+}
