@@ -1,6 +1,8 @@
 /* nn.c — parameters, Linear and the losses, composed from autograd ops. */
 #include "nn/nn.h"
 
+#include "tensor/kernels.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +68,13 @@ tg_var *tg_params_find(const tg_params *ps, const char *name) {
     for (int i = 0; i < ps->count; i++)
         if (strcmp(ps->vars[i]->name, name) == 0) return ps->vars[i];
     return NULL;
+}
+
+double tg_params_clip_grad_norm(tg_params *ps, double max_norm) {
+    tg_tensor g = tg_tensor_wrap(ps->dtype, TG_SHAPE(ps->n), ps->grad);
+    double norm = sqrt(tg_tensor_sum_squares(&g)), coef = max_norm / (norm + 1e-6);
+    if (coef < 1) tg_tensor_mul_scalar(&g, &g, coef);
+    return norm;
 }
 
 void tg_params_zero_grad(tg_params *ps) { memset(ps->grad, 0, (size_t)ps->n * tg_dtype_size(ps->dtype)); }

@@ -58,6 +58,11 @@ tg_var *tg_linear_forward_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x);
 tg_var *tg_linear_relu_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x);
 #define tg_linear_relu(...) tg_linear_relu_(TG_AT, __VA_ARGS__)
 
+/* Gradient clipping by global norm (torch.nn.utils.clip_grad_norm_): with
+ * n = the 2-norm of every gradient in ps together, scales every gradient by
+ * min(1, max_norm / (n + 1e-6)). Returns n, before clipping. */
+double tg_params_clip_grad_norm(tg_params *ps, double max_norm);
+
 /* ------------------------------------------------------------------------ */
 /* Losses. Reductions as PyTorch's: sum or mean over all elements, or none. */
 

@@ -33,7 +33,15 @@ void tg_adam_step(tg_adam *o) {
     tg_shape s = TG_SHAPE(o->ps->n);
     tg_tensor p = tg_tensor_wrap(o->ps->dtype, s, o->ps->data), g = tg_tensor_wrap(o->ps->dtype, s, o->ps->grad),
               m = tg_tensor_wrap(o->ps->dtype, s, o->m), v = tg_tensor_wrap(o->ps->dtype, s, o->v);
-    tg_tensor_adam(&p, &g, &m, &v, o->beta1, o->beta2, o->lr / bc1, sqrt(bc2), o->eps, o->weight_decay);
+    if (o->decoupled && o->weight_decay != 0) tg_tensor_mul_scalar(&p, &p, 1 - o->lr * o->weight_decay);   /* AdamW */
+    tg_tensor_adam(&p, &g, &m, &v, o->beta1, o->beta2, o->lr / bc1, sqrt(bc2), o->eps,
+                   o->decoupled ? 0 : o->weight_decay);
+}
+
+tg_adam *tg_adamw_new(tg_params *ps, double lr, double weight_decay) {
+    tg_adam *o = tg_adam_new(ps, lr);
+    o->weight_decay = weight_decay, o->decoupled = true;
+    return o;
 }
 
 void tg_adam_free(tg_adam *o) {
@@ -67,4 +75,23 @@ void tg_sgd_step(tg_sgd *o) {
 
 void tg_sgd_free(tg_sgd *o) {
     if (o) free(o->buf), free(o);
+}
+
+/* ---------------------------------------------------------------- schedules */
+
+double tg_lr_step(double base, int64_t t, int64_t step_size, double gamma) {
+    TG_CHECK(t >= 0 && step_size >= 1, "tg_lr_step: t %lld, step_size %lld", (long long)t, (long long)step_size);
+    return base * pow(gamma, (double)(t / step_size));
+}
+
+double tg_lr_cosine(double base, int64_t t, int64_t t_max, double eta_min) {
+    TG_CHECK(t >= 0 && t <= t_max && t_max >= 1, "tg_lr_cosine: t %lld outside [0, t_max = %lld]", (long long)t,
+             (long long)t_max);
+    return eta_min + (base - eta_min) * (1 + cos(3.14159265358979323846 * (double)t / (double)t_max)) / 2;
+}
+
+double tg_lr_linear(double base, int64_t t, double start_factor, double end_factor, int64_t total) {
+    TG_CHECK(t >= 0 && total >= 1, "tg_lr_linear: t %lld, total %lld", (long long)t, (long long)total);
+    double f = (double)(t < total ? t : total) / (double)total;
+    return base * (start_factor + (end_factor - start_factor) * f);
 }

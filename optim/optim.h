@@ -19,11 +19,16 @@
 typedef struct {
     tg_params *ps;
     double lr, beta1, beta2, eps, weight_decay;
+    bool decoupled;    /* AdamW: weight decay applied to p, not added to the gradient */
     int64_t step;      /* steps taken */
     void *m, *v;       /* (ps->n) first and second moments, ps->dtype */
 } tg_adam;
 
 tg_adam *tg_adam_new(tg_params *ps, double lr);
+/* AdamW (Loshchilov & Hutter, torch.optim.AdamW): decoupled weight decay,
+ * p -= lr wd p, then the Adam update of the plain gradient. PyTorch's
+ * default weight_decay is 0.01. Stepped and freed as Adam. */
+tg_adam *tg_adamw_new(tg_params *ps, double lr, double weight_decay);
 void tg_adam_step(tg_adam *opt);
 void tg_adam_free(tg_adam *opt);
 
@@ -41,5 +46,14 @@ typedef struct {
 tg_sgd *tg_sgd_new(tg_params *ps, double lr, double momentum);
 void tg_sgd_step(tg_sgd *opt);
 void tg_sgd_free(tg_sgd *opt);
+
+/* Learning-rate schedules, as closed forms of PyTorch's schedulers: the rate
+ * for step (or epoch) t >= 0 from the base rate; set opt->lr from them. */
+/* StepLR: base gamma^floor(t / step_size). */
+double tg_lr_step(double base, int64_t t, int64_t step_size, double gamma);
+/* CosineAnnealingLR: eta_min + (base - eta_min) (1 + cos(pi t / t_max)) / 2, t <= t_max. */
+double tg_lr_cosine(double base, int64_t t, int64_t t_max, double eta_min);
+/* LinearLR (linear warm-up): base (start + (end - start) min(t, total) / total). */
+double tg_lr_linear(double base, int64_t t, double start_factor, double end_factor, int64_t total);
 
 #endif

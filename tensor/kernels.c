@@ -46,6 +46,7 @@ typedef struct {
     const void *x, *y, *g;   /* inputs */
     void *out;               /* written, or accumulated into */
     double s;                /* a scalar */
+    bool squares;            /* whole sums: of x^2 instead of x */
 } kernel_args;
 
 static void check_same(const char *fn, const tg_tensor *a, const tg_tensor *b) {
@@ -403,8 +404,15 @@ TG_SIMD static void sum_chunks(void *ctx, int64_t begin, int64_t end) {
         double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         TG_DISPATCH(k->dt, {
             const T *x = k->x;
-            for (; i + 4 <= hi; i += 4) a0 += x[i], a1 += x[i + 1], a2 += x[i + 2], a3 += x[i + 3];
-            for (; i < hi; i++) a0 += x[i];
+            if (k->squares) {   /* each square in double */
+                for (; i + 4 <= hi; i += 4)
+                    a0 += (double)x[i] * x[i], a1 += (double)x[i + 1] * x[i + 1], a2 += (double)x[i + 2] * x[i + 2],
+                        a3 += (double)x[i + 3] * x[i + 3];
+                for (; i < hi; i++) a0 += (double)x[i] * x[i];
+            } else {
+                for (; i + 4 <= hi; i += 4) a0 += x[i], a1 += x[i + 1], a2 += x[i + 2], a3 += x[i + 3];
+                for (; i < hi; i++) a0 += x[i];
+            }
         });
         part[c - begin] = (a0 + a1) + (a2 + a3);
     }
@@ -424,17 +432,20 @@ static void sum_block_range(void *ctx, int64_t begin, int64_t end) {
     sum_chunks(&k, b->first + begin, b->first + end);
 }
 
-double tg_tensor_sum(const tg_tensor *x) {
+static double sum_whole(const tg_tensor *x, bool squares) {
     int64_t chunks = (x->numel + SUM_CHUNK - 1) / SUM_CHUNK;
     double part[SUM_BLOCK], acc = 0;
     for (int64_t c0 = 0; c0 < chunks; c0 += SUM_BLOCK) {
         int64_t nc = chunks - c0 < SUM_BLOCK ? chunks - c0 : SUM_BLOCK;
-        sum_block b = {{.dt = x->dtype, .x = x->data, .s = (double)x->numel}, part, c0};
+        sum_block b = {{.dt = x->dtype, .x = x->data, .s = (double)x->numel, .squares = squares}, part, c0};
         tg_parallel_for(nc, 4, sum_block_range, &b);
         for (int64_t c = 0; c < nc; c++) acc += part[c];
     }
     return acc;
 }
+
+double tg_tensor_sum(const tg_tensor *x) { return sum_whole(x, false); }
+double tg_tensor_sum_squares(const tg_tensor *x) { return sum_whole(x, true); }
 
 /* outer = product of the sizes before axis, n = its size, inner = product after. */
 static void split_axis(tg_shape s, int axis, int64_t *outer, int64_t *n, int64_t *inner) {

@@ -104,6 +104,8 @@ void tg_tensor_bce_logits_rows(tg_tensor *out, const tg_tensor *x, const tg_tens
 /* The sum of all elements, in double: fixed chunks of 4096 elements, each
  * with four accumulators, the chunk sums added in order (threaded). */
 double tg_tensor_sum(const tg_tensor *x);
+/* The sum of the squares of all elements (each squared in double), grouped alike. */
+double tg_tensor_sum_squares(const tg_tensor *x);
 /* out = scale * x summed over axis (out has x's shape without that axis, or
  * with it as 1: only its element count is checked); double accumulators. */
 void tg_tensor_sum_axis(tg_tensor *out, const tg_tensor *x, int axis, double scale);

@@ -325,3 +325,58 @@ Test(optim, sgd_momentum_minimises_a_quadratic) {
         cr_assert_lt(err, 1e-4, "%s: max |p - c| = %g after 500 SGD steps", tg_dtype_name(opt_dtypes[k]), err);
     }
 }
+
+/* ---------------------------------------------------------------- AdamW, clipping, schedules
+ * Expected values printed by PyTorch 1.13 in float64 (torch.optim.AdamW,
+ * torch.nn.utils.clip_grad_norm_, StepLR, CosineAnnealingLR, LinearLR) for
+ * exactly these inputs; the script is in the comment of each test. */
+
+/* p = [1, -2, 0.5, 3]; AdamW(lr=0.1, weight_decay=0.05); three steps with the grads below. */
+Test(optim, adamw_matches_pytorch) {
+    tg_params *ps = tg_params_new(TG_F64);
+    tg_var *p = tg_params_add(ps, "p", TG_SHAPE(4));
+    const double p0[] = {1.0, -2.0, 0.5, 3.0}, grads[3][4] = {{0.3, -0.1, 2.0, 0.0}, {-1.0, 0.5, 0.25, 4.0},
+                                                                {0.7, 0.7, -0.3, -2.0}};
+    const double want[] = {0.9356592565147374, -2.0095512404629376, 0.2697104521518262, 2.8583189738291517};
+    for (int i = 0; i < 4; i++) tg_tensor_set(&p->val, i, p0[i]);
+    tg_adam *opt = tg_adamw_new(ps, 0.1, 0.05);
+    for (int s = 0; s < 3; s++) {
+        for (int i = 0; i < 4; i++) tg_tensor_set(&p->grad, i, grads[s][i]);
+        tg_adam_step(opt);
+    }
+    for (int i = 0; i < 4; i++)
+        cr_expect(fabs(tg_tensor_get(&p->val, i) - want[i]) < 1e-14, "p[%d] = %.17g, PyTorch %.17g", i,
+                  tg_tensor_get(&p->val, i), want[i]);
+    tg_adam_free(opt);
+    tg_params_free(ps);
+}
+
+/* grads [3, 4, 12] (norm 13), clip_grad_norm_(max_norm=6.5). */
+Test(optim, clip_grad_norm_matches_pytorch) {
+    tg_params *ps = tg_params_new(TG_F64);
+    tg_var *a = tg_params_add(ps, "a", TG_SHAPE(2)), *b = tg_params_add(ps, "b", TG_SHAPE(1));
+    tg_tensor_set(&a->grad, 0, 3), tg_tensor_set(&a->grad, 1, 4), tg_tensor_set(&b->grad, 0, 12);
+    cr_expect_eq(tg_params_clip_grad_norm(ps, 100), 13.0, "norm");
+    cr_expect(tg_tensor_get(&a->grad, 0) == 3 && tg_tensor_get(&b->grad, 0) == 12, "below max_norm: unchanged");
+    cr_expect_eq(tg_params_clip_grad_norm(ps, 6.5), 13.0, "the norm before clipping");
+    const double want[] = {1.4999998846153937, 1.9999998461538582, 5.999999538461575};
+    double got[] = {tg_tensor_get(&a->grad, 0), tg_tensor_get(&a->grad, 1), tg_tensor_get(&b->grad, 0)};
+    for (int i = 0; i < 3; i++) cr_expect(fabs(got[i] - want[i]) < 1e-15, "grad %d = %.17g, PyTorch %.17g", i, got[i], want[i]);
+    tg_params_free(ps);
+}
+
+/* lr 0.1: StepLR(step_size=3, gamma=0.5), CosineAnnealingLR(T_max=5, eta_min=0.01),
+ * LinearLR(start_factor=0.25, total_iters=4), the rate before each step. */
+Test(optim, lr_schedules_match_pytorch) {
+    const double step[] = {0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025};
+    const double cosine[] = {0.1, 0.09140576474687263, 0.06890576474687263, 0.04109423525312736,
+                             0.018594235253127367, 0.01};
+    const double linear[] = {0.025, 0.043750000000000004, 0.06250000000000001, 0.08125000000000002,
+                             0.10000000000000002, 0.10000000000000002};
+    for (int t = 0; t < 8; t++) cr_expect(fabs(tg_lr_step(0.1, t, 3, 0.5) - step[t]) < 1e-17, "step %d", t);
+    for (int t = 0; t < 6; t++)
+        cr_expect(fabs(tg_lr_cosine(0.1, t, 5, 0.01) - cosine[t]) < 1e-15, "cosine %d: %.17g", t,
+                  tg_lr_cosine(0.1, t, 5, 0.01));
+    for (int t = 0; t < 6; t++)
+        cr_expect(fabs(tg_lr_linear(0.1, t, 0.25, 1.0, 4) - linear[t]) < 1e-15, "linear %d", t);
+}
