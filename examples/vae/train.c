@@ -617,7 +617,7 @@ static int step_fits(tg_tape *tape, const tg_vae_model *m, const tg_rng *noise, 
         used[r - 1] = tg_arena_used(a);
         tg_tape_reset(tape);
     }
-    double need = (double)used[0] + (double)(used[1] - used[0]) * (double)(rows - 1);
+    double need = (double)used[0] + ((double)used[1] - (double)used[0]) * (double)(rows - 1);
     if (need >= 0x1p62 || tg_arena_reserve(tg_tape_arena(tape), (size_t)need) != 0) {
         tg_err_set(e, "not enough memory for a step of %lld images (%.1f GB); choose a smaller --batch (now %lld)",
                    (long long)rows, need / 1e9, (long long)batch);
