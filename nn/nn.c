@@ -70,6 +70,43 @@ tg_var *tg_params_find(const tg_params *ps, const char *name) {
     return NULL;
 }
 
+/* ---------------------------------------------------------------- initialisers */
+
+void tg_init_fans(const tg_tensor *w, int64_t *fan_in, int64_t *fan_out) {
+    TG_CHECK(w->shape.ndim >= 1, "tg_init_fans: a tensor of no dimensions has no fans");
+    if (w->shape.ndim == 1) {
+        *fan_in = *fan_out = w->shape.d[0];
+        return;
+    }
+    int64_t field = 1;
+    for (int i = 2; i < w->shape.ndim; i++) field *= w->shape.d[i];
+    *fan_in = w->shape.d[1] * field, *fan_out = w->shape.d[0] * field;
+}
+
+void tg_init_kaiming_uniform(tg_tensor *w, double a, tg_rng *r) {
+    int64_t fan_in, fan_out;
+    tg_init_fans(w, &fan_in, &fan_out);
+    double b = sqrt(2.0 / (1 + a * a)) * sqrt(3.0 / (double)fan_in);
+    tg_tensor_fill_uniform(w, -b, b, r);
+}
+
+void tg_init_xavier_uniform(tg_tensor *w, double gain, tg_rng *r) {
+    int64_t fan_in, fan_out;
+    tg_init_fans(w, &fan_in, &fan_out);
+    double b = gain * sqrt(6.0 / (double)(fan_in + fan_out));
+    tg_tensor_fill_uniform(w, -b, b, r);
+}
+
+void tg_init_normal(tg_tensor *w, double mean, double std, tg_rng *r) {
+    tg_tensor_fill_normal(w, r);
+    tg_tensor_mul_scalar(w, w, std);
+    tg_tensor_add_scalar(w, w, mean);
+}
+
+void tg_init_zeros(tg_tensor *w) { tg_tensor_fill(w, 0); }
+
+/* ---------------------------------------------------------------- clipping */
+
 double tg_params_clip_grad_norm(tg_params *ps, double max_norm) {
     tg_tensor g = tg_tensor_wrap(ps->dtype, TG_SHAPE(ps->n), ps->grad);
     double norm = sqrt(tg_tensor_sum_squares(&g)), coef = max_norm / (norm + 1e-6);

@@ -58,6 +58,19 @@ tg_var *tg_linear_forward_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x);
 tg_var *tg_linear_relu_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x);
 #define tg_linear_relu(...) tg_linear_relu_(TG_AT, __VA_ARGS__)
 
+/* Initialisers (torch.nn.init), on any parameter's tensor, drawing from r.
+ * Fans as PyTorch's: for w of shape (out, in, k...), fan_in = in * prod(k),
+ * fan_out = out * prod(k); a 1-D w has fan_in = fan_out = its size.
+ * Kaiming uniform (He et al.): U(-b, b), b = gain sqrt(3 / fan_in), gain =
+ * sqrt(2 / (1 + a^2)) for leaky-ReLU slope a (0: ReLU); a = sqrt(5) is
+ * PyTorch's default for Linear and Conv weights (b = 1 / sqrt(fan_in)).
+ * Xavier uniform (Glorot): b = gain sqrt(6 / (fan_in + fan_out)). */
+void tg_init_fans(const tg_tensor *w, int64_t *fan_in, int64_t *fan_out);
+void tg_init_kaiming_uniform(tg_tensor *w, double a, tg_rng *r);
+void tg_init_xavier_uniform(tg_tensor *w, double gain, tg_rng *r);
+void tg_init_normal(tg_tensor *w, double mean, double std, tg_rng *r);   /* N(mean, std^2) */
+void tg_init_zeros(tg_tensor *w);
+
 /* Gradient clipping by global norm (torch.nn.utils.clip_grad_norm_): with
  * n = the 2-norm of every gradient in ps together, scales every gradient by
  * min(1, max_norm / (n + 1e-6)). Returns n, before clipping. */

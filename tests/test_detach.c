@@ -1,7 +1,8 @@
 /*
- * test_detach.c — gradient control and the small conveniences around it:
+ * test_detach.c — gradient control and the small conveniences of nn/:
  * tg_detach (stop-gradient, and the straight-through estimator written with
- * it), tg_item, and the losses' shape checks naming the caller's file:line.
+ * it), tg_item, the losses' shape checks naming the caller's file:line, and
+ * the initialisers (fans and bounds as torch.nn.init).
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -78,4 +79,48 @@ Test(detach, misuse_aborts_naming_the_caller) {
     snprintf(at, sizeof at, "test_detach.c:%d", mse_at);
     tg_expect_abort(mse_of_column_against_vector, "mse", "(4, 1)", "(4,)", at);
     tg_expect_abort(kl_of_mismatched_shapes, "kl_normal", "(2, 3)", "(3,)", "test_detach.c:");
+}
+
+/* ---------------------------------------------------------------- initialisers
+ * Bounds as torch.nn.init computes them (printed by PyTorch 1.13):
+ * kaiming_uniform_(a=sqrt(5)) on (400, 784): 0.03571428571428571; (a=0, the
+ * ReLU gain) 0.08748177652797065; xavier_uniform_ on (400, 784): 0.07118684968143743;
+ * fans of (8, 3, 5, 5): (75, 200). */
+
+/* The largest |x| of t and its mean square. */
+static void spread(const tg_tensor *t, double *max_abs, double *mean_sq) {
+    *max_abs = 0, *mean_sq = 0;
+    for (int64_t i = 0; i < t->numel; i++) {
+        double v = tg_tensor_get(t, i);
+        *max_abs = fmax(*max_abs, fabs(v));
+        *mean_sq += v * v / (double)t->numel;
+    }
+}
+
+Test(detach, initialisers_use_pytorchs_fans_and_bounds) {
+    tg_arena *a = tg_arena_new();
+    tg_rng r = tg_rng_seed(3);
+    int64_t fi, fo;
+    tg_init_fans(tg_tensor_new(a, TG_F32, TG_SHAPE(8, 3, 5, 5)), &fi, &fo);
+    cr_expect(fi == 75 && fo == 200, "conv fans %lld %lld", (long long)fi, (long long)fo);
+    tg_tensor *w = tg_tensor_new(a, TG_F64, TG_SHAPE(400, 784));
+    const struct { int kind; double arg, bound; } cases[] = {
+        {0, sqrt(5.0), 0.03571428571428571}, {0, 0.0, 0.08748177652797065}, {1, 1.0, 0.07118684968143743}};
+    for (int k = 0; k < 3; k++) {
+        if (cases[k].kind == 0) tg_init_kaiming_uniform(w, cases[k].arg, &r);
+        else tg_init_xavier_uniform(w, cases[k].arg, &r);
+        double mx, ms, b = cases[k].bound;
+        spread(w, &mx, &ms);
+        /* U(-b, b): every value within b, the largest within 0.1% of it, variance b^2 / 3 within 2% (313,600 draws). */
+        cr_expect(mx <= b && mx > 0.999 * b, "case %d: max |w| %.17g, bound %.17g", k, mx, b);
+        cr_expect(fabs(ms / (b * b / 3) - 1) < 0.02, "case %d: variance %g, want %g", k, ms, b * b / 3);
+    }
+    tg_init_normal(w, 0.5, 0.02, &r);
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < w->numel; i++) mean += tg_tensor_get(w, i) / (double)w->numel;
+    for (int64_t i = 0; i < w->numel; i++) var += pow(tg_tensor_get(w, i) - mean, 2) / (double)w->numel;
+    cr_expect(fabs(mean - 0.5) < 1e-3 && fabs(sqrt(var) / 0.02 - 1) < 0.01, "normal: mean %g std %g", mean, sqrt(var));
+    tg_init_zeros(w);
+    for (int64_t i = 0; i < w->numel; i++) cr_assert_eq(tg_tensor_get(w, i), 0.0);
+    tg_arena_free(a);
 }
