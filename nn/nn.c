@@ -135,10 +135,16 @@ tg_linear tg_linear_new(tg_params *ps, const char *name, int64_t in, int64_t out
 
 static tg_var *linear(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x, tg_act act) {
     char b[96];
-    if (x->val.shape.ndim != 2 || x->val.shape.d[1] != l->in)
-        tg_die(file, line, "linear %s: input %s does not match (B, %lld)", l->weight->name,
-               tg_shape_str(x->val.shape, b), (long long)l->in);
-    return tg_affine_(file, line, t, x, l->weight, l->bias, act);   /* x W^T + b, fused */
+    tg_shape s = x->val.shape;
+    if (s.ndim < 1 || s.d[s.ndim - 1] != l->in)
+        tg_die(file, line, "linear %s: input %s does not match (..., %lld)", l->weight->name, tg_shape_str(s, b),
+               (long long)l->in);
+    if (s.ndim == 2) return tg_affine_(file, line, t, x, l->weight, l->bias, act);   /* x W^T + b, fused */
+    /* (..., in) as (rows, in), and the result back as (..., out) */
+    tg_var *rows = tg_reshape_(file, line, t, x, TG_SHAPE(x->val.numel / l->in, l->in));
+    tg_var *y = tg_affine_(file, line, t, rows, l->weight, l->bias, act);
+    s.d[s.ndim - 1] = l->out;
+    return tg_reshape_(file, line, t, y, s);
 }
 
 tg_var *tg_linear_forward_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x) {

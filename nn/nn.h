@@ -51,7 +51,9 @@ typedef struct {
 
 /* Adds "<name>.weight" and "<name>.bias" to ps. */
 tg_linear tg_linear_new(tg_params *ps, const char *name, int64_t in, int64_t out, tg_rng *r);
-/* x (B, in) -> (B, out) */
+/* x (..., in) -> (..., out), as torch.nn.Linear: a (B, in) batch is one
+ * tg_affine entry; other shapes ((in), (A, B, in), ...) are viewed as
+ * (rows, in) around it with tg_reshape (no copy). */
 tg_var *tg_linear_forward_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x);
 #define tg_linear_forward(...) tg_linear_forward_(TG_AT, __VA_ARGS__)
 /* relu(x W^T + b) in one fused op (tg_affine). */

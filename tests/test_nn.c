@@ -283,16 +283,48 @@ static void linear_forward_on(tg_shape s) {
     tg_linear_forward(t, &l, x);
 }
 static void linear_forward_wrong_width(void) { linear_forward_on(TG_SHAPE(5, 6)); }
-static void linear_forward_1d_input(void) { linear_forward_on(TG_SHAPE(7)); }
+static void linear_forward_scalar_input(void) { linear_forward_on(TG_SCALAR_SHAPE); }
 
 Test(nn, linear_forward_wrong_width_aborts) {
-    tg_expect_abort(linear_forward_wrong_width, "tapegrad: linear fc.weight: input (5, 6) does not match (B, 7)",
+    tg_expect_abort(linear_forward_wrong_width, "tapegrad: linear fc.weight: input (5, 6) does not match (..., 7)",
                     "(at tests/test_nn.c:");
 }
 
-Test(nn, linear_forward_1d_input_aborts) {
-    tg_expect_abort(linear_forward_1d_input, "tapegrad: linear fc.weight: input (7,) does not match (B, 7)",
+Test(nn, linear_forward_scalar_input_aborts) {
+    tg_expect_abort(linear_forward_scalar_input, "tapegrad: linear fc.weight: input () does not match (..., 7)",
                     "(at tests/test_nn.c:");
+}
+
+/* (in) and (A, B, in) inputs give, row for row, what the (rows, in) batch gives, values and gradients. */
+Test(nn, linear_takes_any_leading_shape) {
+    tg_rng r = tg_rng_seed(9);
+    tg_params *ps = tg_params_new(TG_F64);
+    tg_linear fc = tg_linear_new(ps, "fc", 4, 3, &r);
+    tg_tape *t = tg_tape_new();
+    tg_arena *a = tg_tape_arena(t);
+    tg_tensor *x = tg_tensor_new(a, TG_F64, TG_SHAPE(2, 5, 4));
+    tg_tensor_fill_uniform(x, -1, 1, &r);
+    tg_var *y3 = tg_linear_relu(t, &fc, tg_leaf(t, x, false));
+    cr_assert(tg_shape_eq(y3->val.shape, TG_SHAPE(2, 5, 3)), "(2, 5, 4) -> (2, 5, 3)");
+    tg_backward(t, tg_sum(t, y3));
+    double gw[12];
+    for (int i = 0; i < 12; i++) gw[i] = tg_tensor_get(&fc.weight->grad, i);
+    tg_params_zero_grad(ps);
+    tg_tensor flat = tg_tensor_wrap(TG_F64, TG_SHAPE(10, 4), x->data);
+    tg_var *y2 = tg_linear_relu(t, &fc, tg_leaf(t, &flat, false));
+    tg_backward(t, tg_sum(t, y2));
+    for (int64_t i = 0; i < 30; i++) cr_expect_eq(tg_tensor_get(&y3->val, i), tg_tensor_get(&y2->val, i), "y[%lld]", (long long)i);
+    for (int i = 0; i < 12; i++) cr_expect_eq(tg_tensor_get(&fc.weight->grad, i), gw[i], "dW[%d]", i);
+    tg_tensor row = tg_tensor_wrap(TG_F64, TG_SHAPE(4), (double *)x->data + 4);   /* row 1 alone, 1-D */
+    tg_var *y1 = tg_linear_forward(t, &fc, tg_leaf(t, &row, false));
+    cr_assert(tg_shape_eq(y1->val.shape, TG_SHAPE(3)), "(4) -> (3)");
+    for (int j = 0; j < 3; j++) {
+        double want = tg_tensor_get(&fc.bias->val, j);
+        for (int k = 0; k < 4; k++) want += tg_tensor_get(&fc.weight->val, j * 4 + k) * tg_tensor_get(&row, k);
+        cr_expect(fabs(tg_tensor_get(&y1->val, j) - want) < 1e-15, "1-D row, output %d", j);
+    }
+    tg_tape_free(t);
+    tg_params_free(ps);
 }
 
 /* ================================================================ losses */
