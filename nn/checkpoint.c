@@ -32,15 +32,21 @@ int tg_params_save(const tg_params *ps, const char *path, int n_meta, const char
 int tg_params_load_hint(tg_params *ps, const char *path, const char *shape_hint, tg_err *e) {
     tg_safetensors st;
     if (tg_safetensors_read(path, &st, e)) return -1;
+    int rc = tg_params_load_from(ps, &st, path, shape_hint, e);
+    tg_safetensors_free(&st);
+    return rc;
+}
+
+int tg_params_load_from(tg_params *ps, const tg_safetensors *st, const char *path, const char *shape_hint,
+                        tg_err *e) {
     const tg_st_tensor **src = malloc((size_t)(ps->count ? ps->count : 1) * sizeof *src);
     if (!src) {
         tg_err_set(e, "%s: out of memory", path);
-        tg_safetensors_free(&st);
         return -1;
     }
     for (int i = 0; i < ps->count; i++) {   /* validate everything before changing anything */
         const tg_var *v = ps->vars[i];
-        const tg_st_tensor *t = tg_safetensors_find(&st, v->name);
+        const tg_st_tensor *t = tg_safetensors_find(st, v->name);
         if (!t) {
             tg_err_set(e, "%s: no tensor %s", path, v->name);
             goto fail;
@@ -65,11 +71,9 @@ int tg_params_load_hint(tg_params *ps, const char *path, const char *shape_hint,
             for (int64_t k = 0; k < s->numel; k++) TG_F64P(dst)[k] = (double)TG_F32P(s)[k];
     }
     free(src);
-    tg_safetensors_free(&st);
     return 0;
 fail:
     free(src);
-    tg_safetensors_free(&st);
     return -1;
 }
 

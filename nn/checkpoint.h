@@ -35,5 +35,9 @@ int tg_params_load(tg_params *ps, const char *path, tg_err *e);
 /* tg_params_load that appends " (shape_hint)" to shape-mismatch messages,
  * e.g. shape_hint "check --hidden / --latent". shape_hint may be NULL. */
 int tg_params_load_hint(tg_params *ps, const char *path, const char *shape_hint, tg_err *e);
+/* The same from a file already read (path names it in messages), for callers
+ * that also need its metadata. */
+int tg_params_load_from(tg_params *ps, const tg_safetensors *st, const char *path, const char *shape_hint,
+                        tg_err *e);
 
 #endif

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "io/png.h"
-#include "tensor/kernels.h"
 #include "nn/checkpoint.h"
+#include "tensor/kernels.h"
 
 /* ---------------------------------------------------------------- model */
 
@@ -27,7 +27,15 @@ tg_params *tg_run_model_load(const char *dir, const tg_run_info *ri, tg_vae_mode
     char path[4096], hint[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     snprintf(hint, sizeof hint, "the model built from %s/config.json", dir);
-    if (tg_params_load_hint(ps, path, hint, e) != 0 || tg_train_check_checkpoint(path, ri, e) != 0) {
+    tg_safetensors st;   /* read once: the tensors and the settings in its metadata */
+    if (tg_safetensors_read(path, &st, e) != 0) {
+        tg_params_free(ps);
+        return NULL;
+    }
+    int rc = tg_params_load_from(ps, &st, path, hint, e);
+    if (rc == 0) rc = tg_train_check_checkpoint(path, &st, ri, e);
+    tg_safetensors_free(&st);
+    if (rc != 0) {
         tg_params_free(ps);
         return NULL;
     }

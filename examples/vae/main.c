@@ -424,7 +424,7 @@ static int cmd_eval(int argc, char **argv) {
         if (!strcmp(a, "--run")) run = v;
         else if (!strcmp(a, "--data")) dir = v;
         else if (!strcmp(a, "--iw")) iw = parse_int(a, v, 1, (long long)1 << 40);
-        else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_int(a, v, 0, (long long)1 << 62);
+        else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_int(a, v, 0, TG_RUN_MAX_SEED);
         else tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
     }
     if (!run) {
@@ -505,7 +505,7 @@ static int cmd_sample(int argc, char **argv) {
         else if (!strcmp(a, "--temperature")) {
             temperature = parse_num(a, v);
             if (temperature < 0) flag_error(a, "must be >= 0, got \"%s\"", v);
-        } else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_int(a, v, 0, (long long)1 << 62);
+        } else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_int(a, v, 0, TG_RUN_MAX_SEED);
         else tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
     }
     if (!run) {

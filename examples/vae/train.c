@@ -428,15 +428,12 @@ static int same_run(const char *path, const char *saved, const char *ours, tg_er
     return rc;
 }
 
-int tg_train_check_checkpoint(const char *path, const tg_run_info *ri, tg_err *e) {
-    tg_safetensors st;
-    if (tg_safetensors_read(path, &st, e) != 0) return -1;
-    const char *saved = tg_safetensors_meta(&st, "config");
+int tg_train_check_checkpoint(const char *path, const tg_safetensors *st, const tg_run_info *ri, tg_err *e) {
+    const char *saved = tg_safetensors_meta(st, "config");
     tg_jsonw w;
     const char *ours = config_json(&w, ri, false);
     int rc = !ours ? (tg_err_set(e, "out of memory"), -1) : saved ? same_run(path, saved, ours, e) : 0;
     tg_jsonw_free(&w);
-    tg_safetensors_free(&st);
     return rc;
 }
 

@@ -55,6 +55,7 @@
 #include <stdio.h>
 
 #include "data/data.h"
+#include "io/safetensors.h"
 #include "models/vae_family.h"
 
 typedef enum { TG_RUN_VAE, TG_RUN_BETA_VAE, TG_RUN_ANNEALED_VAE, TG_RUN_CVAE } tg_run_model;
@@ -145,12 +146,12 @@ int tg_run_check_data(const tg_run_info *ri, const char *dir, const tg_dataset *
  * (X GB ...); choose smaller --hidden or --latent". */
 int tg_train_params_fit(const tg_vae_config *cfg, tg_err *e);
 
-/* Checks that the checkpoint at path (model.safetensors or
+/* Checks that the checkpoint st read from path (model.safetensors or
  * optimizer.safetensors) was written by the run of ri: its metadata "config"
  * (if present: older runs lack it in optimizer.safetensors) must hold ri's
  * settings, the epochs aside. 0, or -1 with "PATH was written by another run:
  * its "seed" is 2, config.json has 1". */
-int tg_train_check_checkpoint(const char *path, const tg_run_info *ri, tg_err *e);
+int tg_train_check_checkpoint(const char *path, const tg_safetensors *st, const tg_run_info *ri, tg_err *e);
 
 /* The epochs complete in dir's optimizer.safetensors. 0, or -1 with the message. */
 int tg_train_checkpoint_epoch(const char *dir, int64_t *epoch, tg_err *e);
