@@ -46,6 +46,14 @@ typedef enum {
     TG_OP_ONE_HOT,
     TG_OP_REPARAM,
     TG_OP_BCE, TG_OP_BCE_LOGITS,
+    /* elementwise maps, comparisons and where */
+
+    /* reductions and the softmax family */
+
+    /* shape and indexing */
+
+    /* linear algebra, custom ops */
+
     TG_OP_COUNT
 } tg_op;
 
@@ -53,15 +61,18 @@ typedef enum {
 typedef struct {
     tg_op op;
     tg_var *out;
-    tg_var *in[3];     /* inputs (NULL past the op's count) */
-    tg_tensor *saved;  /* extra state, e.g. the reparameterization's eps */
-    double f;          /* scalar argument: add_scalar, mul_scalar, pow */
-    int64_t i[3];      /* integer arguments: axis, keepdim, start, length, transposes */
+    tg_var *in[3];     /* inputs (NULL past the op's count; the first three of a variadic op's) */
+    tg_var **ins;      /* variadic ops (cat, stack, custom ops): all n_ins inputs, in the tape's arena */
+    int n_ins;
+    tg_tensor *saved;  /* extra state, e.g. the reparameterization's eps, max's chosen indices */
+    const void *ctx;   /* more saved state when an op needs its own struct (tape's arena) */
+    double f, f2;      /* scalar arguments: add_scalar, mul_scalar, pow, clamp's bounds, ... */
+    int64_t i[4];      /* integer arguments: axis, keepdim, start, length, step, transposes */
 } tg_entry;
 
 typedef struct {
     const char *name;                /* "add", "matmul", ... */
-    int n_in;                        /* number of tg_var inputs */
+    int n_in;                        /* number of tg_var inputs; -1: any number (variadic) */
     void (*backward)(tg_tape *t, const tg_entry *e);  /* NULL: not differentiable */
 } tg_op_def;
 
@@ -212,6 +223,18 @@ tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y);
 tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y);
 #define tg_bce(...) tg_bce_(TG_AT, __VA_ARGS__)
 #define tg_bce_logits(...) tg_bce_logits_(TG_AT, __VA_ARGS__)
+
+/* ------------------------------------------------------------------------ */
+/* elementwise maps, comparisons and where */
+
+/* ------------------------------------------------------------------------ */
+/* reductions and the softmax family */
+
+/* ------------------------------------------------------------------------ */
+/* shape and indexing */
+
+/* ------------------------------------------------------------------------ */
+/* linear algebra, custom ops */
 
 /* ------------------------------------------------------------------------ */
 /* Gradient checking: compares tg_backward's gradients of L = sum(w * f(x))

@@ -15,6 +15,9 @@ tg_var *tg_var_new(tg_tape *t, tg_dtype dt, tg_shape s);
 tg_entry *tg_record(tg_tape *t, tg_op op, tg_var *out, tg_var *a, tg_var *b);
 /* The same for an op with three inputs. */
 tg_entry *tg_record3(tg_tape *t, tg_op op, tg_var *out, tg_var *a, tg_var *b, tg_var *c);
+/* The same for a variadic op: ins (n vars) are copied onto the entry (ins,
+ * n_ins), the first three also into in[]. */
+tg_entry *tg_record_n(tg_tape *t, tg_op op, tg_var *out, tg_var *const *ins, int n);
 
 /* Aborts with the op's caller's file:line (file and line are the TG_LOC args). */
 #define OP_CHECK(cond, ...) \
@@ -23,6 +26,8 @@ tg_entry *tg_record3(tg_tape *t, tg_op op, tg_var *out, tg_var *a, tg_var *b, tg
 /* Checks shared by the op files; each aborts naming the op and the caller. */
 void tg_check_same_dtype(TG_LOC, const char *op, const tg_var *a, const tg_var *b);
 void tg_check_same_shape(TG_LOC, const char *op, const tg_var *a, const tg_var *b);
+void tg_check_float(TG_LOC, const char *op, const tg_var *a);     /* float32 or float64 */
+void tg_check_index(TG_LOC, const char *op, const tg_var *idx);   /* int64, no gradient */
 int tg_check_axis(TG_LOC, const char *op, int axis, int ndim);   /* axis, negatives from the end */
 
 /* dL/dv if v wants a gradient (allocated zeroed on first use), else NULL. */
@@ -45,5 +50,13 @@ TG_BACKWARD(matmul); TG_BACKWARD(affine);
 TG_BACKWARD(sum);
 TG_BACKWARD(reshape); TG_BACKWARD(transpose); TG_BACKWARD(concat); TG_BACKWARD(narrow);
 TG_BACKWARD(reparam); TG_BACKWARD(bce); TG_BACKWARD(bce_logits);
+/* elementwise maps, comparisons and where */
+
+/* reductions and the softmax family */
+
+/* shape and indexing */
+
+/* linear algebra, custom ops */
+
 
 #endif

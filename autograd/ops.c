@@ -21,6 +21,14 @@ void tg_check_same_shape(TG_LOC, const char *op, const tg_var *a, const tg_var *
              tg_shape_str(a->val.shape, b1), tg_shape_str(b->val.shape, b2));
 }
 
+void tg_check_float(TG_LOC, const char *op, const tg_var *a) {
+    OP_CHECK(a->val.dtype != TG_I64, "%s: takes float32 or float64 values, got an int64 tensor", op);
+}
+
+void tg_check_index(TG_LOC, const char *op, const tg_var *idx) {
+    OP_CHECK(idx->val.dtype == TG_I64, "%s: indices must be an int64 tensor, got %s", op, tg_dtype_name(idx->val.dtype));
+}
+
 int tg_check_axis(TG_LOC, const char *op, int axis, int ndim) {
     int ax = axis < 0 ? axis + ndim : axis;
     OP_CHECK(ax >= 0 && ax < ndim, "%s: axis %d out of range for %d dimensions", op, axis, ndim);
@@ -56,4 +64,12 @@ const tg_op_def tg_ops[TG_OP_COUNT] = {
     [TG_OP_REPARAM] = {"reparam", 2, tg_backward_reparam},
     [TG_OP_BCE] = {"bce", 2, tg_backward_bce},
     [TG_OP_BCE_LOGITS] = {"bce_logits", 2, tg_backward_bce_logits},
+    /* elementwise maps, comparisons and where */
+
+    /* reductions and the softmax family */
+
+    /* shape and indexing */
+
+    /* linear algebra, custom ops */
+
 };

@@ -37,6 +37,8 @@ bool tg_no_grad(tg_tape *t) {
 void tg_set_grad(tg_tape *t, bool enabled) { t->grad_enabled = enabled; }
 
 tg_var *tg_leaf(tg_tape *t, tg_tensor *val, bool requires_grad) {
+    TG_CHECK(!(requires_grad && val->dtype == TG_I64),
+             "tg_leaf: an int64 tensor (labels, indices) cannot require a gradient");
     tg_var *v = tg_arena_calloc(t->arena, sizeof *v);
     v->val = *val;
     v->grad = tg_tensor_wrap(val->dtype, val->shape, NULL);
@@ -70,9 +72,8 @@ tg_var *tg_var_new(tg_tape *t, tg_dtype dt, tg_shape s) {
     return v;
 }
 
-tg_entry *tg_record3(tg_tape *t, tg_op op, tg_var *out, tg_var *a, tg_var *b, tg_var *c) {
-    bool needs = t->grad_enabled && ((a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad));
-    if (!needs || !tg_ops[op].backward) return NULL;
+/* A new entry for op producing out, which now requires a gradient. */
+static tg_entry *push(tg_tape *t, tg_op op, tg_var *out) {
     if (t->n == t->cap) {
         int64_t cap = t->cap ? 2 * t->cap : 256;
         tg_entry *e = realloc(t->entries, (size_t)cap * sizeof *e);
@@ -81,12 +82,32 @@ tg_entry *tg_record3(tg_tape *t, tg_op op, tg_var *out, tg_var *a, tg_var *b, tg
     }
     out->requires_grad = true;
     tg_entry *e = &t->entries[t->n++];
-    *e = (tg_entry){.op = op, .out = out, .in = {a, b, c}};
+    *e = (tg_entry){.op = op, .out = out};
+    return e;
+}
+
+tg_entry *tg_record3(tg_tape *t, tg_op op, tg_var *out, tg_var *a, tg_var *b, tg_var *c) {
+    bool needs = t->grad_enabled && ((a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad));
+    if (!needs || !tg_ops[op].backward) return NULL;
+    tg_entry *e = push(t, op, out);
+    e->in[0] = a, e->in[1] = b, e->in[2] = c;
     return e;
 }
 
 tg_entry *tg_record(tg_tape *t, tg_op op, tg_var *out, tg_var *a, tg_var *b) {
     return tg_record3(t, op, out, a, b, NULL);
+}
+
+tg_entry *tg_record_n(tg_tape *t, tg_op op, tg_var *out, tg_var *const *ins, int n) {
+    bool needs = false;
+    for (int k = 0; k < n; k++) needs = needs || ins[k]->requires_grad;
+    if (!t->grad_enabled || !needs || !tg_ops[op].backward) return NULL;
+    tg_entry *e = push(t, op, out);
+    e->ins = tg_arena_alloc(t->arena, (size_t)n * sizeof *e->ins);
+    for (int k = 0; k < n; k++) e->ins[k] = ins[k];
+    for (int k = 0; k < n && k < 3; k++) e->in[k] = ins[k];
+    e->n_ins = n;
+    return e;
 }
 
 /* ------------------------------------------------------------ backward */

@@ -163,6 +163,15 @@ def build():
         c.add("bce", lambda p, y: F.binary_cross_entropy(p, y, reduction="none"), [((3, 5), 0.02, 0.98), y])
         c.add("bce_logits", lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction="none"),
               [((3, 5), -4.0, 4.0), y])
+
+    # elementwise maps, comparisons and where
+
+    # reductions and the softmax family
+
+    # shape and indexing
+
+    # linear algebra, custom ops
+
     return c
 
 

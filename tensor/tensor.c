@@ -57,7 +57,7 @@ bool tg_shape_eq(tg_shape a, tg_shape b) {
 }
 
 size_t tg_dtype_size(tg_dtype dt) { return dt == TG_F32 ? 4 : 8; }
-const char *tg_dtype_name(tg_dtype dt) { return dt == TG_F32 ? "float32" : "float64"; }
+const char *tg_dtype_name(tg_dtype dt) { return dt == TG_F32 ? "float32" : dt == TG_F64 ? "float64" : "int64"; }
 
 /* ---------------------------------------------------------------- arena */
 
@@ -236,7 +236,8 @@ tg_tensor *tg_tensor_ones(tg_arena *a, tg_dtype dt, tg_shape s) { return tg_tens
 tg_tensor *tg_tensor_from(tg_arena *a, tg_dtype dt, tg_shape s, const void *buf, tg_dtype buf_dt) {
     tg_tensor *x = tg_tensor_new(a, dt, s);
     tg_tensor src = tg_tensor_wrap(buf_dt, s, (void *)buf);
-    for (int64_t i = 0; i < x->numel; i++) tg_tensor_set(x, i, tg_tensor_get(&src, i));
+    if (dt == buf_dt) memcpy(x->data, buf, (size_t)x->numel * tg_dtype_size(dt));   /* int64 stays exact */
+    else for (int64_t i = 0; i < x->numel; i++) tg_tensor_set(x, i, tg_tensor_get(&src, i));
     return x;
 }
 
@@ -272,6 +273,10 @@ tg_tensor *tg_tensor_reshape(tg_arena *a, const tg_tensor *x, tg_shape s) {
 }
 
 void tg_tensor_fill(tg_tensor *x, double v) {
+    if (x->dtype == TG_I64) {
+        for (int64_t i = 0; i < x->numel; i++) TG_I64P(x)[i] = (int64_t)llround(v);
+        return;
+    }
     TG_DISPATCH(x->dtype, {
         T *p = x->data;
         for (int64_t i = 0; i < x->numel; i++) p[i] = (T)v;
@@ -300,12 +305,13 @@ void tg_tensor_fill_normal(tg_tensor *x, tg_rng *r) {
 }
 
 double tg_tensor_get(const tg_tensor *x, int64_t i) {
-    return x->dtype == TG_F32 ? (double)TG_F32P(x)[i] : TG_F64P(x)[i];
+    return x->dtype == TG_F32 ? (double)TG_F32P(x)[i] : x->dtype == TG_F64 ? TG_F64P(x)[i] : (double)TG_I64P(x)[i];
 }
 
 void tg_tensor_set(tg_tensor *x, int64_t i, double v) {
     if (x->dtype == TG_F32) TG_F32P(x)[i] = (float)v;
-    else TG_F64P(x)[i] = v;
+    else if (x->dtype == TG_F64) TG_F64P(x)[i] = v;
+    else TG_I64P(x)[i] = (int64_t)llround(v);
 }
 
 /* ---------------------------------------------------------------- printing */
@@ -328,7 +334,8 @@ void tg_tensor_print(FILE *f, const tg_tensor *x, const char *name) {
                 c = cols - 4;
                 continue;
             }
-            fprintf(f, " % .6g", tg_tensor_get(x, r * cols + c));
+            if (x->dtype == TG_I64) fprintf(f, " %lld", (long long)TG_I64P(x)[r * cols + c]);
+            else fprintf(f, " % .6g", tg_tensor_get(x, r * cols + c));
         }
         fprintf(f, "\n");
     }

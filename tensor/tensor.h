@@ -2,8 +2,9 @@
  * tensor.h — N-dimensional arrays, their memory and their kernels.
  *
  * This layer knows nothing about gradients. A tensor is a contiguous,
- * row-major block of float32 or float64 values with a shape listed
- * outermost-first, as in PyTorch: a batch of 128 MNIST images is (128, 784).
+ * row-major block of float32 or float64 values, or of int64 values (labels
+ * and indices), with a shape listed outermost-first, as in PyTorch: a batch
+ * of 128 MNIST images is (128, 784), its labels (128) int64.
  *
  *     tg_arena *a = tg_arena_new();
  *     tg_rng rng = tg_rng_seed(42);
@@ -29,7 +30,10 @@
 
 #define TG_MAX_DIMS 6
 
-typedef enum { TG_F32, TG_F64 } tg_dtype;
+/* float32, float64, and int64 for class labels and indices. The float kernels
+ * and the differentiable ops take float32 or float64; an int64 tensor goes
+ * where an op says "indices" or "labels" (and never requires a gradient). */
+typedef enum { TG_F32, TG_F64, TG_I64 } tg_dtype;
 
 /* A shape: ndim sizes, outermost first. TG_SHAPE(128, 784) builds one. */
 typedef struct {
@@ -125,7 +129,7 @@ tg_tensor *tg_tensor_new(tg_arena *a, tg_dtype dt, tg_shape s);   /* uninitialis
 tg_tensor *tg_tensor_zeros(tg_arena *a, tg_dtype dt, tg_shape s);
 tg_tensor *tg_tensor_ones(tg_arena *a, tg_dtype dt, tg_shape s);
 tg_tensor *tg_tensor_full(tg_arena *a, tg_dtype dt, tg_shape s, double v);
-/* Copies numel values from buf, which holds doubles if from_f64 else floats. */
+/* Copies numel values from buf, which holds buf_dt values, converting to dt. */
 tg_tensor *tg_tensor_from(tg_arena *a, tg_dtype dt, tg_shape s, const void *buf, tg_dtype buf_dt);
 tg_tensor *tg_tensor_uniform(tg_arena *a, tg_dtype dt, tg_shape s, double lo, double hi, tg_rng *r);
 tg_tensor *tg_tensor_normal(tg_arena *a, tg_dtype dt, tg_shape s, tg_rng *r);
@@ -141,11 +145,13 @@ void tg_tensor_fill(tg_tensor *x, double v);
 void tg_tensor_fill_uniform(tg_tensor *x, double lo, double hi, tg_rng *r);
 void tg_tensor_fill_normal(tg_tensor *x, tg_rng *r);
 
-/* Element access by flat index, in double, whatever the dtype. */
+/* Element access by flat index, in double, whatever the dtype (an int64
+ * element is exact up to 2^53; set rounds to nearest for int64). */
 double tg_tensor_get(const tg_tensor *x, int64_t i);
 void tg_tensor_set(tg_tensor *x, int64_t i, double v);
 #define TG_F32P(x) ((float *)(x)->data)
 #define TG_F64P(x) ((double *)(x)->data)
+#define TG_I64P(x) ((int64_t *)(x)->data)
 
 /* Prints shape, dtype and values (abbreviated beyond 6 per row). */
 void tg_tensor_print(FILE *f, const tg_tensor *x, const char *name);
@@ -164,11 +170,14 @@ void tg_gemm_f64(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
                  double beta, double *C, int64_t ldc);
 
 /* Runs the same statements with T = float and with T = double, choosing by
- * dtype at run time. With <tgmath.h>, exp(x) etc. pick the right precision. */
-#define TG_DISPATCH(dt, ...)                                  \
-    do {                                                      \
-        if ((dt) == TG_F32) { typedef float T; __VA_ARGS__ }  \
-        else                { typedef double T; __VA_ARGS__ } \
+ * dtype at run time. With <tgmath.h>, exp(x) etc. pick the right precision.
+ * An int64 tensor reaching a float kernel aborts, naming the kernel's line. */
+#define TG_DISPATCH(dt, ...)                                                   \
+    do {                                                                       \
+        if ((dt) == TG_F32) { typedef float T; __VA_ARGS__ }                   \
+        else if ((dt) == TG_F64) { typedef double T; __VA_ARGS__ }             \
+        else tg_die(__FILE__, __LINE__, "a float kernel was given an %s tensor", \
+                    tg_dtype_name(dt));                                        \
     } while (0)
 
 #endif

@@ -75,6 +75,15 @@ static tg_var *f_reparam(tg_tape *t, tg_var **v, void *c) {
 static tg_var *f_bce(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_bce(t, v[0], v[1]); }
 static tg_var *f_bce_logits(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_bce_logits(t, v[0], v[1]); }
 
+/* elementwise maps, comparisons and where */
+
+/* reductions and the softmax family */
+
+/* shape and indexing */
+
+/* linear algebra, custom ops */
+
+
 #define S(...) TG_SHAPE(__VA_ARGS__)
 static const op_case cases[TG_OP_COUNT] = {
     [TG_OP_ADD] = {f_add, 2, {S(3, 4), S(4)}, -2, 2, 1e-7, 1e-6},
@@ -104,6 +113,14 @@ static const op_case cases[TG_OP_COUNT] = {
     [TG_OP_REPARAM] = {f_reparam, 2, {S(4, 3), S(4, 3)}, -2, 2, 1e-7, 1e-6},
     [TG_OP_BCE] = {f_bce, 2, {S(3, 4), S(3, 4)}, 0.05, 0.95, 1e-7, 1e-6},
     [TG_OP_BCE_LOGITS] = {f_bce_logits, 2, {S(3, 4), S(3, 4)}, -3, 3, 1e-7, 1e-6},
+    /* elementwise maps, comparisons and where */
+
+    /* reductions and the softmax family */
+
+    /* shape and indexing */
+
+    /* linear algebra, custom ops */
+
 };
 
 /* Runs a gradient check of f on inputs drawn from [lo, hi). */
