@@ -145,4 +145,12 @@ void tg_tensor_place(tg_tensor *dst, const tg_tensor *src, int axis, int64_t sta
  * incomplete). */
 int64_t tg_tensor_one_hot(tg_tensor *out, const tg_tensor *labels);
 
+/* ---------------------------------------------------------------- elementwise maps, comparisons and where (tensor/kernels_map.c) */
+
+/* ---------------------------------------------------------------- reductions and the softmax family (tensor/kernels_reduce.c) */
+
+/* ---------------------------------------------------------------- shape and indexing (tensor/kernels_index.c) */
+
+/* ---------------------------------------------------------------- batched products (tensor/kernels.c) */
+
 #endif
