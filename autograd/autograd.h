@@ -203,8 +203,10 @@ tg_var *tg_narrow_(TG_LOC, tg_tape *t, tg_var *a, int axis, int64_t start, int64
 #define tg_concat(...) tg_concat_(TG_AT, __VA_ARGS__)
 #define tg_narrow(...) tg_narrow_(TG_AT, __VA_ARGS__)
 
-/* labels (N) holding class indices 0..classes-1 -> (N, classes) of 0/1.
- * Not differentiable: the output never requires a gradient. */
+/* labels (N) holding class indices 0..classes-1 -> (N, classes) of 0/1, in
+ * the labels' dtype if float, float32 for int64 labels (PyTorch's one_hot
+ * gives int64; here the result is meant to be multiplied). Not
+ * differentiable: the output never requires a gradient. */
 tg_var *tg_one_hot_(TG_LOC, tg_tape *t, tg_var *labels, int64_t classes);
 #define tg_one_hot(...) tg_one_hot_(TG_AT, __VA_ARGS__)
 

@@ -102,7 +102,8 @@ tg_var *tg_one_hot_(TG_LOC, tg_tape *t, tg_var *labels, int64_t classes) {
     char b1[96];
     OP_CHECK(labels->val.shape.ndim == 1, "one_hot: labels must be 1-D, got %s", tg_shape_str(labels->val.shape, b1));
     OP_CHECK(classes > 0, "one_hot: %lld classes", (long long)classes);
-    tg_var *out = tg_var_new(t, labels->val.dtype, TG_SHAPE(labels->val.numel, classes));
+    tg_dtype dt = labels->val.dtype == TG_I64 ? TG_F32 : labels->val.dtype;   /* int64 labels give float32 */
+    tg_var *out = tg_var_new(t, dt, TG_SHAPE(labels->val.numel, classes));
     int64_t bad = tg_tensor_one_hot(&out->val, &labels->val);
     OP_CHECK(bad < 0, "one_hot: label %g at index %lld is not a class in [0, %lld)",
              bad < 0 ? 0.0 : tg_tensor_get(&labels->val, bad), (long long)bad, (long long)classes);

@@ -48,13 +48,18 @@ void tg_batcher_start_epoch(tg_batcher *b) {
     b->epoch++;
 }
 
-int64_t tg_batcher_next(tg_batcher *b, tg_tensor *x_out, uint8_t *y_out) {
+int64_t tg_batcher_next(tg_batcher *b, tg_tensor *x_out, tg_tensor *y_out) {
     if (x_out->shape.ndim != 2 || x_out->shape.d[0] < b->batch || x_out->shape.d[1] != b->dim) {
         char s[96];
         tg_die(__FILE__, __LINE__, "tg_batcher_next: x_out is %s, expected (B, %lld) with B >= %lld",
                tg_shape_str(x_out->shape, s), (long long)b->dim, (long long)b->batch);
     }
     TG_CHECK(!y_out || b->y, "tg_batcher_next: labels requested from a batcher made without labels");
+    if (y_out && (y_out->dtype != TG_I64 || y_out->shape.ndim != 1 || y_out->shape.d[0] < b->batch)) {
+        char s[96];
+        tg_die(__FILE__, __LINE__, "tg_batcher_next: y_out is %s %s, expected int64 (B) with B >= %lld",
+               tg_shape_str(y_out->shape, s), tg_dtype_name(y_out->dtype), (long long)b->batch);
+    }
     int64_t rows = b->n - b->pos < b->batch ? b->n - b->pos : b->batch;
     if (rows <= 0) return 0;
     const int64_t *idx = b->order + b->pos;
@@ -68,7 +73,7 @@ int64_t tg_batcher_next(tg_batcher *b, tg_tensor *x_out, uint8_t *y_out) {
             double *dst = TG_F64P(x_out) + i * D;
             for (int64_t j = 0; j < D; j++) dst[j] = b->lut64[src[j]];
         }
-        if (y_out) y_out[i] = b->y->labels[idx[i]];
+        if (y_out) TG_I64P(y_out)[i] = b->y->labels[idx[i]];
     }
     b->pos += rows;
     return rows;

@@ -153,10 +153,12 @@ void tg_batcher_start_epoch(tg_batcher *b);
 
 /* Fills the first r rows of x_out, a float32 or float64 tensor of shape
  * (B', D) with B' >= B, with pixels / 255 of the next r dataset rows, and
- * y_out[0..r) with their labels if y_out is not NULL (the batcher must then
- * have labels). r = min(B, rows left this epoch); returns r, 0 once the epoch
- * is exhausted (call tg_batcher_start_epoch). Allocates nothing. */
-int64_t tg_batcher_next(tg_batcher *b, tg_tensor *x_out, uint8_t *y_out);
+ * the first r elements of y_out, an int64 tensor of shape (B'') with B'' >= B,
+ * with their labels if y_out is not NULL (the batcher must then have labels):
+ * the class indices tg_loss_cross_entropy and tg_one_hot take. r = min(B,
+ * rows left this epoch); returns r, 0 once the epoch is exhausted (call
+ * tg_batcher_start_epoch). Allocates nothing. */
+int64_t tg_batcher_next(tg_batcher *b, tg_tensor *x_out, tg_tensor *y_out);
 
 /* Binarisation, one uniform draw of r per pixel in row-major order: a pixel
  * of gray level p becomes 255 with probability p / 255, else 0 (so 0 stays 0

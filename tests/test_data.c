@@ -935,7 +935,8 @@ static int64_t row_index(const tg_tensor *t, int64_t r) {
  * exactly once, in batches of `batch` but the last, with its label. Writes
  * the visited row order into seen[0..x->n). */
 static void run_epoch(tg_batcher *b, const tg_images *x, int64_t batch, tg_tensor *t, int64_t *seen) {
-    uint8_t y[64];
+    int64_t ybuf[64];
+    tg_tensor yt = tg_tensor_wrap(TG_I64, TG_SHAPE(64), ybuf), *y = &yt;
     int64_t n = x->n, got = 0, batches = 0, rows;
     char *hit = calloc((size_t)n, 1);
     while ((rows = tg_batcher_next(b, t, y)) > 0) {
@@ -945,7 +946,7 @@ static void run_epoch(tg_batcher *b, const tg_images *x, int64_t batch, tg_tenso
         for (int64_t r = 0; r < rows; r++) {
             int64_t i = row_index(t, r);
             cr_assert(i >= 0 && i < n && !hit[i], "row %lld repeated or out of range", (long long)i);
-            cr_assert_eq(y[r], i % 10, "label does not match its row");
+            cr_assert_eq(ybuf[r], i % 10, "label does not match its row");
             cr_assert_eq(b->order[b->pos - rows + r], i);
             hit[i] = 1;
             seen[got + r] = i;
@@ -1019,7 +1020,8 @@ Test(data_batch, partial_last_batch_values_and_no_allocation) {
     cr_assert_eq(tg_batcher_count(b), 5);
     float buf[10 * 4];
     tg_tensor t = tg_tensor_wrap(TG_F32, TG_SHAPE(10, 4), buf);  /* B' = 10 >= B = 8 */
-    uint8_t lab[10];
+    int64_t labbuf[10];
+    tg_tensor labt = tg_tensor_wrap(TG_I64, TG_SHAPE(10), labbuf), *lab = &labt;
     int64_t sizes[8], nb = 0, r;
     uint64_t before = tg_test_alloc_count();
     for (int epoch = 0; epoch < 3; epoch++) {
@@ -1036,7 +1038,7 @@ Test(data_batch, partial_last_batch_values_and_no_allocation) {
     /* Last batch: rows 32..36 in order (no shuffle) in rows 0..4; rows 5.. untouched. */
     for (int i = 0; i < 5; i++) {
         cr_assert_eq(row_index(&t, i), 32 + i);
-        cr_assert_eq(lab[i], (32 + i) % 10);
+        cr_assert_eq(labbuf[i], (32 + i) % 10);
         cr_assert_eq(buf[i * 4 + 2], 0.0f);
         cr_assert_eq(buf[i * 4 + 3], 1.0f);
         cr_assert_eq(buf[i * 4], (float)(32 + i) / 255.0f);
@@ -1133,4 +1135,20 @@ Test(data_real, fashion_mnist_matches_system_gzip, .timeout = 120) {
     cr_assert(!memcmp(buf, ref, n), "differs from gzip -dc");
     free(buf);
     free(ref);
+}
+
+static void labels_as_uint8(void) {
+    tg_images x;
+    tg_labels y;
+    make_indexed(10, &x, &y);
+    tg_batcher *b = tg_batcher_new(&x, &y, 8, false, NULL);
+    float buf[8 * 4];
+    uint8_t lab[8];
+    tg_tensor t = tg_tensor_wrap(TG_F32, TG_SHAPE(8, 4), buf);
+    tg_tensor l = tg_tensor_wrap(TG_F32, TG_SHAPE(8), lab);   /* float labels: not indices */
+    tg_batcher_next(b, &t, &l);
+}
+
+Test(data_batch, labels_must_be_an_int64_tensor) {
+    tg_expect_abort(labels_as_uint8, "tapegrad: tg_batcher_next: y_out is (8,) float32, expected int64 (B) with B >= 8");
 }

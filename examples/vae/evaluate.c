@@ -83,8 +83,7 @@ int tg_run_evaluate(const tg_vae_model *m, const tg_run_info *ri, const tg_datas
     tg_tape *tape = tg_tape_new();
     tg_arena *keep = tg_arena_new();
     tg_tensor *xb = tg_tensor_new(keep, TG_F32, TG_SHAPE(B, D));
-    tg_tensor *lb = tg_tensor_new(keep, TG_F32, TG_SHAPE(B));
-    uint8_t *yb = tg_arena_alloc(keep, (size_t)B);
+    tg_tensor *yb = tg_tensor_new(keep, TG_I64, TG_SHAPE(B));
     double *logpx = tg_arena_alloc(keep, sizeof(double) * (size_t)B);
     tg_batcher *bt = tg_batcher_new(&test, cond ? &ds->test_y : NULL, B, false, NULL);
     tg_active_units *au = tg_active_units_new(L);
@@ -100,9 +99,7 @@ int tg_run_evaluate(const tg_vae_model *m, const tg_run_info *ri, const tg_datas
     tg_no_grad(tape);
     while ((rows = tg_batcher_next(bt, xb, cond ? yb : NULL)) > 0) {
         tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);
-        tg_tensor lv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows), lb->data);
-        if (cond)
-            for (int64_t i = 0; i < rows; i++) TG_F32P(&lv)[i] = (float)yb[i];
+        tg_tensor lv = tg_tensor_wrap(TG_I64, TG_SHAPE(rows), yb->data);
         tg_vae_model_out out =
             tg_vae_model_forward(tape, m, tg_leaf(tape, &xv, false), cond ? &lv : NULL, NULL, &noise, 1);
         recon += tg_tensor_get(&out.recon->val, 0);

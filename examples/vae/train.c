@@ -576,11 +576,6 @@ static void progress_bar(FILE *f, int64_t epoch, int64_t epochs, int64_t s, int6
     fflush(f);
 }
 
-/* Fills lab (rows) with y as floats. */
-static void labels_to(tg_tensor *lab, const uint8_t *y, int64_t rows) {
-    for (int64_t i = 0; i < rows; i++) TG_F32P(lab)[i] = (float)y[i];
-}
-
 /* A run's memory is checked before anything is built, so that a size the
  * machine cannot hold is a message rather than an abort: the parameters with
  * their gradients and Adam moments (tg_train_params_fit), then, once built,
@@ -656,8 +651,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
     tg_tape *tape = tg_tape_new();
     tg_arena *keep = tg_arena_new();
     tg_tensor *xb = tg_tensor_new(keep, TG_F32, TG_SHAPE(B_buf, D));   /* (B, D) batch */
-    tg_tensor *lb = tg_tensor_new(keep, TG_F32, TG_SHAPE(B_buf));      /* (B) labels as floats */
-    uint8_t *yb = tg_arena_alloc(keep, (size_t)B_buf);
+    tg_tensor *yb = tg_tensor_new(keep, TG_I64, TG_SHAPE(B_buf));      /* (B) labels */
     tg_batcher *train = tg_batcher_new(train_x, cond ? &ds->train_y : NULL, B, true, &data_rng);
     tg_batcher *test = tg_batcher_new(test_x, cond ? &ds->test_y : NULL, B_test, false, NULL);
     float *grid = malloc(sizeof(float) * (size_t)(D * (n_samp > 2 * n_show ? n_samp : 2 * n_show)));
@@ -711,8 +705,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         for (int64_t s = s0 + 1; (rows = tg_batcher_next(train, xb, cond ? yb : NULL)) > 0; s++, step++) {
             if (o->binarize == TG_BINARIZE_DYNAMIC) tg_binarize_f32(TG_F32P(xb), rows * D, &noise_rng);
             tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);
-            tg_tensor lv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows), lb->data);
-            if (cond) labels_to(&lv, yb, rows);
+            tg_tensor lv = tg_tensor_wrap(TG_I64, TG_SHAPE(rows), yb->data);
             w = tg_kl_weight(&ks, step, epoch - 1);
             tg_params_zero_grad(ps);
             tg_vae_model_out out =
@@ -756,8 +749,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         tg_batcher_start_epoch(test);
         while ((rows = tg_batcher_next(test, xb, cond ? yb : NULL)) > 0) {
             tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);
-            tg_tensor lv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows), lb->data);
-            if (cond) labels_to(&lv, yb, rows);
+            tg_tensor lv = tg_tensor_wrap(TG_I64, TG_SHAPE(rows), yb->data);
             tg_vae_model_out out =
                 tg_vae_model_forward(tape, &m, tg_leaf(tape, &xv, false), cond ? &lv : NULL, NULL, &noise_rng, 1);
             test_recon += tg_tensor_get(&out.recon->val, 0);
@@ -780,8 +772,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         rows = tg_batcher_next(test, xb, cond ? yb : NULL);
         {
             tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(show, D), xb->data);
-            tg_tensor lv = tg_tensor_wrap(TG_F32, TG_SHAPE(show), lb->data);
-            if (cond) labels_to(&lv, yb, show);
+            tg_tensor lv = tg_tensor_wrap(TG_I64, TG_SHAPE(show), yb->data);
             tg_tensor *eps = tg_tensor_zeros(tg_tape_arena(tape), TG_F32, TG_SHAPE(show, o->latent));
             tg_vae_model_out out = tg_vae_model_forward(tape, &m, tg_leaf(tape, &xv, false), cond ? &lv : NULL,
                                                         eps, &noise_rng, 1);
