@@ -53,6 +53,7 @@ typedef enum {
     /* shape and indexing */
 
     /* linear algebra, custom ops */
+    TG_OP_CUSTOM,                                    /* a user's op (tg_custom) */
 
     TG_OP_COUNT
 } tg_op;
@@ -237,6 +238,43 @@ tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y);
 
 /* ------------------------------------------------------------------------ */
 /* linear algebra, custom ops */
+
+/* ------------------------------------------------------------------------ */
+/* Custom ops: an op of the user's, recorded on the tape like the library's
+ * own (PyTorch's torch.autograd.Function), without editing the library.
+ *
+ *     // y = x^3:  dx += dy 3x^2
+ *     static void cube_fwd(tg_tape *t, tg_tensor *y, const tg_tensor *const *x, int n, void *ctx) {
+ *         for (int64_t i = 0; i < y->numel; i++) tg_tensor_set(y, i, pow(tg_tensor_get(x[0], i), 3));
+ *     }
+ *     static void cube_bwd(tg_tape *t, tg_tensor *const *dx, const tg_tensor *dy, const tg_tensor *y,
+ *                          const tg_tensor *const *x, int n, void *ctx) {
+ *         for (int64_t i = 0; i < dy->numel; i++) {
+ *             double xi = tg_tensor_get(x[0], i);
+ *             tg_tensor_set(dx[0], i, tg_tensor_get(dx[0], i) + tg_tensor_get(dy, i) * 3 * xi * xi);
+ *         }
+ *     }
+ *     static const tg_function cube = {"cube", cube_fwd, cube_bwd};
+ *     ...
+ *     tg_var *y = tg_custom(t, &cube, &x, 1, x->val.shape, NULL);
+ *
+ * forward fills out (already allocated with out_shape, in the inputs' dtype)
+ * from the n input values; whatever it must keep for backward goes in the
+ * user's ctx, allocated from tg_tape_arena(t) so it dies with the step.
+ * backward adds (+=) dL/d in[i] into din[i] for every i whose din[i] is not
+ * NULL (NULL: that input wants no gradient), given dout = dL/dout and the
+ * values of the inputs and the output. Inputs must share a float dtype;
+ * gradient-check a custom op with tg_gradcheck like any other. */
+typedef struct {
+    const char *name;   /* for messages and the printed tape */
+    void (*forward)(tg_tape *t, tg_tensor *out, const tg_tensor *const *in, int n, void *ctx);
+    void (*backward)(tg_tape *t, tg_tensor *const *din, const tg_tensor *dout, const tg_tensor *out,
+                     const tg_tensor *const *in, int n, void *ctx);
+} tg_function;
+
+/* out = fn(in[0..n)) with shape out_shape, one tape entry (n >= 1). */
+tg_var *tg_custom_(TG_LOC, tg_tape *t, const tg_function *fn, tg_var *const *in, int n, tg_shape out_shape, void *ctx);
+#define tg_custom(...) tg_custom_(TG_AT, __VA_ARGS__)
 
 /* ------------------------------------------------------------------------ */
 /* Gradient checking: compares tg_backward's gradients of L = sum(w * f(x))

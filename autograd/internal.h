@@ -57,6 +57,7 @@ TG_BACKWARD(reparam); TG_BACKWARD(bce); TG_BACKWARD(bce_logits);
 /* shape and indexing */
 
 /* linear algebra, custom ops */
+TG_BACKWARD(custom);
 
 
 #endif

@@ -71,5 +71,6 @@ const tg_op_def tg_ops[TG_OP_COUNT] = {
     /* shape and indexing */
 
     /* linear algebra, custom ops */
+    [TG_OP_CUSTOM] = {"custom", -1, tg_backward_custom},
 
 };

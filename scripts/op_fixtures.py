@@ -41,6 +41,7 @@ Scalar arguments:
     transpose                     [d0, d1]
     concat                        [axis]
     narrow                        [axis, start, length]
+    custom                        []  (tests/custom_op.c's y = a^3 b)
     others                        []
 """
 
@@ -171,6 +172,9 @@ def build():
     # shape and indexing
 
     # linear algebra, custom ops
+    # custom: tests/custom_op.c's user-defined y = a^3 b, through tg_custom
+    c.add("custom", lambda a, b: a ** 3 * b, [((3, 4), -2.0, 2.0), ((3, 4), -2.0, 2.0)])
+    c.add("custom", lambda a, b: a ** 3 * b, [((7,), -2.0, 2.0), ((7,), -2.0, 2.0)])
 
     return c
 
