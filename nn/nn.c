@@ -118,19 +118,36 @@ void tg_params_zero_grad(tg_params *ps) { memset(ps->grad, 0, (size_t)ps->n * tg
 
 /* ---------------------------------------------------------------- linear */
 
-tg_linear tg_linear_new(tg_params *ps, const char *name, int64_t in, int64_t out, tg_rng *r) {
+static tg_linear linear_new(tg_params *ps, const char *name, int64_t in, int64_t out, bool bias, tg_rng *r) {
     TG_CHECK(in > 0 && out > 0, "tg_linear_new: %s: sizes must be positive, got in %lld, out %lld", name,
              (long long)in, (long long)out);
     char buf[256];
     tg_linear l = {.in = in, .out = out};
     snprintf(buf, sizeof buf, "%s.weight", name);
     l.weight = tg_params_add(ps, buf, TG_SHAPE(out, in));
-    snprintf(buf, sizeof buf, "%s.bias", name);
-    l.bias = tg_params_add(ps, buf, TG_SHAPE(out));
     double bound = 1.0 / sqrt((double)in);   /* kaiming_uniform(a=sqrt(5)) reduces to this */
     tg_tensor_fill_uniform(&l.weight->val, -bound, bound, r);
-    tg_tensor_fill_uniform(&l.bias->val, -bound, bound, r);
+    if (bias) {
+        snprintf(buf, sizeof buf, "%s.bias", name);
+        l.bias = tg_params_add(ps, buf, TG_SHAPE(out));
+        tg_tensor_fill_uniform(&l.bias->val, -bound, bound, r);
+    }
     return l;
+}
+
+tg_linear tg_linear_new(tg_params *ps, const char *name, int64_t in, int64_t out, tg_rng *r) {
+    return linear_new(ps, name, in, out, true, r);
+}
+
+tg_linear tg_linear_new_nobias(tg_params *ps, const char *name, int64_t in, int64_t out, tg_rng *r) {
+    return linear_new(ps, name, in, out, false, r);
+}
+
+/* x (B, in) -> act(x W^T + b), or act(x W^T) without bias. */
+static tg_var *linear_rows(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x, tg_act act) {
+    if (l->bias) return tg_affine_(file, line, t, x, l->weight, l->bias, act);   /* x W^T + b, fused */
+    tg_var *y = tg_matmul_(file, line, t, x, l->weight, false, true);
+    return act == TG_ACT_RELU ? tg_relu_(file, line, t, y) : y;
 }
 
 static tg_var *linear(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x, tg_act act) {
@@ -139,10 +156,10 @@ static tg_var *linear(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x, tg_act 
     if (s.ndim < 1 || s.d[s.ndim - 1] != l->in)
         tg_die(file, line, "linear %s: input %s does not match (..., %lld)", l->weight->name, tg_shape_str(s, b),
                (long long)l->in);
-    if (s.ndim == 2) return tg_affine_(file, line, t, x, l->weight, l->bias, act);   /* x W^T + b, fused */
+    if (s.ndim == 2) return linear_rows(file, line, t, l, x, act);
     /* (..., in) as (rows, in), and the result back as (..., out) */
     tg_var *rows = tg_reshape_(file, line, t, x, TG_SHAPE(x->val.numel / l->in, l->in));
-    tg_var *y = tg_affine_(file, line, t, rows, l->weight, l->bias, act);
+    tg_var *y = linear_rows(file, line, t, l, rows, act);
     s.d[s.ndim - 1] = l->out;
     return tg_reshape_(file, line, t, y, s);
 }

@@ -45,12 +45,15 @@ void tg_params_zero_grad(tg_params *ps);
 
 typedef struct {
     tg_var *weight;  /* (out, in) */
-    tg_var *bias;    /* (out) */
+    tg_var *bias;    /* (out), or NULL for a layer without bias */
     int64_t in, out;
 } tg_linear;
 
 /* Adds "<name>.weight" and "<name>.bias" to ps. */
 tg_linear tg_linear_new(tg_params *ps, const char *name, int64_t in, int64_t out, tg_rng *r);
+/* y = x W^T, torch.nn.Linear(in, out, bias=False): adds "<name>.weight" only,
+ * drawn as tg_linear_new's (the same draws for the same rng state). */
+tg_linear tg_linear_new_nobias(tg_params *ps, const char *name, int64_t in, int64_t out, tg_rng *r);
 /* x (..., in) -> (..., out), as torch.nn.Linear: a (B, in) batch is one
  * tg_affine entry; other shapes ((in), (A, B, in), ...) are viewed as
  * (rows, in) around it with tg_reshape (no copy). */
