@@ -104,6 +104,33 @@ Test(bmm, broadcast_gradient_is_summed_over_the_batch) {
     tg_tape_free(t);
 }
 
+/* The kernel into a smaller batch: out (2, 1, M, N) from a (2, 3, M, K) and
+ * b (3, K, N) is beta out + the sum over the 3 of the products; beta counts
+ * once per out matrix, on the first product landing there. */
+Test(bmm, kernel_sums_into_a_smaller_out_batch_with_beta) {
+    enum { M = 2, K = 3, N = 4 };
+    tg_arena *ar = tg_arena_new();
+    tg_rng r = tg_rng_seed(21);
+    for (int k = 0; k < 4; k++) {
+        bool ta = k & 1, tb = k & 2;
+        tg_tensor *a = tg_tensor_uniform(ar, TG_F64, with_matrix(S(2, 3), M, K, ta), -1, 1, &r);
+        tg_tensor *b = tg_tensor_uniform(ar, TG_F64, with_matrix(S(3), K, N, tb), -1, 1, &r);
+        tg_tensor *out = tg_tensor_uniform(ar, TG_F64, S(2, 1, M, N), -1, 1, &r), *want = tg_tensor_copy(ar, out);
+        tg_tensor_bmm(out, a, ta, b, tb, 0.5);
+        for (int64_t i = 0; i < 2; i++)
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t n = 0; n < N; n++) {
+                    double acc = 0.5 * tg_tensor_get(want, (i * M + m) * N + n);
+                    for (int64_t j = 0; j < 3; j++)
+                        for (int64_t q = 0; q < K; q++)
+                            acc += tg_tensor_get(a, (i * 3 + j) * M * K + (ta ? q * M + m : m * K + q)) *
+                                   tg_tensor_get(b, j * K * N + (tb ? n * K + q : q * N + n));
+                    cr_expect_float_eq(tg_tensor_get(out, (i * M + m) * N + n), acc, 1e-12, "ta=%d tb=%d", ta, tb);
+                }
+    }
+    tg_arena_free(ar);
+}
+
 /* ---------------------------------------------------------------- bits */
 
 /* Big enough for the GEMM to share each product out over threads (M N K >= 2^19). */
