@@ -169,7 +169,13 @@ tg_var *tg_softplus_(TG_LOC, tg_tape *t, tg_var *a);           /* ln(1 + e^a), s
 
 /* op(a) @ op(b) for 2-D operands: op(a) is (M, K) — a is (M, K), or (K, M) read
  * transposed if ta — and op(b) is (K, N) — b is (K, N), or (N, K) if tb.
- * Result (M, N). Transposed operands are never copied. */
+ * Result (M, N). Transposed operands are never copied.
+ * Batched, as torch.matmul: an operand of more than 2 dims is a batch of
+ * matrices in its last two dims (ta / tb transpose those), the leading dims
+ * broadcast NumPy-style, result (batch..., M, N): (B, M, K) @ (K, N) ->
+ * (B, M, N), (2, 1, M, K) @ (3, K, N) -> (2, 3, M, N). A broadcast operand's
+ * gradient is summed over the batch dims it was broadcast in. 1-D operands
+ * are refused (reshape a vector to (1, K) or (K, 1)). */
 tg_var *tg_matmul_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b, bool ta, bool tb);
 #define tg_matmul(...) tg_matmul_(TG_AT, __VA_ARGS__)
 

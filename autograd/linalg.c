@@ -2,24 +2,34 @@
  * linalg.c — matrix products: matmul, and affine, the fused layer
  * act(x W^T + b) that nn's Linear records as one entry.
  *
- * The products run on the packed GEMM through tg_tensor_matmul; an operand
- * read transposed is never copied, in forward or backward.
+ * The products run on the packed GEMM through tg_tensor_matmul, batched ones
+ * through tg_tensor_bmm; an operand read transposed is never copied, in
+ * forward or backward.
  */
 #include "autograd/internal.h"
 
 /* ---------------------------------------------------------------- matmul */
 
-/* C = op(A) op(B), op(M) = M^T if its flag is set. */
+/* C = op(A) op(B), op(M) = M^T if its flag is set; operands of more than two
+ * dims are batches of matrices, their batch dims broadcast (tg_tensor_bmm). */
 tg_var *tg_matmul_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b, bool ta, bool tb) {
     char b1[96], b2[96];
     tg_check_same_dtype(file, line, "matmul", a, b);
-    OP_CHECK(a->val.shape.ndim == 2 && b->val.shape.ndim == 2, "matmul: operands must be 2-D, got %s and %s",
-             tg_shape_str(a->val.shape, b1), tg_shape_str(b->val.shape, b2));
-    int64_t M = a->val.shape.d[ta], K = a->val.shape.d[!ta], Kb = b->val.shape.d[tb], N = b->val.shape.d[!tb];
-    OP_CHECK(K == Kb, "matmul: inner dimensions differ: %s%s @ %s%s", tg_shape_str(a->val.shape, b1),
-             ta ? "^T" : "", tg_shape_str(b->val.shape, b2), tb ? "^T" : "");
-    tg_var *out = tg_var_new(t, a->val.dtype, TG_SHAPE(M, N));
-    tg_tensor_matmul(&out->val, &a->val, ta, &b->val, tb, 0.0);
+    tg_shape sa = a->val.shape, sb = b->val.shape, batch_a = {.ndim = sa.ndim - 2}, batch_b = {.ndim = sb.ndim - 2}, s;
+    OP_CHECK(sa.ndim >= 2 && sb.ndim >= 2, "matmul: operands must be at least 2-D (1-D is not supported: reshape "
+             "to (1, K) or (K, 1)), got %s%s and %s%s", tg_shape_str(sa, b1), ta ? "^T" : "", tg_shape_str(sb, b2),
+             tb ? "^T" : "");
+    int64_t M = sa.d[batch_a.ndim + ta], K = sa.d[batch_a.ndim + !ta];
+    int64_t Kb = sb.d[batch_b.ndim + tb], N = sb.d[batch_b.ndim + !tb];
+    OP_CHECK(K == Kb, "matmul: inner dimensions differ: %s%s @ %s%s", tg_shape_str(sa, b1), ta ? "^T" : "",
+             tg_shape_str(sb, b2), tb ? "^T" : "");
+    for (int k = 0; k < batch_a.ndim; k++) batch_a.d[k] = sa.d[k];
+    for (int k = 0; k < batch_b.ndim; k++) batch_b.d[k] = sb.d[k];
+    OP_CHECK(tg_shape_broadcast(batch_a, batch_b, &s), "matmul: batch dimensions are not broadcastable: %s%s @ %s%s",
+             tg_shape_str(sa, b1), ta ? "^T" : "", tg_shape_str(sb, b2), tb ? "^T" : "");
+    s.d[s.ndim++] = M, s.d[s.ndim++] = N;   /* (batch..., M, N): at most as many dims as an operand */
+    tg_var *out = tg_var_new(t, a->val.dtype, s);
+    tg_tensor_bmm(&out->val, &a->val, ta, &b->val, tb, 0.0);
     tg_entry *e = tg_record(t, TG_OP_MATMUL, out, a, b);
     if (e) e->i[0] = ta, e->i[1] = tb;
     return out;
@@ -27,18 +37,21 @@ tg_var *tg_matmul_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b, bool ta, bool tb) {
 
 /* d op(A) = dC op(B)^T and d op(B) = op(A)^T dC. When an operand was read
  * transposed its gradient is the transpose of that, (dC op(B)^T)^T =
- * op(B) dC^T, which the flags of the same product express without a copy. */
+ * op(B) dC^T, which the flags of the same product express without a copy.
+ * Batched, each batch's product lands in its operand's matrix, and the
+ * products of the batches an operand was broadcast over are summed into it
+ * (tg_tensor_bmm into a gradient of the operand's shape). */
 TG_BACKWARD(matmul) {
     tg_var *a = e->in[0], *b = e->in[1];
     bool ta = e->i[0], tb = e->i[1];
     tg_tensor *ga = grad_of(t, a), *gb = grad_of(t, b), *g = &e->out->grad;
     if (ga) {
-        if (!ta) tg_tensor_matmul(ga, g, false, &b->val, !tb, 1.0);   /* dA   = dC op(B)^T */
-        else tg_tensor_matmul(ga, &b->val, tb, g, true, 1.0);         /* dA^T = op(B) dC^T */
+        if (!ta) tg_tensor_bmm(ga, g, false, &b->val, !tb, 1.0);   /* dA   = dC op(B)^T */
+        else tg_tensor_bmm(ga, &b->val, tb, g, true, 1.0);         /* dA^T = op(B) dC^T */
     }
     if (gb) {
-        if (!tb) tg_tensor_matmul(gb, &a->val, !ta, g, false, 1.0);   /* dB   = op(A)^T dC */
-        else tg_tensor_matmul(gb, g, true, &a->val, ta, 1.0);         /* dB^T = dC^T op(A) */
+        if (!tb) tg_tensor_bmm(gb, &a->val, !ta, g, false, 1.0);   /* dB   = op(A)^T dC */
+        else tg_tensor_bmm(gb, g, true, &a->val, ta, 1.0);         /* dB^T = dC^T op(A) */
     }
 }
 

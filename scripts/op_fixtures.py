@@ -34,7 +34,7 @@ File format (little-endian, no padding; also in tests/fixtures/README.md):
 
 Scalar arguments:
     add_scalar, mul_scalar, pow   [s]
-    matmul                        [ta, tb]  (0/1: operand read transposed)
+    matmul                        [ta, tb]  (0/1: operand read transposed; N-d: its last two dims)
     affine                        [relu]    (0: x W^T + b, 1: relu of it)
     sum, mean                     []: all elements; [axis, keepdim]: one axis
     reshape                       the new dims
@@ -127,6 +127,14 @@ def build():
                 return (a.T if ta else a) @ (b.T if tb else b)
             c.add("matmul", mm, [((k, m) if ta else (m, k), -1.0, 1.0),
                                  ((n, k) if tb else (k, n), -1.0, 1.0)], [ta, tb])
+    # batched (torch.matmul on N-d operands): batch dims of a and b, broadcast
+    for ba, bb in (((4,), ()), ((), (3,)), ((2, 1), (3,)), ((3,), (3,)), ((1, 2), (3, 1)), ((2, 1, 2), (1, 2, 1))):
+        for ta in (0, 1):
+            for tb in (0, 1):
+                def bmm(a, b, ta=ta, tb=tb):
+                    return torch.matmul(a.transpose(-1, -2) if ta else a, b.transpose(-1, -2) if tb else b)
+                c.add("matmul", bmm, [(ba + ((k, m) if ta else (m, k)), -1.0, 1.0),
+                                      (bb + ((n, k) if tb else (k, n)), -1.0, 1.0)], [ta, tb])
 
     for act in (0, 1):
         x, w, b = uniform(g, (5, 7), -1, 1), uniform(g, (3, 7), -1, 1), uniform(g, (3,), -1, 1)

@@ -628,3 +628,89 @@ int64_t tg_tensor_one_hot(tg_tensor *out, const tg_tensor *labels) {
     }
     return -1;
 }
+
+/* ================================================================ batched products
+ *
+ * The batch is walked in row-major order over the broadcast of the three
+ * batch shapes; an operand of size 1 (or missing) in a batch dimension has
+ * stride 0 there. Each step is one GEMM on matrices at their offsets, with
+ * the transpose flags: nothing is copied and nothing is allocated. */
+
+/* x's batch dims (all but the last two) right-aligned to nd dims (missing
+ * ones 1) in size, and the element strides of its matrices along them in
+ * stride (0 where the size is 1: broadcast). */
+static void batch_layout(tg_shape x, int nd, int64_t *size, int64_t *stride) {
+    int xb = x.ndim - 2;
+    int64_t s = x.d[xb] * x.d[xb + 1];
+    for (int k = nd - 1; k >= 0; k--) {
+        int kx = k - (nd - xb);
+        size[k] = kx >= 0 ? x.d[kx] : 1;
+        stride[k] = size[k] == 1 ? 0 : s;
+        s *= size[k];
+    }
+}
+
+/* C = op(A) op(B) + beta C for the matrices at element offsets oa, ob, oc. */
+static void gemm_at(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const tg_tensor *a, int64_t oa, int64_t lda,
+                    const tg_tensor *b, int64_t ob, int64_t ldb, double beta, tg_tensor *c, int64_t oc) {
+    if (c->dtype == TG_F32)
+        tg_gemm_f32(ta, tb, M, N, K, 1.0f, TG_F32P(a) + oa, lda, TG_F32P(b) + ob, ldb, (float)beta, TG_F32P(c) + oc, N);
+    else
+        tg_gemm_f64(ta, tb, M, N, K, 1.0, TG_F64P(a) + oa, lda, TG_F64P(b) + ob, ldb, beta, TG_F64P(c) + oc, N);
+}
+
+void tg_tensor_bmm(tg_tensor *out, const tg_tensor *a, bool ta, const tg_tensor *b, bool tb, double beta) {
+    char b1[96], b2[96], b3[96];
+    tg_shape sa = a->shape, sb = b->shape, so = out->shape, full = {0};
+    tg_shape ba = {.ndim = sa.ndim - 2}, bb = {.ndim = sb.ndim - 2}, bo = {.ndim = so.ndim - 2};   /* batch shapes */
+    bool ok = ba.ndim >= 0 && bb.ndim >= 0 && bo.ndim >= 0 && a->dtype == b->dtype && a->dtype == out->dtype;
+    int64_t M = 0, N = 0, K = 0;
+    if (ok) {
+        memcpy(ba.d, sa.d, sizeof ba.d), memcpy(bb.d, sb.d, sizeof bb.d), memcpy(bo.d, so.d, sizeof bo.d);
+        M = sa.d[ba.ndim + ta], K = sa.d[ba.ndim + !ta], N = sb.d[bb.ndim + !tb];
+        ok = sb.d[bb.ndim + tb] == K && so.d[bo.ndim] == M && so.d[bo.ndim + 1] == N &&
+             tg_shape_broadcast(ba, bb, &full) && tg_shape_broadcast(full, bo, &full);
+    }
+    TG_CHECK(ok, "tg_tensor_bmm: %s%s @ %s%s into %s", tg_shape_str(sa, b1), ta ? "^T" : "", tg_shape_str(sb, b2),
+             tb ? "^T" : "", tg_shape_str(so, b3));
+    if (sa.ndim == 2 && sb.ndim == 2 && so.ndim == 2) {   /* one product: exactly tg_tensor_matmul */
+        tg_tensor_matmul(out, a, ta, b, tb, beta);
+        return;
+    }
+    int nd = full.ndim;
+    int64_t n = tg_shape_numel(full), na = tg_shape_numel(ba), nb = tg_shape_numel(bb), no = tg_shape_numel(bo);
+    int64_t lda = sa.d[sa.ndim - 1], ldb = sb.d[sb.ndim - 1];
+    if (n == 0) {   /* no products: out = beta out */
+        if (beta == 0) tg_tensor_fill(out, 0);
+        else tg_tensor_mul_scalar(out, out, beta);
+        return;
+    }
+    /* Folds into one GEMM, where the batch's matrices sit back to back:
+     * rows: op(a) (n, M, K) not transposed and one b: (n M, K) op(b) -> (n M, N);
+     * inner: out one matrix, a (n, K, M) read transposed, b (n, K, N):
+     * (M, n K) (n K, N), the sum over the batch done by the GEMM itself. */
+    if (!ta && nb == 1 && na == n && no == n) {
+        gemm_at(false, tb, n * M, N, K, a, 0, lda, b, 0, ldb, beta, out, 0);
+        return;
+    }
+    if (ta && !tb && no == 1 && na == n && nb == n) {
+        gemm_at(true, false, M, N, n * K, a, 0, lda, b, 0, ldb, beta, out, 0);
+        return;
+    }
+    int64_t size_o[TG_MAX_DIMS], str_a[TG_MAX_DIMS], str_b[TG_MAX_DIMS], str_o[TG_MAX_DIMS], skip[TG_MAX_DIMS];
+    int64_t idx[TG_MAX_DIMS] = {0}, oa = 0, ob = 0, oc = 0;
+    batch_layout(sa, nd, skip, str_a);
+    batch_layout(sb, nd, skip, str_b);
+    batch_layout(so, nd, size_o, str_o);
+    for (int64_t i = 0; i < n; i++) {
+        /* The first product to land on its out matrix takes beta; later ones add. */
+        bool first = true;
+        for (int k = 0; k < nd; k++) first = first && (size_o[k] != 1 || idx[k] == 0);
+        gemm_at(ta, tb, M, N, K, a, oa, lda, b, ob, ldb, first ? beta : 1.0, out, oc);
+        for (int k = nd - 1; k >= 0; k--) {
+            oa += str_a[k], ob += str_b[k], oc += str_o[k];
+            if (++idx[k] < full.d[k]) break;
+            oa -= str_a[k] * full.d[k], ob -= str_b[k] * full.d[k], oc -= str_o[k] * full.d[k], idx[k] = 0;
+        }
+    }
+}

@@ -153,4 +153,20 @@ int64_t tg_tensor_one_hot(tg_tensor *out, const tg_tensor *labels);
 
 /* ---------------------------------------------------------------- batched products (tensor/kernels.c) */
 
+/* out = op(a) op(b) + beta out for a batch of matrices, as torch.matmul: the
+ * last two dims of each operand (all at least 2-D) are its matrices, op and
+ * their shapes as tg_tensor_matmul (out (..., M, N), op(a) (..., M, K),
+ * op(b) (..., K, N)), and the leading batch dims broadcast NumPy-style
+ * against each other and against out's. The products run over the broadcast
+ * batch in row-major order; where out's batch dim is 1 (or missing) but the
+ * batch's is not, the products landing on one out matrix are added into it
+ * in that order (beta applies once): the gradient of a broadcast operand,
+ * summed back to its shape. All 2-D: exactly tg_tensor_matmul. Each product
+ * is one GEMM reading the operands in place; a batch whose matrices sit back
+ * to back is one GEMM: (n, M, K) @ one (K, N) as (n M, K) @ (K, N), and a
+ * sum over the batch of (n, K, M)^T @ (n, K, N) as (M, n K) @ (n K, N).
+ * Deterministic (a folded sum's order is the GEMM's, fixed by the shapes)
+ * and independent of the thread count, as the GEMM. */
+void tg_tensor_bmm(tg_tensor *out, const tg_tensor *a, bool ta, const tg_tensor *b, bool tb, double beta);
+
 #endif
