@@ -30,6 +30,13 @@ static void check_fits(TG_LOC, const char *op, const tg_var *x, int axis, const 
              tg_shape_str(is, b1), tg_shape_str(xs, b2), src ? " and src" : "", axis);
 }
 
+/* Records op (inputs x and src) with what its backward needs: the axis and the index. */
+static tg_var *record_indexed(tg_tape *t, tg_op op, tg_var *out, tg_var *x, tg_var *src, int axis, tg_var *index) {
+    tg_entry *e = tg_record(t, op, out, x, src);
+    if (e) e->i[0] = axis, e->saved = &index->val;
+    return out;
+}
+
 /* ---------------------------------------------------------------- gather */
 
 /* y[p] = x[p with axis replaced by index[p]] (torch.gather; y has index's
@@ -40,9 +47,7 @@ tg_var *tg_gather_(TG_LOC, tg_tape *t, tg_var *x, int axis, tg_var *index) {
     check_fits(file, line, "gather", x, axis, index, NULL);
     tg_var *out = tg_var_new(t, x->val.dtype, index->val.shape);
     check_found(file, line, "gather", tg_tensor_gather(&out->val, &x->val, axis, &index->val, false), index, axis, x);
-    tg_entry *e = tg_record(t, TG_OP_GATHER, out, x, NULL);
-    if (e) e->i[0] = axis, e->saved = &index->val;
-    return out;
+    return record_indexed(t, TG_OP_GATHER, out, x, NULL, axis, index);
 }
 
 TG_BACKWARD(gather) { tg_tensor_scatter_add(tg_var_grad(t, e->in[0]), (int)e->i[0], e->saved, &e->out->grad); }
@@ -62,9 +67,7 @@ tg_var *tg_index_select_(TG_LOC, tg_tape *t, tg_var *x, int axis, tg_var *index)
     tg_var *out = tg_var_new(t, x->val.dtype, s);
     int64_t bad = tg_tensor_index_select(&out->val, &x->val, axis, &index->val);
     check_found(file, line, "index_select", bad, index, axis, x);
-    tg_entry *e = tg_record(t, TG_OP_INDEX_SELECT, out, x, NULL);
-    if (e) e->i[0] = axis, e->saved = &index->val;
-    return out;
+    return record_indexed(t, TG_OP_INDEX_SELECT, out, x, NULL, axis, index);
 }
 
 /* Shared by embedding (axis 0, index of any shape read flat). */
@@ -81,9 +84,7 @@ tg_var *tg_embedding_(TG_LOC, tg_tape *t, tg_var *weight, tg_var *index) {
     tg_var *out = tg_var_new(t, weight->val.dtype, s);
     int64_t bad = tg_tensor_index_select(&out->val, &weight->val, 0, &index->val);
     check_found(file, line, "embedding", bad, index, 0, weight);
-    tg_entry *e = tg_record(t, TG_OP_EMBEDDING, out, weight, NULL);
-    if (e) e->i[0] = 0, e->saved = &index->val;
-    return out;
+    return record_indexed(t, TG_OP_EMBEDDING, out, weight, NULL, 0, index);
 }
 
 /* ---------------------------------------------------------------- scatter_add */
@@ -101,9 +102,7 @@ tg_var *tg_scatter_add_(TG_LOC, tg_tape *t, tg_var *x, int axis, tg_var *index, 
     tg_tensor_expand(&out->val, &x->val);   /* a copy */
     int64_t bad = tg_tensor_scatter_add(&out->val, axis, &index->val, &src->val);
     check_found(file, line, "scatter_add", bad, index, axis, x);
-    tg_entry *e = tg_record(t, TG_OP_SCATTER_ADD, out, x, src);
-    if (e) e->i[0] = axis, e->saved = &index->val;
-    return out;
+    return record_indexed(t, TG_OP_SCATTER_ADD, out, x, src, axis, index);
 }
 
 TG_BACKWARD(scatter_add) {
