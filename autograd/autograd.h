@@ -236,9 +236,10 @@ tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y);
 /* shape and indexing */
 
 /* N-d shape ops, PyTorch's names and rules (negative axes count from the
- * end). They move values without changing them, so permute, cat and stack
- * also take int64 tensors (which never get gradients); the others take
- * float32 or float64. Gradients go back the way the values came.
+ * end). They move values without changing them, so permute, cat, stack,
+ * pad, slice and the views (flatten, ...) also take int64 tensors (which
+ * never get gradients); expand, split and chunk take float32 or float64.
+ * Gradients go back the way the values came.
  *
  *     tg_var *y = tg_permute(t, x, TG_SHAPE(2, 0, 1));    // (A, B, C) -> (C, A, B)
  *     tg_var *parts[3] = {a, b, c};

@@ -95,7 +95,8 @@ tg_var *tg_one_hot_(TG_LOC, tg_tape *t, tg_var *labels, int64_t classes) {
  * cat, permute, expand, pad and slice are primitives with a backward of
  * their own; stack, split, chunk, flatten, unflatten, squeeze and unsqueeze
  * are compositions of them, narrow and reshape. Values are moved by element
- * size, so permute and cat take int64 tensors too. */
+ * size, so permute, cat, stack, pad, slice and the views take int64 tensors
+ * too; expand, split and chunk (tensor/kernels.c's float loops) do not. */
 
 /* ---------------------------------------------------------------- cat */
 
@@ -150,6 +151,7 @@ tg_var *tg_stack_(TG_LOC, tg_tape *t, tg_var *const *xs, int n, int axis) {
  * sizes must add up to the axis's size. */
 void tg_split_(TG_LOC, tg_tape *t, tg_var *x, int axis, const int64_t *sizes, int n, tg_var **out) {
     char b1[96];
+    tg_check_float(file, line, "split", x);
     axis = tg_check_axis(file, line, "split", axis, x->val.shape.ndim);
     int64_t total = 0;
     bool ok = n >= 1;
@@ -164,6 +166,7 @@ void tg_split_(TG_LOC, tg_tape *t, tg_var *x, int axis, const int64_t *sizes, in
  * so there may be fewer than chunks of them; returns how many were written. */
 int tg_chunk_(TG_LOC, tg_tape *t, tg_var *x, int chunks, int axis, tg_var **out) {
     OP_CHECK(chunks >= 1, "chunk: %d chunks", chunks);
+    tg_check_float(file, line, "chunk", x);
     axis = tg_check_axis(file, line, "chunk", axis, x->val.shape.ndim);
     int64_t d = x->val.shape.d[axis], each = (d + chunks - 1) / chunks;
     int n = d == 0 ? chunks : (int)((d + each - 1) / each);
@@ -208,6 +211,7 @@ TG_BACKWARD(permute) { tg_tensor_permute(tg_var_grad(t, e->in[0]), &e->out->grad
  * keeps x's size):  dx += dy summed over the broadcast axes. */
 tg_var *tg_expand_(TG_LOC, tg_tape *t, tg_var *x, tg_shape s) {
     char b1[96], b2[96];
+    tg_check_float(file, line, "expand", x);
     tg_shape xs = x->val.shape;
     int lead = s.ndim - xs.ndim;
     bool ok = lead >= 0;

@@ -300,7 +300,13 @@ Test(ops_shape, stack_and_the_views) {
 
 /* ---------------------------------------------------------------- int64 values move through shape ops */
 
+static void expand_int64(void) {
+    tg_tape *t = tg_tape_new();
+    tg_expand(t, i64(t, S(1), (int64_t[]){1}), S(3));
+}
+
 Test(ops_shape, int64_values_through_permute_cat_stack_and_index_select) {
+    tg_expect_abort(expand_int64, "expand: takes float32 or float64 values, got an int64 tensor", HERE);
     tg_tape *t = tg_tape_new();
     const int64_t big = ((int64_t)1 << 53) + 1;   /* not a double */
     tg_var *x = i64(t, S(2, 3), (int64_t[]){big, 1, 2, 3, -4, big + 2});
@@ -320,6 +326,8 @@ Test(ops_shape, int64_values_through_permute_cat_stack_and_index_select) {
     tg_var *st = tg_stack(t, (tg_var *[]){x, x}, 2, 0);
     cr_expect_eq(TG_I64P(&st->val)[11], big + 2);
     cr_expect_eq(TG_I64P(&tg_slice(t, x, 1, 0, 3, 2)->val)[3], big + 2);
+    cr_expect_eq(TG_I64P(&tg_pad(t, x, (int64_t[]){1, 0}, 2, 7.0)->val)[4], 7);
+    cr_expect_eq(TG_I64P(&tg_flatten(t, x, 0, 1)->val)[5], big + 2);
     cr_expect_eq(t->n, 0, "int64 values record nothing");
     tg_tape_free(t);
 }
