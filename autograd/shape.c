@@ -276,7 +276,7 @@ tg_var *tg_slice_(TG_LOC, tg_tape *t, tg_var *x, int axis, int64_t start, int64_
     int64_t n = x->val.shape.d[axis];
     start = slice_bound(start, n), stop = slice_bound(stop, n);
     tg_shape s = x->val.shape;
-    s.d[axis] = stop > start ? (stop - start + step - 1) / step : 0;
+    s.d[axis] = stop > start ? 1 + (stop - start - 1) / step : 0;   /* no overflow for any step */
     tg_var *out = tg_var_new(t, x->val.dtype, s);
     tg_tensor_slice(&out->val, &x->val, axis, start, step, false);
     tg_entry *e = tg_record(t, TG_OP_SLICE, out, x, NULL);

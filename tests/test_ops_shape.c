@@ -192,6 +192,7 @@ Test(ops_shape, slice_with_step_larger_than_the_axis) {
     x = iota(t, S(7), true);
     expect_values(&tg_slice(t, x, 0, -100, 3, 1)->val, S(3), (double[]){0, 1, 2});
     expect_values(&tg_slice(t, x, -1, -3, 100, 2)->val, S(2), (double[]){4, 6});
+    expect_values(&tg_slice(t, x, 0, 2, INT64_MAX, INT64_MAX)->val, S(1), (double[]){2});
     tg_var *e = tg_slice(t, x, 0, 5, 2, 1);
     cr_expect(tg_shape_eq(e->val.shape, S(0)));
     backward_sum(t, tg_add(t, tg_sum(t, e), tg_sum(t, tg_slice(t, x, 0, 6, 7, 3))));
