@@ -51,6 +51,8 @@ typedef enum {
     /* reductions and the softmax family */
 
     /* shape and indexing */
+    TG_OP_PERMUTE, TG_OP_EXPAND, TG_OP_PAD, TG_OP_SLICE,
+    TG_OP_GATHER, TG_OP_INDEX_SELECT, TG_OP_EMBEDDING, TG_OP_SCATTER_ADD,
 
     /* linear algebra, custom ops */
     TG_OP_CUSTOM,                                    /* a user's op (tg_custom) */
@@ -241,6 +243,87 @@ tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y);
 
 /* ------------------------------------------------------------------------ */
 /* shape and indexing */
+
+/* N-d shape ops, PyTorch's names and rules (negative axes count from the
+ * end). They move values without changing them, so permute, cat, stack,
+ * pad, slice and the views (flatten, ...) also take int64 tensors (which
+ * never get gradients); expand, split and chunk take float32 or float64.
+ * Gradients go back the way the values came.
+ *
+ *     tg_var *y = tg_permute(t, x, TG_SHAPE(2, 0, 1));    // (A, B, C) -> (C, A, B)
+ *     tg_var *parts[3] = {a, b, c};
+ *     tg_var *abc = tg_cat(t, parts, 3, -1);               // one tape entry
+ *     tg_var *p = tg_pad(t, x, (int64_t[]){1, 2}, 2, 0.0); // last axis: 1 before, 2 after
+ *     tg_var *odd = tg_slice(t, x, 0, 1, INT64_MAX, 2);    // x[1::2]
+ */
+/* y's axis k is x's axis dims.d[k]: dims, built with TG_SHAPE, lists a
+ * permutation of x's axes (negatives allowed). dx += dy permuted back. */
+tg_var *tg_permute_(TG_LOC, tg_tape *t, tg_var *x, tg_shape dims);
+/* x broadcast to shape (torch.expand): size-1 axes grow, new axes are added
+ * in front, -1 keeps x's size (not for new axes). dx += dy summed back. */
+tg_var *tg_expand_(TG_LOC, tg_tape *t, tg_var *x, tg_shape shape);
+/* xs[0..n) (n >= 1) joined along axis; all other sizes equal (torch.cat). One
+ * variadic tape entry (TG_OP_CONCAT; tg_concat is cat of two). */
+tg_var *tg_cat_(TG_LOC, tg_tape *t, tg_var *const *xs, int n, int axis);
+/* xs[0..n), all of one shape, stacked along a new axis (in [-ndim-1, ndim]):
+ * cat of the xs each unsqueezed there (torch.stack). */
+tg_var *tg_stack_(TG_LOC, tg_tape *t, tg_var *const *xs, int n, int axis);
+/* out[k] = the next sizes[k] entries of axis (torch.split with a list); the n
+ * sizes must add up to the axis's size. Pieces are tg_narrow's. */
+void tg_split_(TG_LOC, tg_tape *t, tg_var *x, int axis, const int64_t *sizes, int n, tg_var **out);
+/* torch.chunk: pieces of ceil(size / chunks) along axis, the last smaller;
+ * returns how many were written to out (at most chunks: chunk(6 -> 4) gives 3). */
+int tg_chunk_(TG_LOC, tg_tape *t, tg_var *x, int chunks, int axis, tg_var **out);
+/* F.pad, constant mode: pads[0..n_pads) are (before, after) pairs starting
+ * from the last axis and going backwards; the new elements hold value, a
+ * negative pad crops. dx += the window of dy that x landed in. */
+tg_var *tg_pad_(TG_LOC, tg_tape *t, tg_var *x, const int64_t *pads, int n_pads, double value);
+/* x[..., start:stop:step, ...] along axis, step >= 1, with Python's rules:
+ * negative bounds count from the end, bounds past either end are clamped
+ * (stop INT64_MAX: to the end). dx[that slice] += dy. */
+tg_var *tg_slice_(TG_LOC, tg_tape *t, tg_var *x, int axis, int64_t start, int64_t stop, int64_t step);
+/* Views by tg_reshape (no copy): flatten merges axes start..end inclusive (a
+ * 0-d x becomes (1)); unflatten splits axis into sizes (one may be -1);
+ * squeeze drops axis if its size is 1 (else x's shape); unsqueeze inserts a
+ * size-1 axis at axis (in [-ndim-1, ndim]). */
+tg_var *tg_flatten_(TG_LOC, tg_tape *t, tg_var *x, int start, int end);
+tg_var *tg_unflatten_(TG_LOC, tg_tape *t, tg_var *x, int axis, tg_shape sizes);
+tg_var *tg_squeeze_(TG_LOC, tg_tape *t, tg_var *x, int axis);
+tg_var *tg_unsqueeze_(TG_LOC, tg_tape *t, tg_var *x, int axis);
+#define tg_permute(...) tg_permute_(TG_AT, __VA_ARGS__)
+#define tg_expand(...) tg_expand_(TG_AT, __VA_ARGS__)
+#define tg_cat(...) tg_cat_(TG_AT, __VA_ARGS__)
+#define tg_stack(...) tg_stack_(TG_AT, __VA_ARGS__)
+#define tg_split(...) tg_split_(TG_AT, __VA_ARGS__)
+#define tg_chunk(...) tg_chunk_(TG_AT, __VA_ARGS__)
+#define tg_pad(...) tg_pad_(TG_AT, __VA_ARGS__)
+#define tg_slice(...) tg_slice_(TG_AT, __VA_ARGS__)
+#define tg_flatten(...) tg_flatten_(TG_AT, __VA_ARGS__)
+#define tg_unflatten(...) tg_unflatten_(TG_AT, __VA_ARGS__)
+#define tg_squeeze(...) tg_squeeze_(TG_AT, __VA_ARGS__)
+#define tg_unsqueeze(...) tg_unsqueeze_(TG_AT, __VA_ARGS__)
+
+/* Indexing by int64 index vars (no gradient). An index outside [0, size)
+ * — negative ones included, as in PyTorch — aborts naming it, its position
+ * and the caller. Backward scatters the gradient back with +=: repeated
+ * indices accumulate, in index order. The values are moved, so gather,
+ * index_select and embedding also take int64 x; scatter_add takes floats.
+ *   gather:       y[p] = x[p with axis replaced by index[p]]; index has x's
+ *                 rank, is no larger outside axis, and gives y its shape.
+ *   index_select: y = x with axis replaced by rows index[0..m), index 1-D.
+ *   embedding:    weight (V, D), index of any shape -> (index..., D): rows
+ *                 of weight (F.embedding).
+ *   scatter_add:  y = x, then y[p with axis replaced by index[p]] += src[p]
+ *                 for each position p of index (src at least index's size):
+ *                 dx += dy, dsrc[p] += dy[p with axis replaced by index[p]]. */
+tg_var *tg_gather_(TG_LOC, tg_tape *t, tg_var *x, int axis, tg_var *index);
+tg_var *tg_index_select_(TG_LOC, tg_tape *t, tg_var *x, int axis, tg_var *index);
+tg_var *tg_embedding_(TG_LOC, tg_tape *t, tg_var *weight, tg_var *index);
+tg_var *tg_scatter_add_(TG_LOC, tg_tape *t, tg_var *x, int axis, tg_var *index, tg_var *src);
+#define tg_gather(...) tg_gather_(TG_AT, __VA_ARGS__)
+#define tg_index_select(...) tg_index_select_(TG_AT, __VA_ARGS__)
+#define tg_embedding(...) tg_embedding_(TG_AT, __VA_ARGS__)
+#define tg_scatter_add(...) tg_scatter_add_(TG_AT, __VA_ARGS__)
 
 /* ------------------------------------------------------------------------ */
 /* linear algebra, custom ops */

@@ -55,6 +55,8 @@ TG_BACKWARD(reparam); TG_BACKWARD(bce); TG_BACKWARD(bce_logits);
 /* reductions and the softmax family */
 
 /* shape and indexing */
+TG_BACKWARD(permute); TG_BACKWARD(expand); TG_BACKWARD(pad); TG_BACKWARD(slice);
+TG_BACKWARD(gather); TG_BACKWARD(index_select); TG_BACKWARD(scatter_add);
 
 /* linear algebra, custom ops */
 TG_BACKWARD(custom);

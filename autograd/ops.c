@@ -58,7 +58,7 @@ const tg_op_def tg_ops[TG_OP_COUNT] = {
     [TG_OP_MEAN] = {"mean", 1, tg_backward_sum},
     [TG_OP_RESHAPE] = {"reshape", 1, tg_backward_reshape},
     [TG_OP_TRANSPOSE] = {"transpose", 1, tg_backward_transpose},
-    [TG_OP_CONCAT] = {"concat", 2, tg_backward_concat},
+    [TG_OP_CONCAT] = {"concat", -1, tg_backward_concat},
     [TG_OP_NARROW] = {"narrow", 1, tg_backward_narrow},
     [TG_OP_ONE_HOT] = {"one_hot", 1, NULL},
     [TG_OP_REPARAM] = {"reparam", 2, tg_backward_reparam},
@@ -69,6 +69,14 @@ const tg_op_def tg_ops[TG_OP_COUNT] = {
     /* reductions and the softmax family */
 
     /* shape and indexing */
+    [TG_OP_PERMUTE] = {"permute", 1, tg_backward_permute},
+    [TG_OP_EXPAND] = {"expand", 1, tg_backward_expand},
+    [TG_OP_PAD] = {"pad", 1, tg_backward_pad},
+    [TG_OP_SLICE] = {"slice", 1, tg_backward_slice},
+    [TG_OP_GATHER] = {"gather", 1, tg_backward_gather},
+    [TG_OP_INDEX_SELECT] = {"index_select", 1, tg_backward_index_select},
+    [TG_OP_EMBEDDING] = {"embedding", 1, tg_backward_index_select},
+    [TG_OP_SCATTER_ADD] = {"scatter_add", 2, tg_backward_scatter_add},
 
     /* linear algebra, custom ops */
     [TG_OP_CUSTOM] = {"custom", -1, tg_backward_custom},

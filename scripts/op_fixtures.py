@@ -178,6 +178,47 @@ def build():
     # reductions and the softmax family
 
     # shape and indexing
+    # Scalar arguments: permute the dims; expand the new shape (-1 keeps a
+    # size); concat [axis] (3 inputs here: the variadic cat); pad the F.pad
+    # pads; slice [axis, start, stop, step] (stop 1e18: to the end); gather,
+    # index_select, scatter_add [axis]; embedding []. Index tensors are float64
+    # constants (requires_grad 0), cast to int64 on both sides.
+    for src, dims in (((2, 3, 4), (2, 0, 1)), ((2, 3, 4), (1, 2, 0)), ((2, 3, 4), (0, 2, 1)),
+                      ((2, 3, 4), (-1, 0, 1)), ((2, 3, 4, 5), (3, 1, 0, 2)), ((2, 3, 4, 5), (0, 1, 2, 3))):
+        c.add("permute", lambda x, dims=dims: x.permute(dims), [(src, -2.0, 2.0)], dims)
+    for src, new in (((3, 1), (2, 3, 4)), ((3, 1), (2, -1, 4)), ((1, 4), (3, 4)), ((2, 1, 3), (2, 5, 3)),
+                     ((4,), (2, 3, 4)), ((1, 1), (5, 1, 3))):
+        c.add("expand", lambda x, new=new: x.expand(new), [(src, -2.0, 2.0)], new)
+    base = (2, 3, 4)
+    for axis in (0, 1, 2, -1):
+        shapes = [tuple(n if k == axis % 3 else d for k, d in enumerate(base)) for n in (1, 3, 2)]
+        c.add("concat", lambda a, b, d, axis=axis: torch.cat([a, b, d], axis), [(s_, -2.0, 2.0) for s_ in shapes], [axis])
+    for src, pads in (((3, 4), (1, 2)), ((2, 3, 4), (0, 1, 2, 0)), ((2, 3, 4), (-1, 2, 1, -1)),
+                      ((2, 3, 4), (1, 1, 1, 1, 1, 1)), ((2, 2), (5, 4)), ((3, 5), (-2, -1, 3, 0))):
+        c.add("pad", lambda x, pads=pads: F.pad(x, pads), [(src, -2.0, 2.0)], pads)
+    END = 10 ** 18
+    for src, axis, start, stop, step in (((3, 7), 1, 0, 7, 2), ((3, 7), 1, -5, END, 3), ((4, 3), 0, 1, 100, 2),
+                                         ((2, 7, 3), -2, -6, -1, 2), ((3, 4), 0, 0, END, 5), ((3, 7), 1, -100, 4, 1)):
+        c.add("slice", lambda x, axis=axis, start=start, stop=stop, step=step:
+              x[(slice(None),) * (axis % x.dim()) + (slice(start, None if stop == END else stop, step),)],
+              [(src, -2.0, 2.0)], [axis, start, stop, step])
+
+    def ix(*rows):
+        return torch.tensor(rows, dtype=F64)
+    gathers = (((3, 5), 1, ix([4, 0, 4, 4], [1, 1, 2, 4], [0, 3, 3, 4])), ((3, 5), 0, ix([2, 0, 2, 1, 0], [2, 2, 1, 0, 0])),
+               ((2, 3, 4), -1, ix([[3, 3], [0, 1], [2, 3]], [[1, 1], [3, 0], [0, 0]])))
+    for src, axis, index in gathers:
+        c.add("gather", lambda x, i, axis=axis: torch.gather(x, axis, i.long()), [(src, -2.0, 2.0), index], [axis],
+              const=(1,))
+    for src, axis, index in (((5, 3), 0, [4, 0, 4, 2]), ((2, 5, 3), 1, [1, 4, 1]), ((2, 3, 4), -1, [3, 3, 3, 0, 3])):
+        c.add("index_select", lambda x, i, axis=axis: torch.index_select(x, axis, i.long()),
+              [(src, -2.0, 2.0), ix(*index)], [axis], const=(1,))
+    for index in (ix([5, 1, 5], [0, 5, 2]), ix(3, 3, 0, 5)):
+        c.add("embedding", lambda w, i: F.embedding(i.long(), w), [((6, 3), -2.0, 2.0), index], const=(1,))
+    # src larger than index: PyTorch 1.13's backward fails on it (test_ops.c checks ours numerically)
+    for xs, ss, axis, index in (((4, 3), (2, 3), 0, ix([3, 0, 3], [3, 3, 1])), ((2, 5), (2, 4), 1, ix([4, 4, 0, 4], [1, 2, 1, 1]))):
+        c.add("scatter_add", lambda x, s_, i, axis=axis: torch.scatter_add(x, axis, i.long(), s_),
+              [(xs, -2.0, 2.0), (ss, -2.0, 2.0), index], [axis], const=(2,))
 
     # linear algebra, custom ops
     # custom: tests/custom_op.c's user-defined y = a^3 b, through tg_custom

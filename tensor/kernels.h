@@ -151,6 +151,45 @@ int64_t tg_tensor_one_hot(tg_tensor *out, const tg_tensor *labels);
 
 /* ---------------------------------------------------------------- shape and indexing (tensor/kernels_index.c) */
 
+/* Copies move elements by their size, so they take any dtype (int64 too);
+ * the acc forms add (+=) and take float32 or float64. One thread, a fixed
+ * order: repeated indices accumulate in index order. */
+
+/* out (x.shape[perm[0]], ..., x.shape[perm[n-1]]): out's axis k is x's axis
+ * perm[k] (torch.permute), or added into out if acc. */
+void tg_tensor_permute(tg_tensor *out, const tg_tensor *x, const int *perm, bool acc);
+/* out = x[..., start : start + n step : step, ...] along axis, n = out's size
+ * there, step >= 1 (or added into out if acc). */
+void tg_tensor_slice(tg_tensor *out, const tg_tensor *x, int axis, int64_t start, int64_t step, bool acc);
+/* dst[..., start : start + n step : step, ...] = src (or += if acc) along axis, n = src's size there. */
+void tg_tensor_slice_place(tg_tensor *dst, const tg_tensor *src, int axis, int64_t start, int64_t step, bool acc);
+/* out (x's rank) = value, then out[i + lo] = x[i] for every i that lands
+ * inside out: lo[k] elements of padding before axis k (negative: x cropped
+ * by -lo[k]). F.pad's constant mode with the pads before each axis in lo. */
+void tg_tensor_pad(tg_tensor *out, const tg_tensor *x, const int64_t *lo, double value);
+/* Its adjoint: dx[i] = dy[i + lo] where that is inside dy, else 0 (or
+ * dx[i] += dy[i + lo] there if acc). */
+void tg_tensor_unpad(tg_tensor *dx, const tg_tensor *dy, const int64_t *lo, bool acc);
+
+/* Index kernels take int64 indices and return -1, or the flat position in
+ * index of the first entry outside [0, size along axis) — nothing is then
+ * written. Negative indices are out of range, as in PyTorch.
+ *
+ * torch.gather: out[p] = x[p with axis replaced by index[p]] for every
+ * position p of index (or += if acc). index, x and out share a rank; out is
+ * index's shape (or larger: only that corner is written), x at least
+ * index's size outside axis. */
+int64_t tg_tensor_gather(tg_tensor *out, const tg_tensor *x, int axis, const tg_tensor *index, bool acc);
+/* torch.Tensor.scatter_add_: dst[p with axis replaced by index[p]] += src[p]
+ * for every position p of index, in row-major order; src at least index's size. */
+int64_t tg_tensor_scatter_add(tg_tensor *dst, int axis, const tg_tensor *index, const tg_tensor *src);
+/* torch.index_select: out = x with axis replaced by index's entries (index
+ * of any shape, read flat: out has outer * numel(index) * inner elements,
+ * so (index..., D) for an embedding table x (V, D) and axis 0). */
+int64_t tg_tensor_index_select(tg_tensor *out, const tg_tensor *x, int axis, const tg_tensor *index);
+/* torch.Tensor.index_add_: dst[..., index[j], ...] += src[..., j, ...] along axis, j in order. */
+int64_t tg_tensor_index_add(tg_tensor *dst, int axis, const tg_tensor *index, const tg_tensor *src);
+
 /* ---------------------------------------------------------------- batched products (tensor/kernels.c) */
 
 /* out = op(a) op(b) + beta out for a batch of matrices, as torch.matmul: the

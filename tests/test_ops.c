@@ -60,7 +60,7 @@ static tg_var *f_transpose(tg_tape *t, tg_var **v, void *c) {
 }
 static tg_var *f_concat(tg_tape *t, tg_var **v, void *c) {
     (void)c;
-    tg_var *cat = tg_concat(t, v[0], v[1], 1);
+    tg_var *cat = tg_cat(t, v, 3, 1);   /* variadic: the case's three leaves */
     return tg_mul(t, cat, cat);
 }
 static tg_var *f_narrow(tg_tape *t, tg_var **v, void *c) {
@@ -82,6 +82,44 @@ static tg_var *f_bce_logits(tg_tape *t, tg_var **v, void *c) { (void)c; return t
 /* reductions and the softmax family */
 
 /* shape and indexing */
+/* An int64 index tensor from a literal list, in the tape's arena. */
+static tg_var *idx(tg_tape *t, tg_shape s, const int64_t *v) {
+    return tg_leaf(t, tg_tensor_from(tg_tape_arena(t), TG_I64, s, v, TG_I64), false);
+}
+static tg_var *f_permute(tg_tape *t, tg_var **v, void *c) {
+    (void)c;  /* squared, so each element's gradient depends on where it went */
+    tg_var *p = tg_permute(t, v[0], TG_SHAPE(2, 0, 3, 1));
+    return tg_mul(t, p, p);
+}
+static tg_var *f_expand(tg_tape *t, tg_var **v, void *c) {
+    (void)c;  /* (3, 1) -> (2, 3, 4): a new axis and a size-1 axis */
+    return tg_square(t, tg_expand(t, v[0], TG_SHAPE(2, -1, 4)));
+}
+static tg_var *f_pad(tg_tape *t, tg_var **v, void *c) {
+    (void)c;  /* last axis cropped by 1 before, padded by 2 after; the one before padded (1, 0) */
+    return tg_square(t, tg_pad(t, v[0], (int64_t[]){-1, 2, 1, 0}, 4, 0.5));
+}
+static tg_var *f_slice(tg_tape *t, tg_var **v, void *c) {
+    (void)c;
+    return tg_square(t, tg_slice(t, v[0], 1, -6, INT64_MAX, 2));
+}
+static tg_var *f_gather(tg_tape *t, tg_var **v, void *c) {
+    (void)c;  /* index (2, 3) into x (3, 4) along axis 1: repeats and the last column */
+    return tg_square(t, tg_gather(t, v[0], 1, idx(t, TG_SHAPE(2, 3), (int64_t[]){3, 0, 3, 1, 1, 2})));
+}
+static tg_var *f_index_select(tg_tape *t, tg_var **v, void *c) {
+    (void)c;
+    return tg_square(t, tg_index_select(t, v[0], 0, idx(t, TG_SHAPE(4), (int64_t[]){2, 0, 2, 2})));
+}
+static tg_var *f_embedding(tg_tape *t, tg_var **v, void *c) {
+    (void)c;
+    return tg_square(t, tg_embedding(t, v[0], idx(t, TG_SHAPE(2, 2), (int64_t[]){4, 1, 4, 0})));
+}
+static tg_var *f_scatter_add(tg_tape *t, tg_var **v, void *c) {
+    (void)c;  /* src (2, 3) is larger than index (2, 2): its last column gets no gradient */
+    tg_var *y = tg_scatter_add(t, v[0], 0, idx(t, TG_SHAPE(2, 2), (int64_t[]){2, 0, 2, 2}), v[1]);
+    return tg_square(t, y);
+}
 
 /* linear algebra, custom ops */
 static tg_var *f_custom(tg_tape *t, tg_var **v, void *c) {
@@ -114,7 +152,7 @@ static const op_case cases[TG_OP_COUNT] = {
     [TG_OP_MEAN] = {f_mean, 1, {S(2, 3, 4)}, -2, 2, 1e-7, 1e-6},
     [TG_OP_RESHAPE] = {f_reshape, 1, {S(2, 3, 4)}, -2, 2, 1e-7, 1e-6},
     [TG_OP_TRANSPOSE] = {f_transpose, 1, {S(2, 3, 4)}, -2, 2, 1e-7, 1e-6},
-    [TG_OP_CONCAT] = {f_concat, 2, {S(2, 3, 2), S(2, 1, 2)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_CONCAT] = {f_concat, 3, {S(2, 3, 2), S(2, 1, 2), S(2, 4, 2)}, -2, 2, 1e-7, 1e-6},
     [TG_OP_NARROW] = {f_narrow, 1, {S(3, 5)}, -2, 2, 1e-7, 1e-6},
     [TG_OP_REPARAM] = {f_reparam, 2, {S(4, 3), S(4, 3)}, -2, 2, 1e-7, 1e-6},
     [TG_OP_BCE] = {f_bce, 2, {S(3, 4), S(3, 4)}, 0.05, 0.95, 1e-7, 1e-6},
@@ -124,6 +162,14 @@ static const op_case cases[TG_OP_COUNT] = {
     /* reductions and the softmax family */
 
     /* shape and indexing */
+    [TG_OP_PERMUTE] = {f_permute, 1, {S(2, 3, 4, 5)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_EXPAND] = {f_expand, 1, {S(3, 1)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_PAD] = {f_pad, 1, {S(2, 3, 4)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_SLICE] = {f_slice, 1, {S(2, 7, 3)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_GATHER] = {f_gather, 1, {S(3, 4)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_INDEX_SELECT] = {f_index_select, 1, {S(3, 2, 2)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_EMBEDDING] = {f_embedding, 1, {S(5, 3)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_SCATTER_ADD] = {f_scatter_add, 2, {S(3, 2), S(2, 3)}, -2, 2, 1e-7, 1e-6},
 
     /* linear algebra, custom ops */
     [TG_OP_CUSTOM] = {f_custom, 2, {S(3, 4), S(3, 4)}, -2, 2, 1e-7, 1e-6},   /* variadic: any n */
@@ -159,7 +205,8 @@ Test(ops, every_op_in_the_table_is_gradient_checked) {
         }
         const op_case *c = &cases[op];
         cr_assert(c->f, "op %s has no gradient-check case in test_ops.c", d->name);
-        cr_expect(d->n_in < 0 || c->n == d->n_in, "op %s: case has %d inputs, table says %d", d->name, c->n, d->n_in);
+        cr_expect(d->n_in < 0 ? c->n >= 1 : c->n == d->n_in, "op %s: case has %d inputs, table says %d", d->name,
+                  c->n, d->n_in);   /* n_in -1: variadic, the case's leaves are its inputs */
         assert_passes(d->name, check(c->f, c->n, c->shape, c->lo, c->hi, c->atol, c->rtol, NULL));
         checked++;
     }

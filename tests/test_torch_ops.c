@@ -139,6 +139,18 @@ static int op_of(const char *name) {
 
 /* ---------------------------------------------------------------- one case */
 
+/* A shape whose dims are the case's scalar arguments (reshape's, permute's, expand's). */
+static tg_shape args_shape(const fcase *c) {
+    tg_shape s = {.ndim = (int)c->n_args};
+    for (uint32_t k = 0; k < c->n_args; k++) s.d[k] = (int64_t)c->args[k];
+    return s;
+}
+
+/* An index input, stored as float64 in the file, as the int64 var the index ops take. */
+static tg_var *as_index(tg_tape *t, tg_var *v) {
+    return tg_leaf(t, tg_tensor_cast(tg_tape_arena(t), &v->val, TG_I64), false);
+}
+
 /* The case's op applied to the leaves v, its scalar arguments from c->args. */
 static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
     const double *a = c->args;
@@ -169,7 +181,7 @@ static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
         return tg_reshape(t, v[0], s);
     }
     case TG_OP_TRANSPOSE: return tg_transpose(t, v[0], (int)a[0], (int)a[1]);
-    case TG_OP_CONCAT: return tg_concat(t, v[0], v[1], (int)a[0]);
+    case TG_OP_CONCAT: return c->n_in == 2 ? tg_concat(t, v[0], v[1], (int)a[0]) : tg_cat(t, v, (int)c->n_in, (int)a[0]);
     case TG_OP_NARROW: return tg_narrow(t, v[0], (int)a[0], (int64_t)a[1], (int64_t)a[2]);
     case TG_OP_REPARAM: return tg_reparam(t, v[0], v[1], &v[2]->val);   /* v[2]: eps, a constant */
     case TG_OP_BCE: return tg_bce(t, v[0], v[1]);
@@ -179,6 +191,19 @@ static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
     /* reductions and the softmax family */
 
     /* shape and indexing */
+    case TG_OP_PERMUTE: return tg_permute(t, v[0], args_shape(c));
+    case TG_OP_EXPAND: return tg_expand(t, v[0], args_shape(c));
+    case TG_OP_PAD: {
+        int64_t pads[TG_MAX_DIMS];
+        for (uint32_t k = 0; k < c->n_args; k++) pads[k] = (int64_t)a[k];
+        return tg_pad(t, v[0], pads, (int)c->n_args, 0.0);
+    }
+    case TG_OP_SLICE: return tg_slice(t, v[0], (int)a[0], (int64_t)a[1], a[2] >= 1e18 ? INT64_MAX : (int64_t)a[2],
+                                      (int64_t)a[3]);
+    case TG_OP_GATHER: return tg_gather(t, v[0], (int)a[0], as_index(t, v[1]));
+    case TG_OP_INDEX_SELECT: return tg_index_select(t, v[0], (int)a[0], as_index(t, v[1]));
+    case TG_OP_EMBEDDING: return tg_embedding(t, v[0], as_index(t, v[1]));
+    case TG_OP_SCATTER_ADD: return tg_scatter_add(t, v[0], (int)a[0], as_index(t, v[2]), v[1]);
 
     /* linear algebra, custom ops */
     case TG_OP_CUSTOM: return tg_custom(t, &tg_test_cube_mul, v, (int)c->n_in, v[0]->val.shape, NULL);
@@ -254,8 +279,9 @@ Test(torch_ops, every_differentiable_op_has_a_pytorch_case) {
         cr_expect_geq(op, 0, "ops.bin case %s %u: no such op in tg_ops", c->name, c->id);
         if (op < 0) continue;
         for (uint32_t i = 0; i < c->n_in; i++) grads += c->requires_grad[i];
-        cr_expect(tg_ops[op].n_in < 0 || grads == tg_ops[op].n_in, "ops.bin case %s %u: %d differentiable inputs, "
-                  "tg_ops says %d", c->name, c->id, grads, tg_ops[op].n_in);
+        int want = tg_ops[op].n_in < 0 ? (int)c->n_in : tg_ops[op].n_in;   /* variadic: every input */
+        cr_expect_eq(grads, want, "ops.bin case %s %u: %d differentiable inputs, tg_ops says %d", c->name, c->id,
+                     grads, want);
         cases[op]++;
     }
     for (int op = 0; op < TG_OP_COUNT; op++) {   /* the walk of test_ops.c: no op escapes */
