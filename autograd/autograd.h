@@ -50,7 +50,7 @@ typedef enum {
 
     /* reductions and the softmax family */
     TG_OP_MAX, TG_OP_MIN,                            /* all elements or one axis */
-    TG_OP_LOGSUMEXP, TG_OP_SOFTMAX, TG_OP_LOG_SOFTMAX, TG_OP_NLL,
+    TG_OP_LOGSUMEXP, TG_OP_STD, TG_OP_SOFTMAX, TG_OP_LOG_SOFTMAX, TG_OP_NLL,
 
     /* shape and indexing */
 
@@ -264,9 +264,9 @@ tg_var *tg_logsumexp_axis_(TG_LOC, tg_tape *t, tg_var *a, int axis, bool keepdim
 /* Variance and standard deviation along axis, as torch.var / torch.std(x,
  * axis, correction=c, keepdim): sum (x - mean)^2 / max(n - c, 0); c = 1 is
  * the unbiased estimate (PyTorch's default), c = 0 the population one; n = 1
- * with c = 1 gives NaN, as PyTorch. Composed from mean, sub, square, sum,
- * mul_scalar and sqrt: no backward of their own. (std of a constant lane has
- * a NaN gradient here; PyTorch gives 0.) */
+ * with c = 1 gives NaN, as PyTorch. Composed from mean, sub, square, sum
+ * and mul_scalar; std's square root is an op of its own ("std") only so that
+ * a constant lane (std 0) passes gradient 0, as PyTorch, not 0 * inf = NaN. */
 tg_var *tg_var_axis_(TG_LOC, tg_tape *t, tg_var *a, int axis, double correction, bool keepdim);
 tg_var *tg_std_axis_(TG_LOC, tg_tape *t, tg_var *a, int axis, double correction, bool keepdim);
 #define tg_var_axis(...) tg_var_axis_(TG_AT, __VA_ARGS__)

@@ -158,6 +158,20 @@ tg_var *tg_var_axis_(TG_LOC, tg_tape *t, tg_var *a, int axis, double correction,
     return tg_mul_scalar_(file, line, t, ss, dof > 0 ? 1.0 / dof : INFINITY);
 }
 
+/* y = sqrt v, std's last step:  dv += dy / 2y, but 0 where y = 0 (PyTorch's
+ * std_backward mask: a constant lane passes no gradient, not 0 * inf). */
 tg_var *tg_std_axis_(TG_LOC, tg_tape *t, tg_var *a, int axis, double correction, bool keepdim) {
-    return tg_sqrt_(file, line, t, tg_var_axis_(file, line, t, a, axis, correction, keepdim));
+    tg_var *v = tg_var_axis_(file, line, t, a, axis, correction, keepdim);
+    tg_var *out = tg_var_new(t, v->val.dtype, v->val.shape);
+    tg_tensor_sqrt(&out->val, &v->val);
+    tg_record(t, TG_OP_STD, out, v, NULL);
+    return out;
+}
+
+TG_BACKWARD(std) {
+    const tg_tensor *y = &e->out->val;
+    tg_tensor *d = scratch(t, y);
+    tg_tensor_rdiv_scalar(d, 0.5, y);
+    tg_tensor_mask_pos(d, d, y);   /* 1 / 2y, 0 where y = 0 */
+    tg_tensor_acc_mul(tg_var_grad(t, e->in[0]), &e->out->grad, d);
 }

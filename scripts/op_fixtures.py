@@ -43,6 +43,7 @@ Scalar arguments:
     narrow                        [axis, start, length]
     max, min                      []: all elements; [axis, keepdim]: one axis (torch.max(x, axis).values)
     logsumexp                     [axis, keepdim]
+    std                           [axis, correction, keepdim]: torch.std, built whole by tg_std_axis
     softmax, log_softmax          [axis]
     nll                           [ignore_index]; input 1 the int64 labels as float64 (a constant)
     others                        []
@@ -202,6 +203,14 @@ def build():
                 continue   # softmax 1, log_softmax 0, gradient 0: all-zero tensors the comparison cannot scale
             for name, fn in (("softmax", torch.softmax), ("log_softmax", torch.log_softmax)):
                 c.add(name, lambda x, fn=fn, axis=axis: fn(x, axis), [(shape, -3.0, 3.0)], [axis])
+    for shape in ((4, 3), (2, 3, 5), (7,)):    # std: the whole torch.std, built by tg_std_axis
+        for axis in range(-len(shape), len(shape)):
+            for corr, keep in ((1, 0), (0, 1), (2, 0)):
+                if shape[axis] <= corr:
+                    continue                   # inf and NaN: test_ops_reduce.c pins those
+                c.add("std", lambda x, axis=axis, corr=corr, keep=keep: torch.std(x, axis, correction=corr,
+                                                                                  keepdim=bool(keep)),
+                      [(shape, -2.0, 2.0)], [axis, corr, keep])
     big = torch.tensor([[1e4, -1e4, 0.0], [-50.0, 700.0, 699.0]], dtype=F64)  # max-subtracted exactly
     for name, fn in (("logsumexp", lambda x: torch.logsumexp(x, 1)), ("softmax", lambda x: torch.softmax(x, 1)),
                      ("log_softmax", lambda x: torch.log_softmax(x, 1))):

@@ -179,6 +179,7 @@ static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
     case TG_OP_MAX: return c->n_args ? tg_max_axis(t, v[0], (int)a[0], a[1] != 0) : tg_max(t, v[0]);
     case TG_OP_MIN: return c->n_args ? tg_min_axis(t, v[0], (int)a[0], a[1] != 0) : tg_min(t, v[0]);
     case TG_OP_LOGSUMEXP: return tg_logsumexp_axis(t, v[0], (int)a[0], a[1] != 0);
+    case TG_OP_STD: return tg_std_axis(t, v[0], (int)a[0], a[1], a[2] != 0);   /* the whole composition */
     case TG_OP_SOFTMAX: return tg_softmax(t, v[0], (int)a[0]);
     case TG_OP_LOG_SOFTMAX: return tg_log_softmax(t, v[0], (int)a[0]);
     case TG_OP_NLL: {   /* v[1]: the labels as float64, a constant; a[0]: ignore_index */
