@@ -40,6 +40,7 @@ static void check_index(const char *fn, const tg_tensor *idx, int64_t lane_value
 /* ---------------------------------------------------------------- max, min */
 
 void tg_tensor_max_axis(tg_tensor *out, tg_tensor *idx, const tg_tensor *x, int axis, bool min) {
+    TG_CHECK(out || idx, "tg_tensor_max_axis: neither values nor indices wanted");
     int64_t m = out ? out->numel : idx->numel;
     lanes l = lanes_of("tg_tensor_max_axis", x, axis, m);
     TG_CHECK(l.n > 0, "tg_tensor_max_axis: axis %d is empty", axis);
