@@ -49,6 +49,8 @@ typedef enum {
     /* elementwise maps, comparisons and where */
 
     /* reductions and the softmax family */
+    TG_OP_MAX, TG_OP_MIN,                            /* all elements or one axis */
+    TG_OP_LOGSUMEXP, TG_OP_STD, TG_OP_SOFTMAX, TG_OP_LOG_SOFTMAX, TG_OP_NLL,
 
     /* shape and indexing */
     TG_OP_PERMUTE, TG_OP_EXPAND, TG_OP_PAD, TG_OP_SLICE,
@@ -240,6 +242,63 @@ tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y);
 
 /* ------------------------------------------------------------------------ */
 /* reductions and the softmax family */
+
+/* Maximum and minimum. tg_max / tg_min of all elements give a 0-dim scalar;
+ * its gradient is shared equally by the elements equal to it (as
+ * torch.max(x): ties (1, 3, 3) get 0, 1/2, 1/2). The _axis forms reduce one
+ * axis (negative counts from the end; kept as size 1 if keepdim) and send
+ * each gradient to the one element torch.max(x, dim) returns as its index:
+ * the first of ties. A NaN wins (the result is NaN, at the first NaN).
+ * tg_argmax / tg_argmin give that index as an int64 var, with no gradient
+ * (never recorded); tg_tensor_argmax_last does it without a tape. */
+tg_var *tg_max_(TG_LOC, tg_tape *t, tg_var *a);
+tg_var *tg_min_(TG_LOC, tg_tape *t, tg_var *a);
+tg_var *tg_max_axis_(TG_LOC, tg_tape *t, tg_var *a, int axis, bool keepdim);
+tg_var *tg_min_axis_(TG_LOC, tg_tape *t, tg_var *a, int axis, bool keepdim);
+tg_var *tg_argmax_(TG_LOC, tg_tape *t, tg_var *a, int axis, bool keepdim);
+tg_var *tg_argmin_(TG_LOC, tg_tape *t, tg_var *a, int axis, bool keepdim);
+#define tg_max(...) tg_max_(TG_AT, __VA_ARGS__)
+#define tg_min(...) tg_min_(TG_AT, __VA_ARGS__)
+#define tg_max_axis(...) tg_max_axis_(TG_AT, __VA_ARGS__)
+#define tg_min_axis(...) tg_min_axis_(TG_AT, __VA_ARGS__)
+#define tg_argmax(...) tg_argmax_(TG_AT, __VA_ARGS__)
+#define tg_argmin(...) tg_argmin_(TG_AT, __VA_ARGS__)
+
+/* y = log sum_i e^{x_i} along axis (torch.logsumexp(x, axis, keepdim)), the
+ * maximum subtracted first so nothing overflows. A lane of all -inf gives
+ * -inf with gradient 0 (PyTorch: NaN); one holding +inf gives +inf, its
+ * gradient shared by the +inf elements (PyTorch: NaN there). Named _axis as
+ * tg_sum_axis; tg_logsumexp is the kernel on a double array. */
+tg_var *tg_logsumexp_axis_(TG_LOC, tg_tape *t, tg_var *a, int axis, bool keepdim);
+#define tg_logsumexp_axis(...) tg_logsumexp_axis_(TG_AT, __VA_ARGS__)
+
+/* Variance and standard deviation along axis, as torch.var / torch.std(x,
+ * axis, correction=c, keepdim): sum (x - mean)^2 / max(n - c, 0); c = 1 is
+ * the unbiased estimate (PyTorch's default), c = 0 the population one; n = 1
+ * with c = 1 gives NaN, as PyTorch. Composed from mean, sub, square, sum
+ * and mul_scalar; std's square root is an op of its own ("std") only so that
+ * a constant lane (std 0) passes gradient 0, as PyTorch, not 0 * inf = NaN. */
+tg_var *tg_var_axis_(TG_LOC, tg_tape *t, tg_var *a, int axis, double correction, bool keepdim);
+tg_var *tg_std_axis_(TG_LOC, tg_tape *t, tg_var *a, int axis, double correction, bool keepdim);
+#define tg_var_axis(...) tg_var_axis_(TG_AT, __VA_ARGS__)
+#define tg_std_axis(...) tg_std_axis_(TG_AT, __VA_ARGS__)
+
+/* softmax y_i = e^{x_i - m} / sum_j e^{x_j - m} and log_softmax
+ * y_i = x_i - m - ln sum_j e^{x_j - m} along axis (m the lane's maximum:
+ * softmax of (1e4, -1e4) is exactly (1, 0)); same shape as a. */
+tg_var *tg_softmax_(TG_LOC, tg_tape *t, tg_var *a, int axis);
+tg_var *tg_log_softmax_(TG_LOC, tg_tape *t, tg_var *a, int axis);
+#define tg_softmax(...) tg_softmax_(TG_AT, __VA_ARGS__)
+#define tg_log_softmax(...) tg_log_softmax_(TG_AT, __VA_ARGS__)
+
+/* Negative log-likelihood of int64 labels, unreduced (F.nll_loss(...,
+ * reduction="none")): logp (N, C, d1, ...) or (C), labels (N, d1, ...) or
+ * () holding classes in [0, C) -> y = -logp[n, labels[n, ...], ...], labels'
+ * shape; 0 (and no gradient) where a label equals ignore_index. Any other
+ * label outside [0, C) aborts naming it. nn.h's tg_loss_nll reduces it. */
+#define TG_IGNORE_INDEX (-100)   /* PyTorch's default ignore_index */
+tg_var *tg_nll_(TG_LOC, tg_tape *t, tg_var *logp, tg_var *labels, int64_t ignore_index);
+#define tg_nll(...) tg_nll_(TG_AT, __VA_ARGS__)
 
 /* ------------------------------------------------------------------------ */
 /* shape and indexing */

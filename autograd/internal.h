@@ -53,6 +53,9 @@ TG_BACKWARD(reparam); TG_BACKWARD(bce); TG_BACKWARD(bce_logits);
 /* elementwise maps, comparisons and where */
 
 /* reductions and the softmax family */
+TG_BACKWARD(max); TG_BACKWARD(logsumexp); TG_BACKWARD(std); TG_BACKWARD(softmax); TG_BACKWARD(nll);
+/* s without axis, or with it as 1 if keepdim (reduce.c). */
+tg_shape tg_reduced_shape(tg_shape s, int axis, bool keepdim);
 
 /* shape and indexing */
 TG_BACKWARD(permute); TG_BACKWARD(expand); TG_BACKWARD(pad); TG_BACKWARD(slice);

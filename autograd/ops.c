@@ -67,6 +67,13 @@ const tg_op_def tg_ops[TG_OP_COUNT] = {
     /* elementwise maps, comparisons and where */
 
     /* reductions and the softmax family */
+    [TG_OP_MAX] = {"max", 1, tg_backward_max},
+    [TG_OP_MIN] = {"min", 1, tg_backward_max},
+    [TG_OP_LOGSUMEXP] = {"logsumexp", 1, tg_backward_logsumexp},
+    [TG_OP_STD] = {"std", 1, tg_backward_std},
+    [TG_OP_SOFTMAX] = {"softmax", 1, tg_backward_softmax},
+    [TG_OP_LOG_SOFTMAX] = {"log_softmax", 1, tg_backward_softmax},
+    [TG_OP_NLL] = {"nll", 1, tg_backward_nll},
 
     /* shape and indexing */
     [TG_OP_PERMUTE] = {"permute", 1, tg_backward_permute},

@@ -223,3 +223,17 @@ tg_var *tg_loss_kl_normal_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar) {
     same_shape(file, line, "kl_normal", mu, logvar);
     return tg_sum(t, tg_kl_diag_normal(t, mu, logvar, NULL, NULL));
 }
+
+tg_var *tg_loss_nll_(TG_LOC, tg_tape *t, tg_var *logp, tg_var *labels, tg_reduction r) {
+    tg_var *l = tg_nll_(file, line, t, logp, labels, TG_IGNORE_INDEX);
+    if (r != TG_REDUCE_MEAN) return reduce(t, l, r);
+    int64_t counted = 0;   /* labels not ignored: the mean's denominator */
+    for (int64_t i = 0; i < labels->val.numel; i++) counted += TG_I64P(&labels->val)[i] != TG_IGNORE_INDEX;
+    tg_var *total = tg_sum(t, l);
+    return tg_mul_scalar(t, total, counted ? 1.0 / (double)counted : INFINITY);   /* 0 * inf: NaN, as PyTorch */
+}
+
+tg_var *tg_loss_cross_entropy_(TG_LOC, tg_tape *t, tg_var *logits, tg_var *labels, tg_reduction r) {
+    tg_var *logp = tg_log_softmax_(file, line, t, logits, logits->val.shape.ndim == 1 ? 0 : 1);
+    return tg_loss_nll_(file, line, t, logp, labels, r);
+}

@@ -107,5 +107,16 @@ tg_var *tg_kl_diag_normal(tg_tape *t, tg_var *mq, tg_var *lq, tg_var *mp, tg_var
  * total): tg_kl_diag_normal with the standard prior, summed. */
 tg_var *tg_loss_kl_normal_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar);
 #define tg_loss_kl_normal(...) tg_loss_kl_normal_(TG_AT, __VA_ARGS__)
+/* Negative log-likelihood of int64 labels, as F.nll_loss: logp (N, C, d1,
+ * ...) or (C) holds log-probabilities, labels (N, d1, ...) or () classes in
+ * [0, C) or TG_IGNORE_INDEX (-100), which adds nothing. NONE gives the
+ * per-label losses (0 where ignored), SUM their sum, MEAN their sum over
+ * the number of labels not ignored (NaN if all are, as PyTorch). */
+tg_var *tg_loss_nll_(TG_LOC, tg_tape *t, tg_var *logp, tg_var *labels, tg_reduction r);
+/* Cross-entropy of logits (N, C, d1, ...) or (C), as F.cross_entropy with
+ * class labels: tg_loss_nll of log_softmax(logits) over the class axis. */
+tg_var *tg_loss_cross_entropy_(TG_LOC, tg_tape *t, tg_var *logits, tg_var *labels, tg_reduction r);
+#define tg_loss_nll(...) tg_loss_nll_(TG_AT, __VA_ARGS__)
+#define tg_loss_cross_entropy(...) tg_loss_cross_entropy_(TG_AT, __VA_ARGS__)
 
 #endif

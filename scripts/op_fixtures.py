@@ -41,8 +41,21 @@ Scalar arguments:
     transpose                     [d0, d1]
     concat                        [axis]
     narrow                        [axis, start, length]
+    max, min                      []: all elements; [axis, keepdim]: one axis (torch.max(x, axis).values)
+    logsumexp                     [axis, keepdim]
+    std                           [axis, correction, keepdim]: torch.std, built whole by tg_std_axis
+    softmax, log_softmax          [axis]
+    nll                           [ignore_index]; input 1 the int64 labels as float64 (a constant)
     custom                        []  (tests/custom_op.c's y = a^3 b)
     others                        []
+
+A second file, tests/fixtures/reduce.bin (TGFIX001 named tensors, the format
+of tests/fixtures/README.md), holds the compositions that are not ops of the
+table: torch.var / torch.std and F.nll_loss / F.cross_entropy with each
+reduction, as records "<k>.x", "<k>.labels", "<k>.args", "<k>.up", "<k>.out",
+"<k>.gx" for case k < "count"; args = [kind, a, b, c]: kind 0 var, 1 std
+(a axis, b correction, c keepdim); 2 nll_loss, 3 cross_entropy (a the
+reduction as tg_reduction: 0 sum, 1 mean, 2 none).
 """
 
 import argparse
@@ -176,6 +189,49 @@ def build():
     # elementwise maps, comparisons and where
 
     # reductions and the softmax family
+    shapes = [(5,), (3, 1, 5), (4, 7), (1, 6), (2, 3, 1, 3)]
+    for k in range(3):                          # and random ones, odd sizes
+        nd = int(torch.randint(1, 4, (1,), generator=g))
+        shapes.append(tuple(int(d) for d in torch.randint(1, 6, (nd,), generator=g)))
+    for name, fn in (("max", torch.max), ("min", torch.min)):
+        c.add(name, fn, [((3, 5), -2.0, 2.0)])
+        c.add(name, fn, [torch.tensor([[1.0, 3.0, -3.0], [3.0, -3.0, 2.0]], dtype=F64)])   # ties share
+        c.add(name, lambda x, fn=fn: fn(x, 1).values,                                      # ties: first index
+              [torch.tensor([[1.0, 3.0, 3.0], [-2.0, -2.0, 0.0]], dtype=F64)], [1, 0])
+        for shape in shapes:
+            for axis in range(-len(shape), len(shape)):
+                for keep in (0, 1):
+                    c.add(name, lambda x, fn=fn, axis=axis, keep=keep: fn(x, axis, keepdim=bool(keep)).values,
+                          [(shape, -2.0, 2.0)], [axis, keep])
+    for shape in shapes:
+        for axis in range(-len(shape), len(shape)):
+            for keep in (0, 1):
+                c.add("logsumexp", lambda x, axis=axis, keep=keep: torch.logsumexp(x, axis, keepdim=bool(keep)),
+                      [(shape, -3.0, 3.0)], [axis, keep])
+            if shape[axis] == 1:
+                continue   # softmax 1, log_softmax 0, gradient 0: all-zero tensors the comparison cannot scale
+            for name, fn in (("softmax", torch.softmax), ("log_softmax", torch.log_softmax)):
+                c.add(name, lambda x, fn=fn, axis=axis: fn(x, axis), [(shape, -3.0, 3.0)], [axis])
+    for shape in ((4, 3), (2, 3, 5), (7,)):    # std: the whole torch.std, built by tg_std_axis
+        for axis in range(-len(shape), len(shape)):
+            for corr, keep in ((1, 0), (0, 1), (2, 0)):
+                if shape[axis] <= corr:
+                    continue                   # inf and NaN: test_ops_reduce.c pins those
+                c.add("std", lambda x, axis=axis, corr=corr, keep=keep: torch.std(x, axis, correction=corr,
+                                                                                  keepdim=bool(keep)),
+                      [(shape, -2.0, 2.0)], [axis, corr, keep])
+    big = torch.tensor([[1e4, -1e4, 0.0], [-50.0, 700.0, 699.0]], dtype=F64)  # max-subtracted exactly
+    for name, fn in (("logsumexp", lambda x: torch.logsumexp(x, 1)), ("softmax", lambda x: torch.softmax(x, 1)),
+                     ("log_softmax", lambda x: torch.log_softmax(x, 1))):
+        c.add(name, fn, [big], [1, 0] if name == "logsumexp" else [1])
+    for lshape, ignore in (((4, 5), -100), ((3, 4, 2), -100), ((2, 3, 2, 3), -100), ((6,), -100), ((4, 5), 2)):
+        cls = lshape[1] if len(lshape) > 1 else lshape[0]
+        yshape = (lshape[0],) + lshape[2:] if len(lshape) > 1 else ()
+        y = torch.randint(0, cls, yshape, generator=g)
+        if y.dim():
+            y.view(-1)[0] = -100 if ignore == -100 else ignore           # one ignored label
+        c.add("nll", lambda lp, y, ignore=ignore: F.nll_loss(lp, y.long(), reduction="none", ignore_index=ignore),
+              [(lshape, -3.0, 0.0), y.to(F64)], [ignore], const=(1,))
 
     # shape and indexing
     # Scalar arguments: permute the dims; expand the new shape (-1 keeps a
@@ -228,6 +284,60 @@ def build():
     return c
 
 
+def build_reduce():
+    """The cases of reduce.bin: a list of (x, labels or None, args, up, out, gx)."""
+    g = torch.Generator().manual_seed(777)
+    cases = []
+
+    def add(fn, x, labels, args):
+        x = x.clone().requires_grad_(True)
+        out = fn(x)
+        up = uniform(g, tuple(out.shape), -1.0, 1.0)
+        gx, = torch.autograd.grad(out, [x], up)
+        cases.append((x.detach(), labels, [float(a) for a in args], up, out.detach(), gx))
+
+    for shape in ((5,), (3, 4), (2, 1, 5), (4, 3, 2)):
+        for axis in range(-len(shape), len(shape)):
+            for corr in (0, 1, 2):
+                if shape[axis] - corr <= 0:
+                    continue                 # NaN / inf: the edge tests pin those
+                for keep in (0, 1):
+                    for kind, fn in ((0, torch.var), (1, torch.std)):
+                        add(lambda x, fn=fn, axis=axis, corr=corr, keep=keep:
+                            fn(x, axis, correction=corr, keepdim=bool(keep)),
+                            uniform(g, shape, -2.0, 2.0), None, [kind, axis, corr, keep])
+    names = {0: "sum", 1: "mean", 2: "none"}
+    for lshape in ((5, 4), (3, 4, 2), (4,)):
+        yshape = (lshape[0],) + lshape[2:] if len(lshape) > 1 else ()
+        y = torch.randint(0, lshape[1] if len(lshape) > 1 else lshape[0], yshape, generator=g)
+        if y.dim():
+            y.view(-1)[1] = -100            # an ignored label
+        for red in (0, 1, 2):
+            add(lambda x, y=y, red=red: F.nll_loss(x, y, reduction=names[red]),
+                uniform(g, lshape, -3.0, 0.0), y, [2, red, 0, 0])
+            add(lambda x, y=y, red=red: F.cross_entropy(x, y, reduction=names[red]),
+                uniform(g, lshape, -3.0, 3.0), y, [3, red, 0, 0])
+    return cases
+
+
+def write_reduce(path, cases):
+    """reduce.bin in the TGFIX001 format (all records float64)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    recs = [("count", torch.tensor([float(len(cases))], dtype=F64))]
+    for k, (x, labels, args, up, out, gx) in enumerate(cases):
+        recs += [("%d.x" % k, x), ("%d.args" % k, torch.tensor(args, dtype=F64)), ("%d.up" % k, up),
+                 ("%d.out" % k, out), ("%d.gx" % k, gx)]
+        if labels is not None:
+            recs.append(("%d.labels" % k, labels.to(F64)))
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(b"TGFIX001" + struct.pack("<I", len(recs)))
+        for name, t in recs:
+            nb = name.encode("ascii")
+            f.write(struct.pack("<I", len(nb)) + nb + struct.pack("<I", 1) + tensor_bytes(t))
+    os.replace(tmp, path)
+
+
 def tensor_bytes(t):
     t = t.contiguous()
     return (struct.pack("<I", t.dim()) + b"".join(struct.pack("<Q", d) for d in t.shape)
@@ -255,10 +365,14 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(root, "tests", "fixtures", "ops.bin"))
+    ap.add_argument("--reduce-out", default=os.path.join(root, "tests", "fixtures", "reduce.bin"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     c = build()
     write(args.out, c.records)
+    rcases = build_reduce()
+    write_reduce(args.reduce_out, rcases)
+    print("torch %s: wrote %s (%d cases)" % (torch.__version__, args.reduce_out, len(rcases)))
     print("torch %s: wrote %s (%d bytes, %d cases)" % (torch.__version__, args.out,
                                                       os.path.getsize(args.out), len(c.records)))
     print("  " + ", ".join("%s %d" % kv for kv in c.per_op.items()))

@@ -149,6 +149,42 @@ int64_t tg_tensor_one_hot(tg_tensor *out, const tg_tensor *labels);
 
 /* ---------------------------------------------------------------- reductions and the softmax family (tensor/kernels_reduce.c) */
 
+/* Along one axis of x: a "lane" is x[o, 0..n-1, k] for each index o of the
+ * axes before it and k of those after; a per-lane operand holds one value a
+ * lane (x's shape without the axis, or with it as 1: only its element count
+ * is checked). Lanes are summed in double, single-threaded. */
+
+/* out and idx (int64; either may be NULL) = the maximum (minimum if min) of
+ * each lane and the index of its first occurrence; a NaN wins, at the first
+ * NaN, as PyTorch's max / argmax. */
+void tg_tensor_max_axis(tg_tensor *out, tg_tensor *idx, const tg_tensor *x, int axis, bool min);
+/* idx (x's shape without its last axis, int64) = the argmax of each row, the
+ * first of ties: predicted classes from (N, C) scores, without a tape. */
+void tg_tensor_argmax_last(tg_tensor *idx, const tg_tensor *x);
+/* dx += g / k at each of the k elements of x equal to v (the NaNs if v is
+ * NaN): the gradient of the maximum of all elements, shared by its ties. */
+void tg_tensor_acc_ties(tg_tensor *dx, const tg_tensor *x, double v, double g);
+/* out (per lane) = scale x[o, idx, k], idx (per lane, int64) in [0, n), or 0
+ * where idx < 0; and its gradient dx[o, idx, k] += scale dy (idx < 0 skipped). */
+void tg_tensor_gather_axis(tg_tensor *out, const tg_tensor *x, const tg_tensor *idx, int axis, double scale);
+void tg_tensor_acc_scatter_axis(tg_tensor *dx, const tg_tensor *dy, const tg_tensor *idx, int axis, double scale);
+/* idx (labels' count, int64) = labels (int64), -1 where a label equals
+ * ignore. Returns -1, or the flat index of the first label neither ignore
+ * nor a class in [0, classes) (idx is then incomplete). */
+int64_t tg_tensor_class_index(tg_tensor *idx, const tg_tensor *labels, int64_t classes, int64_t ignore);
+/* out (per lane) = log sum_j e^{x_j}, the maximum subtracted first: -inf
+ * for a lane of -inf (or none), +inf if one is +inf. Its gradient:
+ * dx += dy e^{x - y}, nothing where y = -inf, and where y = +inf dy shared
+ * by the +inf elements (the limit; never NaN). */
+void tg_tensor_logsumexp_axis(tg_tensor *out, const tg_tensor *x, int axis);
+void tg_tensor_acc_logsumexp_grad(tg_tensor *dx, const tg_tensor *x, const tg_tensor *y, const tg_tensor *dy, int axis);
+/* out (x's shape) = softmax e^{x - m} / sum e^{x - m} of each lane (m its
+ * maximum), or if log_ log_softmax x - m - ln sum e^{x - m}. Gradients from
+ * the output y: softmax dx += y (dy - sum dy y), log_softmax
+ * dx += dy - e^y sum dy. */
+void tg_tensor_softmax(tg_tensor *out, const tg_tensor *x, int axis, bool log_);
+void tg_tensor_acc_softmax_grad(tg_tensor *dx, const tg_tensor *y, const tg_tensor *dy, int axis, bool log_);
+
 /* ---------------------------------------------------------------- shape and indexing (tensor/kernels_index.c) */
 
 /* Copies move elements by their size, so they take any dtype (int64 too);

@@ -80,6 +80,19 @@ static tg_var *f_bce_logits(tg_tape *t, tg_var **v, void *c) { (void)c; return t
 /* elementwise maps, comparisons and where */
 
 /* reductions and the softmax family */
+static tg_var *f_max(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_max(t, v[0]); }
+static tg_var *f_min(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_min_axis(t, v[0], -2, false); }
+static tg_var *f_logsumexp(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_logsumexp_axis(t, v[0], 1, true); }
+static tg_var *f_std(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_std_axis(t, v[0], 1, 1, false); }
+static tg_var *f_softmax(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_softmax(t, v[0], -1); }
+static tg_var *f_log_softmax(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_log_softmax(t, v[0], 0); }
+static tg_var *f_nll(tg_tape *t, tg_var **v, void *c) {
+    (void)c;   /* (N, C, d) = (2, 4, 3) with one ignored label */
+    int64_t lab[6] = {3, 0, TG_IGNORE_INDEX, 1, 2, 1};
+    tg_tensor *y = tg_tensor_new(tg_tape_arena(t), TG_I64, TG_SHAPE(2, 3));
+    memcpy(y->data, lab, sizeof lab);
+    return tg_nll(t, v[0], tg_leaf(t, y, false), TG_IGNORE_INDEX);
+}
 
 /* shape and indexing */
 /* An int64 index tensor from a literal list, in the tape's arena. */
@@ -160,6 +173,13 @@ static const op_case cases[TG_OP_COUNT] = {
     /* elementwise maps, comparisons and where */
 
     /* reductions and the softmax family */
+    [TG_OP_MAX] = {f_max, 1, {S(3, 5)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_MIN] = {f_min, 1, {S(2, 5, 3)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_LOGSUMEXP] = {f_logsumexp, 1, {S(2, 4, 3)}, -3, 3, 1e-7, 1e-6},
+    [TG_OP_STD] = {f_std, 1, {S(3, 4, 2)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_SOFTMAX] = {f_softmax, 1, {S(3, 5)}, -3, 3, 1e-7, 1e-6},
+    [TG_OP_LOG_SOFTMAX] = {f_log_softmax, 1, {S(4, 3)}, -3, 3, 1e-7, 1e-6},
+    [TG_OP_NLL] = {f_nll, 1, {S(2, 4, 3)}, -3, 0, 1e-7, 1e-6},
 
     /* shape and indexing */
     [TG_OP_PERMUTE] = {f_permute, 1, {S(2, 3, 4, 5)}, -2, 2, 1e-7, 1e-6},

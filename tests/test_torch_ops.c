@@ -189,6 +189,16 @@ static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
     /* elementwise maps, comparisons and where */
 
     /* reductions and the softmax family */
+    case TG_OP_MAX: return c->n_args ? tg_max_axis(t, v[0], (int)a[0], a[1] != 0) : tg_max(t, v[0]);
+    case TG_OP_MIN: return c->n_args ? tg_min_axis(t, v[0], (int)a[0], a[1] != 0) : tg_min(t, v[0]);
+    case TG_OP_LOGSUMEXP: return tg_logsumexp_axis(t, v[0], (int)a[0], a[1] != 0);
+    case TG_OP_STD: return tg_std_axis(t, v[0], (int)a[0], a[1], a[2] != 0);   /* the whole composition */
+    case TG_OP_SOFTMAX: return tg_softmax(t, v[0], (int)a[0]);
+    case TG_OP_LOG_SOFTMAX: return tg_log_softmax(t, v[0], (int)a[0]);
+    case TG_OP_NLL: {   /* v[1]: the labels as float64, a constant; a[0]: ignore_index */
+        tg_tensor *y = tg_tensor_cast(tg_tape_arena(t), &v[1]->val, TG_I64);
+        return tg_nll(t, v[0], tg_leaf(t, y, false), (int64_t)a[0]);
+    }
 
     /* shape and indexing */
     case TG_OP_PERMUTE: return tg_permute(t, v[0], args_shape(c));
