@@ -2,7 +2,7 @@
 #
 #   make            static library build/libtapegrad.a and the examples
 #   make run        builds, finds or installs the default dataset, trains seed_vae
-#   make test       installs Criterion if missing, runs the suite, then again
+#   make test       installs Criterion and the default dataset if missing, runs the suite, then again
 #                   under -fsanitize=address,undefined
 #   make valgrind   a short run of each vae command under valgrind memcheck
 #   make bench      speed figures (GEMM, an epoch next to PyTorch when present)
@@ -27,7 +27,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 LIB_SRC := $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c io/*.c data/*.c models/*.c)
 HEADERS := $(wildcard *.h */*.h examples/*/*.h)
-EXAMPLES := seed_vae vae
+EXAMPLES := seed_vae vae mlp_classifier
 # The vae program's own logic (runs, training, evaluation); the tests call it too.
 VAE_SRC := $(filter-out examples/vae/main.c,$(wildcard examples/vae/*.c))
 TEST_SRC := $(wildcard tests/*.c)
@@ -97,7 +97,9 @@ build/tests-san: $(TEST_SRC) $(LIB_SRC) $(VAE_SRC) $(HEADERS) | $(EXAMPLES:%=bui
 criterion:
 	@scripts/need_criterion.sh
 
+# The classifier's accuracy test trains on the default dataset.
 test: criterion all build/tests build/tests-san build/libtapegrad.so
+	@scripts/need_data.sh
 	build/tests --jobs 2
 	scripts/test_install.sh
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/tests-san --jobs 2

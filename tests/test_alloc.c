@@ -50,3 +50,47 @@ Test(alloc, steady_state_training_step_allocates_nothing) {
     tg_adam_free(opt);
     tg_params_free(ps);
 }
+
+/* The classifier of examples/mlp_classifier.c: 784-256-10, cross-entropy on
+ * int64 labels, Adam with a parameter group; evaluation takes the argmax. */
+typedef struct {
+    tg_linear fc1, fc2;
+} mlp;
+
+static tg_var *classifier_loss(tg_tape *t, const mlp *m, tg_tensor *x, tg_tensor *y) {
+    tg_var *logits = tg_linear_forward(t, &m->fc2, tg_linear_relu(t, &m->fc1, tg_leaf(t, x, false)));
+    tg_argmax(t, logits, 1, false);
+    return tg_loss_cross_entropy(t, logits, tg_leaf(t, y, false), TG_REDUCE_MEAN);
+}
+
+static void classifier_step(tg_tape *t, tg_params *ps, const mlp *m, tg_adam *opt, tg_tensor *x, tg_tensor *y) {
+    tg_params_zero_grad(ps);
+    tg_backward(t, classifier_loss(t, m, x, y));
+    tg_adam_step(opt);
+    tg_tape_reset(t);
+}
+
+Test(alloc, steady_state_classifier_step_allocates_nothing) {
+    tg_rng r = tg_rng_seed(6);
+    tg_params *ps = tg_params_new(TG_F32);
+    mlp m = {tg_linear_new(ps, "fc1", 784, 256, &r), tg_linear_new(ps, "fc2", 256, 10, &r)};
+    tg_adam *opt = tg_adam_new(ps, 1e-3);
+    tg_adam_add_group(opt, "fc2", 1e-2, 0);
+    tg_tape *t = tg_tape_new();
+    tg_arena *keep = tg_arena_new();
+    tg_tensor *x = tg_tensor_uniform(keep, TG_F32, TG_SHAPE(128, 784), 0, 1, &r);
+    tg_tensor *y = tg_tensor_new(keep, TG_I64, TG_SHAPE(128));
+    for (int i = 0; i < 128; i++) TG_I64P(y)[i] = (int64_t)tg_rng_below(&r, 10);
+
+    classifier_step(t, ps, &m, opt, x, y);
+    classifier_step(t, ps, &m, opt, x, y);
+    uint64_t before = tg_test_alloc_count();
+    for (int k = 0; k < 5; k++) classifier_step(t, ps, &m, opt, x, y);
+    cr_expect_eq(tg_test_alloc_count(), before, "%llu allocations in 5 steady-state classifier steps",
+                 (unsigned long long)(tg_test_alloc_count() - before));
+
+    tg_arena_free(keep);
+    tg_tape_free(t);
+    tg_adam_free(opt);
+    tg_params_free(ps);
+}
