@@ -10,11 +10,10 @@
  *
  *     build/mlp_classifier [--data DIR] [--epochs N] [--seed S] [--threads N]
  */
-#include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "data/data.h"
+#include "examples/flags.h"
 #include "optim/optim.h"
 #include "tensor/threads.h"
 
@@ -32,18 +31,6 @@ static const char usage[] =
     "                are identical for any N\n"
     "  --help        this text\n";
 
-/* Parses a whole decimal integer in [lo, hi] or exits 2 naming the flag. */
-static long long parse_int(const char *flag, const char *s, long long lo, long long hi) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "mlp_classifier: %s: expected an integer in [%lld, %lld], got \"%s\"\n", flag, lo, hi, s);
-        exit(2);
-    }
-    return v;
-}
-
 typedef struct {
     tg_linear fc1, fc2;   /* (784 -> 256), (256 -> 10) */
 } mlp;
@@ -56,25 +43,13 @@ static tg_var *forward(tg_tape *t, const mlp *m, tg_var *x) {
 int main(int argc, char **argv) {
     const char *dir = NULL;
     long long epochs = 5, seed = 1;
+    static const char *const known[] = {"--data", "--epochs", "--seed", "--threads", NULL};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (strcmp(a, "--data") && strcmp(a, "--epochs") && strcmp(a, "--seed") && strcmp(a, "--threads")) {
-            fprintf(stderr, "mlp_classifier: unknown flag \"%s\"\n%s", a, usage);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "mlp_classifier: %s needs a value\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
+        const char *v, *a = tg_flag_next("mlp_classifier", usage, argc, argv, &i, known, &v);
         if (!strcmp(a, "--data")) dir = v;
-        else if (!strcmp(a, "--epochs")) epochs = parse_int(a, v, 1, 100000);
-        else if (!strcmp(a, "--threads")) tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
-        else seed = parse_int(a, v, 0, (long long)1 << 62);
+        else if (!strcmp(a, "--epochs")) epochs = tg_flag_int("mlp_classifier", a, v, 1, 100000);
+        else if (!strcmp(a, "--threads")) tg_threads_set((int)tg_flag_int("mlp_classifier", a, v, 1, TG_MAX_THREADS));
+        else seed = tg_flag_int("mlp_classifier", a, v, 0, (long long)1 << 62);
     }
 
     if (!dir && !(dir = tg_dataset_default_dir())) {

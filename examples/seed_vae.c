@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "data/data.h"
+#include "examples/flags.h"
 #include "models/vae.h"
 #include "nn/checkpoint.h"
 #include "optim/optim.h"
@@ -36,18 +37,6 @@ static const char usage[] =
     "                PyTorch module's names (fc1.weight, ...)\n"
     "  --help        this text\n";
 
-/* Parses a whole decimal integer in [lo, hi] or exits 2 naming the flag. */
-static long long parse_int(const char *flag, const char *s, long long lo, long long hi) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "seed_vae: %s: expected an integer in [%lld, %lld], got \"%s\"\n", flag, lo, hi, s);
-        exit(2);
-    }
-    return v;
-}
-
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -57,27 +46,14 @@ static double now(void) {
 int main(int argc, char **argv) {
     const char *dir = NULL, *save = NULL;
     long long epochs = 10, seed = 1;
+    static const char *const known[] = {"--data", "--epochs", "--seed", "--threads", "--save", NULL};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (strcmp(a, "--data") && strcmp(a, "--epochs") && strcmp(a, "--seed") && strcmp(a, "--threads") &&
-            strcmp(a, "--save")) {
-            fprintf(stderr, "seed_vae: unknown flag \"%s\"\n%s", a, usage);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "seed_vae: %s needs a value\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
+        const char *v, *a = tg_flag_next("seed_vae", usage, argc, argv, &i, known, &v);
         if (!strcmp(a, "--data")) dir = v;
         else if (!strcmp(a, "--save")) save = v;
-        else if (!strcmp(a, "--epochs")) epochs = parse_int(a, v, 1, 100000);
-        else if (!strcmp(a, "--threads")) tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
-        else seed = parse_int(a, v, 0, (long long)1 << 62);
+        else if (!strcmp(a, "--epochs")) epochs = tg_flag_int("seed_vae", a, v, 1, 100000);
+        else if (!strcmp(a, "--threads")) tg_threads_set((int)tg_flag_int("seed_vae", a, v, 1, TG_MAX_THREADS));
+        else seed = tg_flag_int("seed_vae", a, v, 0, (long long)1 << 62);
     }
 
     /* Fail now, not after training, if --save names a directory we cannot write. */

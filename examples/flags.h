@@ -1,0 +1,48 @@
+/* flags.h — the command-line conventions of the small example programs
+ * (seed_vae, mlp_classifier): every flag takes a value, `--help` prints the
+ * usage, and a wrong flag or value exits 2 with one line naming it. */
+#ifndef TG_EXAMPLE_FLAGS_H
+#define TG_EXAMPLE_FLAGS_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The flag at argv[*i], one of known (NULL-terminated), with its value in
+ * *value and *i moved past it. --help or -h prints usage and exits 0; an
+ * unknown flag, or one without its value, exits 2 naming it. */
+static inline const char *tg_flag_next(const char *prog, const char *usage, int argc, char **argv, int *i,
+                                       const char *const *known, const char **value) {
+    const char *a = argv[*i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        fputs(usage, stdout);
+        exit(0);
+    }
+    const char *const *k = known;
+    while (*k && strcmp(*k, a)) k++;
+    if (!*k) {
+        fprintf(stderr, "%s: unknown flag \"%s\"\n%s", prog, a, usage);
+        exit(2);
+    }
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "%s: %s needs a value\n", prog, a);
+        exit(2);
+    }
+    *value = argv[++*i];
+    return *k;
+}
+
+/* A whole decimal integer in [lo, hi], or exit 2 naming the flag. */
+static inline long long tg_flag_int(const char *prog, const char *flag, const char *s, long long lo, long long hi) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s: expected an integer in [%lld, %lld], got \"%s\"\n", prog, flag, lo, hi, s);
+        exit(2);
+    }
+    return v;
+}
+
+#endif
