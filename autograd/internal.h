@@ -51,6 +51,9 @@ TG_BACKWARD(sum);
 TG_BACKWARD(reshape); TG_BACKWARD(transpose); TG_BACKWARD(concat); TG_BACKWARD(narrow);
 TG_BACKWARD(reparam); TG_BACKWARD(bce); TG_BACKWARD(bce_logits);
 /* elementwise maps, comparisons and where */
+TG_BACKWARD(abs); TG_BACKWARD(clamp); TG_BACKWARD(maximum); TG_BACKWARD(minimum);
+TG_BACKWARD(log1p); TG_BACKWARD(expm1); TG_BACKWARD(leaky_relu); TG_BACKWARD(elu);
+TG_BACKWARD(gelu); TG_BACKWARD(gelu_tanh); TG_BACKWARD(silu); TG_BACKWARD(where);
 
 /* reductions and the softmax family */
 
