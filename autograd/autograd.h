@@ -211,15 +211,15 @@ tg_var *tg_narrow_(TG_LOC, tg_tape *t, tg_var *a, int axis, int64_t start, int64
 tg_var *tg_one_hot_(TG_LOC, tg_tape *t, tg_var *labels, int64_t classes);
 #define tg_one_hot(...) tg_one_hot_(TG_AT, __VA_ARGS__)
 
-/* Reparameterized normal sample z = mu + exp(logvar / 2) * eps. eps (mu's
- * shape) is stored on the tape entry for backward. tg_reparam_sample draws
- * eps ~ N(0, I) from r into the tape's arena. */
+/* Reparameterized normal sample z = mu + exp(logvar / 2) * eps, mu and logvar
+ * broadcast together. eps (z's shape) is stored on the tape entry for
+ * backward. tg_reparam_sample draws eps ~ N(0, I) from r into the tape's arena. */
 tg_var *tg_reparam_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, const tg_tensor *eps);
 tg_var *tg_reparam_sample_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, tg_rng *r);
 #define tg_reparam(...) tg_reparam_(TG_AT, __VA_ARGS__)
 #define tg_reparam_sample(...) tg_reparam_sample_(TG_AT, __VA_ARGS__)
 
-/* Elementwise binary cross-entropy, same shape as p:
+/* Elementwise binary cross-entropy, p (or x) and y broadcast together:
  *   bce(p, y)        = -(y max(ln p, -100) + (1 - y) max(ln(1 - p), -100))  (as PyTorch)
  *   bce_logits(x, y) = max(x, 0) - x y + ln(1 + e^-|x|)  = bce(sigmoid(x), y), stable */
 tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y);

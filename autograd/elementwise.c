@@ -271,24 +271,21 @@ TG_BACKWARD(gelu_tanh) { LOCAL_RULE(tg_tensor_gelu_tanh_grad(d, x)); }
 tg_var *tg_silu_(TG_LOC, tg_tape *t, tg_var *a) { return map(file, line, t, TG_OP_SILU, a, tg_tensor_silu); }
 TG_BACKWARD(silu) { LOCAL_RULE(tg_tensor_silu_grad(d, x)); }
 
-/* v broadcast to shape s: v itself if it has that shape, else a copy in the tape's arena. */
-static tg_tensor *expanded(tg_tape *t, tg_tensor *v, tg_shape s) {
+tg_tensor *tg_expanded(tg_tape *t, tg_tensor *v, tg_shape s) {
     if (tg_shape_eq(v->shape, s)) return v;
     tg_tensor *x = tg_tensor_new(tg_tape_arena(t), v->dtype, s);
     tg_tensor_expand(x, v);
     return x;
 }
 
-/* The output of a broadcasting binary map of float a and b, with a and b
- * expanded to its shape in *ea and *eb. */
-static tg_var *zip(TG_LOC, tg_tape *t, const char *op, tg_var *a, tg_var *b, tg_tensor **ea, tg_tensor **eb) {
+tg_var *tg_broadcast_out(TG_LOC, tg_tape *t, const char *op, tg_var *a, tg_var *b, tg_tensor **ea, tg_tensor **eb) {
     char b1[96], b2[96];
     tg_shape s;
     tg_check_float(file, line, op, a), tg_check_float(file, line, op, b);
     tg_check_same_dtype(file, line, op, a, b);
     OP_CHECK(tg_shape_broadcast(a->val.shape, b->val.shape, &s), "%s: shapes %s and %s are not broadcastable", op,
              tg_shape_str(a->val.shape, b1), tg_shape_str(b->val.shape, b2));
-    *ea = expanded(t, &a->val, s), *eb = expanded(t, &b->val, s);
+    *ea = tg_expanded(t, &a->val, s), *eb = tg_expanded(t, &b->val, s);
     return tg_var_new(t, a->val.dtype, s);
 }
 
@@ -296,7 +293,7 @@ static tg_var *zip(TG_LOC, tg_tape *t, const char *op, tg_var *a, tg_var *b, tg_
  * max_share(x, y), db += dy max_share(y, x), summed back to their shapes. */
 static void share_back(tg_tape *t, const tg_entry *e, bool is_max) {
     const tg_tensor *g = &e->out->grad;
-    tg_tensor *ea = expanded(t, &e->in[0]->val, g->shape), *eb = expanded(t, &e->in[1]->val, g->shape);
+    tg_tensor *ea = tg_expanded(t, &e->in[0]->val, g->shape), *eb = tg_expanded(t, &e->in[1]->val, g->shape);
     tg_tensor *x = is_max ? ea : eb, *y = is_max ? eb : ea;
     tg_tensor *ga = grad_of(t, e->in[0]), *gb = grad_of(t, e->in[1]), *d = scratch(t, g);
     if (ga) tg_tensor_max_share(d, x, y), tg_tensor_mul(d, d, g), tg_tensor_acc_sum_to(ga, d, 1);
@@ -306,7 +303,7 @@ static void share_back(tg_tape *t, const tg_entry *e, bool is_max) {
 /* c = max(a, b):  da += dc [a > b], db += dc [b > a]; a tie gives each dc / 2 (PyTorch 1.13) */
 tg_var *tg_maximum_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
     tg_tensor *ea, *eb;
-    tg_var *out = zip(file, line, t, "maximum", a, b, &ea, &eb);
+    tg_var *out = tg_broadcast_out(file, line, t, "maximum", a, b, &ea, &eb);
     tg_tensor_maximum(&out->val, ea, eb);
     tg_record(t, TG_OP_MAXIMUM, out, a, b);
     return out;
@@ -316,7 +313,7 @@ TG_BACKWARD(maximum) { share_back(t, e, true); }
 /* c = min(a, b):  da += dc [a < b], db += dc [b < a]; a tie gives each dc / 2 (PyTorch 1.13) */
 tg_var *tg_minimum_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
     tg_tensor *ea, *eb;
-    tg_var *out = zip(file, line, t, "minimum", a, b, &ea, &eb);
+    tg_var *out = tg_broadcast_out(file, line, t, "minimum", a, b, &ea, &eb);
     tg_tensor_minimum(&out->val, ea, eb);
     tg_record(t, TG_OP_MINIMUM, out, a, b);
     return out;
@@ -326,7 +323,7 @@ TG_BACKWARD(minimum) { share_back(t, e, false); }
 /* c = [a cmp b] as 0/1: not differentiable, nothing recorded. */
 static tg_var *compare(TG_LOC, tg_tape *t, const char *op, tg_var *a, tg_var *b, tg_cmp cmp) {
     tg_tensor *ea, *eb;
-    tg_var *out = zip(file, line, t, op, a, b, &ea, &eb);
+    tg_var *out = tg_broadcast_out(file, line, t, op, a, b, &ea, &eb);
     tg_tensor_compare(&out->val, ea, eb, cmp);
     return out;
 }
@@ -350,8 +347,8 @@ tg_var *tg_where_(TG_LOC, tg_tape *t, tg_var *cond, tg_var *a, tg_var *b) {
     tg_var *out = tg_var_new(t, a->val.dtype, s);
     tg_tensor *m = tg_tensor_new(tg_tape_arena(t), a->val.dtype, cond->val.shape);
     tg_tensor_nonzero(m, &cond->val);
-    m = expanded(t, m, s);
-    tg_tensor_where(&out->val, m, expanded(t, &a->val, s), expanded(t, &b->val, s));
+    m = tg_expanded(t, m, s);
+    tg_tensor_where(&out->val, m, tg_expanded(t, &a->val, s), tg_expanded(t, &b->val, s));
     tg_entry *e = tg_record(t, TG_OP_WHERE, out, a, b);
     if (e) e->saved = m;
     return out;

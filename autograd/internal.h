@@ -54,6 +54,12 @@ TG_BACKWARD(reparam); TG_BACKWARD(bce); TG_BACKWARD(bce_logits);
 TG_BACKWARD(abs); TG_BACKWARD(clamp); TG_BACKWARD(maximum); TG_BACKWARD(minimum);
 TG_BACKWARD(log1p); TG_BACKWARD(expm1); TG_BACKWARD(leaky_relu); TG_BACKWARD(elu);
 TG_BACKWARD(gelu); TG_BACKWARD(gelu_tanh); TG_BACKWARD(silu); TG_BACKWARD(where);
+/* Broadcasting helpers (elementwise.c): v broadcast to shape s (v itself if it
+ * has that shape, else a copy in the tape's arena); and a fresh output of
+ * float a and b's broadcast shape, a and b expanded to it in *ea, *eb,
+ * aborting naming op and the caller if they do not broadcast. */
+tg_tensor *tg_expanded(tg_tape *t, tg_tensor *v, tg_shape s);
+tg_var *tg_broadcast_out(TG_LOC, tg_tape *t, const char *op, tg_var *a, tg_var *b, tg_tensor **ea, tg_tensor **eb);
 
 /* reductions and the softmax family */
 
