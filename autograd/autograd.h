@@ -237,8 +237,9 @@ tg_var *tg_abs_(TG_LOC, tg_tape *t, tg_var *a);             /* |a|; gradient sig
 tg_var *tg_clamp_(TG_LOC, tg_tape *t, tg_var *a, double lo, double hi);
 tg_var *tg_log1p_(TG_LOC, tg_tape *t, tg_var *a);           /* ln(1 + a), exact near 0 and near -1 */
 tg_var *tg_expm1_(TG_LOC, tg_tape *t, tg_var *a);           /* e^a - 1, exact near 0 */
-tg_var *tg_leaky_relu_(TG_LOC, tg_tape *t, tg_var *a, double slope); /* a > 0 ? a : slope a (PyTorch: 0.01); gradient slope at 0 */
-tg_var *tg_elu_(TG_LOC, tg_tape *t, tg_var *a, double alpha);        /* a > 0 ? a : alpha (e^a - 1); gradient alpha at 0 */
+/* a > 0 ? a : slope a (PyTorch's default slope: 0.01); gradient slope at 0 */
+tg_var *tg_leaky_relu_(TG_LOC, tg_tape *t, tg_var *a, double slope);
+tg_var *tg_elu_(TG_LOC, tg_tape *t, tg_var *a, double alpha);  /* a > 0 ? a : alpha (e^a - 1); gradient alpha at 0 */
 tg_var *tg_gelu_(TG_LOC, tg_tape *t, tg_var *a);            /* a Phi(a) = a (1 + erf(a / sqrt 2)) / 2, exact */
 tg_var *tg_gelu_tanh_(TG_LOC, tg_tape *t, tg_var *a);       /* a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3))) / 2 */
 tg_var *tg_silu_(TG_LOC, tg_tape *t, tg_var *a);            /* a sigmoid(a) */

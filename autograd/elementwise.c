@@ -289,6 +289,15 @@ tg_var *tg_broadcast_out(TG_LOC, tg_tape *t, const char *op, tg_var *a, tg_var *
     return tg_var_new(t, a->val.dtype, s);
 }
 
+tg_var *tg_broadcast_op(TG_LOC, tg_tape *t, tg_op op, tg_var *a, tg_var *b,
+                        void (*kernel)(tg_tensor *, const tg_tensor *, const tg_tensor *)) {
+    tg_tensor *ea, *eb;
+    tg_var *out = tg_broadcast_out(file, line, t, tg_ops[op].name, a, b, &ea, &eb);
+    kernel(&out->val, ea, eb);
+    tg_record(t, op, out, a, b);
+    return out;
+}
+
 /* Backward of maximum (x, y = a, b) and minimum (x, y = b, a): da += dy
  * max_share(x, y), db += dy max_share(y, x), summed back to their shapes. */
 static void share_back(tg_tape *t, const tg_entry *e, bool is_max) {
@@ -302,21 +311,13 @@ static void share_back(tg_tape *t, const tg_entry *e, bool is_max) {
 
 /* c = max(a, b):  da += dc [a > b], db += dc [b > a]; a tie gives each dc / 2 (PyTorch 1.13) */
 tg_var *tg_maximum_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
-    tg_tensor *ea, *eb;
-    tg_var *out = tg_broadcast_out(file, line, t, "maximum", a, b, &ea, &eb);
-    tg_tensor_maximum(&out->val, ea, eb);
-    tg_record(t, TG_OP_MAXIMUM, out, a, b);
-    return out;
+    return tg_broadcast_op(file, line, t, TG_OP_MAXIMUM, a, b, tg_tensor_maximum);
 }
 TG_BACKWARD(maximum) { share_back(t, e, true); }
 
 /* c = min(a, b):  da += dc [a < b], db += dc [b < a]; a tie gives each dc / 2 (PyTorch 1.13) */
 tg_var *tg_minimum_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
-    tg_tensor *ea, *eb;
-    tg_var *out = tg_broadcast_out(file, line, t, "minimum", a, b, &ea, &eb);
-    tg_tensor_minimum(&out->val, ea, eb);
-    tg_record(t, TG_OP_MINIMUM, out, a, b);
-    return out;
+    return tg_broadcast_op(file, line, t, TG_OP_MINIMUM, a, b, tg_tensor_minimum);
 }
 TG_BACKWARD(minimum) { share_back(t, e, false); }
 

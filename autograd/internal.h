@@ -60,6 +60,9 @@ TG_BACKWARD(gelu); TG_BACKWARD(gelu_tanh); TG_BACKWARD(silu); TG_BACKWARD(where)
  * aborting naming op and the caller if they do not broadcast. */
 tg_tensor *tg_expanded(tg_tape *t, tg_tensor *v, tg_shape s);
 tg_var *tg_broadcast_out(TG_LOC, tg_tape *t, const char *op, tg_var *a, tg_var *b, tg_tensor **ea, tg_tensor **eb);
+/* out = kernel(a, b) on those expanded operands, recorded as op (maximum, bce, ...). */
+tg_var *tg_broadcast_op(TG_LOC, tg_tape *t, tg_op op, tg_var *a, tg_var *b,
+                        void (*kernel)(tg_tensor *, const tg_tensor *, const tg_tensor *));
 
 /* reductions and the softmax family */
 

@@ -53,19 +53,11 @@ TG_BACKWARD(reparam) {
 /* ---------------------------------------------------------------- bce */
 
 /* l = -(y ln p + (1 - y) ln(1 - p)), logs clamped at -100 (PyTorch's
- * binary_cross_entropy), p and y broadcast together:  dp += dl (p - y) / max(p (1 - p), 1e-12),
- * dy += dl (max(ln(1 - p), -100) - max(ln p, -100)). */
-/* An elementwise loss of a and b broadcast together, computed by kernel. */
-static tg_var *pointwise(TG_LOC, tg_tape *t, tg_op op, tg_var *a, tg_var *b,
-                         void (*kernel)(tg_tensor *, const tg_tensor *, const tg_tensor *)) {
-    tg_tensor *ea, *eb;
-    tg_var *out = tg_broadcast_out(file, line, t, tg_ops[op].name, a, b, &ea, &eb);
-    kernel(&out->val, ea, eb);
-    tg_record(t, op, out, a, b);
-    return out;
+ * binary_cross_entropy), p and y broadcast together:
+ * dp += dl (p - y) / max(p (1 - p), 1e-12),  dy += dl (max(ln(1 - p), -100) - max(ln p, -100)). */
+tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y) {
+    return tg_broadcast_op(file, line, t, TG_OP_BCE, p, y, tg_tensor_bce);
 }
-
-tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y) { return pointwise(file, line, t, TG_OP_BCE, p, y, tg_tensor_bce); }
 
 TG_BACKWARD(bce) {
     const tg_tensor *dl = &e->out->grad;
@@ -80,7 +72,7 @@ TG_BACKWARD(bce) {
 /* l = max(x, 0) - x y + ln(1 + e^-|x|), BCE of sigmoid(x) without overflow,
  * x and y broadcast together:  dx += dl (sigmoid(x) - y),  dy -= dl x. */
 tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y) {
-    return pointwise(file, line, t, TG_OP_BCE_LOGITS, x, y, tg_tensor_bce_logits);
+    return tg_broadcast_op(file, line, t, TG_OP_BCE_LOGITS, x, y, tg_tensor_bce_logits);
 }
 
 TG_BACKWARD(bce_logits) {

@@ -198,7 +198,8 @@ def build():
         c.add("gelu", F.gelu, [(shape, -4.0, 4.0)])
         c.add("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), [(shape, -4.0, 4.0)])
         c.add("silu", F.silu, [(shape, -6.0, 6.0)])
-    for sc, sa, sb in (((3, 4), (3, 4), (3, 4)), ((3, 1), (1, 4), (3, 4)), ((2, 1, 5), (3, 1), (5,)), ((2, 1, 1), (2, 3), (1, 3))):
+    for sc, sa, sb in (((3, 4), (3, 4), (3, 4)), ((3, 1), (1, 4), (3, 4)), ((2, 1, 5), (3, 1), (5,)),
+                       ((2, 1, 1), (2, 3), (1, 3))):
         cond = (torch.rand(sc, generator=g, dtype=F64) < 0.5).to(F64) * uniform(g, sc, -3.0, 3.0)
         cond.view(-1)[:2] = torch.tensor([2.5, 0.0])   # both branches taken (an all-zero gradient is not compared)
         c.add("where", lambda cnd, a, b: torch.where(cnd != 0, a, b), [cond, (sa, -2.0, 2.0), (sb, -2.0, 2.0)],

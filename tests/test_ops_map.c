@@ -290,7 +290,9 @@ Test(ops_map, bce_bce_logits_and_reparam_broadcast) {
 
 /* ---------------------------------------------------------------- errors */
 
-static tg_var *leaf(tg_tape *t, tg_dtype dt, tg_shape s) { return tg_leaf(t, tg_tensor_zeros(tg_tape_arena(t), dt, s), false); }
+static tg_var *leaf(tg_tape *t, tg_dtype dt, tg_shape s) {
+    return tg_leaf(t, tg_tensor_zeros(tg_tape_arena(t), dt, s), false);
+}
 
 static void bad_maximum(void) {
     tg_tape *t = tg_tape_new();
