@@ -47,6 +47,9 @@ typedef enum {
     TG_OP_REPARAM,
     TG_OP_BCE, TG_OP_BCE_LOGITS,
     /* elementwise maps, comparisons and where */
+    TG_OP_ABS, TG_OP_CLAMP, TG_OP_MAXIMUM, TG_OP_MINIMUM, TG_OP_LOG1P, TG_OP_EXPM1,
+    TG_OP_LEAKY_RELU, TG_OP_ELU, TG_OP_GELU, TG_OP_GELU_TANH, TG_OP_SILU,
+    TG_OP_WHERE,                                     /* cond is saved, not an input: 2 inputs */
 
     /* reductions and the softmax family */
     TG_OP_MAX, TG_OP_MIN,                            /* all elements or one axis */
@@ -221,15 +224,15 @@ tg_var *tg_narrow_(TG_LOC, tg_tape *t, tg_var *a, int axis, int64_t start, int64
 tg_var *tg_one_hot_(TG_LOC, tg_tape *t, tg_var *labels, int64_t classes);
 #define tg_one_hot(...) tg_one_hot_(TG_AT, __VA_ARGS__)
 
-/* Reparameterized normal sample z = mu + exp(logvar / 2) * eps. eps (mu's
- * shape) is stored on the tape entry for backward. tg_reparam_sample draws
- * eps ~ N(0, I) from r into the tape's arena. */
+/* Reparameterized normal sample z = mu + exp(logvar / 2) * eps, mu and logvar
+ * broadcast together. eps (z's shape) is stored on the tape entry for
+ * backward. tg_reparam_sample draws eps ~ N(0, I) from r into the tape's arena. */
 tg_var *tg_reparam_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, const tg_tensor *eps);
 tg_var *tg_reparam_sample_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, tg_rng *r);
 #define tg_reparam(...) tg_reparam_(TG_AT, __VA_ARGS__)
 #define tg_reparam_sample(...) tg_reparam_sample_(TG_AT, __VA_ARGS__)
 
-/* Elementwise binary cross-entropy, same shape as p:
+/* Elementwise binary cross-entropy, p (or x) and y broadcast together:
  *   bce(p, y)        = -(y max(ln p, -100) + (1 - y) max(ln(1 - p), -100))  (as PyTorch)
  *   bce_logits(x, y) = max(x, 0) - x y + ln(1 + e^-|x|)  = bce(sigmoid(x), y), stable */
 tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y);
@@ -239,6 +242,60 @@ tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y);
 
 /* ------------------------------------------------------------------------ */
 /* elementwise maps, comparisons and where */
+
+/* Elementwise maps, same shape out; derivatives at kinks as PyTorch's. */
+tg_var *tg_abs_(TG_LOC, tg_tape *t, tg_var *a);             /* |a|; gradient sign(a), 0 at 0 */
+/* min(max(a, lo), hi); lo = -INFINITY or hi = INFINITY for no bound. The
+ * gradient passes where lo <= a <= hi, bounds included (torch.clamp). */
+tg_var *tg_clamp_(TG_LOC, tg_tape *t, tg_var *a, double lo, double hi);
+tg_var *tg_log1p_(TG_LOC, tg_tape *t, tg_var *a);           /* ln(1 + a), exact near 0 and near -1 */
+tg_var *tg_expm1_(TG_LOC, tg_tape *t, tg_var *a);           /* e^a - 1, exact near 0 */
+/* a > 0 ? a : slope a (PyTorch's default slope: 0.01); gradient slope at 0 */
+tg_var *tg_leaky_relu_(TG_LOC, tg_tape *t, tg_var *a, double slope);
+tg_var *tg_elu_(TG_LOC, tg_tape *t, tg_var *a, double alpha);  /* a > 0 ? a : alpha (e^a - 1); gradient alpha at 0 */
+tg_var *tg_gelu_(TG_LOC, tg_tape *t, tg_var *a);            /* a Phi(a) = a (1 + erf(a / sqrt 2)) / 2, exact */
+tg_var *tg_gelu_tanh_(TG_LOC, tg_tape *t, tg_var *a);       /* a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3))) / 2 */
+tg_var *tg_silu_(TG_LOC, tg_tape *t, tg_var *a);            /* a sigmoid(a) */
+#define tg_abs(...) tg_abs_(TG_AT, __VA_ARGS__)
+#define tg_clamp(...) tg_clamp_(TG_AT, __VA_ARGS__)
+#define tg_log1p(...) tg_log1p_(TG_AT, __VA_ARGS__)
+#define tg_expm1(...) tg_expm1_(TG_AT, __VA_ARGS__)
+#define tg_leaky_relu(...) tg_leaky_relu_(TG_AT, __VA_ARGS__)
+#define tg_elu(...) tg_elu_(TG_AT, __VA_ARGS__)
+#define tg_gelu(...) tg_gelu_(TG_AT, __VA_ARGS__)
+#define tg_gelu_tanh(...) tg_gelu_tanh_(TG_AT, __VA_ARGS__)
+#define tg_silu(...) tg_silu_(TG_AT, __VA_ARGS__)
+
+/* Broadcasting like tg_add. maximum / minimum propagate NaN; at a tie
+ * (a == b) each input gets half the gradient, as PyTorch 1.13. */
+tg_var *tg_maximum_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b);
+tg_var *tg_minimum_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b);
+#define tg_maximum(...) tg_maximum_(TG_AT, __VA_ARGS__)
+#define tg_minimum(...) tg_minimum_(TG_AT, __VA_ARGS__)
+
+/* Comparisons, broadcasting like tg_add: 1 where a op b holds, else 0, in
+ * the inputs' float dtype (NaN compares false, except ne). Not
+ * differentiable: the output never requires a gradient, nothing is recorded
+ * and the ops have no row in tg_ops. */
+tg_var *tg_eq_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b);   /* a == b */
+tg_var *tg_ne_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b);   /* a != b */
+tg_var *tg_lt_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b);   /* a < b */
+tg_var *tg_le_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b);   /* a <= b */
+tg_var *tg_gt_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b);   /* a > b */
+tg_var *tg_ge_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b);   /* a >= b */
+#define tg_eq(...) tg_eq_(TG_AT, __VA_ARGS__)
+#define tg_ne(...) tg_ne_(TG_AT, __VA_ARGS__)
+#define tg_lt(...) tg_lt_(TG_AT, __VA_ARGS__)
+#define tg_le(...) tg_le_(TG_AT, __VA_ARGS__)
+#define tg_gt(...) tg_gt_(TG_AT, __VA_ARGS__)
+#define tg_ge(...) tg_ge_(TG_AT, __VA_ARGS__)
+
+/* cond ? a : b elementwise (torch.where). cond (any dtype, int64 included;
+ * nonzero and NaN are true), a and b broadcast together; a and b share a
+ * float dtype, the result's. da += dy where cond, db += dy elsewhere, each
+ * summed back to its shape; cond gets no gradient. */
+tg_var *tg_where_(TG_LOC, tg_tape *t, tg_var *cond, tg_var *a, tg_var *b);
+#define tg_where(...) tg_where_(TG_AT, __VA_ARGS__)
 
 /* ------------------------------------------------------------------------ */
 /* reductions and the softmax family */

@@ -196,3 +196,167 @@ TG_BACKWARD(softplus) {
     tg_tensor *d = scratch(t, y);
     tg_tensor_sigmoid(d, x), tg_tensor_acc_mul(dx, dy, d);
 }
+
+/* ================================================================ more maps, comparisons and where */
+
+/* unary / unary_s for an op that checks its input is float. */
+static tg_var *map(TG_LOC, tg_tape *t, tg_op op, tg_var *x, void (*kernel)(tg_tensor *, const tg_tensor *)) {
+    tg_check_float(file, line, tg_ops[op].name, x);
+    return unary(t, op, x, kernel);
+}
+
+static tg_var *map_s(TG_LOC, tg_tape *t, tg_op op, tg_var *x, double s,
+                     void (*kernel)(tg_tensor *, const tg_tensor *, double)) {
+    tg_check_float(file, line, tg_ops[op].name, x);
+    return unary_s(t, op, x, s, kernel);
+}
+
+/* dx += dy d, where CALL writes the local derivative dy/dx into d. */
+#define LOCAL_RULE(CALL)                                                       \
+    do {                                                                       \
+        UNARY_RULE;                                                            \
+        tg_tensor *d = scratch(t, y);                                          \
+        CALL;                                                                  \
+        tg_tensor_acc_mul(dx, dy, d);                                          \
+    } while (0)
+
+/* y = |x|:  dx += dy sign(x) (0 at 0, as PyTorch) */
+tg_var *tg_abs_(TG_LOC, tg_tape *t, tg_var *a) { return map(file, line, t, TG_OP_ABS, a, tg_tensor_abs); }
+TG_BACKWARD(abs) { LOCAL_RULE(tg_tensor_sign(d, x)); }
+
+/* y = min(max(x, lo), hi):  dx += dy where lo <= x <= hi, bounds included (torch.clamp) */
+tg_var *tg_clamp_(TG_LOC, tg_tape *t, tg_var *a, double lo, double hi) {
+    tg_check_float(file, line, "clamp", a);
+    OP_CHECK(lo == lo && hi == hi, "clamp: a NaN bound (lo %g, hi %g); use -INFINITY or INFINITY for none", lo, hi);
+    tg_var *out = tg_var_new(t, a->val.dtype, a->val.shape);
+    tg_tensor_clamp(&out->val, &a->val, lo, hi);
+    tg_entry *e = tg_record(t, TG_OP_CLAMP, out, a, NULL);
+    if (e) e->f = lo, e->f2 = hi;
+    return out;
+}
+TG_BACKWARD(clamp) { LOCAL_RULE(tg_tensor_in_range(d, x, e->f, e->f2)); }
+
+/* y = ln(1 + x):  dx += dy / (1 + x) */
+tg_var *tg_log1p_(TG_LOC, tg_tape *t, tg_var *a) { return map(file, line, t, TG_OP_LOG1P, a, tg_tensor_log1p); }
+TG_BACKWARD(log1p) { LOCAL_RULE((tg_tensor_add_scalar(d, x, 1), tg_tensor_rdiv_scalar(d, 1, d))); }
+
+/* y = e^x - 1:  dx += dy (y + 1) */
+tg_var *tg_expm1_(TG_LOC, tg_tape *t, tg_var *a) { return map(file, line, t, TG_OP_EXPM1, a, tg_tensor_expm1); }
+TG_BACKWARD(expm1) { LOCAL_RULE(tg_tensor_add_scalar(d, y, 1)); }
+
+/* y = x > 0 ? x : slope x:  dx += dy (x > 0 ? 1 : slope) (slope at 0, as PyTorch) */
+tg_var *tg_leaky_relu_(TG_LOC, tg_tape *t, tg_var *a, double slope) {
+    return map_s(file, line, t, TG_OP_LEAKY_RELU, a, slope, tg_tensor_leaky_relu);
+}
+TG_BACKWARD(leaky_relu) { LOCAL_RULE(tg_tensor_leaky_relu_grad(d, x, e->f)); }
+
+/* y = x > 0 ? x : alpha (e^x - 1):  dx += dy (x > 0 ? 1 : alpha e^x) (alpha at 0, as PyTorch) */
+tg_var *tg_elu_(TG_LOC, tg_tape *t, tg_var *a, double alpha) {
+    return map_s(file, line, t, TG_OP_ELU, a, alpha, tg_tensor_elu);
+}
+TG_BACKWARD(elu) { LOCAL_RULE(tg_tensor_elu_grad(d, x, e->f)); }
+
+/* y = x Phi(x), Phi the normal CDF:  dx += dy (Phi(x) + x phi(x)) */
+tg_var *tg_gelu_(TG_LOC, tg_tape *t, tg_var *a) { return map(file, line, t, TG_OP_GELU, a, tg_tensor_gelu); }
+TG_BACKWARD(gelu) { LOCAL_RULE(tg_tensor_gelu_grad(d, x)); }
+
+/* y = x (1 + tanh u) / 2 = x s, s = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3):
+ * dx += dy (s + 2 x s (1 - s) du/dx) */
+tg_var *tg_gelu_tanh_(TG_LOC, tg_tape *t, tg_var *a) {
+    return map(file, line, t, TG_OP_GELU_TANH, a, tg_tensor_gelu_tanh);
+}
+TG_BACKWARD(gelu_tanh) { LOCAL_RULE(tg_tensor_gelu_tanh_grad(d, x)); }
+
+/* y = x s, s = sigmoid(x):  dx += dy s (1 + x (1 - s)) */
+tg_var *tg_silu_(TG_LOC, tg_tape *t, tg_var *a) { return map(file, line, t, TG_OP_SILU, a, tg_tensor_silu); }
+TG_BACKWARD(silu) { LOCAL_RULE(tg_tensor_silu_grad(d, x)); }
+
+tg_tensor *tg_expanded(tg_tape *t, tg_tensor *v, tg_shape s) {
+    if (tg_shape_eq(v->shape, s)) return v;
+    tg_tensor *x = tg_tensor_new(tg_tape_arena(t), v->dtype, s);
+    tg_tensor_expand(x, v);
+    return x;
+}
+
+tg_var *tg_broadcast_out(TG_LOC, tg_tape *t, const char *op, tg_var *a, tg_var *b, tg_tensor **ea, tg_tensor **eb) {
+    char b1[96], b2[96];
+    tg_shape s;
+    tg_check_float(file, line, op, a), tg_check_float(file, line, op, b);
+    tg_check_same_dtype(file, line, op, a, b);
+    OP_CHECK(tg_shape_broadcast(a->val.shape, b->val.shape, &s), "%s: shapes %s and %s are not broadcastable", op,
+             tg_shape_str(a->val.shape, b1), tg_shape_str(b->val.shape, b2));
+    *ea = tg_expanded(t, &a->val, s), *eb = tg_expanded(t, &b->val, s);
+    return tg_var_new(t, a->val.dtype, s);
+}
+
+tg_var *tg_broadcast_op(TG_LOC, tg_tape *t, tg_op op, tg_var *a, tg_var *b,
+                        void (*kernel)(tg_tensor *, const tg_tensor *, const tg_tensor *)) {
+    tg_tensor *ea, *eb;
+    tg_var *out = tg_broadcast_out(file, line, t, tg_ops[op].name, a, b, &ea, &eb);
+    kernel(&out->val, ea, eb);
+    tg_record(t, op, out, a, b);
+    return out;
+}
+
+/* Backward of maximum (x, y = a, b) and minimum (x, y = b, a): da += dy
+ * max_share(x, y), db += dy max_share(y, x), summed back to their shapes. */
+static void share_back(tg_tape *t, const tg_entry *e, bool is_max) {
+    const tg_tensor *g = &e->out->grad;
+    tg_tensor *ea = tg_expanded(t, &e->in[0]->val, g->shape), *eb = tg_expanded(t, &e->in[1]->val, g->shape);
+    tg_tensor *x = is_max ? ea : eb, *y = is_max ? eb : ea;
+    tg_tensor *ga = grad_of(t, e->in[0]), *gb = grad_of(t, e->in[1]), *d = scratch(t, g);
+    if (ga) tg_tensor_max_share(d, x, y), tg_tensor_mul(d, d, g), tg_tensor_acc_sum_to(ga, d, 1);
+    if (gb) tg_tensor_max_share(d, y, x), tg_tensor_mul(d, d, g), tg_tensor_acc_sum_to(gb, d, 1);
+}
+
+/* c = max(a, b):  da += dc [a > b], db += dc [b > a]; a tie gives each dc / 2 (PyTorch 1.13) */
+tg_var *tg_maximum_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
+    return tg_broadcast_op(file, line, t, TG_OP_MAXIMUM, a, b, tg_tensor_maximum);
+}
+TG_BACKWARD(maximum) { share_back(t, e, true); }
+
+/* c = min(a, b):  da += dc [a < b], db += dc [b < a]; a tie gives each dc / 2 (PyTorch 1.13) */
+tg_var *tg_minimum_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) {
+    return tg_broadcast_op(file, line, t, TG_OP_MINIMUM, a, b, tg_tensor_minimum);
+}
+TG_BACKWARD(minimum) { share_back(t, e, false); }
+
+/* c = [a cmp b] as 0/1: not differentiable, nothing recorded. */
+static tg_var *compare(TG_LOC, tg_tape *t, const char *op, tg_var *a, tg_var *b, tg_cmp cmp) {
+    tg_tensor *ea, *eb;
+    tg_var *out = tg_broadcast_out(file, line, t, op, a, b, &ea, &eb);
+    tg_tensor_compare(&out->val, ea, eb, cmp);
+    return out;
+}
+tg_var *tg_eq_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) { return compare(file, line, t, "eq", a, b, TG_CMP_EQ); }
+tg_var *tg_ne_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) { return compare(file, line, t, "ne", a, b, TG_CMP_NE); }
+tg_var *tg_lt_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) { return compare(file, line, t, "lt", a, b, TG_CMP_LT); }
+tg_var *tg_le_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) { return compare(file, line, t, "le", a, b, TG_CMP_LE); }
+tg_var *tg_gt_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) { return compare(file, line, t, "gt", a, b, TG_CMP_GT); }
+tg_var *tg_ge_(TG_LOC, tg_tape *t, tg_var *a, tg_var *b) { return compare(file, line, t, "ge", a, b, TG_CMP_GE); }
+
+/* y = cond ? a : b, m = [cond != 0] broadcast to y's shape, saved on the entry:
+ * da += dy m,  db += dy (1 - m) (each summed back to its shape); cond gets nothing. */
+tg_var *tg_where_(TG_LOC, tg_tape *t, tg_var *cond, tg_var *a, tg_var *b) {
+    char b1[96], b2[96], b3[96];
+    tg_shape s;
+    tg_check_float(file, line, "where", a), tg_check_float(file, line, "where", b);
+    tg_check_same_dtype(file, line, "where", a, b);
+    OP_CHECK(tg_shape_broadcast(a->val.shape, b->val.shape, &s) && tg_shape_broadcast(cond->val.shape, s, &s),
+             "where: shapes cond %s, a %s and b %s are not broadcastable", tg_shape_str(cond->val.shape, b1),
+             tg_shape_str(a->val.shape, b2), tg_shape_str(b->val.shape, b3));
+    tg_var *out = tg_var_new(t, a->val.dtype, s);
+    tg_tensor *m = tg_tensor_new(tg_tape_arena(t), a->val.dtype, cond->val.shape);
+    tg_tensor_nonzero(m, &cond->val);
+    m = tg_expanded(t, m, s);
+    tg_tensor_where(&out->val, m, tg_expanded(t, &a->val, s), tg_expanded(t, &b->val, s));
+    tg_entry *e = tg_record(t, TG_OP_WHERE, out, a, b);
+    if (e) e->saved = m;
+    return out;
+}
+TG_BACKWARD(where) {
+    const tg_tensor *dy = &e->out->grad, *m = e->saved;
+    tg_tensor *ga = grad_of(t, e->in[0]), *gb = grad_of(t, e->in[1]), *d = scratch(t, dy);
+    if (ga) tg_tensor_mask_pos(d, dy, m), tg_tensor_acc_sum_to(ga, d, 1);
+    if (gb) tg_tensor_rsub_scalar(d, 1, m), tg_tensor_mask_pos(d, dy, d), tg_tensor_acc_sum_to(gb, d, 1);
+}

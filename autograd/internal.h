@@ -51,6 +51,18 @@ TG_BACKWARD(sum);
 TG_BACKWARD(reshape); TG_BACKWARD(transpose); TG_BACKWARD(concat); TG_BACKWARD(narrow);
 TG_BACKWARD(reparam); TG_BACKWARD(bce); TG_BACKWARD(bce_logits);
 /* elementwise maps, comparisons and where */
+TG_BACKWARD(abs); TG_BACKWARD(clamp); TG_BACKWARD(maximum); TG_BACKWARD(minimum);
+TG_BACKWARD(log1p); TG_BACKWARD(expm1); TG_BACKWARD(leaky_relu); TG_BACKWARD(elu);
+TG_BACKWARD(gelu); TG_BACKWARD(gelu_tanh); TG_BACKWARD(silu); TG_BACKWARD(where);
+/* Broadcasting helpers (elementwise.c): v broadcast to shape s (v itself if it
+ * has that shape, else a copy in the tape's arena); and a fresh output of
+ * float a and b's broadcast shape, a and b expanded to it in *ea, *eb,
+ * aborting naming op and the caller if they do not broadcast. */
+tg_tensor *tg_expanded(tg_tape *t, tg_tensor *v, tg_shape s);
+tg_var *tg_broadcast_out(TG_LOC, tg_tape *t, const char *op, tg_var *a, tg_var *b, tg_tensor **ea, tg_tensor **eb);
+/* out = kernel(a, b) on those expanded operands, recorded as op (maximum, bce, ...). */
+tg_var *tg_broadcast_op(TG_LOC, tg_tape *t, tg_op op, tg_var *a, tg_var *b,
+                        void (*kernel)(tg_tensor *, const tg_tensor *, const tg_tensor *));
 
 /* reductions and the softmax family */
 TG_BACKWARD(max); TG_BACKWARD(logsumexp); TG_BACKWARD(std); TG_BACKWARD(softmax); TG_BACKWARD(nll);

@@ -8,27 +8,30 @@
 
 /* ---------------------------------------------------------------- reparam */
 
-/* z = mu + e^(logvar / 2) eps, eps ~ N(0, I) given, saved on the entry (never
- * redrawn):  dmu += dz,  dlogvar += dz eps e^(logvar / 2) / 2. */
+/* z = mu + e^(logvar / 2) eps, mu and logvar broadcast together, eps ~ N(0, I)
+ * of z's shape given, saved on the entry (never redrawn):  dmu += dz,
+ * dlogvar += dz eps e^(logvar / 2) / 2, each summed back to its shape. */
 tg_var *tg_reparam_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, const tg_tensor *eps) {
     char b1[96], b2[96];
-    tg_check_same_shape(file, line, "reparam", mu, logvar);
-    OP_CHECK(tg_shape_eq(eps->shape, mu->val.shape) && eps->dtype == mu->val.dtype,
-             "reparam: eps is %s %s, mu is %s %s", tg_shape_str(eps->shape, b1), tg_dtype_name(eps->dtype),
-             tg_shape_str(mu->val.shape, b2), tg_dtype_name(mu->val.dtype));
-    tg_var *out = tg_var_new(t, mu->val.dtype, mu->val.shape);
+    tg_tensor *emu, *elv;
+    tg_var *out = tg_broadcast_out(file, line, t, "reparam", mu, logvar, &emu, &elv);
+    OP_CHECK(tg_shape_eq(eps->shape, out->val.shape) && eps->dtype == mu->val.dtype,
+             "reparam: eps is %s %s, mu and logvar broadcast to %s %s", tg_shape_str(eps->shape, b1),
+             tg_dtype_name(eps->dtype), tg_shape_str(out->val.shape, b2), tg_dtype_name(mu->val.dtype));
     tg_tensor *sigma = scratch(t, eps);
-    tg_tensor_mul_scalar(sigma, &logvar->val, 0.5);
+    tg_tensor_mul_scalar(sigma, elv, 0.5);
     tg_tensor_exp(sigma, sigma);                        /* e^(logvar / 2) */
     tg_tensor_mul(sigma, sigma, eps);
-    tg_tensor_add(&out->val, &mu->val, sigma);
+    tg_tensor_add(&out->val, emu, sigma);
     tg_entry *e = tg_record(t, TG_OP_REPARAM, out, mu, logvar);
     if (e) e->saved = tg_tensor_copy(tg_tape_arena(t), eps);   /* the eps this sample used */
     return out;
 }
 
 tg_var *tg_reparam_sample_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, tg_rng *r) {
-    tg_tensor *eps = tg_tensor_normal(tg_tape_arena(t), mu->val.dtype, mu->val.shape, r);
+    tg_shape s = mu->val.shape;
+    tg_shape_broadcast(mu->val.shape, logvar->val.shape, &s);   /* if they do not, tg_reparam_ says so */
+    tg_tensor *eps = tg_tensor_normal(tg_tape_arena(t), mu->val.dtype, s, r);
     return tg_reparam_(file, line, t, mu, logvar, eps);
 }
 
@@ -37,51 +40,51 @@ TG_BACKWARD(reparam) {
     tg_tensor *dmu = grad_of(t, e->in[0]), *dlv = grad_of(t, e->in[1]);
     if (dmu) tg_tensor_acc_sum_to(dmu, dz, 1);
     if (dlv) {
-        tg_tensor *sigma = scratch(t, dz), *d = scratch(t, dz);
+        tg_tensor *sigma = scratch(t, &e->in[1]->val), *d = scratch(t, dz);
         tg_tensor_mul_scalar(sigma, &e->in[1]->val, 0.5);
         tg_tensor_exp(sigma, sigma);                    /* e^(logvar / 2) */
         tg_tensor_mul_scalar(d, dz, 0.5);
         tg_tensor_mul(d, d, sigma);
-        tg_tensor_acc_mul(dlv, d, eps);
+        tg_tensor_mul(d, d, eps);
+        tg_tensor_acc_sum_to(dlv, d, 1);
     }
 }
 
 /* ---------------------------------------------------------------- bce */
 
 /* l = -(y ln p + (1 - y) ln(1 - p)), logs clamped at -100 (PyTorch's
- * binary_cross_entropy):  dp += dl (p - y) / max(p (1 - p), 1e-12),
- * dy += dl (max(ln(1 - p), -100) - max(ln p, -100)). */
-/* An elementwise loss of two same-shaped inputs, computed by kernel. */
-static tg_var *pointwise(TG_LOC, tg_tape *t, tg_op op, tg_var *a, tg_var *b,
-                         void (*kernel)(tg_tensor *, const tg_tensor *, const tg_tensor *)) {
-    tg_check_same_shape(file, line, tg_ops[op].name, a, b);
-    tg_var *out = tg_var_new(t, a->val.dtype, a->val.shape);
-    kernel(&out->val, &a->val, &b->val);
-    tg_record(t, op, out, a, b);
-    return out;
+ * binary_cross_entropy), p and y broadcast together:
+ * dp += dl (p - y) / max(p (1 - p), 1e-12),  dy += dl (max(ln(1 - p), -100) - max(ln p, -100)). */
+tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y) {
+    return tg_broadcast_op(file, line, t, TG_OP_BCE, p, y, tg_tensor_bce);
 }
 
-tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y) { return pointwise(file, line, t, TG_OP_BCE, p, y, tg_tensor_bce); }
-
 TG_BACKWARD(bce) {
-    const tg_tensor *p = &e->in[0]->val, *y = &e->in[1]->val, *dl = &e->out->grad;
+    const tg_tensor *dl = &e->out->grad;
+    tg_tensor *p = tg_expanded(t, &e->in[0]->val, dl->shape), *y = tg_expanded(t, &e->in[1]->val, dl->shape);
     tg_tensor *dp = grad_of(t, e->in[0]), *dy = grad_of(t, e->in[1]), *d = scratch(t, dl);
-    if (dp) tg_tensor_bce_dp(d, p, y), tg_tensor_acc_mul(dp, dl, d);
-    if (dy) tg_tensor_bce_dy(d, p), tg_tensor_acc_mul(dy, dl, d);
+    if (dp) tg_tensor_bce_dp(d, p, y), tg_tensor_mul(d, d, dl), tg_tensor_acc_sum_to(dp, d, 1);
+    if (dy) tg_tensor_bce_dy(d, p), tg_tensor_mul(d, d, dl), tg_tensor_acc_sum_to(dy, d, 1);
 }
 
 /* ---------------------------------------------------------------- bce_logits */
 
-/* l = max(x, 0) - x y + ln(1 + e^-|x|), BCE of sigmoid(x) without overflow:
- * dx += dl (sigmoid(x) - y),  dy -= dl x. */
+/* l = max(x, 0) - x y + ln(1 + e^-|x|), BCE of sigmoid(x) without overflow,
+ * x and y broadcast together:  dx += dl (sigmoid(x) - y),  dy -= dl x. */
 tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y) {
-    return pointwise(file, line, t, TG_OP_BCE_LOGITS, x, y, tg_tensor_bce_logits);
+    return tg_broadcast_op(file, line, t, TG_OP_BCE_LOGITS, x, y, tg_tensor_bce_logits);
 }
 
 TG_BACKWARD(bce_logits) {
-    const tg_tensor *x = &e->in[0]->val, *y = &e->in[1]->val, *dl = &e->out->grad;
+    const tg_tensor *dl = &e->out->grad;
+    tg_tensor *x = tg_expanded(t, &e->in[0]->val, dl->shape), *y = tg_expanded(t, &e->in[1]->val, dl->shape);
     tg_tensor *dx = grad_of(t, e->in[0]), *dy = grad_of(t, e->in[1]);
-    if (dx) tg_tensor_acc_bce_logits_dx(dx, dl, x, y);
+    if (dx && tg_shape_eq(dx->shape, dl->shape)) tg_tensor_acc_bce_logits_dx(dx, dl, x, y);
+    else if (dx) {   /* x was broadcast: the whole-shape gradient, summed back */
+        tg_tensor *d = tg_tensor_zeros(tg_tape_arena(t), dl->dtype, dl->shape);
+        tg_tensor_acc_bce_logits_dx(d, dl, x, y);
+        tg_tensor_acc_sum_to(dx, d, 1);
+    }
     if (dy) {
         tg_tensor *d = scratch(t, dl);
         tg_tensor_mul(d, dl, x);

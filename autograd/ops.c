@@ -65,6 +65,18 @@ const tg_op_def tg_ops[TG_OP_COUNT] = {
     [TG_OP_BCE] = {"bce", 2, tg_backward_bce},
     [TG_OP_BCE_LOGITS] = {"bce_logits", 2, tg_backward_bce_logits},
     /* elementwise maps, comparisons and where */
+    [TG_OP_ABS] = {"abs", 1, tg_backward_abs},
+    [TG_OP_CLAMP] = {"clamp", 1, tg_backward_clamp},
+    [TG_OP_MAXIMUM] = {"maximum", 2, tg_backward_maximum},
+    [TG_OP_MINIMUM] = {"minimum", 2, tg_backward_minimum},
+    [TG_OP_LOG1P] = {"log1p", 1, tg_backward_log1p},
+    [TG_OP_EXPM1] = {"expm1", 1, tg_backward_expm1},
+    [TG_OP_LEAKY_RELU] = {"leaky_relu", 1, tg_backward_leaky_relu},
+    [TG_OP_ELU] = {"elu", 1, tg_backward_elu},
+    [TG_OP_GELU] = {"gelu", 1, tg_backward_gelu},
+    [TG_OP_GELU_TANH] = {"gelu_tanh", 1, tg_backward_gelu_tanh},
+    [TG_OP_SILU] = {"silu", 1, tg_backward_silu},
+    [TG_OP_WHERE] = {"where", 2, tg_backward_where},   /* a, b; cond is saved on the entry */
 
     /* reductions and the softmax family */
     [TG_OP_MAX] = {"max", 1, tg_backward_max},

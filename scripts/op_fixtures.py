@@ -187,6 +187,57 @@ def build():
               [((3, 5), -4.0, 4.0), y])
 
     # elementwise maps, comparisons and where
+    # Scalar arguments: clamp [lo, hi] (+-inf: no bound), leaky_relu [slope],
+    # elu [alpha]; where's first input is its cond, a constant (nonzero: true).
+    def away_from(shape, lo, hi, points, gap=0.05):
+        """Uniform in [lo, hi), every element at least gap from each of points (kinks)."""
+        x = uniform(g, shape, lo, hi)
+        for p in points:
+            near = (x - p).abs() < gap
+            x = torch.where(near, p + torch.where(x >= p, gap, -gap), x)
+        return x
+
+    c.add("abs", torch.abs, [away_from((5, 7), -2.0, 2.0, [0.0])])
+    c.add("abs", torch.abs, [away_from((3, 1, 5), -2.0, 2.0, [0.0])])
+    for lo, hi in ((-0.5, 0.7), (-float("inf"), 0.3), (-0.2, float("inf"))):
+        kinks = [b for b in (lo, hi) if abs(b) != float("inf")]
+        c.add("clamp", lambda x, lo=lo, hi=hi: torch.clamp(x, lo, hi), [away_from((4, 7), -2.0, 2.0, kinks)], [lo, hi])
+    ties_a = uniform(g, (4, 5), -2.0, 2.0)
+    ties_b = torch.where(torch.rand((4, 5), generator=g, dtype=F64) < 0.4, ties_a, uniform(g, (4, 5), -2.0, 2.0))
+    for name, fn in (("maximum", torch.maximum), ("minimum", torch.minimum)):
+        for sa, sb in (((3, 5), (3, 5)), ((2, 3), (3,)), ((4, 1), (1, 5)), ((2, 1, 3), (4, 1)), ((1,), (3, 7))):
+            c.add(name, fn, [(sa, -2.0, 2.0), (sb, -2.0, 2.0)])
+        c.add(name, fn, [ties_a, ties_b])        # ties: half the gradient each
+    c.add("log1p", torch.log1p, [((3, 5), -0.9, 3.0)])
+    c.add("log1p", torch.log1p, [((7,), -1e-9, 1e-9)])
+    c.add("expm1", torch.expm1, [((3, 5), -3.0, 3.0)])
+    c.add("expm1", torch.expm1, [((7,), -1e-9, 1e-9)])
+    for slope in (0.01, 0.2, -0.3):
+        c.add("leaky_relu", lambda x, s=slope: F.leaky_relu(x, s), [away_from((5, 7), -2.0, 2.0, [0.0])], [slope])
+    for alpha in (1.0, 0.5):
+        c.add("elu", lambda x, a=alpha: F.elu(x, a), [away_from((5, 7), -3.0, 2.0, [0.0])], [alpha])
+    for shape in ((5, 7), (2, 1, 3)):
+        c.add("gelu", F.gelu, [(shape, -4.0, 4.0)])
+        c.add("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), [(shape, -4.0, 4.0)])
+        c.add("silu", F.silu, [(shape, -6.0, 6.0)])
+    for sc, sa, sb in (((3, 4), (3, 4), (3, 4)), ((3, 1), (1, 4), (3, 4)), ((2, 1, 5), (3, 1), (5,)),
+                       ((2, 1, 1), (2, 3), (1, 3))):
+        cond = (torch.rand(sc, generator=g, dtype=F64) < 0.5).to(F64) * uniform(g, sc, -3.0, 3.0)
+        cond.view(-1)[:2] = torch.tensor([2.5, 0.0])   # both branches taken (an all-zero gradient is not compared)
+        c.add("where", lambda cnd, a, b: torch.where(cnd != 0, a, b), [cond, (sa, -2.0, 2.0), (sb, -2.0, 2.0)],
+              const=(0,))
+
+    # bce, bce_logits and reparam broadcast their inputs
+    c.add("bce", lambda p, y: F.binary_cross_entropy(p.expand(3, 5), y.expand(3, 5), reduction="none"),
+          [((3, 1), 0.02, 0.98), ((5,), 0.0, 1.0)])
+    c.add("bce_logits", lambda x, y: F.binary_cross_entropy_with_logits(x.expand(2, 3, 4), y.expand(2, 3, 4),
+                                                                        reduction="none"),
+          [((3, 4), -4.0, 4.0), ((2, 1, 4), 0.0, 1.0)])
+    eps_b = torch.randn((3, 5), generator=g, dtype=F64)
+    c.add("reparam", lambda mu, lv, eps: mu + torch.exp(lv / 2) * eps,
+          [((3, 5), -2.0, 2.0), ((5,), -2.0, 2.0), eps_b], const=(2,))
+    c.add("reparam", lambda mu, lv, eps: mu + torch.exp(lv / 2) * eps,
+          [((3, 1), -2.0, 2.0), ((1, 5), -2.0, 2.0), eps_b], const=(2,))
 
     # reductions and the softmax family
     shapes = [(5,), (3, 1, 5), (4, 7), (1, 6), (2, 3, 1, 3)]

@@ -147,6 +147,43 @@ int64_t tg_tensor_one_hot(tg_tensor *out, const tg_tensor *labels);
 
 /* ---------------------------------------------------------------- elementwise maps, comparisons and where (tensor/kernels_map.c) */
 
+/* Elementwise, every operand of one shape (broadcast an operand first with
+ * tg_tensor_expand). out = f(x): */
+void tg_tensor_abs(tg_tensor *out, const tg_tensor *x);         /* |x| */
+void tg_tensor_sign(tg_tensor *out, const tg_tensor *x);        /* 1, -1, 0 at 0 and NaN (as torch.sign) */
+void tg_tensor_clamp(tg_tensor *out, const tg_tensor *x, double lo, double hi);    /* min(max(x, lo), hi), NaN kept */
+void tg_tensor_in_range(tg_tensor *out, const tg_tensor *x, double lo, double hi); /* 1 where lo <= x <= hi, else 0 */
+void tg_tensor_log1p(tg_tensor *out, const tg_tensor *x);       /* ln(1 + x), libm: exact near 0 and -1 */
+void tg_tensor_expm1(tg_tensor *out, const tg_tensor *x);       /* e^x - 1, libm: exact near 0 */
+void tg_tensor_leaky_relu(tg_tensor *out, const tg_tensor *x, double slope);      /* x > 0 ? x : slope x */
+void tg_tensor_leaky_relu_grad(tg_tensor *out, const tg_tensor *x, double slope); /* x > 0 ? 1 : slope */
+void tg_tensor_elu(tg_tensor *out, const tg_tensor *x, double alpha);             /* x > 0 ? x : alpha (e^x - 1) */
+void tg_tensor_elu_grad(tg_tensor *out, const tg_tensor *x, double alpha);        /* x > 0 ? 1 : alpha e^x */
+void tg_tensor_gelu(tg_tensor *out, const tg_tensor *x);        /* x Phi(x) = x erfc(-x / sqrt 2) / 2 */
+void tg_tensor_gelu_grad(tg_tensor *out, const tg_tensor *x);   /* Phi(x) + x phi(x) */
+/* x sigmoid(2u), u = sqrt(2 / pi) (x + 0.044715 x^3): PyTorch's
+ * x (1 + tanh u) / 2 without its cancellation for negative x; and d/dx. */
+void tg_tensor_gelu_tanh(tg_tensor *out, const tg_tensor *x);
+void tg_tensor_gelu_tanh_grad(tg_tensor *out, const tg_tensor *x);
+void tg_tensor_silu(tg_tensor *out, const tg_tensor *x);        /* x sigmoid(x), no overflow at any x */
+void tg_tensor_silu_grad(tg_tensor *out, const tg_tensor *x);   /* s (1 + x (1 - s)), s = sigmoid(x) */
+
+/* out = f(a, b), all of one shape: */
+void tg_tensor_maximum(tg_tensor *out, const tg_tensor *a, const tg_tensor *b);   /* NaN if either is */
+void tg_tensor_minimum(tg_tensor *out, const tg_tensor *a, const tg_tensor *b);
+/* a's share of maximum(a, b)'s gradient, as PyTorch: 1/2 where a == b, 0
+ * where a < b, else 1 (also at NaN). b's share is max_share(b, a); for
+ * minimum, a's is max_share(b, a) and b's max_share(a, b). */
+void tg_tensor_max_share(tg_tensor *out, const tg_tensor *a, const tg_tensor *b);
+typedef enum { TG_CMP_EQ, TG_CMP_NE, TG_CMP_LT, TG_CMP_LE, TG_CMP_GT, TG_CMP_GE } tg_cmp;
+/* out = 1 where a cmp b holds, else 0 (NaN compares as IEEE: only ne holds). */
+void tg_tensor_compare(tg_tensor *out, const tg_tensor *a, const tg_tensor *b, tg_cmp cmp);
+/* out (float, x's shape) = 1 where x != 0 (NaN counts), else 0; x of any
+ * dtype, int64 included. */
+void tg_tensor_nonzero(tg_tensor *out, const tg_tensor *x);
+/* out = m != 0 ? a : b (m a 0/1 mask of out's dtype). */
+void tg_tensor_where(tg_tensor *out, const tg_tensor *m, const tg_tensor *a, const tg_tensor *b);
+
 /* ---------------------------------------------------------------- reductions and the softmax family (tensor/kernels_reduce.c) */
 
 /* Along one axis of x: a "lane" is x[o, 0..n-1, k] for each index o of the

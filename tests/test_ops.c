@@ -78,6 +78,23 @@ static tg_var *f_bce(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_bce(t
 static tg_var *f_bce_logits(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_bce_logits(t, v[0], v[1]); }
 
 /* elementwise maps, comparisons and where */
+static tg_var *f_abs(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_abs(t, v[0]); }
+static tg_var *f_clamp(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_clamp(t, v[0], -0.9, 1.3); }
+static tg_var *f_maximum(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_maximum(t, v[0], v[1]); }
+static tg_var *f_minimum(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_minimum(t, v[0], v[1]); }
+static tg_var *f_log1p(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_log1p(t, v[0]); }
+static tg_var *f_expm1(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_expm1(t, v[0]); }
+static tg_var *f_leaky_relu(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_leaky_relu(t, v[0], 0.1); }
+static tg_var *f_elu(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_elu(t, v[0], 0.7); }
+static tg_var *f_gelu(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_gelu(t, v[0]); }
+static tg_var *f_gelu_tanh(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_gelu_tanh(t, v[0]); }
+static tg_var *f_silu(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_silu(t, v[0]); }
+static tg_var *f_where(tg_tape *t, tg_var **v, void *c) {
+    (void)c;  /* a fixed int64 cond (2, 3, 1) broadcast against a (3, 4) and b (4) */
+    double cv[6] = {1, 0, -2, 0, 0, 5};
+    tg_var *cond = tg_leaf(t, tg_tensor_from(tg_tape_arena(t), TG_I64, TG_SHAPE(2, 3, 1), cv, TG_F64), false);
+    return tg_where(t, cond, v[0], v[1]);
+}
 
 /* reductions and the softmax family */
 static tg_var *f_max(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_max(t, v[0]); }
@@ -171,6 +188,19 @@ static const op_case cases[TG_OP_COUNT] = {
     [TG_OP_BCE] = {f_bce, 2, {S(3, 4), S(3, 4)}, 0.05, 0.95, 1e-7, 1e-6},
     [TG_OP_BCE_LOGITS] = {f_bce_logits, 2, {S(3, 4), S(3, 4)}, -3, 3, 1e-7, 1e-6},
     /* elementwise maps, comparisons and where */
+    /* abs, leaky_relu, elu: relu's inputs (same seed and shape), so as far from 0 */
+    [TG_OP_ABS] = {f_abs, 1, {S(4, 5)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_CLAMP] = {f_clamp, 1, {S(4, 5)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_MAXIMUM] = {f_maximum, 2, {S(3, 4), S(2, 1, 4)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_MINIMUM] = {f_minimum, 2, {S(3, 1), S(1, 5)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_LOG1P] = {f_log1p, 1, {S(3, 4)}, -0.9, 3, 1e-7, 1e-6},
+    [TG_OP_EXPM1] = {f_expm1, 1, {S(3, 4)}, -3, 3, 1e-7, 1e-6},
+    [TG_OP_LEAKY_RELU] = {f_leaky_relu, 1, {S(4, 5)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_ELU] = {f_elu, 1, {S(4, 5)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_GELU] = {f_gelu, 1, {S(4, 5)}, -4, 4, 1e-7, 1e-6},
+    [TG_OP_GELU_TANH] = {f_gelu_tanh, 1, {S(4, 5)}, -4, 4, 1e-7, 1e-6},
+    [TG_OP_SILU] = {f_silu, 1, {S(4, 5)}, -6, 6, 1e-7, 1e-6},
+    [TG_OP_WHERE] = {f_where, 2, {S(3, 4), S(4)}, -2, 2, 1e-7, 1e-6},
 
     /* reductions and the softmax family */
     [TG_OP_MAX] = {f_max, 1, {S(3, 5)}, -2, 2, 1e-7, 1e-6},

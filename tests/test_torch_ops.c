@@ -187,6 +187,18 @@ static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
     case TG_OP_BCE: return tg_bce(t, v[0], v[1]);
     case TG_OP_BCE_LOGITS: return tg_bce_logits(t, v[0], v[1]);
     /* elementwise maps, comparisons and where */
+    case TG_OP_ABS: return tg_abs(t, v[0]);
+    case TG_OP_CLAMP: return tg_clamp(t, v[0], a[0], a[1]);
+    case TG_OP_MAXIMUM: return tg_maximum(t, v[0], v[1]);
+    case TG_OP_MINIMUM: return tg_minimum(t, v[0], v[1]);
+    case TG_OP_LOG1P: return tg_log1p(t, v[0]);
+    case TG_OP_EXPM1: return tg_expm1(t, v[0]);
+    case TG_OP_LEAKY_RELU: return tg_leaky_relu(t, v[0], a[0]);
+    case TG_OP_ELU: return tg_elu(t, v[0], a[0]);
+    case TG_OP_GELU: return tg_gelu(t, v[0]);
+    case TG_OP_GELU_TANH: return tg_gelu_tanh(t, v[0]);
+    case TG_OP_SILU: return tg_silu(t, v[0]);
+    case TG_OP_WHERE: return tg_where(t, v[0], v[1], v[2]);   /* v[0]: cond, a constant */
 
     /* reductions and the softmax family */
     case TG_OP_MAX: return c->n_args ? tg_max_axis(t, v[0], (int)a[0], a[1] != 0) : tg_max(t, v[0]);
