@@ -62,6 +62,12 @@ typedef enum {
     /* linear algebra, custom ops */
     TG_OP_CUSTOM,                                    /* a user's op (tg_custom) */
 
+    /* convolution */
+
+    /* pooling and upsampling */
+
+    /* normalisation and dropout */
+
     TG_OP_COUNT
 } tg_op;
 
@@ -443,6 +449,15 @@ tg_var *tg_scatter_add_(TG_LOC, tg_tape *t, tg_var *x, int axis, tg_var *index, 
 
 /* ------------------------------------------------------------------------ */
 /* linear algebra, custom ops */
+
+/* ------------------------------------------------------------------------ */
+/* convolution */
+
+/* ------------------------------------------------------------------------ */
+/* pooling and upsampling */
+
+/* ------------------------------------------------------------------------ */
+/* normalisation and dropout */
 
 /* ------------------------------------------------------------------------ */
 /* Custom ops: an op of the user's, recorded on the tape like the library's

@@ -77,4 +77,10 @@ TG_BACKWARD(gather); TG_BACKWARD(index_select); TG_BACKWARD(scatter_add);
 TG_BACKWARD(custom);
 
 
+/* convolution */
+
+/* pooling and upsampling */
+
+/* normalisation and dropout */
+
 #endif

@@ -100,4 +100,10 @@ const tg_op_def tg_ops[TG_OP_COUNT] = {
     /* linear algebra, custom ops */
     [TG_OP_CUSTOM] = {"custom", -1, tg_backward_custom},
 
+    /* convolution */
+
+    /* pooling and upsampling */
+
+    /* normalisation and dropout */
+
 };

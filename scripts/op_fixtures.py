@@ -332,6 +332,12 @@ def build():
     c.add("custom", lambda a, b: a ** 3 * b, [((3, 4), -2.0, 2.0), ((3, 4), -2.0, 2.0)])
     c.add("custom", lambda a, b: a ** 3 * b, [((7,), -2.0, 2.0), ((7,), -2.0, 2.0)])
 
+    # convolution
+
+    # pooling and upsampling
+
+    # normalisation and dropout
+
     return c
 
 

@@ -281,4 +281,10 @@ int64_t tg_tensor_index_add(tg_tensor *dst, int axis, const tg_tensor *index, co
  * and independent of the thread count, as the GEMM. */
 void tg_tensor_bmm(tg_tensor *out, const tg_tensor *a, bool ta, const tg_tensor *b, bool tb, double beta);
 
+/* ---------------------------------------------------------------- convolution (tensor/conv.c) */
+
+/* ---------------------------------------------------------------- pooling and upsampling (tensor/kernels_pool.c) */
+
+/* ---------------------------------------------------------------- normalisation and dropout (tensor/kernels_norm.c) */
+
 #endif

@@ -158,6 +158,12 @@ static tg_var *f_custom(tg_tape *t, tg_var **v, void *c) {
 }
 
 
+/* convolution */
+
+/* pooling and upsampling */
+
+/* normalisation and dropout */
+
 #define S(...) TG_SHAPE(__VA_ARGS__)
 static const op_case cases[TG_OP_COUNT] = {
     [TG_OP_ADD] = {f_add, 2, {S(3, 4), S(4)}, -2, 2, 1e-7, 1e-6},
@@ -223,6 +229,12 @@ static const op_case cases[TG_OP_COUNT] = {
 
     /* linear algebra, custom ops */
     [TG_OP_CUSTOM] = {f_custom, 2, {S(3, 4), S(3, 4)}, -2, 2, 1e-7, 1e-6},   /* variadic: any n */
+
+    /* convolution */
+
+    /* pooling and upsampling */
+
+    /* normalisation and dropout */
 
 };
 

@@ -230,6 +230,12 @@ static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
     /* linear algebra, custom ops */
     case TG_OP_CUSTOM: return tg_custom(t, &tg_test_cube_mul, v, (int)c->n_in, v[0]->val.shape, NULL);
 
+    /* convolution */
+
+    /* pooling and upsampling */
+
+    /* normalisation and dropout */
+
     default: return NULL;
     }
 }
