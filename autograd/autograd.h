@@ -67,6 +67,8 @@ typedef enum {
     /* pooling and upsampling */
 
     /* normalisation and dropout */
+    TG_OP_LAYER_NORM, TG_OP_BATCH_NORM,             /* variadic: x, then weight and bias if given */
+    TG_OP_DROPOUT,
 
     TG_OP_COUNT
 } tg_op;
@@ -458,6 +460,41 @@ tg_var *tg_scatter_add_(TG_LOC, tg_tape *t, tg_var *x, int axis, tg_var *index, 
 
 /* ------------------------------------------------------------------------ */
 /* normalisation and dropout */
+
+/* Normalisation, as F.layer_norm and F.batch_norm (PyTorch 1.13), one fused
+ * tape entry each. Statistics are summed in double in a fixed order (results
+ * do not depend on the thread count); variances are biased (divided by n).
+ * weight and bias are optional (NULL: no affine part) and, when given, are
+ * inputs of the entry after x.
+ *
+ *     tg_var *h = tg_layer_norm(t, x, 1, w, b, 1e-5);     // x (B, T, D), w, b (D)
+ *     tg_var *y = tg_batch_norm(t, x, w, b, rm, rv, true, 0.1, 1e-5);   // x (N, C, H, W)
+ *
+ * layer_norm: over the last normalized_ndim dims of x (their shape is
+ * weight's and bias's): y = (x - mean) / sqrt(var + eps) * weight + bias. */
+tg_var *tg_layer_norm_(TG_LOC, tg_tape *t, tg_var *x, int normalized_ndim, tg_var *weight, tg_var *bias,
+                       double eps);
+/* batch_norm: x (N, C), (N, C, L), (N, C, H, W) or any (N, C, ...); weight,
+ * bias, running_mean, running_var (C). training: mean and var per channel
+ * over N and the spatial dims (more than one value each, or it aborts),
+ * y = (x - mean) / sqrt(var + eps) * weight + bias, and, if the running
+ * statistics are given (both or neither), they are updated in place:
+ * running_mean = (1 - momentum) running_mean + momentum mean, running_var
+ * likewise with the unbiased variance var n / (n - 1); the gradient flows
+ * through mean and var. Eval: y = (x - running_mean) / sqrt(running_var +
+ * eps) * weight + bias, an affine map of x (running statistics required,
+ * not changed). The running statistics are plain tensors (buffers, nn.h). */
+tg_var *tg_batch_norm_(TG_LOC, tg_tape *t, tg_var *x, tg_var *weight, tg_var *bias, tg_tensor *running_mean,
+                       tg_tensor *running_var, bool training, double momentum, double eps);
+/* Inverted dropout as F.dropout: in training, y = x * mask with mask = 1 / (1
+ * - p) where u < 1 - p, else 0, u = tg_rng_uniform(r) drawn once per element
+ * of x in row-major order (x->val.numel draws, nothing else), the mask saved
+ * on the entry: dx += dy mask. Not training, or p = 0: returns x itself (no
+ * draw, no entry, gradient 1). p = 1: zeros, no draw (r may be NULL). */
+tg_var *tg_dropout_(TG_LOC, tg_tape *t, tg_var *x, double p, bool training, tg_rng *r);
+#define tg_layer_norm(...) tg_layer_norm_(TG_AT, __VA_ARGS__)
+#define tg_batch_norm(...) tg_batch_norm_(TG_AT, __VA_ARGS__)
+#define tg_dropout(...) tg_dropout_(TG_AT, __VA_ARGS__)
 
 /* ------------------------------------------------------------------------ */
 /* Custom ops: an op of the user's, recorded on the tape like the library's

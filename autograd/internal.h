@@ -82,5 +82,7 @@ TG_BACKWARD(custom);
 /* pooling and upsampling */
 
 /* normalisation and dropout */
+TG_BACKWARD(norm);      /* layer_norm and batch_norm (norm.c) */
+TG_BACKWARD(dropout);
 
 #endif

@@ -105,5 +105,8 @@ const tg_op_def tg_ops[TG_OP_COUNT] = {
     /* pooling and upsampling */
 
     /* normalisation and dropout */
+    [TG_OP_LAYER_NORM] = {"layer_norm", -1, tg_backward_norm},
+    [TG_OP_BATCH_NORM] = {"batch_norm", -1, tg_backward_norm},
+    [TG_OP_DROPOUT] = {"dropout", 1, tg_backward_dropout},
 
 };

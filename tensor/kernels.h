@@ -287,4 +287,38 @@ void tg_tensor_bmm(tg_tensor *out, const tg_tensor *a, bool ta, const tg_tensor 
 
 /* ---------------------------------------------------------------- normalisation and dropout (tensor/kernels_norm.c) */
 
+/* A normalisation sees x as (A, G, B): group g holds the A B values
+ * x[a, g, b]. Layer norm's groups are rows, (1, rows, D), its affine
+ * parameters indexed by b; batch norm's are channels, (N, C, spatial), its
+ * parameters indexed by g (per_group). Statistics (mean, var, rstd: (G)
+ * float64) are summed in double in the order a, b, one thread. */
+typedef struct {
+    int64_t A, G, B;
+    bool per_group;   /* w, b (G) indexed by group; else (B) indexed by b */
+} tg_norm_layout;
+/* mean = sum x / (A B), var = sum (x - mean)^2 / (A B) (biased, two passes;
+ * var may be NULL), rstd = 1 / sqrt(var + eps), per group. */
+void tg_tensor_norm_stats(tg_tensor *mean, tg_tensor *var, tg_tensor *rstd, const tg_tensor *x, tg_norm_layout l,
+                          double eps);
+/* mean = running_mean, rstd = 1 / sqrt(running_var + eps) (running stats in any float dtype). */
+void tg_tensor_norm_running(tg_tensor *mean, tg_tensor *rstd, const tg_tensor *running_mean,
+                            const tg_tensor *running_var, double eps);
+/* running = momentum (stat factor) + (1 - momentum) running, stat float64:
+ * PyTorch's running-statistics update (factor n / (n - 1) for the variance). */
+void tg_tensor_running_update(tg_tensor *running, const tg_tensor *stat, double momentum, double factor);
+/* y = (x - mean_g) rstd_g w + b, w and b (either may be NULL) per the layout. */
+void tg_tensor_norm_apply(tg_tensor *y, const tg_tensor *x, const tg_tensor *mean, const tg_tensor *rstd,
+                          const tg_tensor *w, const tg_tensor *b, tg_norm_layout l);
+/* Its gradient, xhat = (x - mean) rstd, h = dy w: dw += sum dy xhat,
+ * db += sum dy (over the elements each parameter scales), and
+ * dx += rstd (h - mean_g h - xhat mean_g(h xhat)) if through_stats (mean and
+ * rstd are the group's own statistics), else dx += rstd h (fixed statistics).
+ * dx, dw, db may be NULL. */
+void tg_tensor_acc_norm_grad(tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy, const tg_tensor *x,
+                             const tg_tensor *mean, const tg_tensor *rstd, const tg_tensor *w, tg_norm_layout l,
+                             bool through_stats);
+/* Inverted dropout's mask: mask[i] = 1 / (1 - p) if u_i < 1 - p, else 0,
+ * u_i = tg_rng_uniform(r) drawn once per element in row-major order. */
+void tg_tensor_dropout_mask(tg_tensor *mask, double p, tg_rng *r);
+
 #endif
