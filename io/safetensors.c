@@ -33,7 +33,7 @@ static void swap_elems(unsigned char *p, size_t count, size_t es) {
         }
 }
 
-static const char *st_dtype_name(tg_dtype dt) { return dt == TG_F32 ? "F32" : "F64"; }
+static const char *st_dtype_name(tg_dtype dt) { return dt == TG_F32 ? "F32" : dt == TG_F64 ? "F64" : "I64"; }
 
 char *tg_safetensors_shape_str(tg_shape s, char *buf) {
     size_t k = 0;
@@ -97,7 +97,8 @@ int tg_safetensors_write(const char *path, int n, const char *const names[], con
     for (int i = 0; i < n; i++) {
         TG_CHECK(names[i] && tensors[i], "tg_safetensors_write: names[%d] or tensors[%d] is NULL", i, i);
         const tg_tensor *t = tensors[i];
-        TG_CHECK(t->dtype == TG_F32 || t->dtype == TG_F64, "tg_safetensors_write: %s: bad dtype", names[i]);
+        TG_CHECK(t->dtype == TG_F32 || t->dtype == TG_F64 || t->dtype == TG_I64, "tg_safetensors_write: %s: bad dtype",
+                 names[i]);
         TG_CHECK(t->numel == tg_shape_numel(t->shape) && (t->data || t->numel == 0),
                  "tg_safetensors_write: %s: numel or data does not match the shape", names[i]);
         if (!names[i][0] || strcmp(names[i], "__metadata__") == 0) {
@@ -223,7 +224,7 @@ static int span_cmp(const void *a, const void *b) {
 
 static const char *const unsupported_dtypes[] = {
     "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64", "BOOL",
-    "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64"};
+    "I8", "I16", "I32", "U8", "U16", "U32", "U64"};
 
 /* Parses one tensor entry `v` called name into *t and its span. */
 static int parse_entry(const char *path, const char *name, const tg_json *v, int64_t data_len, tg_tensor *t,
@@ -239,11 +240,12 @@ static int parse_entry(const char *path, const char *name, const tg_json *v, int
     }
     if (strcmp(dt, "F32") == 0) t->dtype = TG_F32;
     else if (strcmp(dt, "F64") == 0) t->dtype = TG_F64;
+    else if (strcmp(dt, "I64") == 0) t->dtype = TG_I64;   /* integer buffers: a step count */
     else {
         bool known = false;
         for (size_t k = 0; k < sizeof unsupported_dtypes / sizeof *unsupported_dtypes; k++)
             known |= strcmp(dt, unsupported_dtypes[k]) == 0;
-        tg_err_set(e, "%s: tensor %s has %s dtype \"%.40s\" (only F32 and F64 are supported)", path, name,
+        tg_err_set(e, "%s: tensor %s has %s dtype \"%.40s\" (only F32 and F64 are supported, and I64 for integers)", path, name,
                    known ? "unsupported" : "unknown", dt);
         return -1;
     }

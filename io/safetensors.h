@@ -30,8 +30,8 @@
  * temporary file is removed and path is left as it was.
  *
  * Reading checks everything before trusting it, against the file's size: the
- * header length, the JSON, each entry's fields, the dtype (F32 and F64 are
- * supported; others such as F16, BF16, I64 are rejected by name), at most
+ * header length, the JSON, each entry's fields, the dtype (F32, F64 and I64
+ * are supported; others such as F16, BF16, I32 are rejected by name), at most
  * TG_MAX_DIMS dimensions, shape product x dtype size == end - begin, and that
  * the tensors, sorted by offset, tile the data section exactly (no gaps,
  * overlaps, or bytes past the last one — as the reference library requires),
@@ -60,7 +60,7 @@ typedef struct {
     void *data;                /* storage of all tensor data */
 } tg_safetensors;
 
-/* Writes tensors[i] under names[i], i < n (F32 or F64, any shape with at most
+/* Writes tensors[i] under names[i], i < n (F32, F64 or I64, any shape with at most
  * TG_MAX_DIMS dimensions), and the string pairs meta_keys[j]: meta_vals[j],
  * j < n_meta, to path atomically. Returns 0, or -1 with "path: problem"
  * (duplicate or empty names, the name "__metadata__", names or metadata that

@@ -19,14 +19,15 @@
 #include "nn/nn.h"
 
 /* Writes every parameter of ps under its name (e.g. "fc1.weight") with its
- * shape and ps->dtype, in creation order, plus the metadata. As
+ * shape and ps->dtype, in creation order, then every buffer (e.g.
+ * "bn1.running_mean", "bn1.num_batches_tracked" as I64), plus the metadata. As
  * tg_safetensors_write (io/safetensors.h). */
 int tg_params_save(const tg_params *ps, const char *path, int n_meta, const char *const meta_keys[],
                    const char *const meta_vals[], tg_err *e);
 
-/* Sets every parameter of ps from the tensor of the same name in path,
- * converting F32 <-> F64 as needed (tensors in the file that ps lacks are
- * ignored). Every parameter must be present with exactly its shape;
+/* Sets every parameter and buffer of ps from the tensor of the same name in
+ * path, converting F32 <-> F64 (and I64) as needed (tensors in the file that
+ * ps lacks are ignored). Every one must be present with exactly its shape;
  * otherwise nothing is changed and -1 is returned with e.g.
  *   "model.safetensors: tensor fc1.weight has shape [400, 784] but the model expects [300, 784]"
  *   "model.safetensors: no tensor fc_mu.bias"

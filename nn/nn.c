@@ -13,12 +13,15 @@ tg_params *tg_params_new(tg_dtype dt) {
     tg_params *ps = calloc(1, sizeof *ps);
     TG_CHECK(ps, "tg_params_new: out of memory");
     ps->dtype = dt;
+    ps->training = true;
     return ps;
 }
 
 void tg_params_free(tg_params *ps) {
     if (!ps) return;
     for (int i = 0; i < ps->count; i++) free((char *)ps->vars[i]->name), free(ps->vars[i]);
+    for (int i = 0; i < ps->n_bufs; i++) free((char *)ps->bufs[i]->name), free(ps->bufs[i]->val.data), free(ps->bufs[i]);
+    free(ps->bufs);
     free(ps->vars), free(ps->data), free(ps->grad), free(ps);
 }
 
@@ -35,6 +38,7 @@ static void params_repoint(tg_params *ps) {
 
 tg_var *tg_params_add(tg_params *ps, const char *name, tg_shape s) {
     TG_CHECK(!tg_params_find(ps, name), "tg_params_add: a parameter called \"%s\" already exists", name);
+    TG_CHECK(!tg_params_find_buffer(ps, name), "tg_params_add: a buffer called \"%s\" already exists", name);
     int64_t numel = tg_shape_numel(s);
     size_t es = tg_dtype_size(ps->dtype);
     if (ps->n + numel > ps->n_cap) {   /* grow both blocks, keeping values and gradients */

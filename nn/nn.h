@@ -29,6 +29,9 @@ typedef struct {
     tg_var **vars;      /* (count) the parameters, views into data and grad */
     int count, cap;
     int64_t n_cap;
+    bool training;      /* true (the default): layers train (tg_params_train); false: eval */
+    struct tg_buffer **bufs;   /* (n_bufs) buffers (below): saved, never optimised */
+    int n_bufs, bufs_cap;
 } tg_params;
 
 tg_params *tg_params_new(tg_dtype dt);
@@ -118,5 +121,66 @@ tg_var *tg_loss_nll_(TG_LOC, tg_tape *t, tg_var *logp, tg_var *labels, tg_reduct
 tg_var *tg_loss_cross_entropy_(TG_LOC, tg_tape *t, tg_var *logits, tg_var *labels, tg_reduction r);
 #define tg_loss_nll(...) tg_loss_nll_(TG_AT, __VA_ARGS__)
 #define tg_loss_cross_entropy(...) tg_loss_cross_entropy_(TG_AT, __VA_ARGS__)
+
+/* ------------------------------------------------------------------------ */
+/* Train / eval (PyTorch's module.train() / module.eval()): layers that
+ * behave differently (batch norm, dropout) read ps->training, true from
+ * tg_params_new on. */
+void tg_params_train(tg_params *ps, bool training);
+
+/* Buffers: tensors that live with the parameters and are saved in
+ * checkpoints but are not trained (PyTorch's register_buffer): batch
+ * norm's running statistics (ps->dtype) and step count (int64). They sit
+ * outside the parameter block, so optimizers never see them. */
+typedef struct tg_buffer {
+    const char *name;   /* e.g. "bn1.running_mean" */
+    tg_tensor val;      /* owned by ps; its address is stable */
+} tg_buffer;
+/* A new buffer called name (copied; no parameter or buffer may have it),
+ * zero-filled. */
+tg_tensor *tg_params_add_buffer(tg_params *ps, const char *name, tg_dtype dt, tg_shape s);
+tg_tensor *tg_params_find_buffer(const tg_params *ps, const char *name);   /* NULL if absent */
+
+/* ------------------------------------------------------------------------ */
+/* Normalisation and dropout layers, PyTorch's names and defaults. Forwards
+ * obey the training flag of the tg_params the layer was made in. */
+
+/* LayerNorm(normalized_shape): "<name>.weight" ones and "<name>.bias" zeros
+ * of normalized_shape, eps 1e-5; x (..., normalized_shape) -> x's shape. */
+typedef struct {
+    tg_var *weight, *bias;   /* (normalized_shape) */
+    int ndim;                /* normalized_shape's dims */
+    double eps;              /* 1e-5 */
+} tg_layernorm;
+tg_layernorm tg_layernorm_new(tg_params *ps, const char *name, tg_shape normalized_shape);
+tg_var *tg_layernorm_forward_(TG_LOC, tg_tape *t, const tg_layernorm *l, tg_var *x);
+#define tg_layernorm_forward(...) tg_layernorm_forward_(TG_AT, __VA_ARGS__)
+
+/* BatchNorm1d / BatchNorm2d(num_features): "<name>.weight" ones,
+ * "<name>.bias" zeros (C); buffers "<name>.running_mean" zeros,
+ * "<name>.running_var" ones (C) and "<name>.num_batches_tracked" int64 0;
+ * momentum 0.1, eps 1e-5. x (N, C), (N, C, L) or (N, C, H, W). Training:
+ * batch statistics, the running ones updated and num_batches_tracked
+ * incremented; eval: the running statistics. */
+typedef struct {
+    const tg_params *ps;     /* whose training flag the forward reads */
+    tg_var *weight, *bias;   /* (C) */
+    tg_tensor *running_mean, *running_var, *num_batches_tracked;   /* (C), (C), () int64: buffers of ps */
+    double momentum, eps;    /* 0.1, 1e-5; change them after _new if wanted */
+} tg_batchnorm;
+tg_batchnorm tg_batchnorm_new(tg_params *ps, const char *name, int64_t num_features);
+tg_var *tg_batchnorm_forward_(TG_LOC, tg_tape *t, tg_batchnorm *l, tg_var *x);
+#define tg_batchnorm_forward(...) tg_batchnorm_forward_(TG_AT, __VA_ARGS__)
+
+/* Dropout(p): tg_dropout with ps's training flag, drawing from r (the
+ * caller's generator, which must outlive the layer). No parameters. */
+typedef struct {
+    const tg_params *ps;
+    double p;
+    tg_rng *rng;
+} tg_dropout_layer;
+tg_dropout_layer tg_dropout_new(const tg_params *ps, double p, tg_rng *r);
+tg_var *tg_dropout_forward_(TG_LOC, tg_tape *t, const tg_dropout_layer *l, tg_var *x);
+#define tg_dropout_forward(...) tg_dropout_forward_(TG_AT, __VA_ARGS__)
 
 #endif
