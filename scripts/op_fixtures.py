@@ -337,6 +337,60 @@ def build():
     # pooling and upsampling
 
     # normalisation and dropout
+    # Scalar arguments: layer_norm [normalized_ndim, eps]; batch_norm [training,
+    # momentum, eps]; dropout [p, seed]. Inputs x, then weight and bias if affine.
+    # batch_norm in eval normalises with the fixed running statistics
+    # running_mean[c] = 0.3 c - 0.2, running_var[c] = 0.5 + 0.25 c (rebuilt alike
+    # by test_torch_ops.c); in training it gets none (its output and gradients
+    # do not depend on them: tests/test_norm.c checks their update).
+    def norm_affine(shape, affine):
+        return [(shape, 0.5, 1.5), (shape, -1.0, 1.0)] if affine else []
+
+    for xs, nd, affine, eps in (((3, 7), 1, True, 1e-5), ((2, 3, 5), 2, True, 1e-5), ((5, 9), 1, False, 1e-5),
+                                ((2, 3, 5), 2, False, 1e-3)):
+        c.add("layer_norm", lambda x, *wb, nd=nd, eps=eps, xs=xs: F.layer_norm(
+            x, xs[-nd:], *(wb or (None, None)), eps=eps), [(xs, -2.0, 2.0)] + norm_affine(xs[-nd:], affine),
+            [nd, eps])
+
+    def running(ch):
+        return (torch.arange(ch, dtype=F64) * 0.3 - 0.2, torch.arange(ch, dtype=F64) * 0.25 + 0.5)
+
+    for xs, training, affine, eps in (((5, 3), 1, True, 1e-5), ((3, 4, 7), 1, True, 1e-5),
+                                      ((2, 3, 5, 3), 1, True, 1e-5), ((4, 3, 5), 1, False, 1e-3),
+                                      ((5, 3), 0, True, 1e-5), ((3, 4, 7), 0, True, 1e-5),
+                                      ((2, 3, 3, 5), 0, False, 1e-3)):
+        def bn(x, *wb, training=training, eps=eps):
+            rm, rv = running(x.shape[1]) if not training else (None, None)
+            return F.batch_norm(x, rm, rv, *(wb or (None, None)), training=bool(training), momentum=0.1, eps=eps)
+        c.add("batch_norm", bn, [(xs, -2.0, 2.0)] + norm_affine((xs[1],), affine), [training, 0.1, eps])
+
+    # dropout: PyTorch's generator cannot be made to draw tg_rng's numbers, so
+    # the mask is tapegrad's documented one rebuilt here from a port of tg_rng
+    # (splitmix64 seeding, xoshiro256**, 53-bit uniforms): element i, in
+    # row-major order, is kept with scale 1 / (1 - p) if u_i < 1 - p; PyTorch
+    # then computes x * mask and its gradient.
+    def tg_uniforms(seed, n):
+        m64 = (1 << 64) - 1
+        rotl = lambda x, k: ((x << k) | (x >> (64 - k))) & m64
+        s, st = [], seed
+        for _ in range(4):
+            st = (st + 0x9E3779B97F4A7C15) & m64
+            z = ((st ^ (st >> 30)) * 0xBF58476D1CE4E5B9) & m64
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m64
+            s.append(z ^ (z >> 31))
+        out = []
+        for _ in range(n):
+            r = (rotl((s[1] * 5) & m64, 7) * 9) & m64
+            t = (s[1] << 17) & m64
+            s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]
+            s[2] ^= t; s[3] = rotl(s[3], 45)
+            out.append((r >> 11) * 2.0 ** -53)
+        return torch.tensor(out, dtype=F64)
+
+    for xs, p, seed in (((5, 7), 0.3, 7), ((3, 4, 5), 0.8, 8)):
+        u = tg_uniforms(seed, torch.Size(xs).numel()).reshape(xs)
+        mask = torch.where(u < 1 - p, torch.full(xs, 1 / (1 - p), dtype=F64), torch.zeros(xs, dtype=F64))
+        c.add("dropout", lambda x, mask=mask: x * mask, [(xs, -2.0, 2.0)], [p, seed])
 
     return c
 

@@ -163,6 +163,19 @@ static tg_var *f_custom(tg_tape *t, tg_var **v, void *c) {
 /* pooling and upsampling */
 
 /* normalisation and dropout */
+static tg_var *f_layer_norm(tg_tape *t, tg_var **v, void *c) {
+    (void)c;  /* x (2, 3, 4) over its last two dims, weight and bias (3, 4) */
+    return tg_layer_norm(t, v[0], 2, v[1], v[2], 1e-5);
+}
+static tg_var *f_batch_norm(tg_tape *t, tg_var **v, void *c) {
+    (void)c;  /* training: x (3, 2, 4), the gradient through the batch statistics */
+    return tg_batch_norm(t, v[0], v[1], v[2], NULL, NULL, true, 0.1, 1e-5);
+}
+static tg_var *f_dropout(tg_tape *t, tg_var **v, void *c) {
+    (void)c;
+    tg_rng r = tg_rng_seed(11);   /* re-seeded: every evaluation draws the same mask */
+    return tg_dropout(t, v[0], 0.3, true, &r);
+}
 
 #define S(...) TG_SHAPE(__VA_ARGS__)
 static const op_case cases[TG_OP_COUNT] = {
@@ -235,6 +248,9 @@ static const op_case cases[TG_OP_COUNT] = {
     /* pooling and upsampling */
 
     /* normalisation and dropout */
+    [TG_OP_LAYER_NORM] = {f_layer_norm, 3, {S(2, 3, 4), S(3, 4), S(3, 4)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_BATCH_NORM] = {f_batch_norm, 3, {S(3, 2, 4), S(2), S(2)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_DROPOUT] = {f_dropout, 1, {S(4, 5)}, -2, 2, 1e-7, 1e-6},
 
 };
 

@@ -235,6 +235,18 @@ static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
     /* pooling and upsampling */
 
     /* normalisation and dropout */
+    case TG_OP_LAYER_NORM: return tg_layer_norm(t, v[0], (int)a[0], v[1], v[2], a[1]);   /* v[1], v[2] NULL: no affine */
+    case TG_OP_BATCH_NORM: {   /* eval: running_mean[c] = 0.3 c - 0.2, running_var[c] = 0.5 + 0.25 c, as the script */
+        int64_t ch = v[0]->val.shape.d[1];
+        tg_tensor *rm = a[0] != 0 ? NULL : tg_tensor_new(tg_tape_arena(t), TG_F64, TG_SHAPE(ch));
+        tg_tensor *rv = a[0] != 0 ? NULL : tg_tensor_new(tg_tape_arena(t), TG_F64, TG_SHAPE(ch));
+        for (int64_t k = 0; rm && k < ch; k++) TG_F64P(rm)[k] = (double)k * 0.3 - 0.2, TG_F64P(rv)[k] = (double)k * 0.25 + 0.5;
+        return tg_batch_norm(t, v[0], v[1], v[2], rm, rv, a[0] != 0, a[1], a[2]);
+    }
+    case TG_OP_DROPOUT: {   /* the script rebuilt tg_rng's mask for this seed */
+        tg_rng r = tg_rng_seed((uint64_t)a[1]);
+        return tg_dropout(t, v[0], a[0], true, &r);
+    }
 
     default: return NULL;
     }
