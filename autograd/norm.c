@@ -94,7 +94,7 @@ tg_var *tg_layer_norm_(TG_LOC, tg_tape *t, tg_var *x, int normalized_ndim, tg_va
  * affine in x: dx += dy w / sqrt(running_var + eps). */
 tg_var *tg_batch_norm_(TG_LOC, tg_tape *t, tg_var *x, tg_var *weight, tg_var *bias, tg_tensor *running_mean,
                        tg_tensor *running_var, bool training, double momentum, double eps) {
-    char b1[96], b2[96];
+    char b1[96], b2[96], b3[96];
     tg_check_float(file, line, "batch_norm", x);
     tg_shape s = x->val.shape;
     OP_CHECK(s.ndim >= 2, "batch_norm: input %s must be (N, C, ...)", tg_shape_str(s, b1));
@@ -105,8 +105,9 @@ tg_var *tg_batch_norm_(TG_LOC, tg_tape *t, tg_var *x, tg_var *weight, tg_var *bi
     const tg_tensor *run[2] = {running_mean, running_var};
     for (int k = 0; k < 2; k++)
         OP_CHECK(!run[k] || (run[k]->dtype != TG_I64 && run[k]->numel == ch),
-                 "batch_norm: running %s %s (%s) does not fit input %s (want (%lld) float)", k ? "var" : "mean",
-                 tg_shape_str(run[k]->shape, b1), tg_dtype_name(run[k]->dtype), tg_shape_str(s, b2), (long long)ch);
+                 "batch_norm: running %s %s %s does not fit input %s (want %s float)", k ? "var" : "mean",
+                 tg_shape_str(run[k]->shape, b1), tg_dtype_name(run[k]->dtype), tg_shape_str(s, b2),
+                 tg_shape_str(TG_SHAPE(ch), b3));
     OP_CHECK((running_mean == NULL) == (running_var == NULL), "batch_norm: give both running statistics or neither");
     OP_CHECK(training || running_mean, "batch_norm: eval mode needs running_mean and running_var (input %s)",
              tg_shape_str(s, b1));

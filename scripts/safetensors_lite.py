@@ -7,7 +7,7 @@ the `safetensors` package (scripts/torch_check.py, bench/torch_iw.py).
 Format (as io/safetensors.h): 8 bytes N, the header length, unsigned
 little-endian; N bytes of JSON, {"name": {"dtype", "shape", "data_offsets":
 [begin, end]}, ..., "__metadata__": {str: str}}; then the data section, each
-tensor row-major little-endian at [begin, end). Only F32 and F64 are handled.
+tensor row-major little-endian at [begin, end). Only F32, F64 and I64 are handled.
 
 write() produces what io/safetensors.c produces for the same input: metadata
 first, tensors in the given order packed from offset 0, compact JSON padded
@@ -21,7 +21,7 @@ import struct
 
 import numpy as np
 
-DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
 
 
 def read(path):
@@ -38,7 +38,7 @@ def read(path):
     tensors, spans = {}, []
     for name, e in header.items():
         if e.get("dtype") not in DTYPES:
-            raise ValueError("%s: tensor %s: dtype %r (only F32 and F64 are handled)" % (path, name, e.get("dtype")))
+            raise ValueError("%s: tensor %s: dtype %r (only F32, F64 and I64 are handled)" % (path, name, e.get("dtype")))
         dt = DTYPES[e["dtype"]]
         shape = tuple(int(d) for d in e["shape"])
         b, en = (int(v) for v in e["data_offsets"])
@@ -58,16 +58,16 @@ def read(path):
 
 
 def write(path, tensors, metadata=None):
-    """tensors: {name: array} (float32 or float64, written in this order);
+    """tensors: {name: array} (float32, float64 or int64, written in this order);
     metadata: {str: str} or None."""
     header, parts, off = {}, [], 0
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name, a in tensors.items():
-        a = np.ascontiguousarray(a)
-        code = {np.dtype("float32"): "F32", np.dtype("float64"): "F64"}.get(a.dtype)
+        a = np.require(a, requirements="C")   # as ascontiguousarray, but a 0-d array stays 0-d
+        code = {np.dtype("float32"): "F32", np.dtype("float64"): "F64", np.dtype("int64"): "I64"}.get(a.dtype)
         if code is None:
-            raise ValueError("%s: tensor %s has dtype %s (only float32 and float64 are handled)" % (path, name, a.dtype))
+            raise ValueError("%s: tensor %s has dtype %s (only float32, float64 and int64 are handled)" % (path, name, a.dtype))
         raw = a.astype(DTYPES[code]).tobytes()
         header[name] = {"dtype": code, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
         parts.append(raw)
