@@ -45,6 +45,14 @@ static job job_of(const char *fn, const tg_tensor *big, const tg_tensor *small) 
     return (job){.H = big->shape.d[2], .W = big->shape.d[3], .Ho = small->shape.d[2], .Wo = small->shape.d[3]};
 }
 
+static void check_geom(const char *fn, const tg_pool2d *g) {
+    for (int k = 0; k < 2; k++)
+        TG_CHECK(g->kernel[k] >= 1 && g->stride[k] >= 1 && g->dilation[k] >= 1 && g->padding[k] >= 0,
+                 "%s: kernel, stride and dilation must be >= 1 and padding >= 0 (axis %d: %lld, %lld, %lld, %lld)", fn,
+                 k, (long long)g->kernel[k], (long long)g->stride[k], (long long)g->dilation[k],
+                 (long long)g->padding[k]);
+}
+
 /* Runs fn over the planes of j, ranges sized by per_plane element visits. */
 static void over_planes(const tg_tensor *big, int64_t per_plane, tg_range_fn fn, job *j) {
     int64_t planes = big->shape.d[0] * big->shape.d[1];
@@ -93,6 +101,7 @@ static void max_range(void *ctx, int64_t p0, int64_t p1) {
 }
 
 void tg_tensor_max_pool2d(tg_tensor *out, tg_tensor *idx, const tg_tensor *x, const tg_pool2d *g) {
+    check_geom("tg_tensor_max_pool2d", g);
     job j = job_of("tg_tensor_max_pool2d", x, out);
     TG_CHECK(!idx || (idx->dtype == TG_I64 && idx->numel == out->numel), "tg_tensor_max_pool2d: idx must be int64 of out's size");
     j.g = g, j.x = x, j.yw = out, j.idx = idx;
@@ -169,12 +178,14 @@ static void avg_range(void *ctx, int64_t p0, int64_t p1) {
 }
 
 void tg_tensor_avg_pool2d(tg_tensor *out, const tg_tensor *x, const tg_pool2d *g) {
+    check_geom("tg_tensor_avg_pool2d", g);
     job j = job_of("tg_tensor_avg_pool2d", x, out);
     j.g = g, j.x = x, j.yw = out;
     over_planes(x, j.Ho * j.Wo * g->kernel[0] * g->kernel[1], avg_range, &j);
 }
 
 void tg_tensor_acc_avg_pool2d_grad(tg_tensor *dx, const tg_tensor *dy, const tg_pool2d *g) {
+    check_geom("tg_tensor_acc_avg_pool2d_grad", g);
     job j = job_of("tg_tensor_acc_avg_pool2d_grad", dx, dy);
     j.g = g, j.x = dx, j.xw = dx, j.y = dy;
     over_planes(dx, j.Ho * j.Wo * g->kernel[0] * g->kernel[1], avg_range, &j);
