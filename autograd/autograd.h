@@ -65,6 +65,7 @@ typedef enum {
     /* convolution */
 
     /* pooling and upsampling */
+    TG_OP_MAX_POOL2D, TG_OP_AVG_POOL2D, TG_OP_UPSAMPLE_NEAREST2D,
 
     /* normalisation and dropout */
     TG_OP_LAYER_NORM, TG_OP_BATCH_NORM,             /* variadic: x, then weight and bias if given */
@@ -457,6 +458,46 @@ tg_var *tg_scatter_add_(TG_LOC, tg_tape *t, tg_var *x, int axis, tg_var *index, 
 
 /* ------------------------------------------------------------------------ */
 /* pooling and upsampling */
+
+/* 2-D pooling of x (N, C, H, W) -> (N, C, Ho, Wo), float32 or float64, as
+ * PyTorch 1.13's F.max_pool2d / F.avg_pool2d. Pairs are (h, w); a
+ * zero-initialised field takes PyTorch's default:
+ *
+ *     tg_var *y = tg_max_pool2d(t, x, (tg_pool_args){.kernel = {2, 2}});   // stride 2, no padding
+ *     tg_var *z = tg_avg_pool2d(t, x, (tg_pool_args){.kernel = {3, 3}, .stride = {1, 1}, .padding = {1, 1},
+ *                                                    .count_include_pad_off = true});
+ *
+ * Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1 (ceil with ceil_mode,
+ * dropping a last window that would start in the right padding); Wo alike.
+ * Aborts, naming the op, x's shape, the arguments and the caller's file:line,
+ * on a non-4-D x, a kernel below 1, a negative stride or dilation, padding
+ * above half the kernel, dilation in avg_pool2d, or an output below 1x1
+ * (kernel larger than the padded input). */
+typedef struct {
+    int64_t kernel[2];    /* (kh, kw), >= 1 */
+    int64_t stride[2];    /* 0 means the kernel size (PyTorch's default) */
+    int64_t padding[2];   /* implicit padding on both sides, at most half the kernel */
+    int64_t dilation[2];  /* max_pool2d only; 0 means 1 */
+    bool ceil_mode;
+    bool count_include_pad_off;   /* avg_pool2d: true = count_include_pad=False (PyTorch's default is True) */
+} tg_pool_args;
+/* y = the maximum of each window, padding counting as -inf (a NaN wins).
+ * dx[argmax] += dy, argmax saved per output (int64, the tape's arena): at a
+ * tie the first element in row-major window order, as PyTorch's CPU kernel.
+ * A window holding no element of x (only with dilation) gives -inf and no
+ * gradient. */
+tg_var *tg_max_pool2d_(TG_LOC, tg_tape *t, tg_var *x, tg_pool_args a);
+/* y = sum of each window / count, count = the window's size clipped to the
+ * padded input (count_include_pad, the default) or to x. dx += dy / count
+ * over each window. */
+tg_var *tg_avg_pool2d_(TG_LOC, tg_tape *t, tg_var *x, tg_pool_args a);
+/* y (N, C, sh H, sw W)[h, w] = x[h / sh, w / sw]: F.interpolate(x,
+ * scale_factor=(sh, sw), mode="nearest") with integer scales >= 1.
+ * dx += the sum of each sh x sw block of dy. */
+tg_var *tg_upsample_nearest2d_(TG_LOC, tg_tape *t, tg_var *x, int64_t scale_h, int64_t scale_w);
+#define tg_max_pool2d(...) tg_max_pool2d_(TG_AT, __VA_ARGS__)
+#define tg_avg_pool2d(...) tg_avg_pool2d_(TG_AT, __VA_ARGS__)
+#define tg_upsample_nearest2d(...) tg_upsample_nearest2d_(TG_AT, __VA_ARGS__)
 
 /* ------------------------------------------------------------------------ */
 /* normalisation and dropout */

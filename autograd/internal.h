@@ -80,6 +80,7 @@ TG_BACKWARD(custom);
 /* convolution */
 
 /* pooling and upsampling */
+TG_BACKWARD(max_pool2d); TG_BACKWARD(avg_pool2d); TG_BACKWARD(upsample_nearest2d);
 
 /* normalisation and dropout */
 TG_BACKWARD(norm);      /* layer_norm and batch_norm (norm.c) */

@@ -103,6 +103,9 @@ const tg_op_def tg_ops[TG_OP_COUNT] = {
     /* convolution */
 
     /* pooling and upsampling */
+    [TG_OP_MAX_POOL2D] = {"max_pool2d", 1, tg_backward_max_pool2d},
+    [TG_OP_AVG_POOL2D] = {"avg_pool2d", 1, tg_backward_avg_pool2d},
+    [TG_OP_UPSAMPLE_NEAREST2D] = {"upsample_nearest2d", 1, tg_backward_upsample_nearest2d},
 
     /* normalisation and dropout */
     [TG_OP_LAYER_NORM] = {"layer_norm", -1, tg_backward_norm},

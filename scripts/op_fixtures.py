@@ -335,6 +335,41 @@ def build():
     # convolution
 
     # pooling and upsampling
+    # Scalar arguments: max_pool2d, avg_pool2d [kernel, stride, padding,
+    # dilation, flags], each (h, w) pair packed as 100 h + w (stride 0: the
+    # kernel; dilation 0: 1), flags = ceil_mode + 2 count_include_pad_off;
+    # upsample_nearest2d [scale_h, scale_w]. Inputs are uniform draws, so no
+    # ties, except one max_pool2d case of small integers (ties: the first in
+    # the window wins, as PyTorch's CPU kernel; both sides agree).
+    def pool_case(name, shape, k, s=(0, 0), p=(0, 0), d=(0, 0), ceil=False, cip=True, x=None):
+        kw = dict(kernel_size=k, stride=s if s[0] else None, padding=p, ceil_mode=ceil)
+        if name == "max_pool2d":
+            fn = lambda x, kw=kw, d=d: F.max_pool2d(x, dilation=(d[0] or 1, d[1] or 1), **kw)
+        else:
+            fn = lambda x, kw=kw, cip=cip: F.avg_pool2d(x, count_include_pad=cip, **kw)
+        args = [100 * k[0] + k[1], 100 * s[0] + s[1], 100 * p[0] + p[1], 100 * d[0] + d[1],
+                int(ceil) + 2 * int(not cip)]
+        c.add(name, fn, [x if x is not None else (shape, -2.0, 2.0)], args)
+
+    pool_geoms = [((2, 3, 7, 9), (3, 3), (0, 0), (0, 0), False),   # stride = kernel, odd sizes
+                  ((1, 2, 7, 8), (3, 2), (2, 1), (1, 1), False),   # non-square, overlapping, padded
+                  ((1, 2, 6, 7), (2, 3), (2, 2), (1, 1), True),    # ceil_mode
+                  ((1, 1, 5, 5), (3, 3), (2, 2), (1, 1), True),    # ceil_mode window past the padding
+                  ((2, 1, 9, 7), (4, 3), (3, 2), (2, 1), True),
+                  ((2, 3, 5, 4), (5, 4), (0, 0), (0, 0), False),   # global pooling
+                  ((1, 2, 1, 1), (1, 1), (0, 0), (0, 0), False)]   # 1 x 1
+    for shape, k, s_, p, ceil in pool_geoms:
+        pool_case("max_pool2d", shape, k, s_, p, ceil=ceil)
+        for cip in (True, False):
+            pool_case("avg_pool2d", shape, k, s_, p, ceil=ceil, cip=cip)
+    pool_case("max_pool2d", (2, 1, 9, 7), (3, 3), (2, 2), (1, 1), (2, 1))           # dilation
+    pool_case("max_pool2d", (1, 1, 8, 9), (3, 3), (2, 2), (0, 0), (2, 2), ceil=True)
+    pool_case("max_pool2d", (1, 2, 7, 6), (2, 3), (1, 2), (1, 1), (3, 1), ceil=True)
+    ties = torch.randint(0, 3, (1, 2, 6, 7), generator=torch.Generator().manual_seed(5)).to(F64)
+    pool_case("max_pool2d", None, (3, 3), (1, 1), (1, 1), x=ties)                    # ties, overlapping windows
+    for shape, sc in (((2, 3, 3, 4), (2, 2)), ((1, 2, 3, 5), (2, 3)), ((1, 1, 4, 3), (3, 1)), ((2, 1, 1, 1), (1, 4))):
+        c.add("upsample_nearest2d", lambda x, sc=sc: F.interpolate(x, scale_factor=sc, mode="nearest"),
+              [(shape, -2.0, 2.0)], list(sc))
 
     # normalisation and dropout
     # Scalar arguments: layer_norm [normalized_ndim, eps]; batch_norm [training,

@@ -285,6 +285,43 @@ void tg_tensor_bmm(tg_tensor *out, const tg_tensor *a, bool ta, const tg_tensor 
 
 /* ---------------------------------------------------------------- pooling and upsampling (tensor/kernels_pool.c) */
 
+/* Over the last two axes of x (N, C, H, W), one (H, W) plane at a time: the
+ * N C planes are split over the thread pool, each computed whole by one
+ * thread in a fixed order, so results do not depend on the thread count. */
+
+/* A pooling window in PyTorch's terms, resolved: every field >= 1 except
+ * padding (>= 0, at most half the kernel); pairs are (h, w). */
+typedef struct {
+    int64_t kernel[2], stride[2], padding[2], dilation[2];
+    bool ceil_mode;           /* output sizes rounded up: a last, partial window */
+    bool count_include_pad;   /* avg: the divisor counts the padding in the window */
+} tg_pool2d;
+
+/* The output size along one axis, PyTorch's pooling_output_shape:
+ * floor_or_ceil((in + 2 pad - dilation (kernel - 1) - 1) / stride) + 1, less
+ * one if ceil_mode made the last window start past in + pad. May be < 1. */
+int64_t tg_pool2d_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation, bool ceil_mode);
+
+/* out (N, C, Ho, Wo) = the maximum of each window (padding counts as -inf,
+ * a NaN wins), and idx (int64, out's shape; may be NULL) its flat position
+ * h W + w in the plane. Scanning the window row by row, a later element
+ * replaces the best only if greater (or NaN): at a tie the first wins, as
+ * PyTorch's CPU max_pool2d. A window holding no element of x (possible only
+ * with dilation) gives -inf and index -1. dx[idx] += dy, idx < 0 skipped. */
+void tg_tensor_max_pool2d(tg_tensor *out, tg_tensor *idx, const tg_tensor *x, const tg_pool2d *g);
+void tg_tensor_acc_max_pool2d_grad(tg_tensor *dx, const tg_tensor *dy, const tg_tensor *idx);
+/* out (N, C, Ho, Wo) = the sum of each window (in double) / its count: the
+ * window clipped to the padded input if count_include_pad, else to x (as
+ * PyTorch's avg_pool2d; dilation is ignored). Its gradient: dx += dy / count
+ * over each window. */
+void tg_tensor_avg_pool2d(tg_tensor *out, const tg_tensor *x, const tg_pool2d *g);
+void tg_tensor_acc_avg_pool2d_grad(tg_tensor *dx, const tg_tensor *dy, const tg_pool2d *g);
+/* out (N, C, sh H, sw W)[h, w] = x[h / sh, w / sw] (integer scales, taken
+ * from the shapes); its gradient dx += each sh x sw block of dy, summed in
+ * double. */
+void tg_tensor_upsample_nearest2d(tg_tensor *out, const tg_tensor *x);
+void tg_tensor_acc_upsample_nearest2d_grad(tg_tensor *dx, const tg_tensor *dy);
+
 /* ---------------------------------------------------------------- normalisation and dropout (tensor/kernels_norm.c) */
 
 /* A normalisation sees x as (A, G, B): group g holds the A B values

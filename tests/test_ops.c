@@ -161,6 +161,24 @@ static tg_var *f_custom(tg_tape *t, tg_var **v, void *c) {
 /* convolution */
 
 /* pooling and upsampling */
+/* Overlapping windows, padding, dilation and a ceil-mode last window; the
+ * inputs are uniform draws, so no two in a window are within h of each other. */
+static tg_var *f_max_pool2d(tg_tape *t, tg_var **v, void *c) {
+    (void)c;
+    return tg_max_pool2d(t, v[0], (tg_pool_args){.kernel = {3, 2}, .stride = {2, 1}, .padding = {1, 1},
+                                                 .dilation = {1, 2}, .ceil_mode = true});
+}
+static tg_var *f_avg_pool2d(tg_tape *t, tg_var **v, void *c) {
+    (void)c;   /* counts 2 to 6: padding left out, a ceil-mode window past the end; squared */
+    tg_var *y = tg_avg_pool2d(t, v[0], (tg_pool_args){.kernel = {3, 2}, .stride = {2, 1}, .padding = {1, 1},
+                                                      .ceil_mode = true, .count_include_pad_off = true});
+    return tg_mul(t, y, y);
+}
+static tg_var *f_upsample_nearest2d(tg_tape *t, tg_var **v, void *c) {
+    (void)c;
+    tg_var *y = tg_upsample_nearest2d(t, v[0], 2, 3);
+    return tg_mul(t, y, y);
+}
 
 /* normalisation and dropout */
 static tg_var *f_layer_norm(tg_tape *t, tg_var **v, void *c) {
@@ -246,6 +264,9 @@ static const op_case cases[TG_OP_COUNT] = {
     /* convolution */
 
     /* pooling and upsampling */
+    [TG_OP_MAX_POOL2D] = {f_max_pool2d, 1, {S(2, 2, 5, 6)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_AVG_POOL2D] = {f_avg_pool2d, 1, {S(2, 2, 6, 6)}, -2, 2, 1e-7, 1e-6},
+    [TG_OP_UPSAMPLE_NEAREST2D] = {f_upsample_nearest2d, 1, {S(2, 2, 3, 2)}, -2, 2, 1e-7, 1e-6},
 
     /* normalisation and dropout */
     [TG_OP_LAYER_NORM] = {f_layer_norm, 3, {S(2, 3, 4), S(3, 4), S(3, 4)}, -2, 2, 1e-7, 1e-6},

@@ -233,6 +233,16 @@ static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
     /* convolution */
 
     /* pooling and upsampling */
+    case TG_OP_MAX_POOL2D: case TG_OP_AVG_POOL2D: {   /* pairs packed as 100 h + w; a[4]: ceil_mode + 2 count_include_pad_off */
+        tg_pool_args p = {.ceil_mode = (int64_t)a[4] & 1, .count_include_pad_off = (int64_t)a[4] & 2};
+        for (int k = 0; k < 2; k++) {
+            int64_t pk = k ? 1 : 100;
+            p.kernel[k] = (int64_t)a[0] / pk % 100, p.stride[k] = (int64_t)a[1] / pk % 100;
+            p.padding[k] = (int64_t)a[2] / pk % 100, p.dilation[k] = (int64_t)a[3] / pk % 100;
+        }
+        return op == TG_OP_MAX_POOL2D ? tg_max_pool2d(t, v[0], p) : tg_avg_pool2d(t, v[0], p);
+    }
+    case TG_OP_UPSAMPLE_NEAREST2D: return tg_upsample_nearest2d(t, v[0], (int64_t)a[0], (int64_t)a[1]);
 
     /* normalisation and dropout */
     case TG_OP_LAYER_NORM: return tg_layer_norm(t, v[0], (int)a[0], v[1], v[2], a[1]);   /* v[1], v[2] NULL: no affine */
