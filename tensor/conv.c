@@ -399,32 +399,28 @@ void tg_conv_transpose2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *d
 
 /* ---------------------------------------------------------------- the layout kernels on their own */
 
-void tg_tensor_im2col(tg_tensor *col, const tg_tensor *x, int64_t kh, int64_t kw, tg_conv_args a) {
+/* The geometry of im2col over x (N, C, H, W) into col (C kh kw, N Ho Wo), groups ignored. */
+static geom layout_geom(const char *fn, const tg_tensor *x, const tg_tensor *col, int64_t kh, int64_t kw,
+                        tg_conv_args a) {
     tg_tensor wshape = tg_tensor_wrap(x->dtype, TG_SHAPE(1, x->shape.d[1], kh, kw), NULL);
     int64_t Ho = tg_conv_out_size(x->shape.d[2], kh, a.stride[0], a.padding[0], a.dilation[0]);
     int64_t Wo = tg_conv_out_size(x->shape.d[3], kw, a.stride[1], a.padding[1], a.dilation[1]);
     tg_tensor yshape = tg_tensor_wrap(x->dtype, TG_SHAPE(x->shape.d[0], 1, Ho, Wo), NULL);
-    tg_conv_args a1 = a;
-    a1.groups = 1;
-    geom g = geom_of("tg_tensor_im2col", x, &wshape, &yshape, a1);
+    a.groups = 1;
+    geom g = geom_of(fn, x, &wshape, &yshape, a);
     TG_CHECK(col->dtype == x->dtype && col->shape.ndim == 2 && col->shape.d[0] == g.C * kh * kw &&
                  col->shape.d[1] == g.N * Ho * Wo && Ho > 0 && Wo > 0,
-             "tg_tensor_im2col: col must be (C kh kw, N Ho Wo) = (%lld, %lld)", (long long)(g.C * kh * kw),
+             "%s: col must be (C kh kw, N Ho Wo) = (%lld, %lld)", fn, (long long)(g.C * kh * kw),
              (long long)(g.N * Ho * Wo));
+    return g;
+}
+
+void tg_tensor_im2col(tg_tensor *col, const tg_tensor *x, int64_t kh, int64_t kw, tg_conv_args a) {
+    geom g = layout_geom("tg_tensor_im2col", x, col, kh, kw, a);
     im2col(&g, col, x);
 }
 
 void tg_tensor_col2im_acc(tg_tensor *dx, const tg_tensor *col, int64_t kh, int64_t kw, tg_conv_args a) {
-    tg_tensor wshape = tg_tensor_wrap(dx->dtype, TG_SHAPE(1, dx->shape.d[1], kh, kw), NULL);
-    int64_t Ho = tg_conv_out_size(dx->shape.d[2], kh, a.stride[0], a.padding[0], a.dilation[0]);
-    int64_t Wo = tg_conv_out_size(dx->shape.d[3], kw, a.stride[1], a.padding[1], a.dilation[1]);
-    tg_tensor yshape = tg_tensor_wrap(dx->dtype, TG_SHAPE(dx->shape.d[0], 1, Ho, Wo), NULL);
-    tg_conv_args a1 = a;
-    a1.groups = 1;
-    geom g = geom_of("tg_tensor_col2im_acc", dx, &wshape, &yshape, a1);
-    TG_CHECK(col->dtype == dx->dtype && col->shape.ndim == 2 && col->shape.d[0] == g.C * kh * kw &&
-                 col->shape.d[1] == g.N * Ho * Wo,
-             "tg_tensor_col2im_acc: col must be (C kh kw, N Ho Wo) = (%lld, %lld)", (long long)(g.C * kh * kw),
-             (long long)(g.N * Ho * Wo));
+    geom g = layout_geom("tg_tensor_col2im_acc", dx, col, kh, kw, a);
     col2im_acc(&g, dx, col);
 }

@@ -114,15 +114,21 @@ static void expect_close(const char *what, int k, const tg_tensor *got, const do
               (long long)at, tg_tensor_get(got, at), want[at]);
 }
 
+/* conv2d's x (N, C, H, W) and w (O, C / groups, kh, kw) for g, uniform in [-1, 1). */
+static void conv2d_leaves(tg_tape *t, const geo *g, tg_rng *r, bool grad, tg_var **x, tg_var **w) {
+    tg_arena *ar = tg_tape_arena(t);
+    *x = tg_leaf(t, tg_tensor_uniform(ar, TG_F64, S(g->N, g->C, g->H, g->W), -1, 1, r), grad);
+    *w = tg_leaf(t, tg_tensor_uniform(ar, TG_F64, S(g->O, g->C / dim(g->a.groups), g->kh, g->kw), -1, 1, r), grad);
+}
+
 Test(conv, conv2d_matches_direct_loops_values_and_gradients) {
     for (int k = 0; k < N_GEOS; k++) {
         const geo *g = &geos[k];
         tg_tape *t = tg_tape_new();
         tg_arena *ar = tg_tape_arena(t);
         tg_rng r = tg_rng_seed(100 + k);
-        int64_t G = dim(g->a.groups);
-        tg_var *x = tg_leaf(t, tg_tensor_uniform(ar, TG_F64, S(g->N, g->C, g->H, g->W), -1, 1, &r), true);
-        tg_var *w = tg_leaf(t, tg_tensor_uniform(ar, TG_F64, S(g->O, g->C / G, g->kh, g->kw), -1, 1, &r), true);
+        tg_var *x, *w;
+        conv2d_leaves(t, g, &r, true, &x, &w);
         tg_var *b = g->bias ? tg_leaf(t, tg_tensor_uniform(ar, TG_F64, S(g->O), -1, 1, &r), true) : NULL;
         tg_var *y = tg_conv2d(t, x, w, b, g->a);
         int64_t Ho = y->val.shape.d[2], Wo = y->val.shape.d[3];
@@ -175,9 +181,8 @@ Test(conv, conv_transpose2d_is_the_adjoint_of_conv2d) {
         tg_tape *t = tg_tape_new();
         tg_arena *ar = tg_tape_arena(t);
         tg_rng r = tg_rng_seed(300 + k);
-        int64_t G = dim(g->a.groups);
-        tg_var *x = tg_leaf(t, tg_tensor_uniform(ar, TG_F64, S(g->N, g->C, g->H, g->W), -1, 1, &r), false);
-        tg_var *w = tg_leaf(t, tg_tensor_uniform(ar, TG_F64, S(g->O, g->C / G, g->kh, g->kw), -1, 1, &r), false);
+        tg_var *x, *w;
+        conv2d_leaves(t, g, &r, false, &x, &w);
         tg_var *y = tg_conv2d(t, x, w, NULL, g->a);
         tg_var *u = tg_leaf(t, tg_tensor_uniform(ar, TG_F64, y->val.shape, -1, 1, &r), false);
         tg_conv_args a = g->a;
