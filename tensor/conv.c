@@ -34,6 +34,7 @@
  * scratch arena (the tape's arena in autograd), so a steady-state step
  * allocates nothing.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "tensor/kernels.h"
@@ -118,7 +119,28 @@ typedef struct {
     const tg_tensor *bias; /* cm_to: (C) or NULL */
     int64_t C, S;          /* layout copies: channels and pixels per image */
     bool acc;
+    const int32_t *tab;    /* im2col / col2im: (kh kw, Ho Wo) offsets into a plane, -1 in the padding; or NULL */
 } conv_job;
+
+/* Plane offsets are the same for every image and channel, so small
+ * geometries look them up: tab (kh kw, Ho Wo) = ih W + iw, or -1 where the
+ * tap falls in the padding. One flat loop of Ho Wo a tap then replaces Ho
+ * short rows (7 wide on the VAE's 7x7 maps). Larger ones walk rows. */
+#define TAB_MAX 32768
+
+static bool build_table(const geom *g, int32_t *tab) {
+    int64_t P = g->Ho * g->Wo;
+    if (g->kh * g->kw * P > TAB_MAX || g->H * g->W > INT32_MAX) return false;
+    for (int64_t ki = 0; ki < g->kh; ki++)
+        for (int64_t kj = 0; kj < g->kw; kj++)
+            for (int64_t oh = 0; oh < g->Ho; oh++)
+                for (int64_t ow = 0; ow < g->Wo; ow++) {
+                    int64_t ih = oh * g->sh - g->ph + ki * g->dh, iw = ow * g->sw - g->pw + kj * g->dw;
+                    bool in = ih >= 0 && ih < g->H && iw >= 0 && iw < g->W;
+                    *tab++ = in ? (int32_t)(ih * g->W + iw) : -1;
+                }
+    return true;
+}
 
 /* col for items i = r N + n: row r = (c, ki, kj), image n. Consecutive
  * items write consecutive memory; the planes they read are re-read by the
@@ -134,6 +156,15 @@ static void im2col_range(void *ctx, int64_t begin, int64_t end) {
             int64_t r = i / g->N, n = i % g->N, c = r / (g->kh * g->kw), ki = r / g->kw % g->kh, kj = r % g->kw;
             const T *xp = x + (n * g->C + c) * g->H * g->W;
             T *dst = col + r * L + n * P;
+            if (j->tab) {
+                const int32_t *tp = j->tab + (ki * g->kw + kj) * P;
+                for (int64_t p = 0; p < P; p++) {
+                    int32_t o = tp[p];
+                    T v = xp[o & ~(o >> 31)];   /* index 0 in the padding, then dropped: no branch */
+                    dst[p] = o >= 0 ? v : 0;
+                }
+                continue;
+            }
             int64_t off = kj * g->dw - g->pw, lo, hi;
             valid_range(g->Wo, g->W, g->sw, off, &lo, &hi);
             for (int64_t oh = 0; oh < g->Ho; oh++, dst += g->Wo) {
@@ -168,6 +199,12 @@ static void col2im_range(void *ctx, int64_t begin, int64_t end) {
             for (int64_t ki = 0; ki < g->kh; ki++)
                 for (int64_t kj = 0; kj < g->kw; kj++) {
                     const T *src = col + ((c * g->kh + ki) * g->kw + kj) * L + n * P;
+                    if (j->tab) {   /* the same (oh, ow) order as the rows below */
+                        const int32_t *tp = j->tab + (ki * g->kw + kj) * P;
+                        for (int64_t p = 0; p < P; p++)
+                            if (tp[p] >= 0) xp[tp[p]] += src[p];
+                        continue;
+                    }
                     int64_t off = kj * g->dw - g->pw, lo, hi;
                     valid_range(g->Wo, g->W, g->sw, off, &lo, &hi);
                     for (int64_t oh = 0; oh < g->Ho; oh++, src += g->Wo) {
@@ -189,13 +226,15 @@ static int64_t grain_for(int64_t elems_per_item) {
 
 /* col (C kh kw, N Ho Wo) = the patches of x (N, C, H, W). */
 static void im2col(const geom *g, tg_tensor *col, const tg_tensor *x) {
-    conv_job j = {.g = g, .x = x, .col = col};
+    int32_t tab[TAB_MAX];
+    conv_job j = {.g = g, .x = x, .col = col, .tab = build_table(g, tab) ? tab : NULL};
     tg_parallel_for(g->N * g->C * g->kh * g->kw, grain_for(g->Ho * g->Wo), im2col_range, &j);
 }
 
 /* dx (N, C, H, W) += the patches of col summed back onto their pixels. */
 static void col2im_acc(const geom *g, tg_tensor *dx, const tg_tensor *col) {
-    conv_job j = {.g = g, .x = col, .col = dx};
+    int32_t tab[TAB_MAX];
+    conv_job j = {.g = g, .x = col, .col = dx, .tab = build_table(g, tab) ? tab : NULL};
     tg_parallel_for(g->N * g->C, grain_for(g->kh * g->kw * g->Ho * g->Wo), col2im_range, &j);
 }
 

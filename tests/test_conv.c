@@ -35,6 +35,8 @@ static const geo geos[] = {
     {2, 4, 6, 5, 6, 3, 3, {.stride = {1, 2}, .padding = {1, 1}, .groups = 2}, true},   /* groups */
     {3, 1, 6, 6, 4, 4, 4, {.stride = {2, 2}, .padding = {1, 1}}, true},                /* the VAE's k 4 s 2 p 1 */
     {2, 5, 11, 13, 3, 5, 3, {.stride = {3, 2}, .padding = {2, 0}, .dilation = {1, 2}}, true},
+    {1, 1, 64, 70, 2, 3, 3, {.padding = {1, 1}}, true},   /* too large for the offset table: the row walk */
+    {2, 2, 40, 40, 2, 5, 5, {.stride = {2, 2}, .padding = {3, 3}, .dilation = {2, 2}}, true},
 };
 #define N_GEOS (int)(sizeof geos / sizeof *geos)
 
