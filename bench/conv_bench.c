@@ -4,7 +4,12 @@
  * and GFLOP/s over the repetitions, the multiply-adds counted as 2 flops
  * (forward, weight gradient, and input gradient where the input wants one).
  *
- *     build/conv_bench [reps]      (compare: bench/torch_conv.py)
+ *     make build/libtapegrad.a && cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -I. \
+ *         bench/conv_bench.c build/libtapegrad.a -o build/conv_bench -lm -lpthread
+ *     build/conv_bench [reps]      (TG_THREADS=n to pin; compare bench/torch_conv.py)
+ *
+ * Times the op and its own backward rule (the output's gradient set
+ * directly, so no seed copy is counted).
  */
 #include <stdio.h>
 #include <stdlib.h>
