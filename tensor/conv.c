@@ -27,8 +27,8 @@
  * fixed by the shapes (tensor/gemm.h). im2col, col2im and the layout copies
  * run on the pool (tensor/pool.h) over ranges of whole rows or planes, each
  * output element written by one thread in a fixed order; bias sums run one
- * channel per task, in double, n then (h, w). Results are bit-identical for
- * any thread count.
+ * channel per task, in double, in eight lanes fixed by position. Results are
+ * bit-identical for any thread count.
  *
  * Memory: col, dcol and the channel-major copies come from the caller's
  * scratch arena (the tape's arena in autograd), so a steady-state step
