@@ -63,6 +63,7 @@ typedef enum {
     TG_OP_CUSTOM,                                    /* a user's op (tg_custom) */
 
     /* convolution */
+    TG_OP_CONV2D, TG_OP_CONV_TRANSPOSE2D,           /* x, w, b (b may be NULL) */
 
     /* pooling and upsampling */
 
@@ -452,6 +453,29 @@ tg_var *tg_scatter_add_(TG_LOC, tg_tape *t, tg_var *x, int axis, tg_var *index, 
 
 /* ------------------------------------------------------------------------ */
 /* convolution */
+
+#include "tensor/kernels.h"   /* tg_conv_args: stride, padding, dilation, output_padding, groups */
+
+/* 2-D convolution over NCHW batches, as PyTorch's F.conv2d and
+ * F.conv_transpose2d, each one tape entry; forward and backward run as
+ * im2col / col2im and one packed GEMM per group over the whole batch
+ * (tensor/conv.c). Arguments: tg_conv_args, e.g.
+ *     tg_conv2d(t, x, w, b, (tg_conv_args){.stride = {2, 2}, .padding = {1, 1}})
+ * conv2d: x (N, C, H, W), w (O, C / groups, kh, kw), b (O) or NULL ->
+ *   (N, O, Ho, Wo), Ho = (H + 2 ph - dh (kh - 1) - 1) / sh + 1 (Wo alike);
+ *   y[n, o] = b[o] + sum over c of its group, ki, kj of
+ *   w[o, c, ki, kj] x[n, c, oh sh - ph + ki dh, ow sw - pw + kj dw] (0 outside).
+ * conv_transpose2d: x (N, C, H, W), w (C, O / groups, kh, kw), b (O) or NULL
+ *   -> (N, O, Ho, Wo), Ho = (H - 1) sh - 2 ph + dh (kh - 1) + oph + 1: the
+ *   adjoint of conv2d with the same w (its input gradient), plus b.
+ *   output_padding must be smaller than the stride or the dilation.
+ * Shapes and arguments are checked when recorded (channels against the
+ * weight, groups dividing both channel counts, a kernel larger than the
+ * padded input, negative sizes) and abort naming the op and the caller. */
+tg_var *tg_conv2d_(TG_LOC, tg_tape *t, tg_var *x, tg_var *w, tg_var *b, tg_conv_args a);
+tg_var *tg_conv_transpose2d_(TG_LOC, tg_tape *t, tg_var *x, tg_var *w, tg_var *b, tg_conv_args a);
+#define tg_conv2d(...) tg_conv2d_(TG_AT, __VA_ARGS__)
+#define tg_conv_transpose2d(...) tg_conv_transpose2d_(TG_AT, __VA_ARGS__)
 
 /* ------------------------------------------------------------------------ */
 /* pooling and upsampling */

@@ -78,6 +78,7 @@ TG_BACKWARD(custom);
 
 
 /* convolution */
+TG_BACKWARD(conv2d); TG_BACKWARD(conv_transpose2d);
 
 /* pooling and upsampling */
 

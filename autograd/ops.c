@@ -101,6 +101,8 @@ const tg_op_def tg_ops[TG_OP_COUNT] = {
     [TG_OP_CUSTOM] = {"custom", -1, tg_backward_custom},
 
     /* convolution */
+    [TG_OP_CONV2D] = {"conv2d", 3, tg_backward_conv2d},   /* b may be NULL */
+    [TG_OP_CONV_TRANSPOSE2D] = {"conv_transpose2d", 3, tg_backward_conv_transpose2d},
 
     /* pooling and upsampling */
 

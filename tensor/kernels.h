@@ -283,6 +283,51 @@ void tg_tensor_bmm(tg_tensor *out, const tg_tensor *a, bool ta, const tg_tensor 
 
 /* ---------------------------------------------------------------- convolution (tensor/conv.c) */
 
+/* 2-D convolution as torch.nn.functional.conv2d / conv_transpose2d, NCHW,
+ * through im2col and the packed GEMM, the whole batch in one product per
+ * group (tensor/conv.c explains the layout). Threaded, bit-identical for any
+ * thread count. Temporary buffers (col, channel-major copies) come from the
+ * scratch arena, which the caller resets (a tape's arena in autograd), so a
+ * steady state allocates nothing. float32 or float64, one dtype per call. */
+typedef struct tg_conv_args {
+    int64_t stride[2];          /* (sh, sw); 0 means 1 */
+    int64_t padding[2];         /* (ph, pw): zeros added on both sides */
+    int64_t dilation[2];        /* 0 means 1 */
+    int64_t output_padding[2];  /* conv_transpose2d only: extra rows/cols at the bottom/right */
+    int64_t groups;             /* 0 means 1 */
+} tg_conv_args;
+
+/* Output size along one axis: conv2d's (in + 2 pad - dil (k - 1) - 1) / stride + 1
+ * (0 if the kernel does not fit), conv_transpose2d's
+ * (in - 1) stride - 2 pad + dil (k - 1) + out_pad + 1; stride, dil 0 mean 1. */
+int64_t tg_conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil);
+int64_t tg_conv_transpose_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil, int64_t out_pad);
+
+/* conv2d: y (N, O, Ho, Wo) = x (N, C, H, W) * w (O, C / groups, kh, kw) + b (O)
+ * (b may be NULL), or y += that if acc. Returns im2col of x, (C kh kw,
+ * N Ho Wo) in scratch, for tg_conv2d_backward's col. */
+tg_tensor *tg_conv2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x, const tg_tensor *w,
+                             const tg_tensor *b, tg_conv_args a, bool acc);
+/* conv2d's gradients from dy (N, O, Ho, Wo): dx += (the input piece, which
+ * is conv_transpose2d of dy), dw += and db += (the weight piece, the batch
+ * summed inside one GEMM); each may be NULL. col: tg_conv2d_forward's
+ * im2col of x, or NULL to recompute it. */
+void tg_conv2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
+                        const tg_tensor *x, const tg_tensor *w, const tg_tensor *col, tg_conv_args a);
+/* conv_transpose2d: y (N, O, Ho, Wo) = x (N, C, H, W) *^T w (C, O / groups, kh, kw)
+ * + b (O), b may be NULL: conv2d's input gradient with x as dy. */
+void tg_conv_transpose2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x, const tg_tensor *w,
+                                 const tg_tensor *b, tg_conv_args a);
+/* Its gradients from dy (y's shape): dx += conv2d(dy, w), dw +=, db += the
+ * sum of dy over (N, Ho, Wo); each may be NULL. */
+void tg_conv_transpose2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
+                                  const tg_tensor *x, const tg_tensor *w, tg_conv_args a);
+/* The layout pieces on their own (groups ignored): col (C kh kw, N Ho Wo)
+ * = im2col of x (N, C, H, W), row (c, ki, kj), column (n, oh, ow), zeros in
+ * the padding; and its adjoint dx += col2im(col). */
+void tg_tensor_im2col(tg_tensor *col, const tg_tensor *x, int64_t kh, int64_t kw, tg_conv_args a);
+void tg_tensor_col2im_acc(tg_tensor *dx, const tg_tensor *col, int64_t kh, int64_t kw, tg_conv_args a);
+
 /* ---------------------------------------------------------------- pooling and upsampling (tensor/kernels_pool.c) */
 
 /* ---------------------------------------------------------------- normalisation and dropout (tensor/kernels_norm.c) */

@@ -159,6 +159,15 @@ static tg_var *f_custom(tg_tape *t, tg_var **v, void *c) {
 
 
 /* convolution */
+static tg_var *f_conv2d(tg_tape *t, tg_var **v, void *c) {
+    (void)c;  /* x (2, 3, 5, 4), w (4, 3, 3, 3): stride 2, padding 1, a bias */
+    return tg_conv2d(t, v[0], v[1], v[2], (tg_conv_args){.stride = {2, 2}, .padding = {1, 1}});
+}
+static tg_var *f_conv_transpose2d(tg_tape *t, tg_var **v, void *c) {
+    (void)c;  /* x (2, 3, 5, 4), w (3, 2, 3, 2) -> (2, 2, 10, 7): stride 2, padding 1, output_padding 1 */
+    return tg_conv_transpose2d(t, v[0], v[1], v[2],
+                               (tg_conv_args){.stride = {2, 2}, .padding = {1, 1}, .output_padding = {1, 0}});
+}
 
 /* pooling and upsampling */
 
@@ -231,6 +240,8 @@ static const op_case cases[TG_OP_COUNT] = {
     [TG_OP_CUSTOM] = {f_custom, 2, {S(3, 4), S(3, 4)}, -2, 2, 1e-7, 1e-6},   /* variadic: any n */
 
     /* convolution */
+    [TG_OP_CONV2D] = {f_conv2d, 3, {S(2, 3, 5, 4), S(4, 3, 3, 3), S(4)}, -1, 1, 1e-7, 1e-6},
+    [TG_OP_CONV_TRANSPOSE2D] = {f_conv_transpose2d, 3, {S(2, 3, 5, 4), S(3, 2, 3, 2), S(2)}, -1, 1, 1e-7, 1e-6},
 
     /* pooling and upsampling */
 
