@@ -333,6 +333,49 @@ def build():
     c.add("custom", lambda a, b: a ** 3 * b, [((7,), -2.0, 2.0), ((7,), -2.0, 2.0)])
 
     # convolution
+    # Scalar arguments: [sh, sw, ph, pw, dh, dw, oph, opw, groups] (oph, opw:
+    # conv_transpose2d's output_padding, 0 for conv2d). Inputs x, w and, when
+    # the op has one, the bias (a case with two inputs has none). Fixed cases
+    # cover the corners (1x1 input, padding past the kernel, stride past the
+    # kernel, dilation, output_padding, no bias, groups); random ones odd sizes.
+    def conv_case(name, n, cin, cout, hw, k, s, p, d, op=(0, 0), groups=1, bias=True):
+        t = name == "conv_transpose2d"
+        wshape = (cin, cout // groups) + k if t else (cout, cin // groups) + k
+        ins = [((n, cin) + hw, -1.0, 1.0), (wshape, -1.0, 1.0)] + ([((cout,), -1.0, 1.0)] if bias else [])
+        fn = F.conv_transpose2d if t else F.conv2d
+        kw = dict(stride=s, padding=p, dilation=d, groups=groups)
+        if t:
+            kw["output_padding"] = op
+        c.add(name, lambda x, w, b=None, fn=fn, kw=kw: fn(x, w, b, **kw), ins,
+              [s[0], s[1], p[0], p[1], d[0], d[1], op[0], op[1], groups])
+
+    for name in ("conv2d", "conv_transpose2d"):
+        t = name == "conv_transpose2d"
+        conv_case(name, 2, 3, 4, (5, 4), (3, 3), (2, 2), (1, 1), (1, 1), (1, 1) if t else (0, 0))
+        conv_case(name, 1, 2, 3, (7, 5), (2, 3), (1, 2), (0, 1), (1, 1))              # non-square kernel
+        conv_case(name, 2, 2, 2, (1, 1), (1, 1), (1, 1), (0, 0), (1, 1))              # 1x1 input
+        conv_case(name, 2, 2, 3, (1, 1), (3, 3), (1, 1), (1, 1), (1, 1), bias=False)  # 1x1 input, k 3, no bias
+        conv_case(name, 1, 3, 2, (7, 9), (2, 2), (1, 1), (3, 2), (1, 1))              # padding past the kernel
+        conv_case(name, 2, 2, 3, (9, 8), (2, 3), (4, 5), (1, 0), (1, 1), (3, 4) if t else (0, 0))   # stride past it
+        conv_case(name, 1, 2, 2, (9, 7), (3, 2), (2, 1), (2, 1), (2, 3), (1, 2) if t else (0, 0))   # dilation
+        conv_case(name, 2, 4, 6, (6, 5), (3, 3), (1, 2), (1, 1), (1, 1), groups=2)   # groups
+        conv_case(name, 1, 6, 3, (5, 5), (2, 2), (2, 1), (0, 1), (2, 1), groups=3, bias=False)
+        conv_case(name, 3, 1, 4, (6, 6), (4, 4), (2, 2), (1, 1), (1, 1))              # the conv VAE's layer
+        for _ in range(4):                                                             # random, odd sizes
+            r = lambda lo, hi: int(torch.randint(lo, hi + 1, (1,), generator=g))
+            k, d, s = (r(1, 4), r(1, 4)), (r(1, 2), r(1, 2)), (r(1, 3), r(1, 3))
+            p = (r(0, 3), r(0, 3))
+            groups = r(1, 2)
+            cin, cout = groups * r(1, 3), groups * r(1, 3)
+            if t:
+                hw = (r(1, 6), r(1, 6))
+                op = tuple(r(0, max(s[i], d[i]) - 1) for i in range(2))
+                if any((hw[i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 <= 0 for i in range(2)):
+                    p = (0, 0)
+            else:
+                op = (0, 0)
+                hw = tuple(max(r(1, 9), d[i] * (k[i] - 1) + 1 - 2 * p[i]) for i in range(2))
+            conv_case(name, r(1, 3), cin, cout, hw, k, s, p, d, op, groups, bias=r(0, 1) == 1)
 
     # pooling and upsampling
 

@@ -33,6 +33,7 @@
 #define REGENERATE "regenerate it with /usr/bin/python3 scripts/op_fixtures.py"
 #define RTOL 1e-12
 #define FLOOR 1e-3
+#define MAX_ARGS 16   /* scalar arguments per case (conv takes 9) */
 
 TestSuite(torch_ops, .timeout = 120);
 
@@ -46,7 +47,7 @@ typedef struct {
 typedef struct {
     char name[32];
     uint32_t id, n_args, n_in;
-    double args[TG_MAX_DIMS];
+    double args[MAX_ARGS];
     bool requires_grad[3];
     ften in[3], up, out, grad[3];   /* grad[i] only where requires_grad[i] */
 } fcase;
@@ -77,7 +78,7 @@ static bool rd_tensor(FILE *f, ften *t) {
 static bool rd_case(FILE *f, fcase *c) {
     uint32_t len;
     if (!rd_u32(f, &len, sizeof c->name - 1) || !rd(f, c->name, len)) return false;
-    if (!rd(f, &c->id, 4) || !rd_u32(f, &c->n_args, TG_MAX_DIMS) || !rd(f, c->args, c->n_args * sizeof(double)))
+    if (!rd(f, &c->id, 4) || !rd_u32(f, &c->n_args, MAX_ARGS) || !rd(f, c->args, c->n_args * sizeof(double)))
         return false;
     if (!rd_u32(f, &c->n_in, 3)) return false;
     for (uint32_t i = 0; i < c->n_in; i++) {
@@ -231,6 +232,12 @@ static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
     case TG_OP_CUSTOM: return tg_custom(t, &tg_test_cube_mul, v, (int)c->n_in, v[0]->val.shape, NULL);
 
     /* convolution */
+    case TG_OP_CONV2D:
+    case TG_OP_CONV_TRANSPOSE2D: {   /* a: sh, sw, ph, pw, dh, dw, oph, opw, groups; v[2] NULL: no bias */
+        tg_conv_args ca = {{(int64_t)a[0], (int64_t)a[1]}, {(int64_t)a[2], (int64_t)a[3]}, {(int64_t)a[4], (int64_t)a[5]},
+                           {(int64_t)a[6], (int64_t)a[7]}, (int64_t)a[8]};
+        return op == TG_OP_CONV2D ? tg_conv2d(t, v[0], v[1], v[2], ca) : tg_conv_transpose2d(t, v[0], v[1], v[2], ca);
+    }
 
     /* pooling and upsampling */
 
@@ -307,7 +314,8 @@ Test(torch_ops, every_differentiable_op_has_a_pytorch_case) {
         cr_expect_geq(op, 0, "ops.bin case %s %u: no such op in tg_ops", c->name, c->id);
         if (op < 0) continue;
         for (uint32_t i = 0; i < c->n_in; i++) grads += c->requires_grad[i];
-        int want = tg_ops[op].n_in < 0 ? (int)c->n_in : tg_ops[op].n_in;   /* variadic: every input */
+        /* variadic, or an optional last input left out (conv's bias): every input given */
+        int want = tg_ops[op].n_in < 0 || (int)c->n_in < tg_ops[op].n_in ? (int)c->n_in : tg_ops[op].n_in;
         cr_expect_eq(grads, want, "ops.bin case %s %u: %d differentiable inputs, tg_ops says %d", c->name, c->id,
                      grads, want);
         cases[op]++;
