@@ -120,16 +120,18 @@ typedef struct {
     bool acc;
 } conv_job;
 
-/* col rows for items i = n (C kh kw) + r: image n, row r = (c, ki, kj). */
+/* col for items i = r N + n: row r = (c, ki, kj), image n. Consecutive
+ * items write consecutive memory; the planes they read are re-read by the
+ * next tap of the same channel while still in cache. */
 static void im2col_range(void *ctx, int64_t begin, int64_t end) {
     const conv_job *j = ctx;
     const geom *g = j->g;
-    int64_t R = g->C * g->kh * g->kw, P = g->Ho * g->Wo, L = g->N * P;
+    int64_t P = g->Ho * g->Wo, L = g->N * P;
     TG_DISPATCH(j->x->dtype, {
         const T *x = j->x->data;
         T *col = j->col->data;
         for (int64_t i = begin; i < end; i++) {
-            int64_t n = i / R, r = i % R, c = r / (g->kh * g->kw), ki = r / g->kw % g->kh, kj = r % g->kw;
+            int64_t r = i / g->N, n = i % g->N, c = r / (g->kh * g->kw), ki = r / g->kw % g->kh, kj = r % g->kw;
             const T *xp = x + (n * g->C + c) * g->H * g->W;
             T *dst = col + r * L + n * P;
             int64_t off = kj * g->dw - g->pw, lo, hi;
@@ -150,7 +152,9 @@ static void im2col_range(void *ctx, int64_t begin, int64_t end) {
     });
 }
 
-/* dx planes for items i = n C + c: every tap of that plane, in (ki, kj, oh, ow) order. */
+/* dx planes for items i = c N + n (plane (n, c)): every tap of that plane,
+ * in (ki, kj, oh, ow) order, so each element sums in a fixed order.
+ * Consecutive items read consecutive stretches of the same col rows. */
 static void col2im_range(void *ctx, int64_t begin, int64_t end) {
     const conv_job *j = ctx;
     const geom *g = j->g;
@@ -159,8 +163,8 @@ static void col2im_range(void *ctx, int64_t begin, int64_t end) {
         T *dx = j->col->data;          /* the image (written) */
         const T *col = j->x->data;     /* the columns (read) */
         for (int64_t i = begin; i < end; i++) {
-            int64_t n = i / g->C, c = i % g->C;
-            T *xp = dx + i * g->H * g->W;
+            int64_t c = i / g->N, n = i % g->N;
+            T *xp = dx + (n * g->C + c) * g->H * g->W;
             for (int64_t ki = 0; ki < g->kh; ki++)
                 for (int64_t kj = 0; kj < g->kw; kj++) {
                     const T *src = col + ((c * g->kh + ki) * g->kw + kj) * L + n * P;
