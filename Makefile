@@ -5,7 +5,7 @@
 #   make test       installs Criterion and the default dataset if missing, runs the suite, then again
 #                   under -fsanitize=address,undefined
 #   make valgrind   a short run of each vae command under valgrind memcheck
-#   make bench      speed figures (GEMM, an epoch next to PyTorch when present)
+#   make bench      speed figures (GEMM, an epoch, convolutions next to PyTorch when present)
 #   make data       downloads MNIST into data/mnist (needs internet)
 #   make fuzz       libFuzzer targets for the file readers, FUZZ_SECONDS each (needs clang)
 #   make install    build/libtapegrad.a and .so, the public headers (those tapegrad.h
@@ -116,11 +116,15 @@ run: all
 data:
 	scripts/get_mnist.sh
 
-bench: all build/gemm_bench
+bench: all build/gemm_bench build/conv_bench
 	scripts/bench.sh
 
-build/gemm_bench: bench/gemm_bench.c build/libtapegrad.a
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+# The benches share bench/peak.h (the FMA peak and the clock).
+build/gemm_bench: bench/gemm_bench.c bench/peak.h build/libtapegrad.a
+	$(CC) $(CFLAGS) $(filter-out %.h,$^) -o $@ $(LDLIBS)
+
+build/conv_bench: bench/conv_bench.c bench/peak.h build/libtapegrad.a
+	$(CC) $(CFLAGS) $(filter-out %.h,$^) -o $@ $(LDLIBS)
 
 # ---------------------------------------------------------------- fuzzing
 # One libFuzzer target per reader (fuzz/README.md), built with clang under

@@ -11,7 +11,7 @@
  * (tg_threads_get(): TG_THREADS, else the core count); the best of several
  * repetitions is reported in GFLOP/s (2 M N K flops per call) and as a
  * percentage of the measured peak: a loop of independent FMAs (AVX-512 when
- * the CPU has it, else AVX2, else scalar) on 1 and on T threads.
+ * the CPU has it, else AVX2, else scalar) on 1 and on T threads (bench/peak.h).
  *
  * When /usr/bin/python3 (or $PYTHON) has numpy, bench/numpy_gemm.py times
  * the same products with numpy's BLAS (OpenBLAS here) on 1 and T threads and
@@ -29,13 +29,7 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define BENCH_X86 1
-#else
-#define BENCH_X86 0
-#endif
-
+#include "bench/peak.h"
 #include "tensor/gemm.h"
 #include "tensor/pool.h"
 #include "tensor/tensor.h"
@@ -67,115 +61,9 @@ static const bench_shape shapes[] = {
 };
 enum { NSHAPES = sizeof shapes / sizeof shapes[0] };
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static double shape_flops(const bench_shape *s)
 {
     return 2.0 * (double)s->M * (double)s->N * (double)s->K;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Peak: independent FMA chains, enough to cover the FMA latency on every
- * port. Returns a checksum so the loop is not optimised away. */
-
-enum { CHAINS = 12 };
-
-#if BENCH_X86
-__attribute__((target("avx512f")))
-static float fma_loop_avx512(int64_t iters)
-{
-    __m512 acc[CHAINS], x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(0.001f);
-    for (int j = 0; j < CHAINS; j++) acc[j] = _mm512_set1_ps((float)j);
-    for (int64_t i = 0; i < iters; i++)
-#pragma GCC unroll 16
-        for (int j = 0; j < CHAINS; j++) acc[j] = _mm512_fmadd_ps(acc[j], x, y);
-    for (int j = 1; j < CHAINS; j++) acc[0] = _mm512_add_ps(acc[0], acc[j]);
-    return _mm512_reduce_add_ps(acc[0]);
-}
-
-__attribute__((target("avx2,fma")))
-static float fma_loop_avx2(int64_t iters)
-{
-    __m256 acc[CHAINS], x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(0.001f);
-    for (int j = 0; j < CHAINS; j++) acc[j] = _mm256_set1_ps((float)j);
-    for (int64_t i = 0; i < iters; i++)
-#pragma GCC unroll 16
-        for (int j = 0; j < CHAINS; j++) acc[j] = _mm256_fmadd_ps(acc[j], x, y);
-    float t[8], sum = 0;
-    for (int j = 1; j < CHAINS; j++) acc[0] = _mm256_add_ps(acc[0], acc[j]);
-    _mm256_storeu_ps(t, acc[0]);
-    for (int k = 0; k < 8; k++) sum += t[k];
-    return sum;
-}
-#endif
-
-static float fma_loop_scalar(int64_t iters)
-{
-    float acc[CHAINS];
-    for (int j = 0; j < CHAINS; j++) acc[j] = (float)j;
-    for (int64_t i = 0; i < iters; i++)
-#pragma GCC unroll 16
-        for (int j = 0; j < CHAINS; j++) acc[j] = acc[j] * 0.999f + 0.001f;
-    float sum = 0;
-    for (int j = 0; j < CHAINS; j++) sum += acc[j];
-    return sum;
-}
-
-typedef struct {
-    float (*loop)(int64_t);
-    int lanes;
-    const char *isa;
-} fma_kind;
-
-static fma_kind best_fma(void)
-{
-#if BENCH_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return (fma_kind){fma_loop_avx512, 16, "AVX-512"};
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return (fma_kind){fma_loop_avx2, 8, "AVX2"};
-#endif
-    return (fma_kind){fma_loop_scalar, 1, "scalar"};
-}
-
-typedef struct {
-    fma_kind kind;
-    int64_t iters;
-    volatile float sink;
-} peak_job;
-
-static void peak_range(void *ctx, int64_t begin, int64_t end)
-{
-    peak_job *p = ctx;
-    for (int64_t r = begin; r < end; r++) p->sink = p->kind.loop(p->iters);
-}
-
-/* GFLOP/s of `threads` threads each running the FMA loop, best of several
- * runs of about 20 ms. */
-static double peak_gflops(fma_kind kind, int threads)
-{
-    tg_threads_set(threads);
-    peak_job p = {kind, 1000, 0};
-    double flops_per_iter = 2.0 * CHAINS * kind.lanes;
-    for (;;) {  /* calibrate: about 20 ms per run */
-        double t0 = now_seconds();
-        peak_range(&p, 0, 1);
-        if (now_seconds() - t0 > 0.02) break;
-        p.iters *= 2;
-    }
-    double best = 0;
-    for (int rep = 0; rep < 15; rep++) {
-        double t0 = now_seconds();
-        tg_parallel_for(threads, 1, peak_range, &p);
-        double gf = threads * (double)p.iters * flops_per_iter / (now_seconds() - t0) * 1e-9;
-        if (gf > best) best = gf;
-    }
-    return best;
 }
 
 /* ------------------------------------------------------------------------ */

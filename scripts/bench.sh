@@ -16,6 +16,9 @@
 #      directory, build/bench-iw-data-N/, which holds the first N images of
 #      each split. The model is a 1-epoch run, build/bench-iw-run/, trained
 #      once and reused.
+#   4. Convolutions on the conv VAE's shapes, forward and forward+backward at
+#      1 and 2 threads, next to PyTorch at its fastest setting, and the ratio
+#      (scripts/bench_conv.sh: bench/conv_bench.c, bench/torch_conv.py).
 # EPOCHS (default 2) epochs per run; each run reports its fastest epoch.
 set -e
 cd "$(dirname "$0")/.."
@@ -139,3 +142,7 @@ if [ -n "$PY" ]; then
 else
     echo "(PyTorch not installed: apt-get install python3-torch libopenblas0-pthread for the side-by-side figures)"
 fi
+
+echo
+echo "== Convolutions of the conv VAE, float32, batch 128, at 1 and 2 threads, next to PyTorch"
+scripts/bench_conv.sh
