@@ -176,6 +176,46 @@ tg_var *tg_linear_relu_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x) {
     return linear(file, line, t, l, x, TG_ACT_RELU);
 }
 
+/* ---------------------------------------------------------------- convolutions */
+
+static tg_conv conv_new(tg_params *ps, const char *name, int64_t in, int64_t out, int64_t kh, int64_t kw,
+                        tg_conv_args a, bool bias, bool transposed, tg_rng *r) {
+    int64_t g = a.groups ? a.groups : 1;
+    TG_CHECK(in > 0 && out > 0 && kh > 0 && kw > 0 && g > 0 && in % g == 0 && out % g == 0,
+             "tg_conv%s_new: %s: in %lld, out %lld, kernel %lldx%lld, groups %lld: sizes must be positive and the "
+             "channels divisible by groups", transposed ? "_transpose2d" : "2d", name, (long long)in, (long long)out,
+             (long long)kh, (long long)kw, (long long)g);
+    char buf[256];
+    tg_conv c = {.in = in, .out = out, .transposed = transposed, .args = a};
+    snprintf(buf, sizeof buf, "%s.weight", name);
+    c.weight = tg_params_add(ps, buf, transposed ? TG_SHAPE(in, out / g, kh, kw) : TG_SHAPE(out, in / g, kh, kw));
+    tg_init_kaiming_uniform(&c.weight->val, sqrt(5.0), r);
+    if (bias) {
+        int64_t fan_in, fan_out;
+        tg_init_fans(&c.weight->val, &fan_in, &fan_out);
+        double bound = 1.0 / sqrt((double)fan_in);
+        snprintf(buf, sizeof buf, "%s.bias", name);
+        c.bias = tg_params_add(ps, buf, TG_SHAPE(out));
+        tg_tensor_fill_uniform(&c.bias->val, -bound, bound, r);
+    }
+    return c;
+}
+
+tg_conv tg_conv2d_new(tg_params *ps, const char *name, int64_t in, int64_t out, int64_t kh, int64_t kw,
+                      tg_conv_args a, bool bias, tg_rng *r) {
+    return conv_new(ps, name, in, out, kh, kw, a, bias, false, r);
+}
+
+tg_conv tg_conv_transpose2d_new(tg_params *ps, const char *name, int64_t in, int64_t out, int64_t kh, int64_t kw,
+                                tg_conv_args a, bool bias, tg_rng *r) {
+    return conv_new(ps, name, in, out, kh, kw, a, bias, true, r);
+}
+
+tg_var *tg_conv_forward_(TG_LOC, tg_tape *t, const tg_conv *l, tg_var *x) {
+    return l->transposed ? tg_conv_transpose2d_(file, line, t, x, l->weight, l->bias, l->args)
+                         : tg_conv2d_(file, line, t, x, l->weight, l->bias, l->args);
+}
+
 /* ---------------------------------------------------------------- losses */
 
 static tg_var *reduce(tg_tape *t, tg_var *x, tg_reduction r) {

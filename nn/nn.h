@@ -66,6 +66,35 @@ tg_var *tg_linear_forward_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x);
 tg_var *tg_linear_relu_(TG_LOC, tg_tape *t, const tg_linear *l, tg_var *x);
 #define tg_linear_relu(...) tg_linear_relu_(TG_AT, __VA_ARGS__)
 
+/* ------------------------------------------------------------------------ */
+/* Conv2d and ConvTranspose2d, as torch.nn's: parameters "<name>.weight" and
+ * "<name>.bias" with PyTorch's shapes, so a state_dict loads as it is:
+ *   Conv2d:          weight (out, in / groups, kh, kw)
+ *   ConvTranspose2d: weight (in, out / groups, kh, kw)
+ * Initialised as PyTorch's default: weight kaiming_uniform(a = sqrt(5)),
+ * i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = weight.size(1) kh kw,
+ * and the bias from the same bound. stride, padding, dilation, groups and
+ * output_padding are the tg_conv_args of the ops (autograd.h).
+ *
+ *     tg_conv c1 = tg_conv2d_new(ps, "enc.0", 1, 32, 4, 4, (tg_conv_args){.stride = {2, 2}, .padding = {1, 1}}, true, &rng);
+ *     tg_var *h = tg_relu(t, tg_conv_forward(t, &c1, x));    // (B, 1, 28, 28) -> (B, 32, 14, 14)
+ */
+typedef struct {
+    tg_var *weight;     /* see above */
+    tg_var *bias;       /* (out), or NULL */
+    int64_t in, out;    /* channels */
+    bool transposed;    /* ConvTranspose2d */
+    tg_conv_args args;
+} tg_conv;
+
+tg_conv tg_conv2d_new(tg_params *ps, const char *name, int64_t in, int64_t out, int64_t kh, int64_t kw,
+                      tg_conv_args a, bool bias, tg_rng *r);
+tg_conv tg_conv_transpose2d_new(tg_params *ps, const char *name, int64_t in, int64_t out, int64_t kh, int64_t kw,
+                                tg_conv_args a, bool bias, tg_rng *r);
+/* x (N, in, H, W) -> (N, out, Ho, Wo) by tg_conv2d or tg_conv_transpose2d. */
+tg_var *tg_conv_forward_(TG_LOC, tg_tape *t, const tg_conv *l, tg_var *x);
+#define tg_conv_forward(...) tg_conv_forward_(TG_AT, __VA_ARGS__)
+
 /* Initialisers (torch.nn.init), on any parameter's tensor, drawing from r.
  * Fans as PyTorch's: for w of shape (out, in, k...), fan_in = in * prod(k),
  * fan_out = out * prod(k); a 1-D w has fan_in = fan_out = its size.
