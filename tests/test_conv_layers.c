@@ -93,6 +93,15 @@ Test(conv_layers, a_pytorch_state_dict_loads_and_gives_pytorchs_output_and_gradi
     for (int k = 0; k < ps->count; k++)   /* every parameter of ours is in PyTorch's state_dict, same shape */
         cr_expect(tg_shape_eq(ps->vars[k]->val.shape, fixture_tensor(&st, ps->vars[k]->name)->shape), "%s",
                   ps->vars[k]->name);
+    int keys = 0;   /* and every key of PyTorch's state_dict is one of ours: a strict load_state_dict of our file works */
+    for (int k = 0; k < st.n; k++) {
+        const char *name = st.tensors[k].name;
+        if (!strcmp(name, "input") || !strcmp(name, "up") || !strcmp(name, "output") || !strncmp(name, "grad.", 5))
+            continue;
+        cr_expect(tg_params_find(ps, name), "PyTorch's %s has no parameter here", name);
+        keys++;
+    }
+    cr_expect_eq(keys, ps->count);
 
     tg_tape *t = tg_tape_new();
     tg_var *x = tg_leaf(t, tg_tensor_copy(tg_tape_arena(t), fixture_tensor(&st, "input")), true);
