@@ -140,9 +140,12 @@ tg_var *tg_vae_model_sample_mean(tg_tape *t, const tg_vae_model *m, int64_t n, c
 /* The KL term is nn's tg_kl_diag_normal (nn/nn.h). */
 
 /* ------------------------------------------------------------------------ */
-/* KL annealing. t is the 0-based index of the current step or epoch.
+/* KL annealing. step is the 0-based index of the current step; epoch
+ * counts from 1, as a training loop `for epoch in 1..epochs` does.
  *   TG_KL_CONSTANT: 1
- *   TG_KL_LINEAR:   min(1, t / warmup), t = epoch if by_epoch else step;
+ *   TG_KL_LINEAR:   min(1, t / warmup), t = epoch if by_epoch else step:
+ *                   with warmup 4 epochs, the epochs train at 0.25, 0.5,
+ *                   0.75, 1, 1, ...; by steps the ramp starts at 0;
  *                   warmup <= 0 gives 1
  *   TG_KL_CYCLICAL: (Fu et al., 2019) total_steps split into `cycles` equal
  *                   cycles; at fraction tau in [0, 1) of its cycle the weight

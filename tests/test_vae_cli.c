@@ -121,17 +121,25 @@ Test(vae_cli, beta_vae) {
     cr_expect_eq(rows[1][5], 4.0, "kl_weight is beta: %g", rows[1][5]);
 }
 
+Test(vae_cli, train_without_model_trains_the_vae) {
+    cr_assert_eq(train("out", SMALL), 0, "%s", tg_cli_text("stderr"));
+    check_run("out", 0, TG_PRIOR_STANDARD);
+    char *cfg = tg_cli_text("out/config.json");
+    cr_expect(strstr(cfg, "\"model\":\"vae\"") || strstr(cfg, "\"model\": \"vae\""), "%s", cfg);
+    free(cfg);
+}
+
 Test(vae_cli, annealed_vae_linear_by_epoch) {
     cr_assert_eq(train("out", "--model annealed-vae " SMALL), 0, "%s", tg_cli_text("stderr"));
     check_run("out", 0, TG_PRIOR_STANDARD);
     double rows[4][TG_M_COLS];
     tg_cli_metrics("out", rows, 4);
-    cr_expect_eq(rows[0][5], 0.0, "epoch 1: %g", rows[0][5]);     /* min(1, 0 / 10) */
-    cr_expect_eq(rows[1][5], 0.1, "epoch 2: %g", rows[1][5]);     /* min(1, 1 / 10) */
+    cr_expect_eq(rows[0][5], 0.1, "epoch 1: %g", rows[0][5]);     /* min(1, 1 / 10): epochs count from 1 */
+    cr_expect_eq(rows[1][5], 0.2, "epoch 2: %g", rows[1][5]);     /* min(1, 2 / 10) */
     cr_assert_eq(train("out2", "--model annealed-vae --anneal-epochs 2 " SMALL), 0);
     tg_cli_metrics("out2", rows, 4);
-    cr_expect_eq(rows[0][5], 0.0);
-    cr_expect_eq(rows[1][5], 0.5);
+    cr_expect_eq(rows[0][5], 0.5);
+    cr_expect_eq(rows[1][5], 1.0);
 }
 
 Test(vae_cli, annealed_vae_by_step_and_cyclical) {
@@ -223,7 +231,7 @@ Test(vae_cli, flag_errors) {
         {"--model vae --frob 1", "--frob"},
         {"--model vae --epochs", "--epochs"},
         {"--model", "--model"},
-        {"--epochs 2", "--model"},
+        {"--model frob", "--model"},
         {"--model vae --epochs ten", "--epochs"},
         {"--model vae --epochs 0", "--epochs"},
         {"--model vae --epochs 2x", "--epochs"},

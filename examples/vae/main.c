@@ -38,15 +38,15 @@ static const char usage[] =
     "`vae <command> --help` lists the flags.\n";
 
 static const char train_usage[] =
-    "usage: vae train --model vae|beta-vae|annealed-vae|cvae [--data DIR] [--epochs 10] [--batch 128]\n"
+    "usage: vae train [--model vae|beta-vae|annealed-vae|cvae] [--data DIR] [--epochs 10] [--batch 128]\n"
     "                 [--hidden 400[,H2...]] [--latent 20] [--lr 1e-3] [--beta 1]\n"
     "                 [--anneal linear|cyclical] [--anneal-epochs N] [--anneal-steps N] [--cycles C]\n"
     "                 [--ratio R] [--prior standard|learned] [--likelihood bernoulli|gaussian]\n"
     "                 [--binarize none|static|dynamic] [--seed 1] [--threads N] [--out DIR] [--force]\n"
     "       vae train --resume DIR [--epochs N] [--threads N] [--data DIR]\n"
     "\n"
-    "  --model M          vae, beta-vae (KL times --beta), annealed-vae (KL weight\n"
-    "                     annealed from 0 to 1), cvae (conditioned on the label); required\n"
+    "  --model M          vae (the default), beta-vae (KL times --beta), annealed-vae\n"
+    "                     (KL weight annealed to 1), cvae (conditioned on the label)\n"
     "  --data DIR         MNIST-format IDX files (raw or .gz); default: data/mnist if\n"
     "                     present, else /usr/share/datasets/fashion-mnist\n"
     "  --epochs N         epochs (default 10)\n"
@@ -56,7 +56,8 @@ static const char train_usage[] =
     "  --lr X             Adam learning rate (default 1e-3)\n"
     "  --beta X           weight of the KL term, >= 0 (default 1)\n"
     "  --anneal S         annealed-vae schedule: linear (default) or cyclical\n"
-    "  --anneal-epochs N  linear: epochs from weight 0 to 1 (default 10)\n"
+    "  --anneal-epochs N  linear: epoch e (from 1) trains at weight min(1, e / N)\n"
+    "                     (default 10)\n"
     "  --anneal-steps N   linear: count steps instead, N steps from 0 to 1\n"
     "  --cycles C         cyclical: cycles over the run's --epochs (default 4); a run\n"
     "                     extended with --resume --epochs keeps this schedule, and its\n"
@@ -262,10 +263,7 @@ static int cmd_train(int argc, char **argv) {
         out = resume;
         have_model = true;
     }
-    if (!have_model) {
-        fprintf(stderr, "vae train: --model: required (vae, beta-vae, annealed-vae or cvae)\n");
-        return 2;
-    }
+    if (!have_model) o.model = TG_RUN_VAE;   /* a fresh run without --model trains the VAE */
     if (o.prior == TG_PRIOR_LEARNED && o.model != TG_RUN_CVAE) {
         fprintf(stderr, "vae train: --prior: learned needs --model cvae\n");
         return 2;

@@ -706,7 +706,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
             if (o->binarize == TG_BINARIZE_DYNAMIC) tg_binarize_f32(TG_F32P(xb), rows * D, &noise_rng);
             tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);
             tg_tensor lv = tg_tensor_wrap(TG_I64, TG_SHAPE(rows), yb->data);
-            w = tg_kl_weight(&ks, step, epoch - 1);
+            w = tg_kl_weight(&ks, step, epoch);   /* epochs count from 1 */
             tg_params_zero_grad(ps);
             tg_vae_model_out out =
                 tg_vae_model_forward(tape, &m, tg_leaf(tape, &xv, false), cond ? &lv : NULL, NULL, &noise_rng, w);
