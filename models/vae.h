@@ -32,4 +32,16 @@ tg_vae tg_vae_new(tg_params *ps, int64_t in, int64_t hidden, int64_t latent, tg_
 /* eps (B, latent) if given, else drawn from r. */
 tg_vae_out tg_vae_forward(tg_tape *t, const tg_vae *m, tg_var *x, const tg_tensor *eps, tg_rng *r);
 
+/* The importance-weighted bound (Burda, Grosse & Salakhutdinov, 2016) of the
+ * same networks, negated and summed over the batch, in nats:
+ *     -sum_b [ logsumexp_i log w_bi - log k ],
+ *     log w_bi = log p(x_b | z_bi) + log p(z_bi) - log q(z_bi | x_b),
+ *     z_bi = mu_b + exp(logvar_b / 2) eps_bi,  i = 1..k,
+ * with log q(z | x) = -1/2 sum_l (eps_l^2 + logvar_l + log 2 pi) at the
+ * drawn z, log p(z) = -1/2 sum_l (z_l^2 + log 2 pi) and log p(x | z) = -BCE
+ * of the decoder's logits. k = 1 is a one-sample ELBO (its KL sampled, not
+ * in closed form); the bound tightens as k grows. Composed from the ops, no
+ * backward of its own. eps (k, B, latent) if given, else drawn from r. */
+tg_var *tg_vae_iwae_loss(tg_tape *t, const tg_vae *m, tg_var *x, int64_t k, const tg_tensor *eps, tg_rng *r);
+
 #endif
