@@ -6,7 +6,11 @@ tapegrad's nn layers use, an input, an upstream gradient, the output and
 PyTorch's gradients; tests/fixtures/iwae.safetensors (for tests/test_iwae.c):
 the reference VAE's state_dict (fc1, fc_mu, fc_logvar, fc2, fc3; 6 -> 5 -> 3),
 a batch "x" (4, 6), the draws "eps" (k = 3, 4, 3), PyTorch's IWAE loss
-"loss" (the negated k-sample bound summed over the batch) and "grad.<param>".
+"loss" (the negated k-sample bound summed over the batch) and "grad.<param>";
+tests/fixtures/vq.safetensors (for tests/test_vq.c): "z_e" (7, 4), "book"
+(5, 4), "up" (7, 4), the nearest codes "codes" (as float64), z_q, the
+codebook and commitment losses, and the gradients "grad.z_e", "grad.book" of
+L = sum(z_q * up) + codebook + 0.25 commitment (straight-through z_q).
 
 Usage:
     /usr/bin/python3 scripts/layer_fixtures.py [--out PATH] [--iwae-out PATH]
@@ -80,13 +84,36 @@ def write_iwae(path):
     print("torch %s: wrote %s (%d bytes, loss %.6f)" % (torch.__version__, path, os.path.getsize(path), loss.item()))
 
 
+def write_vq(path):
+    torch.manual_seed(5)
+    z_e = torch.randn(7, 4, dtype=torch.float64, requires_grad=True)
+    book = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    up = torch.rand(7, 4, dtype=torch.float64) * 2 - 1
+    d = (z_e.detach() ** 2).sum(1, keepdim=True) - 2 * z_e.detach() @ book.detach().T + (book.detach() ** 2).sum(1)
+    codes = d.argmin(1)
+    e = F.embedding(codes, book)
+    z_q = z_e + (e - z_e).detach()
+    codebook = ((z_e.detach() - e) ** 2).sum()
+    commitment = ((z_e - e.detach()) ** 2).sum()
+    ((z_q * up).sum() + codebook + 0.25 * commitment).backward()
+    tensors = {"z_e": z_e.detach().numpy(), "book": book.detach().numpy(), "up": up.numpy(),
+               "codes": codes.double().numpy(), "z_q": z_q.detach().numpy(),
+               "codebook": codebook.detach().reshape(1).numpy(), "commitment": commitment.detach().reshape(1).numpy(),
+               "grad.z_e": z_e.grad.numpy(), "grad.book": book.grad.numpy()}
+    safetensors_lite.write(path, tensors, {"torch": torch.__version__})
+    print("torch %s: wrote %s (%d bytes, codes %s)" % (torch.__version__, path, os.path.getsize(path),
+                                                      codes.tolist()))
+
+
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(root, "tests", "fixtures", "conv_layers.safetensors"))
     ap.add_argument("--iwae-out", default=os.path.join(root, "tests", "fixtures", "iwae.safetensors"))
+    ap.add_argument("--vq-out", default=os.path.join(root, "tests", "fixtures", "vq.safetensors"))
     args = ap.parse_args()
     write_iwae(args.iwae_out)
+    write_vq(args.vq_out)
     torch.manual_seed(7)
     net = Net().double()
     x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
