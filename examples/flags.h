@@ -1,6 +1,7 @@
 /* flags.h — the command-line conventions of the small example programs
  * (seed_vae, mlp_classifier): every flag takes a value, `--help` prints the
- * usage, and a wrong flag or value exits 2 with one line naming it. */
+ * usage, a wrong flag or value exits 2 with one line naming it, and data
+ * that cannot be read exits 1 naming the file. */
 #ifndef TG_EXAMPLE_FLAGS_H
 #define TG_EXAMPLE_FLAGS_H
 
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "data/data.h"
 
 /* The flag at argv[*i], one of known (NULL-terminated), with its value in
  * *value and *i moved past it. --help or -h prints usage and exits 0; an
@@ -43,6 +46,23 @@ static inline long long tg_flag_int(const char *prog, const char *flag, const ch
         exit(2);
     }
     return v;
+}
+
+/* Loads dir (NULL: the default dataset) into *ds and prints its one-line
+ * description; exits 1 with the reason (or how to get a dataset) if it
+ * cannot. */
+static inline void tg_example_load(const char *prog, const char *dir, tg_dataset *ds) {
+    tg_err err;
+    if (!dir && !(dir = tg_dataset_default_dir())) {
+        tg_dataset_print_help(stderr);
+        exit(1);
+    }
+    if (tg_dataset_load(dir, ds, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        exit(1);
+    }
+    printf("Dataset: %s (%lld train, %lld test images of %lldx%lld)\n", ds->dir, (long long)ds->train_x.n,
+           (long long)ds->test_x.n, (long long)ds->train_x.rows, (long long)ds->train_x.cols);
 }
 
 #endif

@@ -52,19 +52,9 @@ int main(int argc, char **argv) {
         else seed = tg_flag_int("mlp_classifier", a, v, 0, (long long)1 << 62);
     }
 
-    if (!dir && !(dir = tg_dataset_default_dir())) {
-        tg_dataset_print_help(stderr);
-        return 1;
-    }
     tg_dataset ds;
-    tg_err err;
-    if (tg_dataset_load(dir, &ds, &err) != 0) {
-        fprintf(stderr, "mlp_classifier: %s\n", err.msg);
-        return 1;
-    }
+    tg_example_load("mlp_classifier", dir, &ds);
     const int64_t B = 128, D = ds.train_x.rows * ds.train_x.cols, K = 10;
-    printf("Dataset: %s (%lld train, %lld test images of %lldx%lld)\n", ds.dir, (long long)ds.train_x.n,
-           (long long)ds.test_x.n, (long long)ds.train_x.rows, (long long)ds.train_x.cols);
 
     tg_rng init_rng = tg_rng_seed((uint64_t)seed), data_rng = tg_rng_seed((uint64_t)seed + 1);
     tg_params *ps = tg_params_new(TG_F32);

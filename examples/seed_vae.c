@@ -69,19 +69,9 @@ int main(int argc, char **argv) {
     }
 
     /* Data. */
-    if (!dir && !(dir = tg_dataset_default_dir())) {
-        tg_dataset_print_help(stderr);
-        return 1;
-    }
     tg_dataset ds;
-    tg_err err;
-    if (tg_dataset_load(dir, &ds, &err) != 0) {
-        fprintf(stderr, "seed_vae: %s\n", err.msg);
-        return 1;
-    }
+    tg_example_load("seed_vae", dir, &ds);
     const int64_t B = 128, D = ds.train_x.rows * ds.train_x.cols;
-    printf("Dataset: %s (%lld train, %lld test images of %lldx%lld)\n", ds.dir, (long long)ds.train_x.n,
-           (long long)ds.test_x.n, (long long)ds.train_x.rows, (long long)ds.train_x.cols);
 
     /* Model and optimizer. Independent streams for weights, order and noise. */
     tg_rng init_rng = tg_rng_seed((uint64_t)seed), data_rng = tg_rng_seed((uint64_t)seed + 1),
@@ -136,6 +126,7 @@ int main(int argc, char **argv) {
 
     int status = 0;
     if (save) {
+        tg_err err;
         if (tg_params_save(ps, save, 0, NULL, NULL, &err) != 0) {
             fprintf(stderr, "seed_vae: %s\n", err.msg);
             status = 1;
