@@ -34,9 +34,11 @@
  * scratch arena (the tape's arena in autograd), so a steady-state step
  * allocates nothing.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "tensor/gemm.h"
 #include "tensor/kernels.h"
 #include "tensor/pool.h"
 
@@ -120,6 +122,8 @@ typedef struct {
     int64_t C, S;          /* layout copies: channels and pixels per image */
     bool acc;
     const int32_t *tab;    /* im2col / col2im: (kh kw, Ho Wo) offsets into a plane, -1 in the padding; or NULL */
+    int64_t ld, n0;        /* a chunk's buffer: the row stride of col / of the (C, N S) side, its first image;
+                              ld 0: the whole batch (row stride N S), n0 0 */
 } conv_job;
 
 /* Plane offsets are the same for every image and channel, so small
@@ -142,6 +146,139 @@ static bool build_table(const geom *g, int32_t *tab) {
     return true;
 }
 
+/* AVX-512 versions of the table loops. One tap never meets a pixel twice
+ * (distinct outputs read distinct inputs), so sixteen table entries at a time
+ * gather (im2col) or gather, add and scatter (col2im) with no conflicts, and
+ * every dx element still sums its taps in (ki, kj) order: the same bits as
+ * the scalar loops. Lanes where the table says -1 (padding) read nothing. */
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+static bool has_avx512(void) {
+    static int known;   /* 0 unknown, 1 no, 2 yes; a benign race on the first calls */
+    if (!known) {
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx512f") ? 2 : 1;
+    }
+    return known == 2;
+}
+
+static inline __mmask16 tail_mask(int64_t left) {
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
+/* dst[p] = xp[tp[p]], 0 where tp[p] < 0, for p < P. */
+__attribute__((target("avx512f")))
+static void gather_f32(const float *xp, const int32_t *tp, float *dst, int64_t P) {
+    for (int64_t p = 0; p < P; p += 16) {
+        __mmask16 m = tail_mask(P - p);
+        __m512i idx = _mm512_maskz_loadu_epi32(m, tp + p);
+        __mmask16 in = _mm512_mask_cmpge_epi32_mask(m, idx, _mm512_setzero_si512());
+        _mm512_mask_storeu_ps(dst + p, m, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, idx, xp, 4));
+    }
+}
+
+/* xp[tp[p]] += src[p] where tp[p] >= 0, for p < P. */
+__attribute__((target("avx512f")))
+static void scatter_add_f32(float *xp, const int32_t *tp, const float *src, int64_t P) {
+    for (int64_t p = 0; p < P; p += 16) {
+        __mmask16 m = tail_mask(P - p);
+        __m512i idx = _mm512_maskz_loadu_epi32(m, tp + p);
+        __mmask16 in = _mm512_mask_cmpge_epi32_mask(m, idx, _mm512_setzero_si512());
+        __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, idx, xp, 4);
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(in, src + p));
+        _mm512_mask_i32scatter_ps(xp, in, idx, v, 4);
+    }
+}
+/* Row walks for strides 1 and 2 (the VAE's): for each output row, the 32
+ * input columns its next 16 outputs can touch are loaded at once (only the
+ * ones inside the row: expandload / compressstore never reach past it, the
+ * padding lanes stay 0), and a permutation picks every sw-th. */
+static bool rows_avx512(const geom *g) { return has_avx512() && g->sw <= 2; }
+
+/* The lanes t < 32 with 0 <= base + t < W, as a mask, and the address of the first. */
+static inline uint32_t span_mask(int64_t W, int64_t base) {
+    int64_t lo = base < 0 ? -base : 0, hi = W - base < 32 ? W - base : 32;
+    return hi > lo ? (uint32_t)((((uint64_t)1 << hi) - 1) & ~(((uint64_t)1 << lo) - 1)) : 0;
+}
+
+/* Output lane i of a row block reads span lane i sw. */
+__attribute__((target("avx512f")))
+static inline __m512i pick_index(int64_t sw) {
+    return sw == 2 ? _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+                   : _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+/* im2col of one tap (ki, kj) of the plane xp (H, W) into dst (Ho, Wo). The
+ * masks and the permutation depend on the columns only, so they are set once
+ * per block of 16 outputs and the row loop is two loads, a permute, a store. */
+__attribute__((target("avx512f")))
+static void im2col_rows_f32(const geom *g, const float *xp, float *dst, int64_t ki, int64_t kj) {
+    int64_t off = kj * g->dw - g->pw;
+    for (int64_t ow0 = 0; ow0 < g->Wo; ow0 += 16) {
+        /* span lanes start at input column q = max(base, 0); output lane i reads lane i sw + base - q */
+        int64_t base = ow0 * g->sw + off, q = base > 0 ? base : 0;
+        uint32_t m = span_mask(g->W, q);
+        __m512i idx = _mm512_add_epi32(pick_index(g->sw), _mm512_set1_epi32((int)(base - q)));
+        __mmask16 out = tail_mask(g->Wo - ow0), ok = _mm512_cmpge_epi32_mask(idx, _mm512_setzero_si512()) & out;
+        float *d = dst + ow0;
+        for (int64_t oh = 0; oh < g->Ho; oh++, d += g->Wo) {
+            int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+            if (ih < 0 || ih >= g->H || !m) {
+                _mm512_mask_storeu_ps(d, out, _mm512_setzero_ps());
+                continue;
+            }
+            const float *row = xp + ih * g->W + q;
+            __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)m, row);
+            __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), row + 16);
+            _mm512_mask_storeu_ps(d, out, _mm512_maskz_permutex2var_ps(ok, v0, idx, v1));
+        }
+    }
+}
+
+/* The plane xp (H, W) += col2im of one tap (ki, kj) of src (Ho, Wo): the
+ * same span, the outputs spread back onto every sw-th lane and added. */
+__attribute__((target("avx512f")))
+static void col2im_rows_f32(const geom *g, float *xp, const float *src, int64_t ki, int64_t kj) {
+    int64_t off = kj * g->dw - g->pw;
+    __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int64_t ow0 = 0; ow0 < g->Wo; ow0 += 16) {
+        /* span lane t (input column q + t) takes output lane (t + e) / sw when sw divides t + e, e = q - base */
+        int64_t base = ow0 * g->sw + off, q = base > 0 ? base : 0, e = q - base;
+        uint32_t m = span_mask(g->W, q);
+        int64_t outs = g->Wo - ow0 < 16 ? g->Wo - ow0 : 16;
+        int64_t lim = g->sw * outs - e;   /* t < lim: one of this block's output lanes */
+        uint32_t every = g->sw == 2 ? 0x55555555u << (e % 2) : 0xffffffffu;
+        uint32_t add = m & every & (lim >= 32 ? 0xffffffffu : lim <= 0 ? 0 : (((uint32_t)1 << lim) - 1));
+        if (!add) continue;
+        __m512i lo = _mm512_add_epi32(iota, _mm512_set1_epi32((int)e));
+        __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(16));
+        if (g->sw == 2) lo = _mm512_srli_epi32(lo, 1), hi = _mm512_srli_epi32(hi, 1);
+        __mmask16 in = tail_mask(g->Wo - ow0);
+        const float *s = src + ow0;
+        for (int64_t oh = 0; oh < g->Ho; oh++, s += g->Wo) {
+            int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+            if (ih < 0 || ih >= g->H) continue;
+            float *row = xp + ih * g->W + q;
+            __m512 sv = _mm512_maskz_loadu_ps(in, s);
+            __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)m, row);
+            __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), row + 16);
+            v0 = _mm512_mask_add_ps(v0, (__mmask16)add, v0, _mm512_permutexvar_ps(lo, sv));
+            v1 = _mm512_mask_add_ps(v1, (__mmask16)(add >> 16), v1, _mm512_permutexvar_ps(hi, sv));
+            _mm512_mask_storeu_ps(row, (__mmask16)m, v0);
+            _mm512_mask_storeu_ps(row + 16, (__mmask16)(m >> 16), v1);
+        }
+    }
+}
+#else
+static bool rows_avx512(const geom *g) { (void)g; return false; }
+static void im2col_rows_f32(const geom *g, const float *xp, float *dst, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)dst, (void)ki, (void)kj; }
+static void col2im_rows_f32(const geom *g, float *xp, const float *src, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)src, (void)ki, (void)kj; }
+static bool has_avx512(void) { return false; }
+static void gather_f32(const float *xp, const int32_t *tp, float *dst, int64_t P) { (void)xp, (void)tp, (void)dst, (void)P; }
+static void scatter_add_f32(float *xp, const int32_t *tp, const float *src, int64_t P) { (void)xp, (void)tp, (void)src, (void)P; }
+#endif
+
 /* col for items i = r N + n: row r = (c, ki, kj), image n. Consecutive
  * items write consecutive memory; the planes they read are re-read by the
  * next tap of the same channel while still in cache. */
@@ -152,12 +289,24 @@ static void im2col_range(void *ctx, int64_t begin, int64_t end) {
     TG_DISPATCH(j->x->dtype, {
         const T *x = j->x->data;
         T *col = j->col->data;
+        int64_t r = begin / g->N, n = begin % g->N - 1, c = 0, ki = 0, kj = 0;
         for (int64_t i = begin; i < end; i++) {
-            int64_t r = i / g->N, n = i % g->N, c = r / (g->kh * g->kw), ki = r / g->kw % g->kh, kj = r % g->kw;
+            if (++n == g->N || i == begin) {   /* divisions once a row, not once an item */
+                if (n == g->N) n = 0, r++;
+                c = r / (g->kh * g->kw), ki = r / g->kw % g->kh, kj = r % g->kw;
+            }
             const T *xp = x + (n * g->C + c) * g->H * g->W;
-            T *dst = col + r * L + n * P;
+            T *dst = col + r * (j->ld ? j->ld : L) + (n - j->n0) * P;
+            if (sizeof(T) == 4 && rows_avx512(g)) {
+                im2col_rows_f32(g, (const float *)xp, (float *)dst, ki, kj);
+                continue;
+            }
             if (j->tab) {
                 const int32_t *tp = j->tab + (ki * g->kw + kj) * P;
+                if (sizeof(T) == 4 && has_avx512()) {
+                    gather_f32((const float *)xp, tp, (float *)dst, P);
+                    continue;
+                }
                 for (int64_t p = 0; p < P; p++) {
                     int32_t o = tp[p];
                     T v = xp[o & ~(o >> 31)];   /* index 0 in the padding, then dropped: no branch */
@@ -198,9 +347,17 @@ static void col2im_range(void *ctx, int64_t begin, int64_t end) {
             T *xp = dx + (n * g->C + c) * g->H * g->W;
             for (int64_t ki = 0; ki < g->kh; ki++)
                 for (int64_t kj = 0; kj < g->kw; kj++) {
-                    const T *src = col + ((c * g->kh + ki) * g->kw + kj) * L + n * P;
+                    const T *src = col + ((c * g->kh + ki) * g->kw + kj) * (j->ld ? j->ld : L) + (n - j->n0) * P;
+                    if (sizeof(T) == 4 && rows_avx512(g)) {
+                        col2im_rows_f32(g, (float *)xp, (const float *)src, ki, kj);
+                        continue;
+                    }
                     if (j->tab) {   /* the same (oh, ow) order as the rows below */
                         const int32_t *tp = j->tab + (ki * g->kw + kj) * P;
+                        if (sizeof(T) == 4 && has_avx512()) {
+                            scatter_add_f32((float *)xp, tp, (const float *)src, P);
+                            continue;
+                        }
                         for (int64_t p = 0; p < P; p++)
                             if (tp[p] >= 0) xp[tp[p]] += src[p];
                         continue;
@@ -245,7 +402,7 @@ static void cm_from_range(void *ctx, int64_t begin, int64_t end) {
     size_t es = tg_dtype_size(j->x->dtype);
     for (int64_t i = begin; i < end; i++) {
         int64_t c = i / N, n = i % N;
-        memcpy((char *)j->col->data + (size_t)(i * S) * es, (const char *)j->x->data + (size_t)((n * j->C + c) * S) * es,
+        memcpy((char *)j->col->data + (size_t)(c * (j->ld ? j->ld : N * S) + (n - j->n0) * S) * es, (const char *)j->x->data + (size_t)((n * j->C + c) * S) * es,
                (size_t)S * es);
     }
 }
@@ -259,7 +416,7 @@ static void cm_to_range(void *ctx, int64_t begin, int64_t end) {
         T *dst = j->col->data;
         for (int64_t i = begin; i < end; i++) {
             int64_t n = i / C, c = i % C;
-            const T *s = src + (c * N + n) * S;
+            const T *s = src + c * (j->ld ? j->ld : N * S) + (n - j->n0) * S;
             T *d = dst + i * S, bc = b ? b[c] : 0;
             if (j->acc) for (int64_t k = 0; k < S; k++) d[k] += s[k] + bc;
             else for (int64_t k = 0; k < S; k++) d[k] = s[k] + bc;
@@ -274,13 +431,6 @@ static tg_tensor *cm_from(tg_arena *ar, const tg_tensor *x) {
     conv_job j = {.x = x, .col = t, .C = C, .S = S};
     tg_parallel_for(N * C, grain_for(S), cm_from_range, &j);
     return t;
-}
-
-/* y (N, C, S...) = (or += if acc) src (C, N S) + b per channel (b may be NULL). */
-static void cm_to(tg_tensor *y, const tg_tensor *src, const tg_tensor *b, bool acc) {
-    int64_t N = y->shape.d[0], C = y->shape.d[1], S = y->numel / (N * C > 0 ? N * C : 1);
-    conv_job j = {.x = src, .col = y, .bias = b, .C = C, .S = S, .acc = acc};
-    tg_parallel_for(N * C, grain_for(S), cm_to_range, &j);
 }
 
 /* db[c] += sum over n, then s of v[n nstride + c cstride + s]: one channel a
@@ -315,27 +465,139 @@ static void bias_acc(tg_tensor *db, const tg_tensor *v, int64_t N, int64_t S, in
     tg_parallel_for(db->numel, grain_for(N * S), bias_range, &j);
 }
 
-/* ---------------------------------------------------------------- the three products */
+/* ---------------------------------------------------------------- batch chunks */
 
-/* yt (O, L) = W_g (O/G, K) @ col_g (K, L) for each group g. */
-static void gemm_forward(const geom *g, tg_tensor *yt, const tg_tensor *w, const tg_tensor *col) {
-    int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, L = g->N * g->Ho * g->Wo;
-    for (int64_t k = 0; k < g->G; k++)
-        gemm(w->dtype, false, false, Og, L, K, at(w, k * Og * K), K, at(col, k * K * L), L, 0.0, at(yt, k * Og * L), L);
+/* The forward and input-gradient products run a chunk of images at a time:
+ * one task builds the chunk's slice of col (or of the channel-major copy),
+ * multiplies it and spreads the result into the NCHW output while all of it
+ * is still in the core's L2, instead of three passes over the whole batch
+ * through memory. Tasks are whole chunks on the pool, each GEMM on its own
+ * thread (tg_gemm_f32_serial, packing into a per-slot arena buffer). The
+ * chunks depend only on the shapes and each element is summed over the same
+ * K as by one GEMM over the batch, so results do not depend on the threads. */
+#define CHUNK_BYTES (512 * 1024)   /* col and product slice of one chunk, about */
+
+typedef struct {
+    const geom *g;
+    const int32_t *tab;      /* im2col / col2im offset table, or NULL */
+    int64_t nb;              /* images per chunk */
+    bool input;              /* input-gradient product, else the forward */
+    const tg_tensor *x;      /* forward: conv input (N, C, H, W); input: NCHW source (N, O, Ho, Wo) or NULL */
+    const tg_tensor *src_t;  /* input: the source channel-major (O, L), or NULL */
+    const tg_tensor *w;      /* (O, C / G, kh, kw) */
+    const tg_tensor *b;      /* forward: bias (O) or NULL */
+    tg_tensor *col;          /* forward: (C kh kw, L) to keep im2col(x) in, or NULL */
+    tg_tensor *out;          /* forward: y (N, O, Ho, Wo); input: dx (N, C, H, W), added into */
+    bool acc;                /* forward: y += */
+    char *scratch;           /* slot_bytes per slot: GEMM packing, col chunk, product or source chunk */
+    size_t pack_bytes, col_bytes, slot_bytes;
+    _Atomic int slot;
+} chunk_job;
+
+static int64_t chunk_images(const geom *g, size_t es) {
+    int64_t per = (g->C * g->kh * g->kw + g->O) * g->Ho * g->Wo * (int64_t)es;
+    int64_t nb = CHUNK_BYTES / (per > 0 ? per : 1);
+    return nb < 1 ? 1 : nb > g->N ? g->N : nb;
 }
+
+/* The chunk's product for each group, n columns: col (C kh kw, n) and t (O, n) with row strides ldc, ldt.
+ *   forward  t_g (O/G, n) = W_g (O/G, K) @ col_g (K, n)
+ *   input    col_g (K, n) = W_g^T (K, O/G) @ t_g (O/G, n) */
+static void chunk_gemm(const chunk_job *j, char *pack, void *col, int64_t ldc, void *t, int64_t ldt, int64_t n) {
+    const geom *g = j->g;
+    int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G;
+    size_t es = tg_dtype_size(j->w->dtype);
+    for (int64_t k = 0; k < g->G; k++) {
+        const void *w = at(j->w, k * Og * K);
+        char *cg = (char *)col + (size_t)(k * K * ldc) * es, *tgp = (char *)t + (size_t)(k * Og * ldt) * es;
+        bool f32 = j->w->dtype == TG_F32;
+        if (j->input) {
+            if (f32) tg_gemm_f32_serial(pack, true, false, K, n, Og, 1.0f, w, K, (float *)tgp, ldt, 0.0f, (float *)cg, ldc);
+            else tg_gemm_f64(true, false, K, n, Og, 1.0, w, K, (double *)tgp, ldt, 0.0, (double *)cg, ldc);
+        } else {
+            if (f32) tg_gemm_f32_serial(pack, false, false, Og, n, K, 1.0f, w, K, (float *)cg, ldc, 0.0f, (float *)tgp, ldt);
+            else tg_gemm_f64(false, false, Og, n, K, 1.0, w, K, (double *)cg, ldc, 0.0, (double *)tgp, ldt);
+        }
+    }
+}
+
+static void chunk_range(void *ctx, int64_t begin, int64_t end) {
+    chunk_job *j = ctx;
+    const geom *g = j->g;
+    int64_t P = g->Ho * g->Wo, N = g->N, L = N * P, CK = g->C * g->kh * g->kw;
+    size_t es = tg_dtype_size(j->w->dtype);
+    char *slot = j->scratch + (size_t)atomic_fetch_add(&j->slot, 1) * j->slot_bytes;
+    char *pack = slot, *colbuf = slot + j->pack_bytes, *tbuf = colbuf + j->col_bytes;
+    for (int64_t ch = begin; ch < end; ch++) {
+        int64_t n0 = ch * j->nb, n1 = n0 + j->nb < N ? n0 + j->nb : N, n = (n1 - n0) * P;
+        /* the chunk's col: a slice of the kept one, or the slot's own */
+        tg_tensor colt = tg_tensor_wrap(j->w->dtype, TG_SHAPE(CK, n), colbuf);
+        int64_t ldc = n, ldt = n;
+        if (j->col) colt.data = (char *)j->col->data + (size_t)(n0 * P) * es, ldc = L;
+        if (!j->input) {
+            conv_job c = {.g = g, .x = j->x, .col = &colt, .tab = j->tab, .ld = ldc, .n0 = n0};
+            for (int64_t r = 0; r < CK; r++) im2col_range(&c, r * N + n0, r * N + n1);
+            chunk_gemm(j, pack, colt.data, ldc, tbuf, ldt, n);
+            tg_tensor tt = tg_tensor_wrap(j->w->dtype, TG_SHAPE(g->O, n), tbuf);
+            conv_job o = {.x = &tt, .col = j->out, .bias = j->b, .C = g->O, .S = P, .acc = j->acc, .ld = ldt, .n0 = n0};
+            cm_to_range(&o, n0 * g->O, n1 * g->O);
+        } else {
+            void *t = tbuf;
+            if (j->src_t) {
+                t = (char *)j->src_t->data + (size_t)(n0 * P) * es, ldt = L;
+            } else {   /* the channel-major copy of the chunk's images */
+                tg_tensor tt = tg_tensor_wrap(j->w->dtype, TG_SHAPE(g->O, n), tbuf);
+                conv_job c = {.x = j->x, .col = &tt, .C = g->O, .S = P, .ld = ldt, .n0 = n0};
+                for (int64_t o = 0; o < g->O; o++) cm_from_range(&c, o * N + n0, o * N + n1);
+            }
+            chunk_gemm(j, pack, colt.data, ldc, t, ldt, n);
+            conv_job c = {.g = g, .x = &colt, .col = j->out, .tab = j->tab, .ld = ldc, .n0 = n0};
+            for (int64_t ci = 0; ci < g->C; ci++) col2im_range(&c, ci * N + n0, ci * N + n1);
+        }
+    }
+}
+
+static size_t round64(size_t v) { return (v + 63) & ~(size_t)63; }
+
+static void run_chunks(tg_arena *ar, chunk_job *j) {
+    const geom *g = j->g;
+    int32_t tab[TAB_MAX];
+    size_t es = tg_dtype_size(j->w->dtype);
+    j->tab = build_table(g, tab) ? tab : NULL;
+    j->nb = chunk_images(g, es);
+    int64_t chunks = (g->N + j->nb - 1) / j->nb, cols = j->nb * g->Ho * g->Wo;
+    int threads = tg_threads_get();
+    if (threads > chunks) threads = (int)chunks;
+    j->pack_bytes = j->w->dtype == TG_F32 ? round64(tg_gemm_f32_scratch_bytes()) : 0;
+    j->col_bytes = round64((size_t)(g->C * g->kh * g->kw * cols) * es);
+    j->slot_bytes = j->pack_bytes + j->col_bytes + round64((size_t)(g->O * cols) * es);
+    j->scratch = tg_arena_alloc(ar, (size_t)threads * j->slot_bytes);
+    atomic_init(&j->slot, 0);
+    tg_parallel_for(chunks, 1, chunk_range, j);
+}
+
+/* y (N, O, Ho, Wo) (+)= W @ im2col(x) + b; col (C kh kw, L), if not NULL, left holding im2col(x). */
+static void forward_chunks(tg_arena *ar, const geom *g, tg_tensor *y, tg_tensor *col, const tg_tensor *x,
+                           const tg_tensor *w, const tg_tensor *b, bool acc) {
+    chunk_job j = {.g = g, .x = x, .w = w, .b = b, .col = col, .out = y, .acc = acc};
+    run_chunks(ar, &j);
+}
+
+/* dx (N, C, H, W) += col2im(W^T @ src), src channel-major (O, L) in srct, or
+ * NCHW (N, O, Ho, Wo) in src (then srct is NULL). */
+static void input_chunks(tg_arena *ar, const geom *g, tg_tensor *dx, const tg_tensor *w, const tg_tensor *src,
+                         const tg_tensor *srct) {
+    chunk_job j = {.g = g, .input = true, .x = srct ? NULL : src, .src_t = srct, .w = w, .out = dx};
+    run_chunks(ar, &j);
+}
+
+/* ---------------------------------------------------------------- the three products */
 
 /* dW_g (O/G, K) += dyt_g (O/G, L) @ col_g^T: the sum over the batch is the GEMM's inner dimension. */
 static void gemm_weight(const geom *g, tg_tensor *dw, const tg_tensor *dyt, const tg_tensor *col) {
     int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, L = g->N * g->Ho * g->Wo;
     for (int64_t k = 0; k < g->G; k++)
         gemm(dw->dtype, false, true, Og, K, L, at(dyt, k * Og * L), L, at(col, k * K * L), L, 1.0, at(dw, k * Og * K), K);
-}
-
-/* dcol_g (K, L) = W_g^T (K, O/G) @ dyt_g (O/G, L). */
-static void gemm_input(const geom *g, tg_tensor *dcol, const tg_tensor *w, const tg_tensor *dyt) {
-    int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, L = g->N * g->Ho * g->Wo;
-    for (int64_t k = 0; k < g->G; k++)
-        gemm(w->dtype, true, false, K, L, Og, at(w, k * Og * K), K, at(dyt, k * Og * L), L, 0.0, at(dcol, k * K * L), L);
 }
 
 static tg_tensor *new_col(tg_arena *ar, const geom *g, tg_dtype dt) {
@@ -358,10 +620,7 @@ tg_tensor *tg_conv2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x
     geom g = conv2d_geom("tg_conv2d_forward", x, w, y, a);
     check_bias("tg_conv2d_forward", b, g.O, x->dtype);
     tg_tensor *col = new_col(scratch, &g, x->dtype);
-    tg_tensor *yt = tg_tensor_new(scratch, x->dtype, TG_SHAPE(g.O, g.N * g.Ho * g.Wo));
-    im2col(&g, col, x);
-    gemm_forward(&g, yt, w, col);
-    cm_to(y, yt, b, acc);
+    forward_chunks(scratch, &g, y, col, x, w, b, acc);
     return col;
 }
 
@@ -384,11 +643,7 @@ void tg_conv2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tens
         }
         gemm_weight(&g, dw, dyt, col);
     }
-    if (dx) {
-        tg_tensor *dcol = new_col(scratch, &g, x->dtype);
-        gemm_input(&g, dcol, w, dyt);
-        col2im_acc(&g, dx, dcol);
-    }
+    if (dx) input_chunks(scratch, &g, dx, w, dy, dyt);
 }
 
 /* ---------------------------------------------------------------- conv_transpose2d */
@@ -415,10 +670,7 @@ void tg_conv_transpose2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tenso
     } else {
         tg_tensor_fill(y, 0);
     }
-    tg_tensor *xt = cm_from(scratch, x);
-    tg_tensor *dcol = new_col(scratch, &g, x->dtype);
-    gemm_input(&g, dcol, w, xt);
-    col2im_acc(&g, y, dcol);
+    input_chunks(scratch, &g, y, w, x, NULL);
 }
 
 void tg_conv_transpose2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
@@ -431,12 +683,8 @@ void tg_conv_transpose2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *d
     if (db) bias_acc(db, dy, g.N, g.H * g.W, g.C * g.H * g.W, g.H * g.W);
     if (!dx && !dw) return;
     tg_tensor *col = new_col(scratch, &g, x->dtype);
-    im2col(&g, col, dy);
-    if (dx) {
-        tg_tensor *t = tg_tensor_new(scratch, x->dtype, TG_SHAPE(g.O, g.N * g.Ho * g.Wo));
-        gemm_forward(&g, t, w, col);
-        cm_to(dx, t, NULL, true);
-    }
+    if (dx) forward_chunks(scratch, &g, dx, col, dy, w, NULL, true);
+    else im2col(&g, col, dy);
     if (dw) gemm_weight(&g, dw, cm_from(scratch, x), col);
 }
 

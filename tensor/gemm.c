@@ -715,6 +715,24 @@ static void gemm_f32_run(product *p)
     atomic_flag_clear_explicit(&gemm_lock, memory_order_release);
 }
 
+/* The product to run: op(A) @ op(B) as asked, or as C^T when that fits the
+ * tiles much better. A narrow C (e.g. N = 20 with NR = 32) wastes most of
+ * each tile on zero padding; then
+ *   C^T (N, M) = op(B)^T @ op(A)^T
+ * is computed instead: op(B)^T is B read with the opposite transpose flag,
+ * and the same for A. Tiles are then written back transposed. */
+static product make_product(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                            float *C, int64_t ldc)
+{
+    const gemm_kernel *kr = current_kernel();
+    int64_t work = round_up(M, kr->mr) * round_up(N, kr->nr);
+    int64_t work_t = round_up(N, kr->mr) * round_up(M, kr->nr);
+    if (8 * work_t < 7 * work)
+        return (product){kr, true, !transB, !transA, N, M, K, alpha, beta, B, A, C, ldb, lda, ldc};
+    return (product){kr, false, transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
+}
+
 void tg_gemm_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
                  float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                  float beta, float *C, int64_t ldc)
@@ -726,20 +744,31 @@ void tg_gemm_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
         return;
     }
 
-    const gemm_kernel *kr = current_kernel();
-    /* A narrow C (e.g. N = 20 with NR = 32) wastes most of each tile on
-     * zero padding. If tiles fit C^T much better, compute
-     *   C^T (N, M) = op(B)^T @ op(A)^T
-     * instead: op(B)^T is B read with the opposite transpose flag, and the
-     * same for A. Tiles are then written back transposed. */
-    int64_t work = round_up(M, kr->mr) * round_up(N, kr->nr);
-    int64_t work_t = round_up(N, kr->mr) * round_up(M, kr->nr);
-    product p;
-    if (8 * work_t < 7 * work)
-        p = (product){kr, true, !transB, !transA, N, M, K, alpha, beta, B, A, C, ldb, lda, ldc};
-    else
-        p = (product){kr, false, transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
+    product p = make_product(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     gemm_f32_run(&p);
+}
+
+size_t tg_gemm_f32_scratch_bytes(void)
+{
+    const gemm_kernel *kr = current_kernel();
+    return (size_t)(kr->mc * kr->kc + kr->kc * kr->nc) * sizeof(float);
+}
+
+void tg_gemm_f32_serial(void *scratch, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+                        float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                        float beta, float *C, int64_t ldc)
+{
+    check_args("tg_gemm_f32_serial", transA, transB, M, N, K, A, lda, B, ldb, C, ldc);
+    if (M == 0 || N == 0) return;
+    if (K == 0 || alpha == 0.0f) {
+        scale_c_f32(M, N, beta, C, ldc);
+        return;
+    }
+    product p = make_product(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    /* The caller's buffer, already the full size: pack_buf_reserve never allocates. */
+    size_t abytes = (size_t)p.kr->mc * p.kr->kc * sizeof(float);
+    pack_bufs pb = {.a = {scratch, abytes}, .b = {(char *)scratch + abytes, tg_gemm_f32_scratch_bytes() - abytes}};
+    gemm_f32_packed(&p, &all_tiles, &pb);
 }
 
 /* ------------------------------------------------------------------------ */
