@@ -97,12 +97,6 @@ static inline void *at(const tg_tensor *t, int64_t off) {
     return (char *)t->data + off * (int64_t)tg_dtype_size(t->dtype);
 }
 
-static void gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
-                 const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
-    if (dt == TG_F32) tg_gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C, ldc);
-    else tg_gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, beta, C, ldc);
-}
-
 /* ---------------------------------------------------------------- layouts */
 
 /* The range [lo, hi) of output columns ow whose input column ow s + off lies in [0, W). */
@@ -424,15 +418,6 @@ static void cm_to_range(void *ctx, int64_t begin, int64_t end) {
     });
 }
 
-/* (C, N S) channel-major copy of x (N, C, S...) in the arena. */
-static tg_tensor *cm_from(tg_arena *ar, const tg_tensor *x) {
-    int64_t N = x->shape.d[0], C = x->shape.d[1], S = x->numel / (N * C > 0 ? N * C : 1);
-    tg_tensor *t = tg_tensor_new(ar, x->dtype, TG_SHAPE(C, N * S));
-    conv_job j = {.x = x, .col = t, .C = C, .S = S};
-    tg_parallel_for(N * C, grain_for(S), cm_from_range, &j);
-    return t;
-}
-
 /* db[c] += sum over n, then s of v[n nstride + c cstride + s]: one channel a
  * task, in double, eight lanes by s mod 8. */
 typedef struct {
@@ -467,28 +452,37 @@ static void bias_acc(tg_tensor *db, const tg_tensor *v, int64_t N, int64_t S, in
 
 /* ---------------------------------------------------------------- batch chunks */
 
-/* The forward and input-gradient products run a chunk of images at a time:
- * one task builds the chunk's slice of col (or of the channel-major copy),
- * multiplies it and spreads the result into the NCHW output while all of it
- * is still in the core's L2, instead of three passes over the whole batch
- * through memory. Tasks are whole chunks on the pool, each GEMM on its own
- * thread (tg_gemm_f32_serial, packing into a per-slot arena buffer). The
- * chunks depend only on the shapes and each element is summed over the same
- * K as by one GEMM over the batch, so results do not depend on the threads. */
-#define CHUNK_BYTES (512 * 1024)   /* col and product slice of one chunk, about */
+/* The products run a chunk of images at a time: one task builds the chunk's
+ * slice of col (or of a channel-major copy), multiplies it and spreads the
+ * result into the NCHW output while all of it is still in the core's L2,
+ * instead of one pass over the whole batch through memory per step. Tasks
+ * are whole chunks on the pool, each GEMM on its own thread
+ * (tg_gemm_f32_serial, packing into a per-slot arena buffer). The weight
+ * gradient sums one partial dW per chunk, then adds the partials in chunk
+ * order. The chunks depend only on the shapes, and each GEMM's sums only on
+ * its K, so results do not depend on the threads. */
+#define CHUNK_BYTES (1024 * 1024)   /* col and product slices of one chunk, about */
+
+typedef enum {
+    CH_FORWARD,     /* out (N, O, Ho, Wo) (+)= W @ im2col(x) + b, col kept if not NULL */
+    CH_INPUT,       /* out (N, C, H, W) += col2im(W^T @ x), x (N, O, Ho, Wo) */
+    CH_CONV_BWD,    /* conv2d: dx += col2im(W^T @ dy), partial dW = dy @ im2col(x)^T; dy in x2 */
+    CH_CONVT_BWD,   /* conv_transpose2d: dx += W @ im2col(dy), partial dW = x2 @ im2col(dy)^T; dy in x */
+} chunk_mode;
 
 typedef struct {
     const geom *g;
+    chunk_mode mode;
     const int32_t *tab;      /* im2col / col2im offset table, or NULL */
     int64_t nb;              /* images per chunk */
-    bool input;              /* input-gradient product, else the forward */
-    const tg_tensor *x;      /* forward: conv input (N, C, H, W); input: NCHW source (N, O, Ho, Wo) or NULL */
-    const tg_tensor *src_t;  /* input: the source channel-major (O, L), or NULL */
+    const tg_tensor *x;      /* the tensor im2col reads (N, C, H, W); CH_INPUT: the source (N, O, Ho, Wo) */
+    const tg_tensor *x2;     /* CH_*_BWD: the (N, O, Ho, Wo) side of dW (dy, or conv_transpose2d's x) */
     const tg_tensor *w;      /* (O, C / G, kh, kw) */
-    const tg_tensor *b;      /* forward: bias (O) or NULL */
-    tg_tensor *col;          /* forward: (C kh kw, L) to keep im2col(x) in, or NULL */
-    tg_tensor *out;          /* forward: y (N, O, Ho, Wo); input: dx (N, C, H, W), added into */
-    bool acc;                /* forward: y += */
+    const tg_tensor *b;      /* CH_FORWARD: bias (O) or NULL */
+    const tg_tensor *col;    /* im2col(x) (C kh kw, L) already made (CH_CONV_BWD) or to fill (CH_FORWARD), or NULL */
+    tg_tensor *out;          /* the NCHW result (y, or dx, added into), or NULL */
+    bool acc;                /* CH_FORWARD: out += */
+    char *partial;           /* CH_*_BWD with dW: (chunks, O, C / G kh kw) partial dW, or NULL */
     char *scratch;           /* slot_bytes per slot: GEMM packing, col chunk, product or source chunk */
     size_t pack_bytes, col_bytes, slot_bytes;
     _Atomic int slot;
@@ -500,66 +494,143 @@ static int64_t chunk_images(const geom *g, size_t es) {
     return nb < 1 ? 1 : nb > g->N ? g->N : nb;
 }
 
-/* The chunk's product for each group, n columns: col (C kh kw, n) and t (O, n) with row strides ldc, ldt.
- *   forward  t_g (O/G, n) = W_g (O/G, K) @ col_g (K, n)
- *   input    col_g (K, n) = W_g^T (K, O/G) @ t_g (O/G, n) */
-static void chunk_gemm(const chunk_job *j, char *pack, void *col, int64_t ldc, void *t, int64_t ldt, int64_t n) {
+static void gemm_here(tg_dtype dt, char *pack, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A,
+                      int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc) {
+    if (dt == TG_F32) tg_gemm_f32_serial(pack, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    else tg_gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+}
+
+/* The chunk's products for each group g, n columns, with col (C kh kw, n)
+ * and t (O, n) of row strides ldc, ldt:
+ *   CH_FORWARD   t_g (O/G, n) = W_g (O/G, K) @ col_g (K, n)
+ *   CH_INPUT     col_g (K, n) = W_g^T (K, O/G) @ t_g (O/G, n)
+ *   weight       dw_g (O/G, K) = t_g (O/G, n) @ col_g^T (n, K) */
+static void chunk_gemm(const chunk_job *j, int which, char *pack, char *col, int64_t ldc, char *t, int64_t ldt,
+                       int64_t n, char *dw) {
     const geom *g = j->g;
     int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G;
-    size_t es = tg_dtype_size(j->w->dtype);
+    tg_dtype dt = j->w->dtype;
+    size_t es = tg_dtype_size(dt);
     for (int64_t k = 0; k < g->G; k++) {
         const void *w = at(j->w, k * Og * K);
-        char *cg = (char *)col + (size_t)(k * K * ldc) * es, *tgp = (char *)t + (size_t)(k * Og * ldt) * es;
-        bool f32 = j->w->dtype == TG_F32;
-        if (j->input) {
-            if (f32) tg_gemm_f32_serial(pack, true, false, K, n, Og, 1.0f, w, K, (float *)tgp, ldt, 0.0f, (float *)cg, ldc);
-            else tg_gemm_f64(true, false, K, n, Og, 1.0, w, K, (double *)tgp, ldt, 0.0, (double *)cg, ldc);
-        } else {
-            if (f32) tg_gemm_f32_serial(pack, false, false, Og, n, K, 1.0f, w, K, (float *)cg, ldc, 0.0f, (float *)tgp, ldt);
-            else tg_gemm_f64(false, false, Og, n, K, 1.0, w, K, (double *)cg, ldc, 0.0, (double *)tgp, ldt);
-        }
+        char *cg = col + (size_t)(k * K * ldc) * es, *tk = t + (size_t)(k * Og * ldt) * es;
+        if (which == CH_FORWARD) gemm_here(dt, pack, false, false, Og, n, K, w, K, cg, ldc, tk, ldt);
+        else if (which == CH_INPUT) gemm_here(dt, pack, true, false, K, n, Og, w, K, tk, ldt, cg, ldc);
+        else gemm_here(dt, pack, false, true, Og, K, n, tk, ldt, cg, ldc, dw + (size_t)(k * Og * K) * es, K);
     }
+}
+
+/* col (C kh kw, n), row stride ldc, = im2col of images [n0, n1) of x. */
+static void chunk_im2col(const chunk_job *j, const tg_tensor *x, char *col, int64_t ldc, int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    int64_t CK = g->C * g->kh * g->kw;
+    tg_tensor ct = tg_tensor_wrap(x->dtype, TG_SHAPE(CK, ldc), col);
+    conv_job c = {.g = g, .x = x, .col = &ct, .tab = j->tab, .ld = ldc, .n0 = n0};
+    for (int64_t r = 0; r < CK; r++) im2col_range(&c, r * g->N + n0, r * g->N + n1);
+}
+
+/* t (O, n), row stride n, = images [n0, n1) of src (N, O, Ho, Wo) channel-major. */
+static void chunk_cm_from(const chunk_job *j, const tg_tensor *src, char *t, int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    int64_t P = g->Ho * g->Wo;
+    tg_tensor tt = tg_tensor_wrap(src->dtype, TG_SHAPE(g->O, (n1 - n0) * P), t);
+    conv_job c = {.x = src, .col = &tt, .C = g->O, .S = P, .ld = (n1 - n0) * P, .n0 = n0};
+    for (int64_t o = 0; o < g->O; o++) cm_from_range(&c, o * g->N + n0, o * g->N + n1);
+}
+
+/* out (N, O, Ho, Wo) images [n0, n1) (+)= t (O, n) + b, t's row stride ldt. */
+static void chunk_cm_to(const chunk_job *j, const tg_tensor *b, bool acc, char *t, int64_t ldt, int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    tg_tensor tt = tg_tensor_wrap(j->w->dtype, TG_SHAPE(g->O, ldt), t);
+    conv_job o = {.x = &tt, .col = j->out, .bias = b, .C = g->O, .S = g->Ho * g->Wo, .acc = acc, .ld = ldt, .n0 = n0};
+    cm_to_range(&o, n0 * g->O, n1 * g->O);
+}
+
+/* out (N, C, H, W) images [n0, n1) += col2im of col (C kh kw, n), row stride ldc. */
+static void chunk_col2im(const chunk_job *j, char *col, int64_t ldc, int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    tg_tensor ct = tg_tensor_wrap(j->w->dtype, TG_SHAPE(g->C * g->kh * g->kw, ldc), col);
+    conv_job c = {.g = g, .x = &ct, .col = j->out, .tab = j->tab, .ld = ldc, .n0 = n0};
+    for (int64_t ci = 0; ci < g->C; ci++) col2im_range(&c, ci * g->N + n0, ci * g->N + n1);
 }
 
 static void chunk_range(void *ctx, int64_t begin, int64_t end) {
     chunk_job *j = ctx;
     const geom *g = j->g;
-    int64_t P = g->Ho * g->Wo, N = g->N, L = N * P, CK = g->C * g->kh * g->kw;
-    size_t es = tg_dtype_size(j->w->dtype);
+    int64_t P = g->Ho * g->Wo, L = g->N * P;
+    size_t es = tg_dtype_size(j->w->dtype), wbytes = (size_t)j->w->numel * es;
     char *slot = j->scratch + (size_t)atomic_fetch_add(&j->slot, 1) * j->slot_bytes;
-    char *pack = slot, *colbuf = slot + j->pack_bytes, *tbuf = colbuf + j->col_bytes;
+    char *pack = slot, *cbuf = slot + j->pack_bytes, *tbuf = cbuf + j->col_bytes;
     for (int64_t ch = begin; ch < end; ch++) {
-        int64_t n0 = ch * j->nb, n1 = n0 + j->nb < N ? n0 + j->nb : N, n = (n1 - n0) * P;
-        /* the chunk's col: a slice of the kept one, or the slot's own */
-        tg_tensor colt = tg_tensor_wrap(j->w->dtype, TG_SHAPE(CK, n), colbuf);
-        int64_t ldc = n, ldt = n;
-        if (j->col) colt.data = (char *)j->col->data + (size_t)(n0 * P) * es, ldc = L;
-        if (!j->input) {
-            conv_job c = {.g = g, .x = j->x, .col = &colt, .tab = j->tab, .ld = ldc, .n0 = n0};
-            for (int64_t r = 0; r < CK; r++) im2col_range(&c, r * N + n0, r * N + n1);
-            chunk_gemm(j, pack, colt.data, ldc, tbuf, ldt, n);
-            tg_tensor tt = tg_tensor_wrap(j->w->dtype, TG_SHAPE(g->O, n), tbuf);
-            conv_job o = {.x = &tt, .col = j->out, .bias = j->b, .C = g->O, .S = P, .acc = j->acc, .ld = ldt, .n0 = n0};
-            cm_to_range(&o, n0 * g->O, n1 * g->O);
-        } else {
-            void *t = tbuf;
-            if (j->src_t) {
-                t = (char *)j->src_t->data + (size_t)(n0 * P) * es, ldt = L;
-            } else {   /* the channel-major copy of the chunk's images */
-                tg_tensor tt = tg_tensor_wrap(j->w->dtype, TG_SHAPE(g->O, n), tbuf);
-                conv_job c = {.x = j->x, .col = &tt, .C = g->O, .S = P, .ld = ldt, .n0 = n0};
-                for (int64_t o = 0; o < g->O; o++) cm_from_range(&c, o * N + n0, o * N + n1);
+        int64_t n0 = ch * j->nb, n1 = n0 + j->nb < g->N ? n0 + j->nb : g->N, n = (n1 - n0) * P;
+        char *kept = j->col ? (char *)j->col->data + (size_t)(n0 * P) * es : NULL;   /* this chunk of col */
+        char *dw = j->partial ? j->partial + (size_t)ch * wbytes : NULL;
+        switch (j->mode) {
+        case CH_FORWARD: {
+            char *col = kept ? kept : cbuf;
+            int64_t ldc = kept ? L : n;
+            chunk_im2col(j, j->x, col, ldc, n0, n1);
+            chunk_gemm(j, CH_FORWARD, pack, col, ldc, tbuf, n, n, NULL);
+            chunk_cm_to(j, j->b, j->acc, tbuf, n, n0, n1);
+            break;
+        }
+        case CH_INPUT: {
+            chunk_cm_from(j, j->x, tbuf, n0, n1);
+            chunk_gemm(j, CH_INPUT, pack, cbuf, n, tbuf, n, n, NULL);
+            chunk_col2im(j, cbuf, n, n0, n1);
+            break;
+        }
+        case CH_CONV_BWD:
+            chunk_cm_from(j, j->x2, tbuf, n0, n1);   /* dy */
+            if (dw) {
+                if (!kept) chunk_im2col(j, j->x, cbuf, n, n0, n1);
+                chunk_gemm(j, 2, pack, kept ? kept : cbuf, kept ? L : n, tbuf, n, n, dw);
             }
-            chunk_gemm(j, pack, colt.data, ldc, t, ldt, n);
-            conv_job c = {.g = g, .x = &colt, .col = j->out, .tab = j->tab, .ld = ldc, .n0 = n0};
-            for (int64_t ci = 0; ci < g->C; ci++) col2im_range(&c, ci * N + n0, ci * N + n1);
+            if (j->out) {   /* cbuf is free again: dcol */
+                chunk_gemm(j, CH_INPUT, pack, cbuf, n, tbuf, n, n, NULL);
+                chunk_col2im(j, cbuf, n, n0, n1);
+            }
+            break;
+        case CH_CONVT_BWD:
+            chunk_im2col(j, j->x, cbuf, n, n0, n1);   /* of dy */
+            if (j->out) {
+                chunk_gemm(j, CH_FORWARD, pack, cbuf, n, tbuf, n, n, NULL);
+                chunk_cm_to(j, NULL, true, tbuf, n, n0, n1);
+            }
+            if (dw) {   /* tbuf is free again: x */
+                chunk_cm_from(j, j->x2, tbuf, n0, n1);
+                chunk_gemm(j, 2, pack, cbuf, n, tbuf, n, n, dw);
+            }
+            break;
         }
     }
 }
 
 static size_t round64(size_t v) { return (v + 63) & ~(size_t)63; }
 
-static void run_chunks(tg_arena *ar, chunk_job *j) {
+/* dw (+)= the sum of the chunks' partials, in chunk order, for elements [begin, end). */
+typedef struct {
+    tg_tensor *dw;
+    const char *partial;
+    int64_t chunks;
+} partial_job;
+
+static void partial_sum_range(void *ctx, int64_t begin, int64_t end) {
+    const partial_job *p = ctx;
+    int64_t W = p->dw->numel;
+    TG_DISPATCH(p->dw->dtype, {
+        const T *part = (const T *)p->partial;
+        T *dw = p->dw->data;
+        for (int64_t i = begin; i < end; i++) {
+            T s = part[i];
+            for (int64_t c = 1; c < p->chunks; c++) s += part[c * W + i];
+            dw[i] += s;
+        }
+    });
+}
+
+/* Runs the job's chunks; dw, if not NULL, gets the partial weight gradients added. */
+static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
     const geom *g = j->g;
     int32_t tab[TAB_MAX];
     size_t es = tg_dtype_size(j->w->dtype);
@@ -572,32 +643,26 @@ static void run_chunks(tg_arena *ar, chunk_job *j) {
     j->col_bytes = round64((size_t)(g->C * g->kh * g->kw * cols) * es);
     j->slot_bytes = j->pack_bytes + j->col_bytes + round64((size_t)(g->O * cols) * es);
     j->scratch = tg_arena_alloc(ar, (size_t)threads * j->slot_bytes);
+    j->partial = dw ? tg_arena_alloc(ar, (size_t)(chunks * dw->numel) * es) : NULL;
     atomic_init(&j->slot, 0);
     tg_parallel_for(chunks, 1, chunk_range, j);
+    if (dw) {
+        partial_job p = {dw, j->partial, chunks};
+        tg_parallel_for(dw->numel, grain_for(chunks), partial_sum_range, &p);
+    }
 }
 
 /* y (N, O, Ho, Wo) (+)= W @ im2col(x) + b; col (C kh kw, L), if not NULL, left holding im2col(x). */
 static void forward_chunks(tg_arena *ar, const geom *g, tg_tensor *y, tg_tensor *col, const tg_tensor *x,
                            const tg_tensor *w, const tg_tensor *b, bool acc) {
-    chunk_job j = {.g = g, .x = x, .w = w, .b = b, .col = col, .out = y, .acc = acc};
-    run_chunks(ar, &j);
+    chunk_job j = {.g = g, .mode = CH_FORWARD, .x = x, .w = w, .b = b, .col = col, .out = y, .acc = acc};
+    run_chunks(ar, &j, NULL);
 }
 
-/* dx (N, C, H, W) += col2im(W^T @ src), src channel-major (O, L) in srct, or
- * NCHW (N, O, Ho, Wo) in src (then srct is NULL). */
-static void input_chunks(tg_arena *ar, const geom *g, tg_tensor *dx, const tg_tensor *w, const tg_tensor *src,
-                         const tg_tensor *srct) {
-    chunk_job j = {.g = g, .input = true, .x = srct ? NULL : src, .src_t = srct, .w = w, .out = dx};
-    run_chunks(ar, &j);
-}
-
-/* ---------------------------------------------------------------- the three products */
-
-/* dW_g (O/G, K) += dyt_g (O/G, L) @ col_g^T: the sum over the batch is the GEMM's inner dimension. */
-static void gemm_weight(const geom *g, tg_tensor *dw, const tg_tensor *dyt, const tg_tensor *col) {
-    int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, L = g->N * g->Ho * g->Wo;
-    for (int64_t k = 0; k < g->G; k++)
-        gemm(dw->dtype, false, true, Og, K, L, at(dyt, k * Og * L), L, at(col, k * K * L), L, 1.0, at(dw, k * Og * K), K);
+/* dx (N, C, H, W) += col2im(W^T @ src), src (N, O, Ho, Wo). */
+static void input_chunks(tg_arena *ar, const geom *g, tg_tensor *dx, const tg_tensor *w, const tg_tensor *src) {
+    chunk_job j = {.g = g, .mode = CH_INPUT, .x = src, .w = w, .out = dx};
+    run_chunks(ar, &j, NULL);
 }
 
 static tg_tensor *new_col(tg_arena *ar, const geom *g, tg_dtype dt) {
@@ -632,18 +697,10 @@ void tg_conv2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tens
                  (!dw || (dw->dtype == w->dtype && tg_shape_eq(dw->shape, w->shape))) &&
                  (!col || (col->dtype == x->dtype && col->numel == g.C * g.kh * g.kw * g.N * g.Ho * g.Wo)),
              "tg_conv2d_backward: dx, dw or col of the wrong shape or dtype");
-    if (!dx && !dw && !db) return;
-    tg_tensor *dyt = cm_from(scratch, dy);
-    if (db) bias_acc(db, dyt, 1, g.N * g.Ho * g.Wo, 0, g.N * g.Ho * g.Wo);
-    if (dw) {
-        if (!col) {
-            tg_tensor *c = new_col(scratch, &g, x->dtype);
-            im2col(&g, c, x);
-            col = c;
-        }
-        gemm_weight(&g, dw, dyt, col);
-    }
-    if (dx) input_chunks(scratch, &g, dx, w, dy, dyt);
+    if (db) bias_acc(db, dy, g.N, g.Ho * g.Wo, g.O * g.Ho * g.Wo, g.Ho * g.Wo);
+    if (!dx && !dw) return;
+    chunk_job j = {.g = &g, .mode = CH_CONV_BWD, .x = x, .x2 = dy, .w = w, .col = col, .out = dx};
+    run_chunks(scratch, &j, dw);
 }
 
 /* ---------------------------------------------------------------- conv_transpose2d */
@@ -670,7 +727,7 @@ void tg_conv_transpose2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tenso
     } else {
         tg_tensor_fill(y, 0);
     }
-    input_chunks(scratch, &g, y, w, x, NULL);
+    input_chunks(scratch, &g, y, w, x);
 }
 
 void tg_conv_transpose2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
@@ -682,10 +739,8 @@ void tg_conv_transpose2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *d
              "tg_conv_transpose2d_backward: dx or dw of the wrong shape or dtype");
     if (db) bias_acc(db, dy, g.N, g.H * g.W, g.C * g.H * g.W, g.H * g.W);
     if (!dx && !dw) return;
-    tg_tensor *col = new_col(scratch, &g, x->dtype);
-    if (dx) forward_chunks(scratch, &g, dx, col, dy, w, NULL, true);
-    else im2col(&g, col, dy);
-    if (dw) gemm_weight(&g, dw, cm_from(scratch, x), col);
+    chunk_job j = {.g = &g, .mode = CH_CONVT_BWD, .x = dy, .x2 = x, .w = w, .out = dx};
+    run_chunks(scratch, &j, dw);
 }
 
 /* ---------------------------------------------------------------- the layout kernels on their own */
