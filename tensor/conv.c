@@ -264,8 +264,82 @@ static void col2im_rows_f32(const geom *g, float *xp, const float *src, int64_t 
         }
     }
 }
+/* A chunk's im2col, (c, ki, kj) outer and images inner, so the masks and
+ * permutations of a tap (they depend on its columns only) are set once for
+ * all the chunk's images; then each output row is two loads, a permute and
+ * a store. Wo up to 16 (one block of outputs per row), as the VAE's. */
+__attribute__((target("avx512f")))
+static void im2col_chunk_f32(const geom *g, const float *x, float *col, int64_t ldc, int64_t n0, int64_t n1) {
+    int64_t P = g->Ho * g->Wo, HW = g->H * g->W;
+    __mmask16 out = tail_mask(g->Wo);
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t ki = 0; ki < g->kh; ki++)
+            for (int64_t kj = 0; kj < g->kw; kj++) {
+                int64_t base = kj * g->dw - g->pw, q = base > 0 ? base : 0;
+                uint32_t m = span_mask(g->W, q);
+                __m512i idx = _mm512_add_epi32(pick_index(g->sw), _mm512_set1_epi32((int)(base - q)));
+                __mmask16 ok = _mm512_cmpge_epi32_mask(idx, _mm512_setzero_si512()) & out;
+                float *dst = col + ((c * g->kh + ki) * g->kw + kj) * ldc;
+                for (int64_t n = n0; n < n1; n++) {
+                    const float *xp = x + (n * g->C + c) * HW + q;
+                    float *d = dst + (n - n0) * P;
+                    for (int64_t oh = 0; oh < g->Ho; oh++, d += g->Wo) {
+                        int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+                        if (ih < 0 || ih >= g->H || !m) {
+                            _mm512_mask_storeu_ps(d, out, _mm512_setzero_ps());
+                            continue;
+                        }
+                        const float *row = xp + ih * g->W;
+                        __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)m, row);
+                        __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), row + 16);
+                        _mm512_mask_storeu_ps(d, out, _mm512_maskz_permutex2var_ps(ok, v0, idx, v1));
+                    }
+                }
+            }
+}
+
+/* A chunk's col2im in the same order, (c, ki, kj) outer: each dx element
+ * still receives its taps in (ki, kj) order, as in col2im_range. */
+__attribute__((target("avx512f")))
+static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1) {
+    int64_t P = g->Ho * g->Wo, HW = g->H * g->W;
+    __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __mmask16 in = tail_mask(g->Wo);
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t ki = 0; ki < g->kh; ki++)
+            for (int64_t kj = 0; kj < g->kw; kj++) {
+                int64_t base = kj * g->dw - g->pw, q = base > 0 ? base : 0, e = q - base;
+                uint32_t m = span_mask(g->W, q);
+                int64_t lim = g->sw * g->Wo - e;
+                uint32_t every = g->sw == 2 ? 0x55555555u << (e % 2) : 0xffffffffu;
+                uint32_t add = m & every & (lim >= 32 ? 0xffffffffu : lim <= 0 ? 0 : (((uint32_t)1 << lim) - 1));
+                if (!add) continue;
+                __m512i lo = _mm512_add_epi32(iota, _mm512_set1_epi32((int)e));
+                __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(16));
+                if (g->sw == 2) lo = _mm512_srli_epi32(lo, 1), hi = _mm512_srli_epi32(hi, 1);
+                const float *src = col + ((c * g->kh + ki) * g->kw + kj) * ldc;
+                for (int64_t n = n0; n < n1; n++) {
+                    float *xp = dx + (n * g->C + c) * HW + q;
+                    const float *s = src + (n - n0) * P;
+                    for (int64_t oh = 0; oh < g->Ho; oh++, s += g->Wo) {
+                        int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+                        if (ih < 0 || ih >= g->H) continue;
+                        float *row = xp + ih * g->W;
+                        __m512 sv = _mm512_maskz_loadu_ps(in, s);
+                        __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)m, row);
+                        __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), row + 16);
+                        v0 = _mm512_mask_add_ps(v0, (__mmask16)add, v0, _mm512_permutexvar_ps(lo, sv));
+                        v1 = _mm512_mask_add_ps(v1, (__mmask16)(add >> 16), v1, _mm512_permutexvar_ps(hi, sv));
+                        _mm512_mask_storeu_ps(row, (__mmask16)m, v0);
+                        _mm512_mask_storeu_ps(row + 16, (__mmask16)(m >> 16), v1);
+                    }
+                }
+            }
+}
 #else
 static bool rows_avx512(const geom *g) { (void)g; return false; }
+static void im2col_chunk_f32(const geom *g, const float *x, float *col, int64_t ldc, int64_t n0, int64_t n1) { (void)g, (void)x, (void)col, (void)ldc, (void)n0, (void)n1; }
+static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1) { (void)g, (void)dx, (void)col, (void)ldc, (void)n0, (void)n1; }
 static void im2col_rows_f32(const geom *g, const float *xp, float *dst, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)dst, (void)ki, (void)kj; }
 static void col2im_rows_f32(const geom *g, float *xp, const float *src, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)src, (void)ki, (void)kj; }
 static bool has_avx512(void) { return false; }
@@ -524,6 +598,10 @@ static void chunk_gemm(const chunk_job *j, int which, char *pack, char *col, int
 static void chunk_im2col(const chunk_job *j, const tg_tensor *x, char *col, int64_t ldc, int64_t n0, int64_t n1) {
     const geom *g = j->g;
     int64_t CK = g->C * g->kh * g->kw;
+    if (x->dtype == TG_F32 && rows_avx512(g) && g->Wo <= 16) {
+        im2col_chunk_f32(g, x->data, (float *)col, ldc, n0, n1);
+        return;
+    }
     tg_tensor ct = tg_tensor_wrap(x->dtype, TG_SHAPE(CK, ldc), col);
     conv_job c = {.g = g, .x = x, .col = &ct, .tab = j->tab, .ld = ldc, .n0 = n0};
     for (int64_t r = 0; r < CK; r++) im2col_range(&c, r * g->N + n0, r * g->N + n1);
@@ -549,6 +627,10 @@ static void chunk_cm_to(const chunk_job *j, const tg_tensor *b, bool acc, char *
 /* out (N, C, H, W) images [n0, n1) += col2im of col (C kh kw, n), row stride ldc. */
 static void chunk_col2im(const chunk_job *j, char *col, int64_t ldc, int64_t n0, int64_t n1) {
     const geom *g = j->g;
+    if (j->w->dtype == TG_F32 && rows_avx512(g) && g->Wo <= 16) {
+        col2im_chunk_f32(g, j->out->data, (const float *)col, ldc, n0, n1);
+        return;
+    }
     tg_tensor ct = tg_tensor_wrap(j->w->dtype, TG_SHAPE(g->C * g->kh * g->kw, ldc), col);
     conv_job c = {.g = g, .x = &ct, .col = j->out, .tab = j->tab, .ld = ldc, .n0 = n0};
     for (int64_t ci = 0; ci < g->C; ci++) col2im_range(&c, ci * g->N + n0, ci * g->N + n1);
