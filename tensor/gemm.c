@@ -181,9 +181,60 @@ static void pack_panel_copy(const float *src, int64_t ld, int n, int w, int64_t 
  *   src: (n, >= kb) with row stride ld;  panel: (kb, w)
  * Written in 4x4 blocks: 4 rows x 4 k are loaded and transposed in
  * registers, so both the reads and the writes are contiguous runs. */
+#if TG_GEMM_X86
+static bool cpu_has_avx512(void);
+
+/* The (16, 16) block at src (row stride ld) transposed into dst (row
+ * stride ldd): dst[j * ldd + i] = src[i * ld + j]. Three shuffle stages:
+ * pairs of rows interleaved, then quads within each 128-bit lane, then
+ * 128-bit lanes gathered across the four quads of rows. */
+__attribute__((target("avx512f")))
+static void transpose16_f32(const float *src, int64_t ld, float *dst, int64_t ldd)
+{
+    __m512 r[16], a[16], b[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ld);
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) {
+        a[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+        a[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+    }
+    /* b[4q + e], 128-bit lane L: rows 4q .. 4q+3 at column 4L + e */
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        b[4 * q] = _mm512_shuffle_ps(a[4 * q], a[4 * q + 2], 0x44);
+        b[4 * q + 1] = _mm512_shuffle_ps(a[4 * q], a[4 * q + 2], 0xEE);
+        b[4 * q + 2] = _mm512_shuffle_ps(a[4 * q + 1], a[4 * q + 3], 0x44);
+        b[4 * q + 3] = _mm512_shuffle_ps(a[4 * q + 1], a[4 * q + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; e++) {
+        __m512 u0 = _mm512_shuffle_f32x4(b[e], b[4 + e], 0x44), u1 = _mm512_shuffle_f32x4(b[e], b[4 + e], 0xEE);
+        __m512 v0 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0x44), v1 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0xEE);
+        _mm512_storeu_ps(dst + (0 + e) * ldd, _mm512_shuffle_f32x4(u0, v0, 0x88));
+        _mm512_storeu_ps(dst + (4 + e) * ldd, _mm512_shuffle_f32x4(u0, v0, 0xDD));
+        _mm512_storeu_ps(dst + (8 + e) * ldd, _mm512_shuffle_f32x4(u1, v1, 0x88));
+        _mm512_storeu_ps(dst + (12 + e) * ldd, _mm512_shuffle_f32x4(u1, v1, 0xDD));
+    }
+}
+#endif
+
 static void pack_panel_transpose(const float *src, int64_t ld, int n, int w, int64_t kb,
                                  float *restrict panel)
 {
+#if TG_GEMM_X86
+    /* Full panels of 16 or 32 rows (B's for the AVX-512 kernel, the im2col
+     * matrix of a weight gradient) go through 16 x 16 blocks: a quarter of
+     * the instructions of the 4 x 4 blocks below. */
+    static int avx512 = -1;   /* a benign race on the first calls */
+    if (avx512 < 0) avx512 = cpu_has_avx512();
+    if (avx512 && n == w && w % 16 == 0 && kb >= 16) {
+        int64_t done = kb & ~(int64_t)15;
+        for (int64_t k = 0; k < done; k += 16)
+            for (int r = 0; r < w; r += 16) transpose16_f32(src + r * ld + k, ld, panel + k * w + r, w);
+        src += done, panel += done * w, kb -= done;
+    }
+#endif
     int64_t k = 0;
 #if TG_GEMM_SSE2
     int n4 = n & ~3;
