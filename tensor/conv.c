@@ -184,156 +184,130 @@ static void scatter_add_f32(float *xp, const int32_t *tp, const float *src, int6
         _mm512_mask_i32scatter_ps(xp, in, idx, v, 4);
     }
 }
-/* Row walks for strides 1 and 2 (the VAE's): for each output row, the 32
- * input columns its next 16 outputs can touch are loaded at once (only the
- * ones inside the row: expandload / compressstore never reach past it, the
- * padding lanes stay 0), and a permutation picks every sw-th. */
+
+/* Row walks for strides 1 and 2 (the VAE's). For each output row, the 32
+ * input columns its next 16 outputs can touch are loaded at once (masked to
+ * the ones inside the row, so the padding lanes are 0 and nothing outside x
+ * is read), and a permutation picks every sw-th. The masks and permutations
+ * of a tap depend on its columns only: they are set once (a *_tap) and the
+ * row loop is two loads, a permute and a store. */
 static bool rows_avx512(const geom *g) { return has_avx512() && g->sw <= 2; }
 
-/* The lanes t < 32 with 0 <= base + t < W, as a mask, and the address of the first. */
+/* The lanes t < 32 with 0 <= base + t < W, as a mask. */
 static inline uint32_t span_mask(int64_t W, int64_t base) {
     int64_t lo = base < 0 ? -base : 0, hi = W - base < 32 ? W - base : 32;
     return hi > lo ? (uint32_t)((((uint64_t)1 << hi) - 1) & ~(((uint64_t)1 << lo) - 1)) : 0;
 }
 
-/* Output lane i of a row block reads span lane i sw. */
+/* Tap column kj, outputs [ow0, ow0 + 16): the span starts at input column
+ * q = max(base, 0) (base: the column of output ow0), m its lanes inside the row. */
+typedef struct {
+    int64_t q;
+    uint32_t m;
+    __m512i idx;            /* im2col: output lane i reads span lane i sw + base - q ... */
+    __mmask16 out, ok;      /* ... for the lanes out (< Wo) where that is >= 0 */
+    __m512i lo, hi;         /* col2im: span lane t takes output lane (t + q - base) / sw ... */
+    uint32_t add;           /* ... for the lanes t in add */
+} row_tap;
+
 __attribute__((target("avx512f")))
-static inline __m512i pick_index(int64_t sw) {
-    return sw == 2 ? _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
-                   : _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+static row_tap tap_at(const geom *g, int64_t kj, int64_t ow0) {
+    row_tap t;
+    int64_t base = ow0 * g->sw + kj * g->dw - g->pw, outs = g->Wo - ow0 < 16 ? g->Wo - ow0 : 16;
+    t.q = base > 0 ? base : 0;
+    t.m = span_mask(g->W, t.q);
+    int e = (int)(t.q - base);
+    __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i stride = g->sw == 2 ? _mm512_add_epi32(iota, iota) : iota;
+    t.idx = _mm512_sub_epi32(stride, _mm512_set1_epi32(e));
+    t.out = tail_mask(outs);
+    t.ok = _mm512_cmpge_epi32_mask(t.idx, _mm512_setzero_si512()) & t.out;
+    t.lo = _mm512_add_epi32(iota, _mm512_set1_epi32(e));
+    t.hi = _mm512_add_epi32(t.lo, _mm512_set1_epi32(16));
+    if (g->sw == 2) t.lo = _mm512_srli_epi32(t.lo, 1), t.hi = _mm512_srli_epi32(t.hi, 1);
+    int64_t lim = g->sw * outs - e;   /* t < lim: one of this block's outputs; sw divides t + e */
+    uint32_t every = g->sw == 2 ? 0x55555555u << (e % 2) : 0xffffffffu;
+    t.add = t.m & every & (lim >= 32 ? 0xffffffffu : lim <= 0 ? 0 : (((uint32_t)1 << lim) - 1));
+    return t;
 }
 
-/* im2col of one tap (ki, kj) of the plane xp (H, W) into dst (Ho, Wo). The
- * masks and the permutation depend on the columns only, so they are set once
- * per block of 16 outputs and the row loop is two loads, a permute, a store. */
+/* d (Ho rows of stride Wo, from output column ow0) = tap (ki, t) of the plane xp (H, W). */
+__attribute__((target("avx512f")))
+static inline void im2col_tap_rows(const geom *g, const row_tap *t, const float *xp, float *d, int64_t ki) {
+    for (int64_t oh = 0; oh < g->Ho; oh++, d += g->Wo) {
+        int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+        if (ih < 0 || ih >= g->H || !t->m) {
+            _mm512_mask_storeu_ps(d, t->out, _mm512_setzero_ps());
+            continue;
+        }
+        const float *row = xp + ih * g->W + t->q;
+        __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)t->m, row);
+        __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(t->m >> 16), row + 16);
+        _mm512_mask_storeu_ps(d, t->out, _mm512_maskz_permutex2var_ps(t->ok, v0, t->idx, v1));
+    }
+}
+
+/* The plane xp (H, W) += tap (ki, t) of s (Ho rows of stride Wo, from output column ow0). */
+__attribute__((target("avx512f")))
+static inline void col2im_tap_rows(const geom *g, const row_tap *t, float *xp, const float *s, int64_t ki) {
+    if (!t->add) return;
+    for (int64_t oh = 0; oh < g->Ho; oh++, s += g->Wo) {
+        int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+        if (ih < 0 || ih >= g->H) continue;
+        float *row = xp + ih * g->W + t->q;
+        __m512 sv = _mm512_maskz_loadu_ps(t->out, s);
+        __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)t->m, row);
+        __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(t->m >> 16), row + 16);
+        v0 = _mm512_mask_add_ps(v0, (__mmask16)t->add, v0, _mm512_permutexvar_ps(t->lo, sv));
+        v1 = _mm512_mask_add_ps(v1, (__mmask16)(t->add >> 16), v1, _mm512_permutexvar_ps(t->hi, sv));
+        _mm512_mask_storeu_ps(row, (__mmask16)t->m, v0);
+        _mm512_mask_storeu_ps(row + 16, (__mmask16)(t->m >> 16), v1);
+    }
+}
+
+/* im2col of one tap (ki, kj) of the plane xp (H, W) into dst (Ho, Wo). */
 __attribute__((target("avx512f")))
 static void im2col_rows_f32(const geom *g, const float *xp, float *dst, int64_t ki, int64_t kj) {
-    int64_t off = kj * g->dw - g->pw;
     for (int64_t ow0 = 0; ow0 < g->Wo; ow0 += 16) {
-        /* span lanes start at input column q = max(base, 0); output lane i reads lane i sw + base - q */
-        int64_t base = ow0 * g->sw + off, q = base > 0 ? base : 0;
-        uint32_t m = span_mask(g->W, q);
-        __m512i idx = _mm512_add_epi32(pick_index(g->sw), _mm512_set1_epi32((int)(base - q)));
-        __mmask16 out = tail_mask(g->Wo - ow0), ok = _mm512_cmpge_epi32_mask(idx, _mm512_setzero_si512()) & out;
-        float *d = dst + ow0;
-        for (int64_t oh = 0; oh < g->Ho; oh++, d += g->Wo) {
-            int64_t ih = oh * g->sh - g->ph + ki * g->dh;
-            if (ih < 0 || ih >= g->H || !m) {
-                _mm512_mask_storeu_ps(d, out, _mm512_setzero_ps());
-                continue;
-            }
-            const float *row = xp + ih * g->W + q;
-            __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)m, row);
-            __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), row + 16);
-            _mm512_mask_storeu_ps(d, out, _mm512_maskz_permutex2var_ps(ok, v0, idx, v1));
-        }
+        row_tap t = tap_at(g, kj, ow0);
+        im2col_tap_rows(g, &t, xp, dst + ow0, ki);
     }
 }
 
-/* The plane xp (H, W) += col2im of one tap (ki, kj) of src (Ho, Wo): the
- * same span, the outputs spread back onto every sw-th lane and added. */
+/* The plane xp (H, W) += col2im of one tap (ki, kj) of src (Ho, Wo). */
 __attribute__((target("avx512f")))
 static void col2im_rows_f32(const geom *g, float *xp, const float *src, int64_t ki, int64_t kj) {
-    int64_t off = kj * g->dw - g->pw;
-    __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (int64_t ow0 = 0; ow0 < g->Wo; ow0 += 16) {
-        /* span lane t (input column q + t) takes output lane (t + e) / sw when sw divides t + e, e = q - base */
-        int64_t base = ow0 * g->sw + off, q = base > 0 ? base : 0, e = q - base;
-        uint32_t m = span_mask(g->W, q);
-        int64_t outs = g->Wo - ow0 < 16 ? g->Wo - ow0 : 16;
-        int64_t lim = g->sw * outs - e;   /* t < lim: one of this block's output lanes */
-        uint32_t every = g->sw == 2 ? 0x55555555u << (e % 2) : 0xffffffffu;
-        uint32_t add = m & every & (lim >= 32 ? 0xffffffffu : lim <= 0 ? 0 : (((uint32_t)1 << lim) - 1));
-        if (!add) continue;
-        __m512i lo = _mm512_add_epi32(iota, _mm512_set1_epi32((int)e));
-        __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(16));
-        if (g->sw == 2) lo = _mm512_srli_epi32(lo, 1), hi = _mm512_srli_epi32(hi, 1);
-        __mmask16 in = tail_mask(g->Wo - ow0);
-        const float *s = src + ow0;
-        for (int64_t oh = 0; oh < g->Ho; oh++, s += g->Wo) {
-            int64_t ih = oh * g->sh - g->ph + ki * g->dh;
-            if (ih < 0 || ih >= g->H) continue;
-            float *row = xp + ih * g->W + q;
-            __m512 sv = _mm512_maskz_loadu_ps(in, s);
-            __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)m, row);
-            __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), row + 16);
-            v0 = _mm512_mask_add_ps(v0, (__mmask16)add, v0, _mm512_permutexvar_ps(lo, sv));
-            v1 = _mm512_mask_add_ps(v1, (__mmask16)(add >> 16), v1, _mm512_permutexvar_ps(hi, sv));
-            _mm512_mask_storeu_ps(row, (__mmask16)m, v0);
-            _mm512_mask_storeu_ps(row + 16, (__mmask16)(m >> 16), v1);
-        }
+        row_tap t = tap_at(g, kj, ow0);
+        col2im_tap_rows(g, &t, xp, src + ow0, ki);
     }
 }
-/* A chunk's im2col, (c, ki, kj) outer and images inner, so the masks and
- * permutations of a tap (they depend on its columns only) are set once for
- * all the chunk's images; then each output row is two loads, a permute and
- * a store. Wo up to 16 (one block of outputs per row), as the VAE's. */
+
+/* A chunk's im2col / col2im with (c, ki, kj) outer and images inner, so a
+ * tap is set once for all the chunk's images; Wo up to 16 (one block of
+ * outputs per row), as the VAE's. col2im still gives each dx element its
+ * taps in (ki, kj) order, as col2im_range does. */
 __attribute__((target("avx512f")))
 static void im2col_chunk_f32(const geom *g, const float *x, float *col, int64_t ldc, int64_t n0, int64_t n1) {
     int64_t P = g->Ho * g->Wo, HW = g->H * g->W;
-    __mmask16 out = tail_mask(g->Wo);
     for (int64_t c = 0; c < g->C; c++)
         for (int64_t ki = 0; ki < g->kh; ki++)
             for (int64_t kj = 0; kj < g->kw; kj++) {
-                int64_t base = kj * g->dw - g->pw, q = base > 0 ? base : 0;
-                uint32_t m = span_mask(g->W, q);
-                __m512i idx = _mm512_add_epi32(pick_index(g->sw), _mm512_set1_epi32((int)(base - q)));
-                __mmask16 ok = _mm512_cmpge_epi32_mask(idx, _mm512_setzero_si512()) & out;
+                row_tap t = tap_at(g, kj, 0);
                 float *dst = col + ((c * g->kh + ki) * g->kw + kj) * ldc;
-                for (int64_t n = n0; n < n1; n++) {
-                    const float *xp = x + (n * g->C + c) * HW + q;
-                    float *d = dst + (n - n0) * P;
-                    for (int64_t oh = 0; oh < g->Ho; oh++, d += g->Wo) {
-                        int64_t ih = oh * g->sh - g->ph + ki * g->dh;
-                        if (ih < 0 || ih >= g->H || !m) {
-                            _mm512_mask_storeu_ps(d, out, _mm512_setzero_ps());
-                            continue;
-                        }
-                        const float *row = xp + ih * g->W;
-                        __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)m, row);
-                        __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), row + 16);
-                        _mm512_mask_storeu_ps(d, out, _mm512_maskz_permutex2var_ps(ok, v0, idx, v1));
-                    }
-                }
+                for (int64_t n = n0; n < n1; n++) im2col_tap_rows(g, &t, x + (n * g->C + c) * HW, dst + (n - n0) * P, ki);
             }
 }
 
-/* A chunk's col2im in the same order, (c, ki, kj) outer: each dx element
- * still receives its taps in (ki, kj) order, as in col2im_range. */
 __attribute__((target("avx512f")))
 static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1) {
     int64_t P = g->Ho * g->Wo, HW = g->H * g->W;
-    __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __mmask16 in = tail_mask(g->Wo);
     for (int64_t c = 0; c < g->C; c++)
         for (int64_t ki = 0; ki < g->kh; ki++)
             for (int64_t kj = 0; kj < g->kw; kj++) {
-                int64_t base = kj * g->dw - g->pw, q = base > 0 ? base : 0, e = q - base;
-                uint32_t m = span_mask(g->W, q);
-                int64_t lim = g->sw * g->Wo - e;
-                uint32_t every = g->sw == 2 ? 0x55555555u << (e % 2) : 0xffffffffu;
-                uint32_t add = m & every & (lim >= 32 ? 0xffffffffu : lim <= 0 ? 0 : (((uint32_t)1 << lim) - 1));
-                if (!add) continue;
-                __m512i lo = _mm512_add_epi32(iota, _mm512_set1_epi32((int)e));
-                __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(16));
-                if (g->sw == 2) lo = _mm512_srli_epi32(lo, 1), hi = _mm512_srli_epi32(hi, 1);
+                row_tap t = tap_at(g, kj, 0);
                 const float *src = col + ((c * g->kh + ki) * g->kw + kj) * ldc;
-                for (int64_t n = n0; n < n1; n++) {
-                    float *xp = dx + (n * g->C + c) * HW + q;
-                    const float *s = src + (n - n0) * P;
-                    for (int64_t oh = 0; oh < g->Ho; oh++, s += g->Wo) {
-                        int64_t ih = oh * g->sh - g->ph + ki * g->dh;
-                        if (ih < 0 || ih >= g->H) continue;
-                        float *row = xp + ih * g->W;
-                        __m512 sv = _mm512_maskz_loadu_ps(in, s);
-                        __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)m, row);
-                        __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), row + 16);
-                        v0 = _mm512_mask_add_ps(v0, (__mmask16)add, v0, _mm512_permutexvar_ps(lo, sv));
-                        v1 = _mm512_mask_add_ps(v1, (__mmask16)(add >> 16), v1, _mm512_permutexvar_ps(hi, sv));
-                        _mm512_mask_storeu_ps(row, (__mmask16)m, v0);
-                        _mm512_mask_storeu_ps(row + 16, (__mmask16)(m >> 16), v1);
-                    }
-                }
+                for (int64_t n = n0; n < n1; n++) col2im_tap_rows(g, &t, dx + (n * g->C + c) * HW, src + (n - n0) * P, ki);
             }
 }
 #else
