@@ -8,31 +8,40 @@
  *   Ho, Wo          the conv output y (N, O, Ho, Wo)
  *   K = C/G kh kw   one group's rows of col; P = Ho Wo; L = N P
  *
- * Layout. The whole batch is one matrix: col (C kh kw, L) holds in row
- * (c, ki, kj) and column (n, oh, ow) the input pixel that weight tap meets
- * (0 in the padding). A group's rows are consecutive, so each group is one
- * GEMM whose long dimension is L = N Ho Wo, never one small product per
- * image. The products work on "channel-major" copies (C, L) of the NCHW
- * tensors (cm_from / cm_to move between them, the bias folded in):
+ * Layout. col (C kh kw, L) holds in row (c, ki, kj) and column (n, oh, ow)
+ * the input pixel that weight tap meets (0 in the padding); a group's rows
+ * are consecutive. The products work on "channel-major" copies (C, L) of
+ * the NCHW tensors (cm_from / cm_to move between them, the bias folded in):
  *
  *   forward           yt (O, L)  = W (O, K) @ col (K, L)         then y = yt in NCHW + b
- *   weight gradient   dW (O, K) += dyt (O, L) @ col^T (L, K)     the batch summed inside the GEMM
+ *   weight gradient   dW (O, K) += dyt (O, L) @ col^T (L, K)     the batch summed over L
  *   input gradient    dcol (K, L) = W^T (K, O) @ dyt (O, L)       then col2im adds it into dx
  *
  * conv_transpose2d's forward is the input-gradient path (its x as dyt) and
  * its backward is the forward path (dx) and the weight path (dW with x as
  * dyt and im2col of dy), so the two ops share every loop below.
  *
- * Threads and determinism. The GEMMs thread themselves and sum in an order
- * fixed by the shapes (tensor/gemm.h). im2col, col2im and the layout copies
- * run on the pool (tensor/pool.h) over ranges of whole rows or planes, each
- * output element written by one thread in a fixed order; bias sums run one
- * channel per task, in double, in eight lanes fixed by position. Results are
- * bit-identical for any thread count.
+ * Batch chunks. The products run over chunks of about a MiB of col (a few
+ * images), each chunk one task on the pool that builds its slice of col and
+ * of the copies, multiplies it on its own thread and writes the result into
+ * the NCHW output while all of it is in that core's L2 ("batch chunks"
+ * below). Only the forward's col, which the tape keeps for dW, goes to
+ * memory whole.
  *
- * Memory: col, dcol and the channel-major copies come from the caller's
- * scratch arena (the tape's arena in autograd), so a steady-state step
- * allocates nothing.
+ * Threads and determinism. Chunks depend only on the shapes; each GEMM sums
+ * in an order fixed by its shapes (tensor/gemm.h), and dW adds the chunks'
+ * partial products in chunk order. The layout loops write each output
+ * element from one thread in a fixed order (a dx element gets its taps in
+ * (ki, kj) order); bias sums run one channel per task, in double, in eight
+ * lanes fixed by position. Results are bit-identical for any thread count.
+ *
+ * Speed. On AVX-512 the float32 layout loops at strides 1 and 2 walk rows
+ * with masked loads and a permutation ("row walks"); other geometries use an
+ * offset table (gathers) or plain row loops.
+ *
+ * Memory: col, the chunks' buffers, the GEMM pack buffers and the partial
+ * dW come from the caller's scratch arena (the tape's arena in autograd), so
+ * a steady-state step allocates nothing.
  */
 #include <stdatomic.h>
 #include <stdint.h>
