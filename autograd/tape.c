@@ -139,7 +139,8 @@ void tg_backward_seed(tg_tape *t, tg_var *out, const tg_tensor *seed) {
              tg_shape_str(seed->shape, b1), tg_shape_str(out->val.shape, b2));
     TG_CHECK(out->requires_grad, "tg_backward_seed: the output does not depend on anything that requires a gradient");
     tg_tensor *g = tg_var_grad(t, out);
-    for (int64_t i = 0; i < g->numel; i++) tg_tensor_set(g, i, tg_tensor_get(g, i) + tg_tensor_get(seed, i));
+    if (seed->dtype == g->dtype) tg_tensor_add(g, g, seed);   /* the vectorised kernel, not a get/set per element */
+    else for (int64_t i = 0; i < g->numel; i++) tg_tensor_set(g, i, tg_tensor_get(g, i) + tg_tensor_get(seed, i));
     run_backward(t);
 }
 

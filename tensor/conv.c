@@ -8,35 +8,46 @@
  *   Ho, Wo          the conv output y (N, O, Ho, Wo)
  *   K = C/G kh kw   one group's rows of col; P = Ho Wo; L = N P
  *
- * Layout. The whole batch is one matrix: col (C kh kw, L) holds in row
- * (c, ki, kj) and column (n, oh, ow) the input pixel that weight tap meets
- * (0 in the padding). A group's rows are consecutive, so each group is one
- * GEMM whose long dimension is L = N Ho Wo, never one small product per
- * image. The products work on "channel-major" copies (C, L) of the NCHW
- * tensors (cm_from / cm_to move between them, the bias folded in):
+ * Layout. col (C kh kw, L) holds in row (c, ki, kj) and column (n, oh, ow)
+ * the input pixel that weight tap meets (0 in the padding); a group's rows
+ * are consecutive. The products work on "channel-major" copies (C, L) of
+ * the NCHW tensors (cm_from / cm_to move between them, the bias folded in):
  *
  *   forward           yt (O, L)  = W (O, K) @ col (K, L)         then y = yt in NCHW + b
- *   weight gradient   dW (O, K) += dyt (O, L) @ col^T (L, K)     the batch summed inside the GEMM
+ *   weight gradient   dW (O, K) += dyt (O, L) @ col^T (L, K)     the batch summed over L
  *   input gradient    dcol (K, L) = W^T (K, O) @ dyt (O, L)       then col2im adds it into dx
  *
  * conv_transpose2d's forward is the input-gradient path (its x as dyt) and
  * its backward is the forward path (dx) and the weight path (dW with x as
  * dyt and im2col of dy), so the two ops share every loop below.
  *
- * Threads and determinism. The GEMMs thread themselves and sum in an order
- * fixed by the shapes (tensor/gemm.h). im2col, col2im and the layout copies
- * run on the pool (tensor/pool.h) over ranges of whole rows or planes, each
- * output element written by one thread in a fixed order; bias sums run one
- * channel per task, in double, in eight lanes fixed by position. Results are
- * bit-identical for any thread count.
+ * Batch chunks. The products run over chunks of about a MiB of col (a few
+ * images), each chunk one task on the pool that builds its slice of col and
+ * of the copies, multiplies it on its own thread and writes the result into
+ * the NCHW output while all of it is in that core's L2 ("batch chunks"
+ * below). Only the forward's col, which the tape keeps for dW, goes to
+ * memory whole.
  *
- * Memory: col, dcol and the channel-major copies come from the caller's
- * scratch arena (the tape's arena in autograd), so a steady-state step
- * allocates nothing.
+ * Threads and determinism. Chunks depend only on the shapes; each GEMM sums
+ * in an order fixed by its shapes (tensor/gemm.h), and dW adds the chunks'
+ * partial products in chunk order. The layout loops write each output
+ * element from one thread in a fixed order (a dx element gets its taps in
+ * (ki, kj) order); bias sums run one channel per task, in double, in eight
+ * lanes fixed by position. Results are bit-identical for any thread count.
+ *
+ * Speed. On AVX-512 the float32 layout loops at strides 1 and 2 walk rows
+ * with masked loads and a permutation ("row walks"); other geometries use an
+ * offset table (gathers) or plain row loops.
+ *
+ * Memory: col, the chunks' buffers, the GEMM pack buffers and the partial
+ * dW come from the caller's scratch arena (the tape's arena in autograd), so
+ * a steady-state step allocates nothing.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "tensor/gemm.h"
 #include "tensor/kernels.h"
 #include "tensor/pool.h"
 
@@ -95,12 +106,6 @@ static inline void *at(const tg_tensor *t, int64_t off) {
     return (char *)t->data + off * (int64_t)tg_dtype_size(t->dtype);
 }
 
-static void gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
-                 const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
-    if (dt == TG_F32) tg_gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C, ldc);
-    else tg_gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, beta, C, ldc);
-}
-
 /* ---------------------------------------------------------------- layouts */
 
 /* The range [lo, hi) of output columns ow whose input column ow s + off lies in [0, W). */
@@ -120,6 +125,8 @@ typedef struct {
     int64_t C, S;          /* layout copies: channels and pixels per image */
     bool acc;
     const int32_t *tab;    /* im2col / col2im: (kh kw, Ho Wo) offsets into a plane, -1 in the padding; or NULL */
+    int64_t ld, n0;        /* a chunk's buffer: the row stride of col / of the (C, N S) side, its first image;
+                              ld 0: the whole batch (row stride N S), n0 0 */
 } conv_job;
 
 /* Plane offsets are the same for every image and channel, so small
@@ -142,6 +149,187 @@ static bool build_table(const geom *g, int32_t *tab) {
     return true;
 }
 
+/* AVX-512 versions of the table loops. One tap never meets a pixel twice
+ * (distinct outputs read distinct inputs), so sixteen table entries at a time
+ * gather (im2col) or gather, add and scatter (col2im) with no conflicts, and
+ * every dx element still sums its taps in (ki, kj) order: the same bits as
+ * the scalar loops. Lanes where the table says -1 (padding) read nothing. */
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+static bool has_avx512(void) {
+    static int known;   /* 0 unknown, 1 no, 2 yes; a benign race on the first calls */
+    if (!known) {
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx512f") ? 2 : 1;
+    }
+    return known == 2;
+}
+
+static inline __mmask16 tail_mask(int64_t left) {
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
+/* dst[p] = xp[tp[p]], 0 where tp[p] < 0, for p < P. */
+__attribute__((target("avx512f")))
+static void gather_f32(const float *xp, const int32_t *tp, float *dst, int64_t P) {
+    for (int64_t p = 0; p < P; p += 16) {
+        __mmask16 m = tail_mask(P - p);
+        __m512i idx = _mm512_maskz_loadu_epi32(m, tp + p);
+        __mmask16 in = _mm512_mask_cmpge_epi32_mask(m, idx, _mm512_setzero_si512());
+        _mm512_mask_storeu_ps(dst + p, m, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, idx, xp, 4));
+    }
+}
+
+/* xp[tp[p]] += src[p] where tp[p] >= 0, for p < P. */
+__attribute__((target("avx512f")))
+static void scatter_add_f32(float *xp, const int32_t *tp, const float *src, int64_t P) {
+    for (int64_t p = 0; p < P; p += 16) {
+        __mmask16 m = tail_mask(P - p);
+        __m512i idx = _mm512_maskz_loadu_epi32(m, tp + p);
+        __mmask16 in = _mm512_mask_cmpge_epi32_mask(m, idx, _mm512_setzero_si512());
+        __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, idx, xp, 4);
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(in, src + p));
+        _mm512_mask_i32scatter_ps(xp, in, idx, v, 4);
+    }
+}
+
+/* Row walks for strides 1 and 2 (the VAE's). For each output row, the 32
+ * input columns its next 16 outputs can touch are loaded at once (masked to
+ * the ones inside the row, so the padding lanes are 0 and nothing outside x
+ * is read), and a permutation picks every sw-th. The masks and permutations
+ * of a tap depend on its columns only: they are set once (a *_tap) and the
+ * row loop is two loads, a permute and a store. */
+static bool rows_avx512(const geom *g) { return has_avx512() && g->sw <= 2; }
+
+/* The lanes t < 32 with 0 <= base + t < W, as a mask. */
+static inline uint32_t span_mask(int64_t W, int64_t base) {
+    int64_t lo = base < 0 ? -base : 0, hi = W - base < 32 ? W - base : 32;
+    return hi > lo ? (uint32_t)((((uint64_t)1 << hi) - 1) & ~(((uint64_t)1 << lo) - 1)) : 0;
+}
+
+/* Tap column kj, outputs [ow0, ow0 + 16): the span starts at input column
+ * q = max(base, 0) (base: the column of output ow0), m its lanes inside the row. */
+typedef struct {
+    int64_t q;
+    uint32_t m;
+    __m512i idx;            /* im2col: output lane i reads span lane i sw + base - q ... */
+    __mmask16 out, ok;      /* ... for the lanes out (< Wo) where that is >= 0 */
+    __m512i lo, hi;         /* col2im: span lane t takes output lane (t + q - base) / sw ... */
+    uint32_t add;           /* ... for the lanes t in add */
+} row_tap;
+
+__attribute__((target("avx512f")))
+static row_tap tap_at(const geom *g, int64_t kj, int64_t ow0) {
+    row_tap t;
+    int64_t base = ow0 * g->sw + kj * g->dw - g->pw, outs = g->Wo - ow0 < 16 ? g->Wo - ow0 : 16;
+    t.q = base > 0 ? base : 0;
+    t.m = span_mask(g->W, t.q);
+    int e = (int)(t.q - base);
+    __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i stride = g->sw == 2 ? _mm512_add_epi32(iota, iota) : iota;
+    t.idx = _mm512_sub_epi32(stride, _mm512_set1_epi32(e));
+    t.out = tail_mask(outs);
+    t.ok = _mm512_cmpge_epi32_mask(t.idx, _mm512_setzero_si512()) & t.out;
+    t.lo = _mm512_add_epi32(iota, _mm512_set1_epi32(e));
+    t.hi = _mm512_add_epi32(t.lo, _mm512_set1_epi32(16));
+    if (g->sw == 2) t.lo = _mm512_srli_epi32(t.lo, 1), t.hi = _mm512_srli_epi32(t.hi, 1);
+    int64_t lim = g->sw * outs - e;   /* t < lim: one of this block's outputs; sw divides t + e */
+    uint32_t every = g->sw == 2 ? 0x55555555u << (e % 2) : 0xffffffffu;
+    t.add = t.m & every & (lim >= 32 ? 0xffffffffu : lim <= 0 ? 0 : (((uint32_t)1 << lim) - 1));
+    return t;
+}
+
+/* d (Ho rows of stride Wo, from output column ow0) = tap (ki, t) of the plane xp (H, W). */
+__attribute__((target("avx512f")))
+static inline void im2col_tap_rows(const geom *g, const row_tap *t, const float *xp, float *d, int64_t ki) {
+    for (int64_t oh = 0; oh < g->Ho; oh++, d += g->Wo) {
+        int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+        if (ih < 0 || ih >= g->H || !t->m) {
+            _mm512_mask_storeu_ps(d, t->out, _mm512_setzero_ps());
+            continue;
+        }
+        const float *row = xp + ih * g->W + t->q;
+        __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)t->m, row);
+        __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(t->m >> 16), row + 16);
+        _mm512_mask_storeu_ps(d, t->out, _mm512_maskz_permutex2var_ps(t->ok, v0, t->idx, v1));
+    }
+}
+
+/* The plane xp (H, W) += tap (ki, t) of s (Ho rows of stride Wo, from output column ow0). */
+__attribute__((target("avx512f")))
+static inline void col2im_tap_rows(const geom *g, const row_tap *t, float *xp, const float *s, int64_t ki) {
+    if (!t->add) return;
+    for (int64_t oh = 0; oh < g->Ho; oh++, s += g->Wo) {
+        int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+        if (ih < 0 || ih >= g->H) continue;
+        float *row = xp + ih * g->W + t->q;
+        __m512 sv = _mm512_maskz_loadu_ps(t->out, s);
+        __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)t->m, row);
+        __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(t->m >> 16), row + 16);
+        v0 = _mm512_mask_add_ps(v0, (__mmask16)t->add, v0, _mm512_permutexvar_ps(t->lo, sv));
+        v1 = _mm512_mask_add_ps(v1, (__mmask16)(t->add >> 16), v1, _mm512_permutexvar_ps(t->hi, sv));
+        _mm512_mask_storeu_ps(row, (__mmask16)t->m, v0);
+        _mm512_mask_storeu_ps(row + 16, (__mmask16)(t->m >> 16), v1);
+    }
+}
+
+/* im2col of one tap (ki, kj) of the plane xp (H, W) into dst (Ho, Wo). */
+__attribute__((target("avx512f")))
+static void im2col_rows_f32(const geom *g, const float *xp, float *dst, int64_t ki, int64_t kj) {
+    for (int64_t ow0 = 0; ow0 < g->Wo; ow0 += 16) {
+        row_tap t = tap_at(g, kj, ow0);
+        im2col_tap_rows(g, &t, xp, dst + ow0, ki);
+    }
+}
+
+/* The plane xp (H, W) += col2im of one tap (ki, kj) of src (Ho, Wo). */
+__attribute__((target("avx512f")))
+static void col2im_rows_f32(const geom *g, float *xp, const float *src, int64_t ki, int64_t kj) {
+    for (int64_t ow0 = 0; ow0 < g->Wo; ow0 += 16) {
+        row_tap t = tap_at(g, kj, ow0);
+        col2im_tap_rows(g, &t, xp, src + ow0, ki);
+    }
+}
+
+/* A chunk's im2col / col2im with (c, ki, kj) outer and images inner, so a
+ * tap is set once for all the chunk's images; Wo up to 16 (one block of
+ * outputs per row), as the VAE's. col2im still gives each dx element its
+ * taps in (ki, kj) order, as col2im_range does. */
+__attribute__((target("avx512f")))
+static void im2col_chunk_f32(const geom *g, const float *x, float *col, int64_t ldc, int64_t n0, int64_t n1) {
+    int64_t P = g->Ho * g->Wo, HW = g->H * g->W;
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t ki = 0; ki < g->kh; ki++)
+            for (int64_t kj = 0; kj < g->kw; kj++) {
+                row_tap t = tap_at(g, kj, 0);
+                float *dst = col + ((c * g->kh + ki) * g->kw + kj) * ldc;
+                for (int64_t n = n0; n < n1; n++) im2col_tap_rows(g, &t, x + (n * g->C + c) * HW, dst + (n - n0) * P, ki);
+            }
+}
+
+__attribute__((target("avx512f")))
+static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1) {
+    int64_t P = g->Ho * g->Wo, HW = g->H * g->W;
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t ki = 0; ki < g->kh; ki++)
+            for (int64_t kj = 0; kj < g->kw; kj++) {
+                row_tap t = tap_at(g, kj, 0);
+                const float *src = col + ((c * g->kh + ki) * g->kw + kj) * ldc;
+                for (int64_t n = n0; n < n1; n++) col2im_tap_rows(g, &t, dx + (n * g->C + c) * HW, src + (n - n0) * P, ki);
+            }
+}
+#else
+static bool rows_avx512(const geom *g) { (void)g; return false; }
+static void im2col_chunk_f32(const geom *g, const float *x, float *col, int64_t ldc, int64_t n0, int64_t n1) { (void)g, (void)x, (void)col, (void)ldc, (void)n0, (void)n1; }
+static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1) { (void)g, (void)dx, (void)col, (void)ldc, (void)n0, (void)n1; }
+static void im2col_rows_f32(const geom *g, const float *xp, float *dst, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)dst, (void)ki, (void)kj; }
+static void col2im_rows_f32(const geom *g, float *xp, const float *src, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)src, (void)ki, (void)kj; }
+static bool has_avx512(void) { return false; }
+static void gather_f32(const float *xp, const int32_t *tp, float *dst, int64_t P) { (void)xp, (void)tp, (void)dst, (void)P; }
+static void scatter_add_f32(float *xp, const int32_t *tp, const float *src, int64_t P) { (void)xp, (void)tp, (void)src, (void)P; }
+#endif
+
 /* col for items i = r N + n: row r = (c, ki, kj), image n. Consecutive
  * items write consecutive memory; the planes they read are re-read by the
  * next tap of the same channel while still in cache. */
@@ -152,12 +340,24 @@ static void im2col_range(void *ctx, int64_t begin, int64_t end) {
     TG_DISPATCH(j->x->dtype, {
         const T *x = j->x->data;
         T *col = j->col->data;
+        int64_t r = begin / g->N, n = begin % g->N - 1, c = 0, ki = 0, kj = 0;
         for (int64_t i = begin; i < end; i++) {
-            int64_t r = i / g->N, n = i % g->N, c = r / (g->kh * g->kw), ki = r / g->kw % g->kh, kj = r % g->kw;
+            if (++n == g->N || i == begin) {   /* divisions once a row, not once an item */
+                if (n == g->N) n = 0, r++;
+                c = r / (g->kh * g->kw), ki = r / g->kw % g->kh, kj = r % g->kw;
+            }
             const T *xp = x + (n * g->C + c) * g->H * g->W;
-            T *dst = col + r * L + n * P;
+            T *dst = col + r * (j->ld ? j->ld : L) + (n - j->n0) * P;
+            if (sizeof(T) == 4 && rows_avx512(g)) {
+                im2col_rows_f32(g, (const float *)xp, (float *)dst, ki, kj);
+                continue;
+            }
             if (j->tab) {
                 const int32_t *tp = j->tab + (ki * g->kw + kj) * P;
+                if (sizeof(T) == 4 && has_avx512()) {
+                    gather_f32((const float *)xp, tp, (float *)dst, P);
+                    continue;
+                }
                 for (int64_t p = 0; p < P; p++) {
                     int32_t o = tp[p];
                     T v = xp[o & ~(o >> 31)];   /* index 0 in the padding, then dropped: no branch */
@@ -198,9 +398,17 @@ static void col2im_range(void *ctx, int64_t begin, int64_t end) {
             T *xp = dx + (n * g->C + c) * g->H * g->W;
             for (int64_t ki = 0; ki < g->kh; ki++)
                 for (int64_t kj = 0; kj < g->kw; kj++) {
-                    const T *src = col + ((c * g->kh + ki) * g->kw + kj) * L + n * P;
+                    const T *src = col + ((c * g->kh + ki) * g->kw + kj) * (j->ld ? j->ld : L) + (n - j->n0) * P;
+                    if (sizeof(T) == 4 && rows_avx512(g)) {
+                        col2im_rows_f32(g, (float *)xp, (const float *)src, ki, kj);
+                        continue;
+                    }
                     if (j->tab) {   /* the same (oh, ow) order as the rows below */
                         const int32_t *tp = j->tab + (ki * g->kw + kj) * P;
+                        if (sizeof(T) == 4 && has_avx512()) {
+                            scatter_add_f32((float *)xp, tp, (const float *)src, P);
+                            continue;
+                        }
                         for (int64_t p = 0; p < P; p++)
                             if (tp[p] >= 0) xp[tp[p]] += src[p];
                         continue;
@@ -245,7 +453,7 @@ static void cm_from_range(void *ctx, int64_t begin, int64_t end) {
     size_t es = tg_dtype_size(j->x->dtype);
     for (int64_t i = begin; i < end; i++) {
         int64_t c = i / N, n = i % N;
-        memcpy((char *)j->col->data + (size_t)(i * S) * es, (const char *)j->x->data + (size_t)((n * j->C + c) * S) * es,
+        memcpy((char *)j->col->data + (size_t)(c * (j->ld ? j->ld : N * S) + (n - j->n0) * S) * es, (const char *)j->x->data + (size_t)((n * j->C + c) * S) * es,
                (size_t)S * es);
     }
 }
@@ -259,28 +467,12 @@ static void cm_to_range(void *ctx, int64_t begin, int64_t end) {
         T *dst = j->col->data;
         for (int64_t i = begin; i < end; i++) {
             int64_t n = i / C, c = i % C;
-            const T *s = src + (c * N + n) * S;
+            const T *s = src + c * (j->ld ? j->ld : N * S) + (n - j->n0) * S;
             T *d = dst + i * S, bc = b ? b[c] : 0;
             if (j->acc) for (int64_t k = 0; k < S; k++) d[k] += s[k] + bc;
             else for (int64_t k = 0; k < S; k++) d[k] = s[k] + bc;
         }
     });
-}
-
-/* (C, N S) channel-major copy of x (N, C, S...) in the arena. */
-static tg_tensor *cm_from(tg_arena *ar, const tg_tensor *x) {
-    int64_t N = x->shape.d[0], C = x->shape.d[1], S = x->numel / (N * C > 0 ? N * C : 1);
-    tg_tensor *t = tg_tensor_new(ar, x->dtype, TG_SHAPE(C, N * S));
-    conv_job j = {.x = x, .col = t, .C = C, .S = S};
-    tg_parallel_for(N * C, grain_for(S), cm_from_range, &j);
-    return t;
-}
-
-/* y (N, C, S...) = (or += if acc) src (C, N S) + b per channel (b may be NULL). */
-static void cm_to(tg_tensor *y, const tg_tensor *src, const tg_tensor *b, bool acc) {
-    int64_t N = y->shape.d[0], C = y->shape.d[1], S = y->numel / (N * C > 0 ? N * C : 1);
-    conv_job j = {.x = src, .col = y, .bias = b, .C = C, .S = S, .acc = acc};
-    tg_parallel_for(N * C, grain_for(S), cm_to_range, &j);
 }
 
 /* db[c] += sum over n, then s of v[n nstride + c cstride + s]: one channel a
@@ -315,27 +507,227 @@ static void bias_acc(tg_tensor *db, const tg_tensor *v, int64_t N, int64_t S, in
     tg_parallel_for(db->numel, grain_for(N * S), bias_range, &j);
 }
 
-/* ---------------------------------------------------------------- the three products */
+/* ---------------------------------------------------------------- batch chunks */
 
-/* yt (O, L) = W_g (O/G, K) @ col_g (K, L) for each group g. */
-static void gemm_forward(const geom *g, tg_tensor *yt, const tg_tensor *w, const tg_tensor *col) {
-    int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, L = g->N * g->Ho * g->Wo;
-    for (int64_t k = 0; k < g->G; k++)
-        gemm(w->dtype, false, false, Og, L, K, at(w, k * Og * K), K, at(col, k * K * L), L, 0.0, at(yt, k * Og * L), L);
+/* The products run a chunk of images at a time: one task builds the chunk's
+ * slice of col (or of a channel-major copy), multiplies it and spreads the
+ * result into the NCHW output while all of it is still in the core's L2,
+ * instead of one pass over the whole batch through memory per step. Tasks
+ * are whole chunks on the pool, each GEMM on its own thread
+ * (tg_gemm_f32_serial, packing into a per-slot arena buffer). The weight
+ * gradient sums one partial dW per chunk, then adds the partials in chunk
+ * order. The chunks depend only on the shapes, and each GEMM's sums only on
+ * its K, so results do not depend on the threads. */
+#define CHUNK_BYTES (1024 * 1024)   /* col and product slices of one chunk, about */
+
+typedef enum {
+    CH_FORWARD,     /* out (N, O, Ho, Wo) (+)= W @ im2col(x) + b, col kept if not NULL */
+    CH_INPUT,       /* out (N, C, H, W) += col2im(W^T @ x), x (N, O, Ho, Wo) */
+    CH_CONV_BWD,    /* conv2d: dx += col2im(W^T @ dy), partial dW = dy @ im2col(x)^T; dy in x2 */
+    CH_CONVT_BWD,   /* conv_transpose2d: dx += W @ im2col(dy), partial dW = x2 @ im2col(dy)^T; dy in x */
+} chunk_mode;
+
+typedef struct {
+    const geom *g;
+    chunk_mode mode;
+    const int32_t *tab;      /* im2col / col2im offset table, or NULL */
+    int64_t nb;              /* images per chunk */
+    const tg_tensor *x;      /* the tensor im2col reads (N, C, H, W); CH_INPUT: the source (N, O, Ho, Wo) */
+    const tg_tensor *x2;     /* CH_*_BWD: the (N, O, Ho, Wo) side of dW (dy, or conv_transpose2d's x) */
+    const tg_tensor *w;      /* (O, C / G, kh, kw) */
+    const tg_tensor *b;      /* CH_FORWARD: bias (O) or NULL */
+    const tg_tensor *col;    /* im2col(x) (C kh kw, L) already made (CH_CONV_BWD) or to fill (CH_FORWARD), or NULL */
+    tg_tensor *out;          /* the NCHW result (y, or dx, added into), or NULL */
+    bool acc;                /* CH_FORWARD: out += */
+    char *partial;           /* CH_*_BWD with dW: (chunks, O, C / G kh kw) partial dW, or NULL */
+    char *scratch;           /* slot_bytes per slot: GEMM packing, col chunk, product or source chunk */
+    size_t pack_bytes, col_bytes, slot_bytes;
+    _Atomic int slot;
+} chunk_job;
+
+static int64_t chunk_images(const geom *g, size_t es) {
+    int64_t per = (g->C * g->kh * g->kw + g->O) * g->Ho * g->Wo * (int64_t)es;
+    int64_t nb = CHUNK_BYTES / (per > 0 ? per : 1);
+    return nb < 1 ? 1 : nb > g->N ? g->N : nb;
 }
 
-/* dW_g (O/G, K) += dyt_g (O/G, L) @ col_g^T: the sum over the batch is the GEMM's inner dimension. */
-static void gemm_weight(const geom *g, tg_tensor *dw, const tg_tensor *dyt, const tg_tensor *col) {
-    int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, L = g->N * g->Ho * g->Wo;
-    for (int64_t k = 0; k < g->G; k++)
-        gemm(dw->dtype, false, true, Og, K, L, at(dyt, k * Og * L), L, at(col, k * K * L), L, 1.0, at(dw, k * Og * K), K);
+static void gemm_here(tg_dtype dt, char *pack, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A,
+                      int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc) {
+    if (dt == TG_F32) tg_gemm_f32_serial(pack, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    else tg_gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
 }
 
-/* dcol_g (K, L) = W_g^T (K, O/G) @ dyt_g (O/G, L). */
-static void gemm_input(const geom *g, tg_tensor *dcol, const tg_tensor *w, const tg_tensor *dyt) {
-    int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, L = g->N * g->Ho * g->Wo;
-    for (int64_t k = 0; k < g->G; k++)
-        gemm(w->dtype, true, false, K, L, Og, at(w, k * Og * K), K, at(dyt, k * Og * L), L, 0.0, at(dcol, k * K * L), L);
+/* The chunk's products for each group g, n columns, with col (C kh kw, n)
+ * and t (O, n) of row strides ldc, ldt:
+ *   CH_FORWARD   t_g (O/G, n) = W_g (O/G, K) @ col_g (K, n)
+ *   CH_INPUT     col_g (K, n) = W_g^T (K, O/G) @ t_g (O/G, n)
+ *   weight       dw_g (O/G, K) = t_g (O/G, n) @ col_g^T (n, K) */
+static void chunk_gemm(const chunk_job *j, int which, char *pack, char *col, int64_t ldc, char *t, int64_t ldt,
+                       int64_t n, char *dw) {
+    const geom *g = j->g;
+    int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G;
+    tg_dtype dt = j->w->dtype;
+    size_t es = tg_dtype_size(dt);
+    for (int64_t k = 0; k < g->G; k++) {
+        const void *w = at(j->w, k * Og * K);
+        char *cg = col + (size_t)(k * K * ldc) * es, *tk = t + (size_t)(k * Og * ldt) * es;
+        if (which == CH_FORWARD) gemm_here(dt, pack, false, false, Og, n, K, w, K, cg, ldc, tk, ldt);
+        else if (which == CH_INPUT) gemm_here(dt, pack, true, false, K, n, Og, w, K, tk, ldt, cg, ldc);
+        else gemm_here(dt, pack, false, true, Og, K, n, tk, ldt, cg, ldc, dw + (size_t)(k * Og * K) * es, K);
+    }
+}
+
+/* col (C kh kw, n), row stride ldc, = im2col of images [n0, n1) of x. */
+static void chunk_im2col(const chunk_job *j, const tg_tensor *x, char *col, int64_t ldc, int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    int64_t CK = g->C * g->kh * g->kw;
+    if (x->dtype == TG_F32 && rows_avx512(g) && g->Wo <= 16) {
+        im2col_chunk_f32(g, x->data, (float *)col, ldc, n0, n1);
+        return;
+    }
+    tg_tensor ct = tg_tensor_wrap(x->dtype, TG_SHAPE(CK, ldc), col);
+    conv_job c = {.g = g, .x = x, .col = &ct, .tab = j->tab, .ld = ldc, .n0 = n0};
+    for (int64_t r = 0; r < CK; r++) im2col_range(&c, r * g->N + n0, r * g->N + n1);
+}
+
+/* t (O, n), row stride n, = images [n0, n1) of src (N, O, Ho, Wo) channel-major. */
+static void chunk_cm_from(const chunk_job *j, const tg_tensor *src, char *t, int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    int64_t P = g->Ho * g->Wo;
+    tg_tensor tt = tg_tensor_wrap(src->dtype, TG_SHAPE(g->O, (n1 - n0) * P), t);
+    conv_job c = {.x = src, .col = &tt, .C = g->O, .S = P, .ld = (n1 - n0) * P, .n0 = n0};
+    for (int64_t o = 0; o < g->O; o++) cm_from_range(&c, o * g->N + n0, o * g->N + n1);
+}
+
+/* out (N, O, Ho, Wo) images [n0, n1) (+)= t (O, n) + b, t's row stride ldt. */
+static void chunk_cm_to(const chunk_job *j, const tg_tensor *b, bool acc, char *t, int64_t ldt, int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    tg_tensor tt = tg_tensor_wrap(j->w->dtype, TG_SHAPE(g->O, ldt), t);
+    conv_job o = {.x = &tt, .col = j->out, .bias = b, .C = g->O, .S = g->Ho * g->Wo, .acc = acc, .ld = ldt, .n0 = n0};
+    cm_to_range(&o, n0 * g->O, n1 * g->O);
+}
+
+/* out (N, C, H, W) images [n0, n1) += col2im of col (C kh kw, n), row stride ldc. */
+static void chunk_col2im(const chunk_job *j, char *col, int64_t ldc, int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    if (j->w->dtype == TG_F32 && rows_avx512(g) && g->Wo <= 16) {
+        col2im_chunk_f32(g, j->out->data, (const float *)col, ldc, n0, n1);
+        return;
+    }
+    tg_tensor ct = tg_tensor_wrap(j->w->dtype, TG_SHAPE(g->C * g->kh * g->kw, ldc), col);
+    conv_job c = {.g = g, .x = &ct, .col = j->out, .tab = j->tab, .ld = ldc, .n0 = n0};
+    for (int64_t ci = 0; ci < g->C; ci++) col2im_range(&c, ci * g->N + n0, ci * g->N + n1);
+}
+
+static void chunk_range(void *ctx, int64_t begin, int64_t end) {
+    chunk_job *j = ctx;
+    const geom *g = j->g;
+    int64_t P = g->Ho * g->Wo, L = g->N * P;
+    size_t es = tg_dtype_size(j->w->dtype), wbytes = (size_t)j->w->numel * es;
+    char *slot = j->scratch + (size_t)atomic_fetch_add(&j->slot, 1) * j->slot_bytes;
+    char *pack = slot, *cbuf = slot + j->pack_bytes, *tbuf = cbuf + j->col_bytes;
+    for (int64_t ch = begin; ch < end; ch++) {
+        int64_t n0 = ch * j->nb, n1 = n0 + j->nb < g->N ? n0 + j->nb : g->N, n = (n1 - n0) * P;
+        char *kept = j->col ? (char *)j->col->data + (size_t)(n0 * P) * es : NULL;   /* this chunk of col */
+        char *dw = j->partial ? j->partial + (size_t)ch * wbytes : NULL;
+        switch (j->mode) {
+        case CH_FORWARD: {
+            char *col = kept ? kept : cbuf;
+            int64_t ldc = kept ? L : n;
+            chunk_im2col(j, j->x, col, ldc, n0, n1);
+            chunk_gemm(j, CH_FORWARD, pack, col, ldc, tbuf, n, n, NULL);
+            chunk_cm_to(j, j->b, j->acc, tbuf, n, n0, n1);
+            break;
+        }
+        case CH_INPUT: {
+            chunk_cm_from(j, j->x, tbuf, n0, n1);
+            chunk_gemm(j, CH_INPUT, pack, cbuf, n, tbuf, n, n, NULL);
+            chunk_col2im(j, cbuf, n, n0, n1);
+            break;
+        }
+        case CH_CONV_BWD:
+            chunk_cm_from(j, j->x2, tbuf, n0, n1);   /* dy */
+            if (dw) {
+                if (!kept) chunk_im2col(j, j->x, cbuf, n, n0, n1);
+                chunk_gemm(j, 2, pack, kept ? kept : cbuf, kept ? L : n, tbuf, n, n, dw);
+            }
+            if (j->out) {   /* cbuf is free again: dcol */
+                chunk_gemm(j, CH_INPUT, pack, cbuf, n, tbuf, n, n, NULL);
+                chunk_col2im(j, cbuf, n, n0, n1);
+            }
+            break;
+        case CH_CONVT_BWD:
+            chunk_im2col(j, j->x, cbuf, n, n0, n1);   /* of dy */
+            if (j->out) {
+                chunk_gemm(j, CH_FORWARD, pack, cbuf, n, tbuf, n, n, NULL);
+                chunk_cm_to(j, NULL, true, tbuf, n, n0, n1);
+            }
+            if (dw) {   /* tbuf is free again: x */
+                chunk_cm_from(j, j->x2, tbuf, n0, n1);
+                chunk_gemm(j, 2, pack, cbuf, n, tbuf, n, n, dw);
+            }
+            break;
+        }
+    }
+}
+
+static size_t round64(size_t v) { return (v + 63) & ~(size_t)63; }
+
+/* dw (+)= the sum of the chunks' partials, in chunk order, for elements [begin, end). */
+typedef struct {
+    tg_tensor *dw;
+    const char *partial;
+    int64_t chunks;
+} partial_job;
+
+static void partial_sum_range(void *ctx, int64_t begin, int64_t end) {
+    const partial_job *p = ctx;
+    int64_t W = p->dw->numel;
+    TG_DISPATCH(p->dw->dtype, {
+        const T *part = (const T *)p->partial;
+        T *dw = p->dw->data;
+        for (int64_t i = begin; i < end; i++) {
+            T s = part[i];
+            for (int64_t c = 1; c < p->chunks; c++) s += part[c * W + i];
+            dw[i] += s;
+        }
+    });
+}
+
+/* Runs the job's chunks; dw, if not NULL, gets the partial weight gradients added. */
+static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
+    const geom *g = j->g;
+    int32_t tab[TAB_MAX];
+    size_t es = tg_dtype_size(j->w->dtype);
+    j->tab = build_table(g, tab) ? tab : NULL;
+    j->nb = chunk_images(g, es);
+    int64_t chunks = (g->N + j->nb - 1) / j->nb, cols = j->nb * g->Ho * g->Wo;
+    int threads = tg_threads_get();
+    if (threads > chunks) threads = (int)chunks;
+    j->pack_bytes = j->w->dtype == TG_F32 ? round64(tg_gemm_f32_scratch_bytes()) : 0;
+    j->col_bytes = round64((size_t)(g->C * g->kh * g->kw * cols) * es);
+    j->slot_bytes = j->pack_bytes + j->col_bytes + round64((size_t)(g->O * cols) * es);
+    j->scratch = tg_arena_alloc(ar, (size_t)threads * j->slot_bytes);
+    j->partial = dw ? tg_arena_alloc(ar, (size_t)(chunks * dw->numel) * es) : NULL;
+    atomic_init(&j->slot, 0);
+    tg_parallel_for(chunks, 1, chunk_range, j);
+    if (dw) {
+        partial_job p = {dw, j->partial, chunks};
+        tg_parallel_for(dw->numel, grain_for(chunks), partial_sum_range, &p);
+    }
+}
+
+/* y (N, O, Ho, Wo) (+)= W @ im2col(x) + b; col (C kh kw, L), if not NULL, left holding im2col(x). */
+static void forward_chunks(tg_arena *ar, const geom *g, tg_tensor *y, tg_tensor *col, const tg_tensor *x,
+                           const tg_tensor *w, const tg_tensor *b, bool acc) {
+    chunk_job j = {.g = g, .mode = CH_FORWARD, .x = x, .w = w, .b = b, .col = col, .out = y, .acc = acc};
+    run_chunks(ar, &j, NULL);
+}
+
+/* dx (N, C, H, W) += col2im(W^T @ src), src (N, O, Ho, Wo). */
+static void input_chunks(tg_arena *ar, const geom *g, tg_tensor *dx, const tg_tensor *w, const tg_tensor *src) {
+    chunk_job j = {.g = g, .mode = CH_INPUT, .x = src, .w = w, .out = dx};
+    run_chunks(ar, &j, NULL);
 }
 
 static tg_tensor *new_col(tg_arena *ar, const geom *g, tg_dtype dt) {
@@ -358,10 +750,7 @@ tg_tensor *tg_conv2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x
     geom g = conv2d_geom("tg_conv2d_forward", x, w, y, a);
     check_bias("tg_conv2d_forward", b, g.O, x->dtype);
     tg_tensor *col = new_col(scratch, &g, x->dtype);
-    tg_tensor *yt = tg_tensor_new(scratch, x->dtype, TG_SHAPE(g.O, g.N * g.Ho * g.Wo));
-    im2col(&g, col, x);
-    gemm_forward(&g, yt, w, col);
-    cm_to(y, yt, b, acc);
+    forward_chunks(scratch, &g, y, col, x, w, b, acc);
     return col;
 }
 
@@ -373,22 +762,10 @@ void tg_conv2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tens
                  (!dw || (dw->dtype == w->dtype && tg_shape_eq(dw->shape, w->shape))) &&
                  (!col || (col->dtype == x->dtype && col->numel == g.C * g.kh * g.kw * g.N * g.Ho * g.Wo)),
              "tg_conv2d_backward: dx, dw or col of the wrong shape or dtype");
-    if (!dx && !dw && !db) return;
-    tg_tensor *dyt = cm_from(scratch, dy);
-    if (db) bias_acc(db, dyt, 1, g.N * g.Ho * g.Wo, 0, g.N * g.Ho * g.Wo);
-    if (dw) {
-        if (!col) {
-            tg_tensor *c = new_col(scratch, &g, x->dtype);
-            im2col(&g, c, x);
-            col = c;
-        }
-        gemm_weight(&g, dw, dyt, col);
-    }
-    if (dx) {
-        tg_tensor *dcol = new_col(scratch, &g, x->dtype);
-        gemm_input(&g, dcol, w, dyt);
-        col2im_acc(&g, dx, dcol);
-    }
+    if (db) bias_acc(db, dy, g.N, g.Ho * g.Wo, g.O * g.Ho * g.Wo, g.Ho * g.Wo);
+    if (!dx && !dw) return;
+    chunk_job j = {.g = &g, .mode = CH_CONV_BWD, .x = x, .x2 = dy, .w = w, .col = col, .out = dx};
+    run_chunks(scratch, &j, dw);
 }
 
 /* ---------------------------------------------------------------- conv_transpose2d */
@@ -415,10 +792,7 @@ void tg_conv_transpose2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tenso
     } else {
         tg_tensor_fill(y, 0);
     }
-    tg_tensor *xt = cm_from(scratch, x);
-    tg_tensor *dcol = new_col(scratch, &g, x->dtype);
-    gemm_input(&g, dcol, w, xt);
-    col2im_acc(&g, y, dcol);
+    input_chunks(scratch, &g, y, w, x);
 }
 
 void tg_conv_transpose2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
@@ -430,14 +804,8 @@ void tg_conv_transpose2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *d
              "tg_conv_transpose2d_backward: dx or dw of the wrong shape or dtype");
     if (db) bias_acc(db, dy, g.N, g.H * g.W, g.C * g.H * g.W, g.H * g.W);
     if (!dx && !dw) return;
-    tg_tensor *col = new_col(scratch, &g, x->dtype);
-    im2col(&g, col, dy);
-    if (dx) {
-        tg_tensor *t = tg_tensor_new(scratch, x->dtype, TG_SHAPE(g.O, g.N * g.Ho * g.Wo));
-        gemm_forward(&g, t, w, col);
-        cm_to(dx, t, NULL, true);
-    }
-    if (dw) gemm_weight(&g, dw, cm_from(scratch, x), col);
+    chunk_job j = {.g = &g, .mode = CH_CONVT_BWD, .x = dy, .x2 = x, .w = w, .out = dx};
+    run_chunks(scratch, &j, dw);
 }
 
 /* ---------------------------------------------------------------- the layout kernels on their own */

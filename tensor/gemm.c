@@ -181,9 +181,60 @@ static void pack_panel_copy(const float *src, int64_t ld, int n, int w, int64_t 
  *   src: (n, >= kb) with row stride ld;  panel: (kb, w)
  * Written in 4x4 blocks: 4 rows x 4 k are loaded and transposed in
  * registers, so both the reads and the writes are contiguous runs. */
+#if TG_GEMM_X86
+static bool cpu_has_avx512(void);
+
+/* The (16, 16) block at src (row stride ld) transposed into dst (row
+ * stride ldd): dst[j * ldd + i] = src[i * ld + j]. Three shuffle stages:
+ * pairs of rows interleaved, then quads within each 128-bit lane, then
+ * 128-bit lanes gathered across the four quads of rows. */
+__attribute__((target("avx512f")))
+static void transpose16_f32(const float *src, int64_t ld, float *dst, int64_t ldd)
+{
+    __m512 r[16], a[16], b[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ld);
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) {
+        a[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+        a[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+    }
+    /* b[4q + e], 128-bit lane L: rows 4q .. 4q+3 at column 4L + e */
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        b[4 * q] = _mm512_shuffle_ps(a[4 * q], a[4 * q + 2], 0x44);
+        b[4 * q + 1] = _mm512_shuffle_ps(a[4 * q], a[4 * q + 2], 0xEE);
+        b[4 * q + 2] = _mm512_shuffle_ps(a[4 * q + 1], a[4 * q + 3], 0x44);
+        b[4 * q + 3] = _mm512_shuffle_ps(a[4 * q + 1], a[4 * q + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; e++) {
+        __m512 u0 = _mm512_shuffle_f32x4(b[e], b[4 + e], 0x44), u1 = _mm512_shuffle_f32x4(b[e], b[4 + e], 0xEE);
+        __m512 v0 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0x44), v1 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0xEE);
+        _mm512_storeu_ps(dst + (0 + e) * ldd, _mm512_shuffle_f32x4(u0, v0, 0x88));
+        _mm512_storeu_ps(dst + (4 + e) * ldd, _mm512_shuffle_f32x4(u0, v0, 0xDD));
+        _mm512_storeu_ps(dst + (8 + e) * ldd, _mm512_shuffle_f32x4(u1, v1, 0x88));
+        _mm512_storeu_ps(dst + (12 + e) * ldd, _mm512_shuffle_f32x4(u1, v1, 0xDD));
+    }
+}
+#endif
+
 static void pack_panel_transpose(const float *src, int64_t ld, int n, int w, int64_t kb,
                                  float *restrict panel)
 {
+#if TG_GEMM_X86
+    /* Full panels of 16 or 32 rows (B's for the AVX-512 kernel, the im2col
+     * matrix of a weight gradient) go through 16 x 16 blocks: a quarter of
+     * the instructions of the 4 x 4 blocks below. */
+    static int avx512 = -1;   /* a benign race on the first calls */
+    if (avx512 < 0) avx512 = cpu_has_avx512();
+    if (avx512 && n == w && w % 16 == 0 && kb >= 16) {
+        int64_t done = kb & ~(int64_t)15;
+        for (int64_t k = 0; k < done; k += 16)
+            for (int r = 0; r < w; r += 16) transpose16_f32(src + r * ld + k, ld, panel + k * w + r, w);
+        src += done, panel += done * w, kb -= done;
+    }
+#endif
     int64_t k = 0;
 #if TG_GEMM_SSE2
     int n4 = n & ~3;
@@ -715,6 +766,24 @@ static void gemm_f32_run(product *p)
     atomic_flag_clear_explicit(&gemm_lock, memory_order_release);
 }
 
+/* The product to run: op(A) @ op(B) as asked, or as C^T when that fits the
+ * tiles much better. A narrow C (e.g. N = 20 with NR = 32) wastes most of
+ * each tile on zero padding; then
+ *   C^T (N, M) = op(B)^T @ op(A)^T
+ * is computed instead: op(B)^T is B read with the opposite transpose flag,
+ * and the same for A. Tiles are then written back transposed. */
+static product make_product(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                            float *C, int64_t ldc)
+{
+    const gemm_kernel *kr = current_kernel();
+    int64_t work = round_up(M, kr->mr) * round_up(N, kr->nr);
+    int64_t work_t = round_up(N, kr->mr) * round_up(M, kr->nr);
+    if (8 * work_t < 7 * work)
+        return (product){kr, true, !transB, !transA, N, M, K, alpha, beta, B, A, C, ldb, lda, ldc};
+    return (product){kr, false, transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
+}
+
 void tg_gemm_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
                  float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                  float beta, float *C, int64_t ldc)
@@ -726,20 +795,31 @@ void tg_gemm_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
         return;
     }
 
-    const gemm_kernel *kr = current_kernel();
-    /* A narrow C (e.g. N = 20 with NR = 32) wastes most of each tile on
-     * zero padding. If tiles fit C^T much better, compute
-     *   C^T (N, M) = op(B)^T @ op(A)^T
-     * instead: op(B)^T is B read with the opposite transpose flag, and the
-     * same for A. Tiles are then written back transposed. */
-    int64_t work = round_up(M, kr->mr) * round_up(N, kr->nr);
-    int64_t work_t = round_up(N, kr->mr) * round_up(M, kr->nr);
-    product p;
-    if (8 * work_t < 7 * work)
-        p = (product){kr, true, !transB, !transA, N, M, K, alpha, beta, B, A, C, ldb, lda, ldc};
-    else
-        p = (product){kr, false, transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
+    product p = make_product(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     gemm_f32_run(&p);
+}
+
+size_t tg_gemm_f32_scratch_bytes(void)
+{
+    const gemm_kernel *kr = current_kernel();
+    return (size_t)(kr->mc * kr->kc + kr->kc * kr->nc) * sizeof(float);
+}
+
+void tg_gemm_f32_serial(void *scratch, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+                        float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                        float beta, float *C, int64_t ldc)
+{
+    check_args("tg_gemm_f32_serial", transA, transB, M, N, K, A, lda, B, ldb, C, ldc);
+    if (M == 0 || N == 0) return;
+    if (K == 0 || alpha == 0.0f) {
+        scale_c_f32(M, N, beta, C, ldc);
+        return;
+    }
+    product p = make_product(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    /* The caller's buffer, already the full size: pack_buf_reserve never allocates. */
+    size_t abytes = (size_t)p.kr->mc * p.kr->kc * sizeof(float);
+    pack_bufs pb = {.a = {scratch, abytes}, .b = {(char *)scratch + abytes, tg_gemm_f32_scratch_bytes() - abytes}};
+    gemm_f32_packed(&p, &all_tiles, &pb);
 }
 
 /* ------------------------------------------------------------------------ */

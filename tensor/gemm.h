@@ -60,4 +60,15 @@ const char *tg_gemm_kernel_name(void);
 /* True if `name` is a known kernel this CPU can run ("auto" always is). */
 bool tg_gemm_kernel_supported(const char *name);
 
+/* tg_gemm_f32 computed whole on the calling thread, for callers that share
+ * work out over the pool themselves (a convolution's batch chunks). It packs
+ * into scratch, tg_gemm_f32_scratch_bytes() bytes, 64-byte aligned (an
+ * arena allocation is), so it never allocates. The sums are those of
+ * tg_gemm_f32: each element of C depends only on K, transA, transB and the
+ * kernel, so a product cut into column slices gives the same bits. */
+size_t tg_gemm_f32_scratch_bytes(void);
+void tg_gemm_f32_serial(void *scratch, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+                        float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                        float beta, float *C, int64_t ldc);
+
 #endif

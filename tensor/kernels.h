@@ -310,7 +310,7 @@ tg_tensor *tg_conv2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x
                              const tg_tensor *b, tg_conv_args a, bool acc);
 /* conv2d's gradients from dy (N, O, Ho, Wo): dx += (the input piece, which
  * is conv_transpose2d of dy), dw += and db += (the weight piece, the batch
- * summed inside one GEMM); each may be NULL. col: tg_conv2d_forward's
+ * summed chunk by chunk in a fixed order); each may be NULL. col: tg_conv2d_forward's
  * im2col of x, or NULL to recompute it. */
 void tg_conv2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
                         const tg_tensor *x, const tg_tensor *w, const tg_tensor *col, tg_conv_args a);
