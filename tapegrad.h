@@ -40,5 +40,6 @@
 #include "data/data.h"
 #include "models/vae.h"
 #include "models/vae_family.h"
+#include "models/vq.h"
 
 #endif
