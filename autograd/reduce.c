@@ -15,12 +15,7 @@ static tg_var *reduce(TG_LOC, tg_tape *t, tg_op op, tg_var *a, int axis, bool ke
     if (!whole) {
         axis = tg_check_axis(file, line, tg_ops[op].name, axis, a->val.shape.ndim);
         n = a->val.shape.d[axis];
-        s = a->val.shape;
-        if (keepdim) s.d[axis] = 1;
-        else {
-            for (int i = axis; i < s.ndim - 1; i++) s.d[i] = s.d[i + 1];
-            s.ndim--;
-        }
+        s = tg_reduced_shape(a->val.shape, axis, keepdim);
     }
     tg_var *out = tg_var_new(t, a->val.dtype, s);
     double scale = op == TG_OP_MEAN ? 1.0 / (double)n : 1.0;

@@ -334,10 +334,7 @@ tg_var *tg_squeeze_(TG_LOC, tg_tape *t, tg_var *x, int axis) {
     tg_shape s = x->val.shape;
     if (s.ndim == 0) return tg_reshape_(file, line, t, x, s);
     axis = tg_check_axis(file, line, "squeeze", axis, s.ndim);
-    if (s.d[axis] == 1) {
-        for (int k = axis; k < s.ndim - 1; k++) s.d[k] = s.d[k + 1];
-        s.ndim--;
-    }
+    if (s.d[axis] == 1) s = tg_reduced_shape(s, axis, false);   /* the same shape as summing the axis away */
     return tg_reshape_(file, line, t, x, s);
 }
 
