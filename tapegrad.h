@@ -39,7 +39,7 @@
 #include "optim/optim.h"
 #include "data/data.h"
 #include "models/vae.h"
-#include "models/vae_family.h"
+#include "models/parts.h"
 #include "models/vq.h"
 
 #endif

@@ -1,7 +1,29 @@
-/* vae.c — the reference VAE, composed from nn layers and autograd ops. */
+/* vae.c — the variational autoencoder (Kingma & Welling, 2014).
+ *
+ * As a model of the trainer (`--model vae`, models/model.h): the family's
+ * MLP encoder and decoder (models/mlp_vae.h), and the negative ELBO
+ *     loss = recon + kl,
+ * recon = -log p(x | z) summed over pixels, z = mu + sigma eps one sample per
+ * image, kl = KL(q(z | x) || N(0, I)) in closed form. beta_vae.c,
+ * annealed_vae.c, cvae.c and iwae.c change this one function.
+ *
+ * Below it, the reference VAE: PyTorch's textbook module as plain C
+ * (tg_vae_new, tg_vae_forward), and its importance-weighted bound. */
 #include "models/vae.h"
+#include "models/mlp_vae.h"
 
 #include <math.h>
+
+static tg_model_out vae_loss(tg_tape *t, void *self, const tg_model_batch *b) {
+    tg_vae_model_out e = tg_mlp_vae_terms(t, self, b);
+    return tg_mlp_vae_out(&e, tg_add(t, e.recon, e.kl), 1);
+}
+
+const tg_model_type tg_vae_type = {
+    .name = "vae", .about = "the VAE: recon + kl (the negative ELBO)", .terms = {"recon", "kl"},
+    TG_MLP_VAE_HOOKS, .check = tg_mlp_vae_check, .loss = vae_loss};
+
+/* ---------------------------------------------------------------- the reference VAE */
 
 tg_vae tg_vae_new(tg_params *ps, int64_t in, int64_t hidden, int64_t latent, tg_rng *r) {
     tg_vae m = {.in = in, .hidden = hidden, .latent = latent};

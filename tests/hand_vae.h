@@ -4,7 +4,7 @@
  * the images the run draws (reconstruction_<e>.png, sample_<e>.png, `vae
  * sample`).
  *
- * The network (models/vae_family.h), Linear(x) = x W^T + b with W (out, in):
+ * The network (models/parts.h), Linear(x) = x W^T + b with W (out, in):
  * encoder [x, onehot(y)] -> ReLU hidden layers -> mu, logvar heads; decoder
  * [z, onehot(y)] -> ReLU hidden layers -> logits (Bernoulli) or means
  * (Gaussian); the learned prior [mu_p, logvar_p] = Linear(onehot(y)). Sizes

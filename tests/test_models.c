@@ -1,5 +1,5 @@
 /*
- * test_models.c — the VAE family (models/vae_family.h): float64 gradient
+ * test_models.c — the VAE family (models/parts.h): float64 gradient
  * checks of every model's loss, agreement with the reference VAE and PyTorch,
  * the naming scheme, KL schedules and KL maths, the Gaussian likelihood, and
  * the evaluation maths (importance weights, log-sum-exp, active units).
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "models/vae.h"
-#include "models/vae_family.h"
+#include "models/parts.h"
 #include "tensor/threads.h"
 #include "tests/child.h"
 #include "tests/fixture.h"

@@ -130,10 +130,11 @@ static double untrained_elbo(const char *run) {
     tg_run_info ri;
     tg_err e;
     cr_assert_eq(tg_run_info_load(dir, &ri, &e), 0, "%s", e.msg);
-    tg_vae_config c = tg_run_vae_config(&ri);
+    tg_model_config c = tg_train_model_config(&ri.o, ri.rows, ri.cols);
     tg_rng r = tg_rng_seed(ri.o.seed);
     tg_params *ps = tg_params_new(TG_F32);
-    tg_vae_model_new(ps, &c, &r);
+    tg_model m = tg_model_new(tg_model_find(ri.o.model), ps, &c, &r);
+    tg_model_free(&m);
     snprintf(path, sizeof path, "%s/model.safetensors", init);
     cr_assert_eq(tg_params_save(ps, path, 0, NULL, NULL, &e), 0, "%s", e.msg);
     tg_params_free(ps);

@@ -6,29 +6,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/file.h"
 #include "io/png.h"
 #include "nn/checkpoint.h"
 #include "tensor/kernels.h"
 
 /* ---------------------------------------------------------------- model */
 
-tg_vae_config tg_run_vae_config(const tg_run_info *ri) {
-    tg_vae_config c = tg_vae_config_new(ri->rows * ri->cols, ri->o.n_hidden, ri->o.hidden, ri->o.latent);
-    c.classes = ri->classes, c.prior = ri->o.prior, c.lik = ri->o.lik, c.beta = ri->o.beta;
-    return c;
-}
-
-tg_params *tg_run_model_load(const char *dir, const tg_run_info *ri, tg_vae_model *m, tg_err *e) {
-    tg_vae_config c = tg_run_vae_config(ri);
-    if (tg_train_params_fit(&c, e) != 0) return NULL;
+tg_params *tg_run_model_load(const char *dir, const tg_run_info *ri, tg_model *m, tg_err *e) {
+    const tg_model_type *type = tg_model_find(ri->o.model);
+    tg_model_config c = tg_train_model_config(&ri->o, ri->rows, ri->cols);
+    if (tg_train_params_fit(type, &c, e) != 0) return NULL;
     tg_rng r = tg_rng_seed(ri->o.seed);
     tg_params *ps = tg_params_new(TG_F32);
-    *m = tg_vae_model_new(ps, &c, &r);
+    *m = tg_model_new(type, ps, &c, &r);
     char path[4096], hint[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     snprintf(hint, sizeof hint, "the model built from %s/config.json", dir);
     tg_safetensors st;   /* read once: the tensors and the settings in its metadata */
     if (tg_safetensors_read(path, &st, e) != 0) {
+        tg_model_free(m);
         tg_params_free(ps);
         return NULL;
     }
@@ -36,6 +33,7 @@ tg_params *tg_run_model_load(const char *dir, const tg_run_info *ri, tg_vae_mode
     if (rc == 0) rc = tg_train_check_checkpoint(path, &st, ri, e);
     tg_safetensors_free(&st);
     if (rc != 0) {
+        tg_model_free(m);
         tg_params_free(ps);
         return NULL;
     }
@@ -44,6 +42,7 @@ tg_params *tg_run_model_load(const char *dir, const tg_run_info *ri, tg_vae_mode
             if (!isfinite(tg_tensor_get(&ps->vars[i]->val, j))) {
                 tg_err_set(e, "%s: tensor %s holds a non-finite value (%g at index %lld)", path, ps->vars[i]->name,
                            tg_tensor_get(&ps->vars[i]->val, j), (long long)j);
+                tg_model_free(m);
                 tg_params_free(ps);
                 return NULL;
             }
@@ -69,11 +68,12 @@ int tg_run_test_images(const tg_run_info *ri, const tg_dataset *ds, tg_images *o
 
 /* ---------------------------------------------------------------- evaluation */
 
-int tg_run_evaluate(const tg_vae_model *m, const tg_run_info *ri, const tg_dataset *ds, int64_t iw_samples,
-                    uint64_t seed, FILE *progress, tg_eval_result *r, tg_err *e) {
+int tg_run_evaluate(const tg_model *m, const tg_run_info *ri, const tg_dataset *ds, int64_t iw_samples,
+                    uint64_t seed, bool want_scores, FILE *progress, tg_eval_result *r, tg_err *e) {
     memset(r, 0, sizeof *r);
-    const bool cond = ri->classes > 0;
+    const bool cond = m->type->conditional, gauss = tg_model_gaussian(m);
     const int64_t D = ri->rows * ri->cols, L = ri->o.latent, B = 256;
+    const int n_terms = tg_model_n_terms(m->type);
     TG_CHECK(ds->test_x.rows == ri->rows && ds->test_x.cols == ri->cols,
              "tg_run_evaluate: images of %lldx%lld for a run of %lldx%lld (check with tg_run_check_data)",
              (long long)ds->test_x.rows, (long long)ds->test_x.cols, (long long)ri->rows, (long long)ri->cols);
@@ -86,29 +86,59 @@ int tg_run_evaluate(const tg_vae_model *m, const tg_run_info *ri, const tg_datas
     tg_tensor *yb = tg_tensor_new(keep, TG_I64, TG_SHAPE(B));
     double *logpx = tg_arena_alloc(keep, sizeof(double) * (size_t)B);
     tg_batcher *bt = tg_batcher_new(&test, cond ? &ds->test_y : NULL, B, false, NULL);
-    tg_active_units *au = tg_active_units_new(L);
-    r->kl_per_dim = calloc((size_t)L, sizeof(double));
-    if (!bt || !au || !r->kl_per_dim) {
+    tg_active_units *au = gauss ? tg_active_units_new(L) : NULL;
+    int64_t *counts = NULL;
+    if (want_scores) {
+        r->scores = malloc(sizeof(double) * (size_t)test.n);
+        r->labels = malloc((size_t)test.n);
+    }
+    if (!bt || (gauss && !au) || (want_scores && (!r->scores || !r->labels))) {
         tg_err_set(e, "out of memory");
         goto done;
     }
-    r->images = test.n, r->iw_samples = iw_samples, r->latent = L;
+    if (want_scores) memcpy(r->labels, ds->test_y.labels, (size_t)test.n);
+    r->type = m->type, r->n_terms = n_terms, r->images = test.n, r->latent = gauss ? L : 0;
+    r->iw_samples = gauss ? iw_samples : 0;
+    r->nll = NAN;
     tg_rng noise = tg_rng_seed(seed), iw = tg_rng_seed(seed + 1);
-    double recon = 0, kl = 0, ll = 0;
+    double ll = 0;
     int64_t rows, seen = 0;
     tg_no_grad(tape);
+    tg_model_batch b = {.rng = &noise, .train = false, .epoch = ri->o.epochs, .steps_per_epoch = 1,
+                        .epochs = ri->o.epochs};
     while ((rows = tg_batcher_next(bt, xb, cond ? yb : NULL)) > 0) {
         tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);
         tg_tensor lv = tg_tensor_wrap(TG_I64, TG_SHAPE(rows), yb->data);
-        tg_vae_model_out out =
-            tg_vae_model_forward(tape, m, tg_leaf(tape, &xv, false), cond ? &lv : NULL, NULL, &noise, 1);
-        recon += tg_tensor_get(&out.recon->val, 0);
-        kl += tg_tensor_get(&out.kl->val, 0);
-        tg_active_units_add(au, &out.mu->val);
-        for (int64_t l = 0; l < L; l++) r->kl_per_dim[l] += tg_tensor_get(&out.kl_per_dim->val, l);
+        b.x = tg_leaf(tape, &xv, false), b.labels = cond ? &lv : NULL;
+        tg_model_out out = tg_model_loss(tape, m, &b);
+        r->loss += tg_tensor_get(&out.loss->val, 0);
+        for (int i = 0; i < n_terms; i++) r->terms[i] += out.term[i] ? tg_tensor_get(&out.term[i]->val, 0) : 0;
+        if (au && out.mean) tg_active_units_add(au, &out.mean->val);
+        if (out.kl_per_dim) {
+            if (!r->kl_per_dim && !(r->kl_per_dim = calloc((size_t)L, sizeof(double)))) {
+                tg_err_set(e, "out of memory");
+                goto done;
+            }
+            for (int64_t l = 0; l < L; l++) r->kl_per_dim[l] += tg_tensor_get(&out.kl_per_dim->val, l);
+        }
+        if (out.codes) {
+            r->codes = ri->o.codes;
+            if (!counts && !(counts = calloc((size_t)r->codes, sizeof *counts))) {
+                tg_err_set(e, "out of memory");
+                goto done;
+            }
+            int64_t G = out.codes->val.shape.d[1];
+            for (int64_t i = 0; i < out.codes->val.numel; i++) counts[TG_I64P(&out.codes->val)[i]]++;
+            r->bits = (double)G * log2((double)r->codes);
+        }
         tg_tape_reset(tape);
-        tg_vae_model_iw_logpx(m, &xv, cond ? &lv : NULL, iw_samples, 0, &iw, logpx);
-        for (int64_t i = 0; i < rows; i++) ll += logpx[i];
+        if (gauss && iw_samples > 0) {
+            tg_model_iw_logpx(m, &xv, cond ? &lv : NULL, iw_samples, 0, &iw, logpx);
+            for (int64_t i = 0; i < rows; i++) {
+                ll += logpx[i];
+                if (r->scores) r->scores[seen + i] = -logpx[i];
+            }
+        }
         seen += rows;
         if (progress) {
             fprintf(progress, "eval: %lld/%lld images\n", (long long)seen, (long long)test.n);
@@ -116,16 +146,46 @@ int tg_run_evaluate(const tg_vae_model *m, const tg_run_info *ri, const tg_datas
         }
     }
     const double n = (double)test.n;
-    r->recon = recon / n, r->kl = kl / n, r->elbo = r->recon + r->kl, r->nll = -ll / n;
-    for (int64_t l = 0; l < L; l++) r->kl_per_dim[l] /= n;
-    r->active_units = tg_active_units_count(au, 0.01, NULL);
-    if (!isfinite(r->elbo) || !isfinite(r->nll)) {
-        tg_err_set(e, "non-finite %s on the test set", !isfinite(r->elbo) ? "elbo" : "nll");
+    r->loss /= n;
+    for (int i = 0; i < n_terms; i++) r->terms[i] /= n;
+    if (r->kl_per_dim)
+        for (int64_t l = 0; l < L; l++) r->kl_per_dim[l] /= n;
+    if (gauss && iw_samples > 0) r->nll = -ll / n;
+    if (au) r->active_units = tg_active_units_count(au, 0.01, NULL);
+    if (counts) {
+        double total = 0, h = 0;
+        for (int64_t k = 0; k < r->codes; k++) total += (double)counts[k];
+        for (int64_t k = 0; k < r->codes; k++)
+            if (counts[k]) {
+                double p = (double)counts[k] / total;
+                h -= p * log(p);
+                r->codes_used++;
+            }
+        r->perplexity = exp(h);
+    }
+    /* Scores without importance sampling: the model's objective of each image alone. */
+    if (r->scores && !(gauss && iw_samples > 0)) {
+        tg_rng sn = tg_rng_seed(seed + 2);
+        b.rng = &sn;
+        tg_batcher_start_epoch(bt);
+        seen = 0;
+        while ((rows = tg_batcher_next(bt, xb, cond ? yb : NULL)) > 0)
+            for (int64_t i = 0; i < rows; i++, seen++) {
+                tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(1, D), TG_F32P(xb) + i * D);
+                tg_tensor lv = tg_tensor_wrap(TG_I64, TG_SHAPE(1), TG_I64P(yb) + i);
+                b.x = tg_leaf(tape, &xv, false), b.labels = cond ? &lv : NULL;
+                r->scores[seen] = tg_tensor_get(&tg_model_loss(tape, m, &b).loss->val, 0);
+                tg_tape_reset(tape);
+            }
+    }
+    if (!isfinite(r->loss) || (gauss && iw_samples > 0 && !isfinite(r->nll))) {
+        tg_err_set(e, "non-finite %s on the test set", !isfinite(r->loss) ? "loss" : "nll");
         goto done;
     }
     rc = 0;
 done:
     if (rc != 0) tg_eval_result_free(r);
+    free(counts);
     tg_active_units_free(au);
     tg_batcher_free(bt);
     tg_arena_free(keep);
@@ -134,22 +194,54 @@ done:
     return rc;
 }
 
+int tg_eval_scores_write(const tg_eval_result *r, const char *path, tg_err *e) {
+    size_t cap = 32 + (size_t)r->images * 48, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        tg_err_set(e, "out of memory");
+        return -1;
+    }
+    n += (size_t)snprintf(buf, cap, "index,label,score\n");
+    for (int64_t i = 0; i < r->images; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%lld,%d,%.9g\n", (long long)i, r->labels[i], r->scores[i]);
+    int rc = tg_file_write(path, buf, n, e);
+    free(buf);
+    return rc;
+}
+
 void tg_eval_result_free(tg_eval_result *r) {
-    free(r->kl_per_dim);
-    r->kl_per_dim = NULL;
+    free(r->kl_per_dim), free(r->scores), free(r->labels);
+    r->kl_per_dim = NULL, r->scores = NULL, r->labels = NULL;
 }
 
 const char *tg_eval_result_json(const tg_eval_result *r, tg_jsonw *w) {
+    double recon = NAN, kl = NAN;
+    for (int i = 0; i < r->n_terms; i++) {
+        if (!strcmp(r->type->terms[i], "recon")) recon = r->terms[i];
+        if (!strcmp(r->type->terms[i], "kl")) kl = r->terms[i];
+    }
     tg_jsonw_init(w);
     tg_jsonw_begin_object(w);
-    tg_jsonw_key(w, "elbo"), tg_jsonw_double(w, r->elbo);
-    tg_jsonw_key(w, "recon"), tg_jsonw_double(w, r->recon);
-    tg_jsonw_key(w, "kl"), tg_jsonw_double(w, r->kl);
-    tg_jsonw_key(w, "nll"), tg_jsonw_double(w, r->nll);
-    tg_jsonw_key(w, "active_units"), tg_jsonw_int(w, r->active_units);
-    tg_jsonw_key(w, "kl_per_dim"), tg_jsonw_begin_array(w);
-    for (int64_t l = 0; l < r->latent; l++) tg_jsonw_double(w, r->kl_per_dim[l]);
-    tg_jsonw_end_array(w);
+    tg_jsonw_key(w, "model"), tg_jsonw_string(w, r->type->name);
+    if (!isnan(recon) && !isnan(kl)) tg_jsonw_key(w, "elbo"), tg_jsonw_double(w, recon + kl);
+    for (int i = 0; i < r->n_terms; i++) tg_jsonw_key(w, r->type->terms[i]), tg_jsonw_double(w, r->terms[i]);
+    tg_jsonw_key(w, "loss"), tg_jsonw_double(w, r->loss);
+    if (r->latent > 0) {
+        if (r->iw_samples > 0) tg_jsonw_key(w, "nll"), tg_jsonw_double(w, r->nll);
+        tg_jsonw_key(w, "active_units"), tg_jsonw_int(w, r->active_units);
+    }
+    if (r->kl_per_dim) {
+        tg_jsonw_key(w, "kl_per_dim"), tg_jsonw_begin_array(w);
+        for (int64_t l = 0; l < r->latent; l++) tg_jsonw_double(w, r->kl_per_dim[l]);
+        tg_jsonw_end_array(w);
+    }
+    if (r->codes > 0) {
+        tg_jsonw_key(w, "codes"), tg_jsonw_int(w, r->codes);
+        tg_jsonw_key(w, "codes_used"), tg_jsonw_int(w, r->codes_used);
+        tg_jsonw_key(w, "perplexity"), tg_jsonw_double(w, r->perplexity);
+        tg_jsonw_key(w, "bits_per_image"), tg_jsonw_double(w, r->bits);
+        tg_jsonw_key(w, "bytes_per_image"), tg_jsonw_double(w, r->bits / 8);
+    }
     tg_jsonw_key(w, "iw_samples"), tg_jsonw_int(w, r->iw_samples);
     tg_jsonw_key(w, "images"), tg_jsonw_int(w, r->images);
     tg_jsonw_end_object(w);
@@ -158,11 +250,9 @@ const char *tg_eval_result_json(const tg_eval_result *r, tg_jsonw *w) {
 
 /* ---------------------------------------------------------------- samples */
 
-int tg_run_sample(const tg_vae_model *m, int64_t n, int label, double temperature, uint64_t seed, uint8_t *out,
+int tg_run_sample(const tg_model *m, int64_t n, int label, double temperature, uint64_t seed, uint8_t *out,
                   tg_err *e) {
-    TG_CHECK(isfinite(temperature) && temperature >= 0, "tg_run_sample: temperature %g, want finite and >= 0",
-             temperature);
-    const int64_t D = m->cfg.in, K = m->cfg.classes, L = m->cfg.latent, chunk = 256;
+    const int64_t D = m->cfg.rows * m->cfg.cols, K = m->cfg.classes, chunk = 256;
     tg_rng r = tg_rng_seed(seed);
     tg_tape *tape = tg_tape_new();
     tg_no_grad(tape);
@@ -170,25 +260,10 @@ int tg_run_sample(const tg_vae_model *m, int64_t n, int label, double temperatur
         int64_t c = n - i0 < chunk ? n - i0 : chunk;
         tg_tensor *lab = NULL;
         if (K > 0) {
-            lab = tg_tensor_new(tg_tape_arena(tape), TG_F32, TG_SHAPE(c));
-            for (int64_t i = 0; i < c; i++) TG_F32P(lab)[i] = (float)(label >= 0 ? label : (i0 + i) % K);
+            lab = tg_tensor_new(tg_tape_arena(tape), TG_I64, TG_SHAPE(c));
+            for (int64_t i = 0; i < c; i++) TG_I64P(lab)[i] = label >= 0 ? label : (i0 + i) % K;
         }
-        tg_var *mu_p, *logvar_p, *z = NULL;
-        tg_vae_model_prior(tape, m, c, lab, &mu_p, &logvar_p);
-        if (temperature == 0) {
-            z = mu_p;   /* no draws: the same images for every seed */
-        } else {
-            /* z = mu_p + exp(logvar_p / 2) (T eps): eps drawn as tg_reparam_sample
-             * does, so T = 1 is tg_vae_model_sample's z bit for bit. */
-            tg_tensor *eps = tg_tensor_normal(tg_tape_arena(tape), m->dtype, TG_SHAPE(c, L), &r);
-            /* Saturated for float32, so the conversion is defined; a product
-             * beyond FLT_MAX is inf, refused below as a non-finite sample. */
-            if (temperature != 1)
-                tg_tensor_mul_scalar(eps, eps, m->dtype == TG_F32 && temperature > FLT_MAX ? FLT_MAX : temperature);
-            z = tg_reparam(tape, mu_p, logvar_p, eps);
-        }
-        tg_var *s = tg_vae_model_decode(tape, m, z, lab);
-        if (m->cfg.lik == TG_LIK_BERNOULLI) s = tg_sigmoid(tape, s);
+        tg_var *s = tg_model_pixels(tape, m, tg_model_sample(tape, m, c, lab, temperature, &r));
         for (int64_t i = 0; i < c * D; i++) {
             double v = tg_tensor_get(&s->val, i);
             if (!isfinite(v)) {

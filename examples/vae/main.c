@@ -3,9 +3,9 @@
  * own logic lives beside it: training runs (train.c), evaluation and
  * sampling (evaluate.c), run directories (run_dir.c).
  *
- *     build/vae train --model vae|beta-vae|annealed-vae|cvae [flags]   (see --help)
+ *     build/vae train --model vae|beta-vae|annealed-vae|cvae|iwae|conv-vae|vq-vae [flags]   (see --help)
  *     build/vae train --resume DIR [--epochs N]
- *     build/vae eval --run DIR [--data DIR] [--iw K]                 (examples/vae/evaluate.h)
+ *     build/vae eval --run DIR [--data DIR] [--iw K] [--scores FILE.csv]   (examples/vae/evaluate.h)
  *     build/vae sample --run DIR --out FILE.png|FILE.idx [--n N] [--label L] [--temperature T]
  *
  * Flag errors exit 2 with one message naming the flag; data and file errors
@@ -38,15 +38,18 @@ static const char usage[] =
     "`vae <command> --help` lists the flags.\n";
 
 static const char train_usage[] =
-    "usage: vae train [--model vae|beta-vae|annealed-vae|cvae] [--data DIR] [--epochs 10] [--batch 128]\n"
-    "                 [--hidden 400[,H2...]] [--latent 20] [--lr 1e-3] [--beta 1]\n"
+    "usage: vae train [--model vae|beta-vae|annealed-vae|cvae|iwae|conv-vae|vq-vae] [--data DIR] [--epochs 10]\n"
+    "                 [--batch 128] [--hidden 400[,H2...]] [--latent 20] [--lr 1e-3] [--beta 1] [--k 5]\n"
+    "                 [--codes 64] [--code-dim 16] [--commitment 0.25]\n"
     "                 [--anneal linear|cyclical] [--anneal-epochs N] [--anneal-steps N] [--cycles C]\n"
     "                 [--ratio R] [--prior standard|learned] [--likelihood bernoulli|gaussian]\n"
     "                 [--binarize none|static|dynamic] [--seed 1] [--threads N] [--out DIR] [--force]\n"
     "       vae train --resume DIR [--epochs N] [--threads N] [--data DIR]\n"
     "\n"
     "  --model M          vae (the default), beta-vae (KL times --beta), annealed-vae\n"
-    "                     (KL weight annealed to 1), cvae (conditioned on the label)\n"
+    "                     (KL weight annealed to 1), cvae (conditioned on the label),\n"
+    "                     iwae (the k-sample importance-weighted bound), conv-vae\n"
+    "                     (convolutional networks), vq-vae (a grid of discrete codes)\n"
     "  --data DIR         MNIST-format IDX files (raw or .gz); default: data/mnist if\n"
     "                     present, else /usr/share/datasets/fashion-mnist\n"
     "  --epochs N         epochs (default 10)\n"
@@ -54,7 +57,11 @@ static const char train_usage[] =
     "  --hidden H[,H2..]  hidden layer sizes, encoder order, at most 8 (default 400)\n"
     "  --latent L         latent dimensions (default 20)\n"
     "  --lr X             Adam learning rate (default 1e-3)\n"
-    "  --beta X           weight of the KL term, >= 0 (default 1)\n"
+    "  --beta X           beta-vae: weight of the KL term, >= 0 (default 1)\n"
+    "  --k K              iwae: importance samples per image, 1 to 100000 (default 5)\n"
+    "  --codes K          vq-vae: codebook size, 2 to 65536 (default 64)\n"
+    "  --code-dim D       vq-vae: codebook vector size, 1 to 4096 (default 16)\n"
+    "  --commitment X     vq-vae: weight of the commitment loss, >= 0 (default 0.25)\n"
     "  --anneal S         annealed-vae schedule: linear (default) or cyclical\n"
     "  --anneal-epochs N  linear: epoch e (from 1) trains at weight min(1, e / N)\n"
     "                     (default 10)\n"
@@ -84,9 +91,12 @@ static const char train_usage[] =
     "  --help             this text\n"
     "\n"
     "Writes to DIR: model.safetensors, optimizer.safetensors, config.json, metrics.csv\n"
-    "(epoch,train_loss,test_loss,recon,kl,kl_weight,seconds), reconstruction_<epoch>.png\n"
-    "and sample_<epoch>.png, all at the end of each epoch. Losses are nats per image;\n"
-    "test_loss is recon + kl (the negative ELBO), train_loss the objective optimised.\n"
+    "(epoch,train_loss,test_loss,<the model's terms>[,kl_weight],seconds: for the VAEs\n"
+    "recon,kl,kl_weight, for vq-vae recon,codebook,commitment), curves.png,\n"
+    "reconstruction_<epoch>.png and sample_<epoch>.png, all at the end of each epoch.\n"
+    "Losses are nats per image; test_loss is the model's test objective (recon + kl,\n"
+    "the negative ELBO, for the VAEs; the k-sample bound for iwae), train_loss the\n"
+    "objective optimised.\n"
     "Each file is replaced atomically; killed at any moment, the run resumes from its\n"
     "last complete checkpoint. Ctrl-C (SIGINT) or SIGTERM ends the current step,\n"
     "saves the state and exits 0; a second one stops at once. One process at a time\n"
@@ -149,7 +159,7 @@ static int parse_enum(const char *flag, const char *s, const char *const names[]
 static const char *const train_flags[] = {
     "--model", "--data",   "--epochs", "--batch",  "--hidden",     "--latent",   "--lr",    "--beta",
     "--anneal", "--anneal-epochs", "--anneal-steps", "--cycles", "--ratio", "--prior", "--likelihood",
-    "--binarize", "--seed", "--threads", "--out", "--resume",
+    "--binarize", "--seed", "--threads", "--out", "--resume", "--k", "--codes", "--code-dim", "--commitment",
 };
 
 /* dir made absolute against the working directory (into buf), so a run's
@@ -189,9 +199,18 @@ static int cmd_train(int argc, char **argv) {
             other = a;
         if (!strcmp(a, "--resume")) resume = v;
         else if (!strcmp(a, "--model")) {
-            static const char *const m[] = {"vae", "beta-vae", "annealed-vae", "cvae"};
-            o.model = (tg_run_model)parse_enum(a, v, m, 4, "vae, beta-vae, annealed-vae or cvae");
+            if (!tg_model_find(v)) {
+                fprintf(stderr, "vae train: --model: unknown value \"%s\" (expected %s)\n", v, tg_model_names());
+                exit(2);
+            }
+            o.model = v;
             have_model = true;
+        } else if (!strcmp(a, "--k")) o.k = parse_int(a, v, 1, TG_RUN_MAX_K);
+        else if (!strcmp(a, "--codes")) o.codes = parse_int(a, v, 2, TG_RUN_MAX_CODES);
+        else if (!strcmp(a, "--code-dim")) o.code_dim = parse_int(a, v, 1, TG_RUN_MAX_CODE_DIM);
+        else if (!strcmp(a, "--commitment")) {
+            o.commitment = parse_num(a, v);
+            if (o.commitment < 0) flag_error(a, "must be >= 0, got \"%s\"", v);
         } else if (!strcmp(a, "--data")) dir = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--epochs")) o.epochs = parse_int(a, v, 1, TG_RUN_MAX_EPOCHS), have_epochs = true;
@@ -263,8 +282,8 @@ static int cmd_train(int argc, char **argv) {
         out = resume;
         have_model = true;
     }
-    if (!have_model) o.model = TG_RUN_VAE;   /* a fresh run without --model trains the VAE */
-    if (o.prior == TG_PRIOR_LEARNED && o.model != TG_RUN_CVAE) {
+    if (!have_model) o.model = "vae";   /* a fresh run without --model trains the VAE */
+    if (o.prior == TG_PRIOR_LEARNED && !tg_model_find(o.model)->conditional) {
         fprintf(stderr, "vae train: --prior: learned needs --model cvae\n");
         return 2;
     }
@@ -327,7 +346,7 @@ static int cmd_train(int argc, char **argv) {
             localtime_r(&t, &tm);
             char stamp[32];
             strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-            snprintf(def, sizeof def, "runs/%s-%s", tg_run_model_name(o.model), stamp);
+            snprintf(def, sizeof def, "runs/%s-%s", o.model, stamp);
             out = def, mode = TG_RUN_DIR_UNIQUE;
         }
         int r = tg_run_dir_open(&rd, out, mode, &err);
@@ -345,7 +364,7 @@ static int cmd_train(int argc, char **argv) {
 
     printf("Dataset: %s (%lld train, %lld test images of %lldx%lld)\n", ds.dir, (long long)ds.train_x.n,
            (long long)ds.test_x.n, (long long)ds.train_x.rows, (long long)ds.train_x.cols);
-    printf("Model: %s, %s %s\n", tg_run_model_name(o.model), resume ? "resuming" : "writing to", rd.path);
+    printf("Model: %s, %s %s\n", o.model, resume ? "resuming" : "writing to", rd.path);
     fflush(stdout);
     o.progress = isatty(STDERR_FILENO) ? stderr : NULL;
     o.stop = &stop_requested;
@@ -361,18 +380,24 @@ done:
 /* ---------------------------------------------------------------- eval, sample */
 
 static const char eval_usage[] =
-    "usage: vae eval --run DIR [--data DIR] [--iw 1000] [--seed 1] [--threads N]\n"
+    "usage: vae eval --run DIR [--data DIR] [--iw 1000] [--scores FILE.csv] [--seed 1] [--threads N]\n"
     "\n"
     "  --run DIR    a directory written by `vae train` (config.json, model.safetensors); required\n"
     "  --data DIR   MNIST-format IDX files; default: the run's data directory\n"
     "  --iw K       importance samples per image for nll (default 1000)\n"
+    "  --scores F   also write F: index,label,score per test image, the score its\n"
+    "               negative ELBO (the model's objective of the image alone), or its\n"
+    "               importance-sampled -log p(x) when --iw is given: anomaly scores\n"
     "  --seed S     seed of the z and importance samples (default 1)\n"
     "  --threads N  threads (default: $TG_THREADS, else every core)\n"
     "  --help       this text\n"
     "\n"
     "Prints one JSON object over the test set (binarised as the run was), in nats per\n"
-    "image: elbo (negative ELBO, one z sample: recon + kl), recon, kl, nll (-log p(x),\n"
-    "importance-sampled), active_units, kl_per_dim, iw_samples, images.\n";
+    "image: model; elbo (negative ELBO, one z sample: recon + kl) for the VAEs; each of\n"
+    "the model's terms (recon, kl; vq-vae: recon, codebook, commitment); loss (the\n"
+    "model's test objective); with a Gaussian latent nll (-log p(x), importance-sampled),\n"
+    "active_units, kl_per_dim; with codes (vq-vae) codes, codes_used, perplexity,\n"
+    "bits_per_image, bytes_per_image; iw_samples, images.\n";
 
 static const char sample_usage[] =
     "usage: vae sample --run DIR --out FILE.png|FILE.idx [--n 64] [--label L] [--temperature 1] [--seed 1]\n"
@@ -384,7 +409,8 @@ static const char sample_usage[] =
     "  --label L        cvae only: every sample of class L (default: sample i of class i % classes)\n"
     "  --temperature T  z = prior mean + T * prior std * eps, T finite and >= 0 (default 1: the\n"
     "                   prior itself); 0 decodes the prior mean (the learned prior's mu_p(y),\n"
-    "                   else 0), the same images for every seed\n"
+    "                   else 0), the same images for every seed. vq-vae: each grid position's\n"
+    "                   code drawn from the run's code frequencies p^(1/T) (0: the most frequent)\n"
     "  --seed S         seed of the prior samples (default 1)\n"
     "  --threads N      threads (default: $TG_THREADS, else every core)\n"
     "  --help           this text\n";
@@ -409,19 +435,21 @@ static const char *flag_value(int argc, char **argv, int *i, const char *const f
 
 static int cmd_eval(int argc, char **argv) {
     prog = "vae eval";
-    static const char *const flags[] = {"--run", "--data", "--iw", "--seed", "--threads"};
-    const char *run = NULL, *dir = NULL;
+    static const char *const flags[] = {"--run", "--data", "--iw", "--seed", "--threads", "--scores"};
+    const char *run = NULL, *dir = NULL, *scores = NULL;
     int64_t iw = 1000;
+    bool have_iw = false;
     uint64_t seed = 1;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(eval_usage, stdout);
             return 0;
         }
-        const char *a = argv[i], *v = flag_value(argc, argv, &i, flags, 5, "eval");
+        const char *a = argv[i], *v = flag_value(argc, argv, &i, flags, 6, "eval");
         if (!strcmp(a, "--run")) run = v;
         else if (!strcmp(a, "--data")) dir = v;
-        else if (!strcmp(a, "--iw")) iw = parse_int(a, v, 1, (long long)1 << 40);
+        else if (!strcmp(a, "--scores")) scores = v;
+        else if (!strcmp(a, "--iw")) iw = parse_int(a, v, 1, (long long)1 << 40), have_iw = true;
         else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_int(a, v, 0, TG_RUN_MAX_SEED);
         else tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
     }
@@ -429,9 +457,10 @@ static int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "vae eval: --run: required (a directory written by vae train)\n");
         return 2;
     }
+    if (scores && scores[0] == '\0') flag_error("--scores", "expected a file name, got \"%s\"", scores);
     tg_err err;
     tg_run_info ri;
-    tg_vae_model m;
+    tg_model m;
     if (tg_run_info_load(run, &ri, &err) != 0) {
         fprintf(stderr, "vae: %s\n", err.msg);
         return 1;
@@ -441,16 +470,20 @@ static int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "vae: %s\n", err.msg);
         return 1;
     }
+    /* Scores are the per-image negative ELBO unless --iw asks for the IS-NLL. */
+    if (scores && !have_iw) iw = 0;
     const bool explicit_data = dir != NULL;
     if (!dir) dir = ri.data[0] ? ri.data : tg_dataset_default_dir();
     if (!dir) {
         tg_dataset_print_help(stderr);
+        tg_model_free(&m);
         tg_params_free(ps);
         return 1;
     }
     tg_dataset ds;
     if (tg_dataset_load(dir, &ds, &err) != 0) {
         fprintf(stderr, "vae: %s\n", err.msg);
+        tg_model_free(&m);
         tg_params_free(ps);
         return 1;
     }
@@ -459,8 +492,11 @@ static int cmd_eval(int argc, char **argv) {
     /* The run's own data must be what it was; other data (--data) only of its image size. */
     if (tg_run_check_data(&ri, run, &ds, !explicit_data, &err) != 0) {
         fprintf(stderr, "vae eval: %s\n", err.msg);
-    } else if (tg_run_evaluate(&m, &ri, &ds, iw, seed, NULL, &r, &err) != 0) {
+    } else if (tg_run_evaluate(&m, &ri, &ds, iw, seed, scores != NULL, NULL, &r, &err) != 0) {
         fprintf(stderr, "vae: %s\n", err.msg);
+    } else if (scores && tg_eval_scores_write(&r, scores, &err) != 0) {
+        fprintf(stderr, "vae eval: --scores: %s\n", err.msg);
+        tg_eval_result_free(&r);
     } else {
         tg_jsonw w;
         const char *s = tg_eval_result_json(&r, &w);
@@ -474,6 +510,7 @@ static int cmd_eval(int argc, char **argv) {
         tg_eval_result_free(&r);
     }
     tg_dataset_free(&ds);
+    tg_model_free(&m);
     tg_params_free(ps);
     return rc;
 }
@@ -518,7 +555,7 @@ static int cmd_sample(int argc, char **argv) {
     if (!png && !ends_with(out, ".idx")) flag_error("--out", "expected a name ending in .png or .idx, got \"%s\"", out);
     tg_err err;
     tg_run_info ri;
-    tg_vae_model m;
+    tg_model m;
     if (tg_run_info_load(run, &ri, &err) != 0) {
         fprintf(stderr, "vae: %s\n", err.msg);
         return 1;
@@ -547,6 +584,7 @@ static int cmd_sample(int argc, char **argv) {
         else rc = 0;
     }
     free(px);
+    tg_model_free(&m);
     tg_params_free(ps);
     return rc;
 }

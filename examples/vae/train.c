@@ -17,32 +17,23 @@
 
 tg_train_opts tg_train_opts_default(void) {
     return (tg_train_opts){
-        .model = TG_RUN_VAE, .epochs = 10, .batch = 128, .n_hidden = 1, .hidden = {400}, .latent = 20,
+        .model = "vae", .epochs = 10, .batch = 128, .n_hidden = 1, .hidden = {400}, .latent = 20,
         .lr = 1e-3, .beta = 1, .anneal = TG_KL_LINEAR, .anneal_epochs = 10, .anneal_steps = 0, .cycles = 4,
-        .ratio = 0.5, .prior = TG_PRIOR_STANDARD, .lik = TG_LIK_BERNOULLI, .binarize = TG_BINARIZE_NONE,
-        .seed = 1, .threads = 0, .out_dir = NULL,
+        .ratio = 0.5, .prior = TG_PRIOR_STANDARD, .lik = TG_LIK_BERNOULLI, .k = 5, .codes = 64, .code_dim = 16,
+        .commitment = 0.25, .binarize = TG_BINARIZE_NONE, .seed = 1, .threads = 0, .out_dir = NULL,
     };
 }
 
-const char *tg_run_model_name(tg_run_model m) {
-    static const char *names[] = {"vae", "beta-vae", "annealed-vae", "cvae"};
-    return names[m];
-}
-
-tg_kl_schedule tg_train_schedule(const tg_train_opts *o, int64_t steps_per_epoch) {
-    tg_kl_schedule s = {.kind = TG_KL_CONSTANT};
-    if (o->model != TG_RUN_ANNEALED_VAE) return s;
-    if (o->anneal == TG_KL_CYCLICAL) {
-        s.kind = TG_KL_CYCLICAL;
-        s.total_steps = (o->schedule_epochs ? o->schedule_epochs : o->epochs) * steps_per_epoch;
-        s.cycles = o->cycles;
-        s.ratio = o->ratio;
-    } else {
-        s.kind = TG_KL_LINEAR;
-        s.by_epoch = o->anneal_steps <= 0;
-        s.warmup = s.by_epoch ? o->anneal_epochs : o->anneal_steps;
-    }
-    return s;
+tg_model_config tg_train_model_config(const tg_train_opts *o, int64_t rows, int64_t cols) {
+    const tg_model_type *type = tg_model_find(o->model);
+    tg_model_config c = {
+        .rows = rows, .cols = cols, .classes = type && type->conditional ? 10 : 0, .n_hidden = o->n_hidden,
+        .latent = o->latent, .lik = o->lik, .prior = o->prior, .beta = o->beta, .anneal = o->anneal,
+        .anneal_epochs = o->anneal_epochs, .anneal_steps = o->anneal_steps, .cycles = o->cycles, .ratio = o->ratio,
+        .schedule_epochs = o->schedule_epochs ? o->schedule_epochs : o->epochs, .k = o->k, .codes = o->codes,
+        .code_dim = o->code_dim, .commitment = o->commitment};
+    for (int i = 0; i < o->n_hidden && i < TG_VAE_MAX_HIDDEN; i++) c.hidden[i] = o->hidden[i];
+    return c;
 }
 
 static double now(void) {
@@ -85,7 +76,7 @@ static const char *config_json(tg_jsonw *w, const tg_run_info *ri, bool full) {
     const tg_train_opts *o = &ri->o;
     tg_jsonw_init(w);
     tg_jsonw_begin_object(w);
-    tg_jsonw_key(w, "model"), tg_jsonw_string(w, tg_run_model_name(o->model));
+    tg_jsonw_key(w, "model"), tg_jsonw_string(w, o->model);
     if (full) tg_jsonw_key(w, "data"), tg_jsonw_string(w, ri->data);
     tg_jsonw_key(w, "train_images"), tg_jsonw_int(w, ri->train_images);
     tg_jsonw_key(w, "test_images"), tg_jsonw_int(w, ri->test_images);
@@ -108,6 +99,10 @@ static const char *config_json(tg_jsonw *w, const tg_run_info *ri, bool full) {
     if (full) tg_jsonw_key(w, "schedule_epochs"), tg_jsonw_int(w, o->schedule_epochs ? o->schedule_epochs : o->epochs);
     tg_jsonw_key(w, "prior"), tg_jsonw_string(w, prior_name(o->prior));
     tg_jsonw_key(w, "likelihood"), tg_jsonw_string(w, lik_name(o->lik));
+    tg_jsonw_key(w, "k"), tg_jsonw_int(w, o->k);
+    tg_jsonw_key(w, "codes"), tg_jsonw_int(w, o->codes);
+    tg_jsonw_key(w, "code_dim"), tg_jsonw_int(w, o->code_dim);
+    tg_jsonw_key(w, "commitment"), tg_jsonw_double(w, o->commitment);
     tg_jsonw_key(w, "binarize"), tg_jsonw_string(w, bin_name(o->binarize));
     tg_jsonw_key(w, "seed"), tg_jsonw_int(w, (int64_t)o->seed);
     if (full) {
@@ -216,6 +211,9 @@ int tg_train_opts_check(const tg_train_opts *o, int64_t rows, int64_t cols, tg_e
         {"anneal_steps", o->anneal_steps, 0, TG_RUN_MAX_STEPS, false},
         {"cycles", o->cycles, 1, TG_RUN_MAX_EPOCHS, false},
         {"schedule_epochs", o->schedule_epochs, 0, TG_RUN_MAX_EPOCHS, false},
+        {"k", o->k, 1, TG_RUN_MAX_K, false},
+        {"codes", o->codes, 2, TG_RUN_MAX_CODES, false},
+        {"code_dim", o->code_dim, 1, TG_RUN_MAX_CODE_DIM, false},
         {"seed", o->seed > (uint64_t)INT64_MAX ? -1 : (int64_t)o->seed, 0, TG_RUN_MAX_SEED, false},
         {"threads", o->threads, 0, TG_MAX_THREADS, false},
         {"image_rows", rows, 1, TG_RUN_MAX_SIDE, rows == 0},
@@ -236,14 +234,25 @@ int tg_train_opts_check(const tg_train_opts *o, int64_t rows, int64_t cols, tg_e
             tg_err_set(e, "hidden %lld is out of range [1, %d]", (long long)o->hidden[i], TG_RUN_MAX_HIDDEN);
             return -1;
         }
-    const char *bad = !(o->lr > 0 && isfinite(o->lr))               ? "lr must be positive and finite"
+    const tg_model_type *type = tg_model_find(o->model);
+    const char *bad = !type                                         ? "model"
+                      : !(o->lr > 0 && isfinite(o->lr))             ? "lr must be positive and finite"
                       : !(o->beta >= 0 && isfinite(o->beta))        ? "beta must be finite and >= 0"
                       : !(o->ratio > 0 && o->ratio <= 1)            ? "ratio must be in (0, 1]"
-                      : o->prior == TG_PRIOR_LEARNED && o->model != TG_RUN_CVAE ? "prior learned needs model cvae"
+                      : !(o->commitment >= 0 && isfinite(o->commitment)) ? "commitment must be finite and >= 0"
+                      : o->prior == TG_PRIOR_LEARNED && !type->conditional ? "prior learned needs model cvae"
                                                                     : NULL;
+    if (bad && !type) {
+        tg_err_set(e, "model \"%s\" is unknown (known: %s)", o->model ? o->model : "", tg_model_names());
+        return -1;
+    }
     if (bad) {
         tg_err_set(e, "%s", bad);
         return -1;
+    }
+    if (rows > 0 && type->check) {
+        tg_model_config c = tg_train_model_config(o, rows, cols);
+        return type->check(&c, e);
     }
     return 0;
 }
@@ -299,14 +308,23 @@ int tg_run_info_load(const char *dir, tg_run_info *ri, tg_err *e) {
         tg_err_set(e, "%s: expected a JSON object", path);
         goto done;
     }
-    static const char *const models[] = {"vae", "beta-vae", "annealed-vae", "cvae"};
     static const char *const anneals[] = {"linear", "cyclical"};
     static const char *const priors[] = {"standard", "learned"};
     static const char *const liks[] = {"bernoulli", "gaussian"};
     static const char *const bins[] = {"none", "static", "dynamic"};
-    int model, anneal, prior, lik, bin;
+    int anneal, prior, lik, bin;
     int64_t seed, cycles, threads;
-    if (field_enum(doc, path, "model", models, 4, &model, e) || field_enum(doc, path, "anneal", anneals, 2, &anneal, e) ||
+    const char *model = tg_json_as_string(tg_json_get(doc, "model"));
+    if (!model) {
+        tg_err_set(e, "%s: %s \"model\"", path, tg_json_get(doc, "model") ? "expected a string for field" : "no field");
+        goto done;
+    }
+    if (!tg_model_find(model) || strlen(model) >= sizeof ri->model) {
+        tg_err_set(e, "%s: field \"model\": unknown value \"%s\" (known: %s)", path, model, tg_model_names());
+        goto done;
+    }
+    snprintf(ri->model, sizeof ri->model, "%s", model);
+    if (field_enum(doc, path, "anneal", anneals, 2, &anneal, e) ||
         field_enum(doc, path, "prior", priors, 2, &prior, e) || field_enum(doc, path, "likelihood", liks, 2, &lik, e) ||
         field_enum(doc, path, "binarize", bins, 3, &bin, e) || field_int(doc, path, "classes", &ri->classes, e) ||
         field_int(doc, path, "image_rows", &ri->rows, e) || field_int(doc, path, "image_cols", &ri->cols, e) ||
@@ -322,7 +340,13 @@ int tg_run_info_load(const char *dir, tg_run_info *ri, tg_err *e) {
     /* Written since runs could be extended; older runs' cycles span their epochs. */
     if (tg_json_get(doc, "schedule_epochs") && field_int(doc, path, "schedule_epochs", &o->schedule_epochs, e))
         goto done;
-    o->model = (tg_run_model)model;
+    /* Written since the IWAE and VQ-VAE; older runs have the defaults. */
+    if ((tg_json_get(doc, "k") && field_int(doc, path, "k", &o->k, e)) ||
+        (tg_json_get(doc, "codes") && field_int(doc, path, "codes", &o->codes, e)) ||
+        (tg_json_get(doc, "code_dim") && field_int(doc, path, "code_dim", &o->code_dim, e)) ||
+        (tg_json_get(doc, "commitment") && field_num(doc, path, "commitment", &o->commitment, e)))
+        goto done;
+    o->model = ri->model;
     o->anneal = anneal ? TG_KL_CYCLICAL : TG_KL_LINEAR;
     o->prior = prior ? TG_PRIOR_LEARNED : TG_PRIOR_STANDARD;
     o->lik = lik ? TG_LIK_GAUSSIAN : TG_LIK_BERNOULLI;
@@ -338,11 +362,11 @@ int tg_run_info_load(const char *dir, tg_run_info *ri, tg_err *e) {
         tg_err_prefix(e, path);
         goto done;
     }
-    if ((o->model == TG_RUN_CVAE ? ri->classes != 10 : ri->classes != 0) || ri->train_images < 1 ||
+    if ((tg_model_find(o->model)->conditional ? ri->classes != 10 : ri->classes != 0) || ri->train_images < 1 ||
         ri->test_images < 1) {
         tg_err_set(e, "%s: %s", path, ri->train_images < 1 || ri->test_images < 1
                                           ? "train_images and test_images must be positive"
-                                          : "classes must be 10 for model cvae, else 0");
+                                          : "classes must be 10 for a conditional model (cvae), else 0");
         goto done;
     }
     const char *data = tg_json_as_string(tg_json_get(doc, "data"));
@@ -407,6 +431,15 @@ static const char *json_show(const tg_json *v, char *buf, size_t n) {
 /* Whether a checkpoint's "config" metadata (saved) is of the run whose
  * settings are ours (both config_json(..., false) texts), the epochs aside:
  * 0, or -1 with "<path>: written by another run: its "seed" is 2, config.json has 1". */
+/* Settings written since the IWAE and VQ-VAE: a checkpoint of an older run
+ * lacks them and was trained with these values. */
+static const char *older_default(const char *key) {
+    static const char *const keys[][2] = {{"k", "5"}, {"codes", "64"}, {"code_dim", "16"}, {"commitment", "0.25"}};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (!strcmp(key, keys[i][0])) return keys[i][1];
+    return NULL;
+}
+
 static int same_run(const char *path, const char *saved, const char *ours, tg_err *e) {
     tg_json *a = tg_json_parse(saved, strlen(saved), path, e), *b = a ? tg_json_parse(ours, strlen(ours), NULL, e) : NULL;
     int rc = a && b ? 0 : -1;
@@ -418,6 +451,11 @@ static int same_run(const char *path, const char *saved, const char *ours, tg_er
         const char *k = tg_json_key(b, i);
         const tg_json *x = tg_json_get(a, k);
         if (!strcmp(k, "epochs") || json_same(x, &b->items[i])) continue;
+        const char *def = x ? NULL : older_default(k);
+        tg_json *d = def ? tg_json_parse(def, strlen(def), NULL, e) : NULL;
+        bool same = d && json_same(d, &b->items[i]);
+        tg_json_free(d);
+        if (same) continue;
         char ta[64], tb[64];
         tg_err_set(e, "%s was written by another run: its \"%s\" is %s, config.json has %s", path, k,
                    json_show(x, ta, sizeof ta), json_show(&b->items[i], tb, sizeof tb));
@@ -561,11 +599,6 @@ out:
 
 /* ---------------------------------------------------------------- training */
 
-static const char *nonfinite(double loss, double recon, double kl) {
-    return !isfinite(loss) ? "loss" : !isfinite(recon) ? "recon" : !isfinite(kl) ? "kl" : NULL;
-}
-
-/* One line, redrawn in place: "epoch 3/10 [=========>          ] 211/469  loss 251.3  41000 images/s". */
 static void progress_bar(FILE *f, int64_t epoch, int64_t epochs, int64_t s, int64_t steps, double loss, double rate) {
     char bar[31];
     int64_t done = s * 30 / steps;
@@ -581,8 +614,10 @@ static void progress_bar(FILE *f, int64_t epoch, int64_t epochs, int64_t s, int6
  * their gradients and Adam moments (tg_train_params_fit), then, once built,
  * the arena of one step of `rows` images, measured on steps of 1 and 2 rows
  * (its size grows linearly with the rows) and reserved whole (step_fits). */
-int tg_train_params_fit(const tg_vae_config *cfg, tg_err *e) {
-    int64_t n = tg_vae_config_params(cfg);
+int tg_train_params_fit(const tg_model_type *type, const tg_model_config *cfg, tg_err *e) {
+    if (type->check && type->check(cfg, e) != 0) return -1;
+    if (!type->count) return 0;
+    int64_t n = type->count(cfg);
     /* values and gradients (grown by doubling), Adam's m and v, and the
      * checkpoint's copies: 8 floats per parameter is an upper bound */
     size_t bytes = n >= 0 && (uint64_t)n < SIZE_MAX / 32 ? (size_t)n * 32 : SIZE_MAX;
@@ -596,15 +631,21 @@ int tg_train_params_fit(const tg_vae_config *cfg, tg_err *e) {
     return 0;
 }
 
-static int step_fits(tg_tape *tape, const tg_vae_model *m, const tg_rng *noise, int64_t rows, int64_t batch,
+/* Reserves the tape's arena for a step of `rows` images, measured on steps
+ * of 1 and 2 images (a step's memory is linear in its rows). */
+static int step_fits(tg_tape *tape, const tg_model *m, const tg_rng *noise, int64_t rows, int64_t batch,
                      tg_err *e) {
-    const int64_t D = m->cfg.in, K = m->cfg.classes;
+    const int64_t D = m->cfg.rows * m->cfg.cols;
     size_t used[2];
     for (int64_t r = 1; r <= 2; r++) {
         tg_rng scratch = *noise;   /* the run's own streams are not touched */
         tg_arena *a = tg_tape_arena(tape);
-        tg_tensor *x = tg_tensor_zeros(a, TG_F32, TG_SHAPE(r, D)), *lab = K ? tg_tensor_zeros(a, TG_F32, TG_SHAPE(r)) : NULL;
-        tg_vae_model_out out = tg_vae_model_forward(tape, m, tg_leaf(tape, x, false), lab, NULL, &scratch, 1);
+        tg_tensor *x = tg_tensor_zeros(a, TG_F32, TG_SHAPE(r, D));
+        tg_tensor *lab = m->type->conditional ? tg_tensor_zeros(a, TG_I64, TG_SHAPE(r)) : NULL;
+        /* eval mode: no training-time side effects (the VQ-VAE's code prior) */
+        tg_model_batch b = {.x = tg_leaf(tape, x, false), .labels = lab, .rng = &scratch, .train = false,
+                            .epoch = 1, .steps_per_epoch = 1, .epochs = 1};
+        tg_model_out out = tg_model_loss(tape, m, &b);
         tg_backward(tape, out.loss);
         used[r - 1] = tg_arena_used(a);
         tg_tape_reset(tape);
@@ -618,10 +659,40 @@ static int step_fits(tg_tape *tape, const tg_vae_model *m, const tg_rng *noise, 
     return 0;
 }
 
+/* The first non-finite of the loss and the terms (by name), or NULL. */
+static const char *nonfinite(const tg_model *m, double loss, const double *terms, int n) {
+    if (!isfinite(loss)) return "loss";
+    for (int i = 0; i < n; i++)
+        if (!isfinite(terms[i])) return m->type->terms[i];
+    return NULL;
+}
+
+/* Scalar value of v, or 0 for NULL (a term a model leaves out while training). */
+static double value(const tg_var *v) { return v ? tg_tensor_get(&v->val, 0) : 0; }
+
+static int append(char **csv, size_t *len, size_t *cap, const char *line, tg_err *e) {
+    size_t n = strlen(line);
+    if (*len + n + 1 > *cap) {
+        char *p = realloc(*csv, *cap * 2 + n);
+        if (!p) {
+            tg_err_set(e, "out of memory");
+            return -1;
+        }
+        *csv = p, *cap = *cap * 2 + n;
+    }
+    memcpy(*csv + *len, line, n + 1);
+    *len += n;
+    return 0;
+}
+
 int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err *e) {
-    const bool cond = o->model == TG_RUN_CVAE;
-    const int64_t D = ds->train_x.rows * ds->train_x.cols, K = cond ? 10 : 0;
-    const int64_t H = ds->train_x.rows, W = ds->train_x.cols;
+    const int64_t H = ds->train_x.rows, W = ds->train_x.cols, D = H * W;
+    if (tg_train_opts_check(o, H, W, e) != 0) return 1;
+    const tg_model_type *type = tg_model_find(o->model);
+    const bool cond = type->conditional;
+    const int n_terms = tg_model_n_terms(type);
+    bool has_kl = false;
+    for (int i = 0; i < n_terms; i++) has_kl |= !strcmp(type->terms[i], "kl");
     const int64_t n_show = 8, n_samp = cond ? 80 : 64;
     /* No batch holds more images than its set: the batches are the same, the buffers no larger. */
     const int64_t B = o->batch < ds->train_x.n ? o->batch : ds->train_x.n;
@@ -629,15 +700,13 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
     const int64_t R = B_buf > n_samp ? B_buf : n_samp;   /* rows of the largest step, the images' included */
     int status = 1;
     char path[4096];
-    if (tg_train_opts_check(o, H, W, e) != 0) return 1;
 
     tg_rng init_rng = tg_rng_seed(o->seed), data_rng = tg_rng_seed(o->seed + 1),
            noise_rng = tg_rng_seed(o->seed + 2), bin_rng = tg_rng_seed(o->seed + 3);
     tg_rng data_start = data_rng;   /* data_rng before the current epoch's shuffle */
 
-    tg_vae_config cfg = tg_vae_config_new(D, o->n_hidden, o->hidden, o->latent);
-    cfg.classes = K, cfg.prior = o->prior, cfg.lik = o->lik, cfg.beta = o->beta;
-    if (tg_train_params_fit(&cfg, e) != 0) return 1;
+    const tg_model_config cfg = tg_train_model_config(o, H, W);
+    if (tg_train_params_fit(type, &cfg, e) != 0) return 1;
 
     /* Data as the model sees it: gray, or binarised (see tg_train_images). */
     tg_images train_bin, test_bin;
@@ -646,7 +715,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
     const tg_images *test_x = test_bin.pixels ? &test_bin : &ds->test_x;
 
     tg_params *ps = tg_params_new(TG_F32);
-    tg_vae_model m = tg_vae_model_new(ps, &cfg, &init_rng);
+    tg_model m = tg_model_new(type, ps, &cfg, &init_rng);
     tg_adam *opt = tg_adam_new(ps, o->lr);
     tg_tape *tape = tg_tape_new();
     tg_arena *keep = tg_arena_new();
@@ -657,7 +726,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
     float *grid = malloc(sizeof(float) * (size_t)(D * (n_samp > 2 * n_show ? n_samp : 2 * n_show)));
     size_t csv_cap = 1 << 12, csv_len = 0;
     char *csv = malloc(csv_cap);
-    tg_run_info ri = {.o = *o, .classes = K, .rows = H, .cols = W, .train_images = ds->train_x.n,
+    tg_run_info ri = {.o = *o, .classes = cfg.classes, .rows = H, .cols = W, .train_images = ds->train_x.n,
                       .test_images = ds->test_x.n};
     snprintf(ri.data, sizeof ri.data, "%s", o->data_dir ? o->data_dir : ds->dir);
     tg_jsonw cj, mj;
@@ -667,7 +736,13 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         goto done;
     }
     if (step_fits(tape, &m, &noise_rng, R, o->batch, e) != 0) goto done;
-    csv_len = (size_t)snprintf(csv, csv_cap, "epoch,train_loss,test_loss,recon,kl,kl_weight,seconds\n");
+    {
+        char head[256];
+        int n = snprintf(head, sizeof head, "epoch,train_loss,test_loss");
+        for (int i = 0; i < n_terms; i++) n += snprintf(head + n, sizeof head - (size_t)n, ",%s", type->terms[i]);
+        snprintf(head + n, sizeof head - (size_t)n, "%s,seconds\n", has_kl ? ",kl_weight" : "");
+        csv_len = (size_t)snprintf(csv, csv_cap, "%s", head);
+    }
     const int64_t steps = tg_batcher_count(train);
     int64_t step = 0, first = 1;
     tg_rng *const rngs[] = {&init_rng, &data_start, &noise_rng, &bin_rng};
@@ -687,32 +762,33 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
             fprintf(log, "continuing after epoch %" PRId64 "\n", pos.epoch);
     }
 
-    const tg_kl_schedule ks = tg_train_schedule(o, steps);
     bool wrote = o->resume;
     char name[64];
+    double terms[TG_MODEL_MAX_TERMS], test_terms[TG_MODEL_MAX_TERMS];
 
     for (int64_t epoch = first; epoch <= o->epochs; epoch++) {
         /* A resumed run starts inside epoch `first` after pos.epoch_step steps. */
-        double t_run = now(), t0 = t_run - pos.seconds, shown = 0, w = 1, kl_weight = 0;
-        double train_sum = pos.loss_sum, test_recon = 0, test_kl = 0;   /* sums over images */
+        double t_run = now(), t0 = t_run - pos.seconds, shown = 0, kl_weight = 1;
+        double train_sum = pos.loss_sum, test_sum = 0;   /* sums over images */
         int64_t rows, s0 = pos.epoch_step;
         pos = (run_pos){0};
         if (epoch > 1 || o->resume) {
             data_rng = data_start;
             tg_batcher_start_epoch(train);
         }
+        tg_model_batch b = {.rng = &noise_rng, .train = true, .epoch = epoch, .steps_per_epoch = steps,
+                            .epochs = o->epochs};
         for (int64_t s = 0; s < s0; s++) tg_batcher_next(train, xb, NULL);
         for (int64_t s = s0 + 1; (rows = tg_batcher_next(train, xb, cond ? yb : NULL)) > 0; s++, step++) {
             if (o->binarize == TG_BINARIZE_DYNAMIC) tg_binarize_f32(TG_F32P(xb), rows * D, &noise_rng);
             tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);
             tg_tensor lv = tg_tensor_wrap(TG_I64, TG_SHAPE(rows), yb->data);
-            w = tg_kl_weight(&ks, step, epoch);   /* epochs count from 1 */
             tg_params_zero_grad(ps);
-            tg_vae_model_out out =
-                tg_vae_model_forward(tape, &m, tg_leaf(tape, &xv, false), cond ? &lv : NULL, NULL, &noise_rng, w);
-            double loss = tg_tensor_get(&out.loss->val, 0), recon = tg_tensor_get(&out.recon->val, 0),
-                   kl = tg_tensor_get(&out.kl->val, 0);
-            const char *bad = nonfinite(loss, recon, kl);
+            b.x = tg_leaf(tape, &xv, false), b.labels = cond ? &lv : NULL, b.step = step;
+            tg_model_out out = tg_model_loss(tape, &m, &b);
+            double loss = value(out.loss);
+            for (int i = 0; i < n_terms; i++) terms[i] = value(out.term[i]);
+            const char *bad = nonfinite(&m, loss, terms, n_terms);
             if (bad) {
                 tg_err_set(e, "non-finite %s at epoch %" PRId64 ", step %" PRId64 "; %s %s", bad, epoch, s,
                            wrote ? "last good checkpoint kept in" : "no checkpoint written yet in", o->out_dir);
@@ -744,21 +820,24 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         double secs = now() - t0;
         if (o->progress) fputs("\r\033[K", o->progress), fflush(o->progress);
 
-        /* Test set: no gradients, one sample of z per image. */
+        /* Test set: no gradients, the model's test objective, one sample of z per image. */
         bool prev = tg_no_grad(tape);
+        for (int i = 0; i < n_terms; i++) test_terms[i] = 0;
         tg_batcher_start_epoch(test);
+        b.train = false;
         while ((rows = tg_batcher_next(test, xb, cond ? yb : NULL)) > 0) {
             tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);
             tg_tensor lv = tg_tensor_wrap(TG_I64, TG_SHAPE(rows), yb->data);
-            tg_vae_model_out out =
-                tg_vae_model_forward(tape, &m, tg_leaf(tape, &xv, false), cond ? &lv : NULL, NULL, &noise_rng, 1);
-            test_recon += tg_tensor_get(&out.recon->val, 0);
-            test_kl += tg_tensor_get(&out.kl->val, 0);
+            b.x = tg_leaf(tape, &xv, false), b.labels = cond ? &lv : NULL;
+            tg_model_out out = tg_model_loss(tape, &m, &b);
+            test_sum += value(out.loss);
+            for (int i = 0; i < n_terms; i++) test_terms[i] += value(out.term[i]);
             tg_tape_reset(tape);
         }
         const double ntr = (double)ds->train_x.n, nte = (double)ds->test_x.n;
-        double train_loss = train_sum / ntr, recon = test_recon / nte, kl = test_kl / nte, test_loss = recon + kl;
-        const char *bad = nonfinite(test_loss, recon, kl);
+        double train_loss = train_sum / ntr, test_loss = test_sum / nte;
+        for (int i = 0; i < n_terms; i++) test_terms[i] /= nte;
+        const char *bad = nonfinite(&m, test_loss, test_terms, n_terms);
         if (bad) {
             tg_set_grad(tape, prev);
             tg_err_set(e, "non-finite test %s at epoch %" PRId64 "; %s %s", bad, epoch,
@@ -766,17 +845,16 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
             goto done;
         }
 
-        /* Reconstructions (z = mu) of the first test images, and prior samples. */
+        /* Reconstructions (decoded encodings: z = the posterior mean) of the first test images, and prior samples. */
         int64_t show = ds->test_x.n < n_show ? ds->test_x.n : n_show;
         tg_batcher_start_epoch(test);
         rows = tg_batcher_next(test, xb, cond ? yb : NULL);
         {
             tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(show, D), xb->data);
             tg_tensor lv = tg_tensor_wrap(TG_I64, TG_SHAPE(show), yb->data);
-            tg_tensor *eps = tg_tensor_zeros(tg_tape_arena(tape), TG_F32, TG_SHAPE(show, o->latent));
-            tg_vae_model_out out = tg_vae_model_forward(tape, &m, tg_leaf(tape, &xv, false), cond ? &lv : NULL,
-                                                        eps, &noise_rng, 1);
-            tg_var *img = o->lik == TG_LIK_BERNOULLI ? tg_sigmoid(tape, out.logits) : out.logits;
+            const tg_tensor *lab = cond ? &lv : NULL;
+            tg_var *z = tg_model_encode(tape, &m, tg_leaf(tape, &xv, false), lab);
+            tg_var *img = tg_model_pixels(tape, &m, tg_model_decode(tape, &m, z, lab));
             memcpy(grid, xb->data, sizeof(float) * (size_t)(show * D));
             memcpy(grid + show * D, img->val.data, sizeof(float) * (size_t)(show * D));
             tg_tape_reset(tape);
@@ -788,11 +866,10 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
             tg_rng sample_rng = tg_rng_seed(o->seed + 4);
             tg_tensor *lab = NULL;
             if (cond) {
-                lab = tg_tensor_new(tg_tape_arena(tape), TG_F32, TG_SHAPE(n_samp));
-                for (int64_t i = 0; i < n_samp; i++) TG_F32P(lab)[i] = (float)(i / 8);
+                lab = tg_tensor_new(tg_tape_arena(tape), TG_I64, TG_SHAPE(n_samp));
+                for (int64_t i = 0; i < n_samp; i++) TG_I64P(lab)[i] = i / 8;
             }
-            tg_var *smp = tg_vae_model_sample(tape, &m, n_samp, lab, &sample_rng);
-            if (o->lik == TG_LIK_BERNOULLI) smp = tg_sigmoid(tape, smp);
+            tg_var *smp = tg_model_pixels(tape, &m, tg_model_sample(tape, &m, n_samp, lab, 1, &sample_rng));
             memcpy(grid, smp->val.data, sizeof(float) * (size_t)(n_samp * D));
             tg_tape_reset(tape);
         }
@@ -805,19 +882,12 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
          * is the commit point, since a resume takes everything from it (and
          * metrics.csv's first rows), so a kill between any two writes leaves
          * a consistent run of the last epoch it names. */
-        char line[256];
-        int len = snprintf(line, sizeof line, "%" PRId64 ",%.6f,%.6f,%.6f,%.6f,%.6f,%.3f\n", epoch, train_loss,
-                           test_loss, recon, kl, kl_weight, secs);
-        if (csv_len + (size_t)len + 1 > csv_cap) {
-            char *p = realloc(csv, csv_cap * 2 + (size_t)len);
-            if (!p) {
-                tg_err_set(e, "out of memory");
-                goto done;
-            }
-            csv = p, csv_cap = csv_cap * 2 + (size_t)len;
-        }
-        memcpy(csv + csv_len, line, (size_t)len + 1);
-        csv_len += (size_t)len;
+        char line[512];
+        int len = snprintf(line, sizeof line, "%" PRId64 ",%.6f,%.6f", epoch, train_loss, test_loss);
+        for (int i = 0; i < n_terms; i++) len += snprintf(line + len, sizeof line - (size_t)len, ",%.6f", test_terms[i]);
+        if (has_kl) len += snprintf(line + len, sizeof line - (size_t)len, ",%.6f", kl_weight);
+        snprintf(line + len, sizeof line - (size_t)len, ",%.3f\n", secs);
+        if (append(&csv, &csv_len, &csv_cap, line, e) != 0) goto done;
         path_in(path, sizeof path, o->out_dir, "metrics.csv");
         if (tg_file_write(path, csv, csv_len, e) != 0) goto done;
         data_start = data_rng;   /* the next epoch's shuffle starts here */
@@ -826,10 +896,10 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
             goto done;
         wrote = true;
 
-        fprintf(log,
-                "epoch %" PRId64 "/%" PRId64 "  train %.4f  test %.4f  recon %.4f  kl %.4f  kl_weight %.4f  "
-                "%.2f s  %.0f images/s\n",
-                epoch, o->epochs, train_loss, test_loss, recon, kl, kl_weight, secs, ntr / secs);
+        fprintf(log, "epoch %" PRId64 "/%" PRId64 "  train %.4f  test %.4f", epoch, o->epochs, train_loss, test_loss);
+        for (int i = 0; i < n_terms; i++) fprintf(log, "  %s %.4f", type->terms[i], test_terms[i]);
+        if (has_kl) fprintf(log, "  kl_weight %.4f", kl_weight);
+        fprintf(log, "  %.2f s  %.0f images/s\n", secs, ntr / secs);
         fflush(log);
         if (o->stop && *o->stop && epoch < o->epochs) {
             fprintf(log, "interrupted after epoch %" PRId64 "; saved in %s (continue with: vae train --resume %s)\n",
@@ -849,6 +919,7 @@ done:
     tg_arena_free(keep);
     tg_tape_free(tape);
     tg_adam_free(opt);
+    tg_model_free(&m);
     tg_params_free(ps);
     tg_images_free(&train_bin);
     tg_images_free(&test_bin);

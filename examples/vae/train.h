@@ -1,5 +1,5 @@
 /*
- * train.h — one training loop for the VAE family (models/vae_family.h), as
+ * train.h — one training loop for the VAE family (models/parts.h), as
  * run by `vae train` (examples/vae/main.c).
  *
  *     tg_train_opts o = tg_train_opts_default();
@@ -24,11 +24,14 @@
  *                          in hex, then the bits of a cached normal if any;
  *                          rng.data as it was before the epoch's shuffle)
  *   config.json            every setting
- *   metrics.csv            epoch,train_loss,test_loss,recon,kl,kl_weight,seconds
+ *   metrics.csv            epoch,train_loss,test_loss,<the model's terms>[,kl_weight],seconds
+ *                          (kl_weight when the model has a kl term)
+ *   curves.png             the losses of metrics.csv against the epoch
  *   reconstruction_<e>.png 8 test images above their reconstructions (z = mu)
  *   sample_<e>.png         64 prior samples (CVAE: 10 rows of 8, row = class)
- * train_loss is the objective optimised (recon + kl_weight * kl) per image,
- * averaged over the epoch; kl_weight is the one of the epoch's last step.
+ * train_loss is the objective optimised per image (recon + kl_weight * kl
+ * for the VAEs), averaged over the epoch; kl_weight is the one of the
+ * epoch's last step.
  *
  * Random streams, from seed s: s init, s+1 shuffling, s+2 noise (z, dynamic
  * binarisation), s+3 static binarisation, s+4 samples (re-seeded each epoch,
@@ -56,13 +59,12 @@
 
 #include "data/data.h"
 #include "io/safetensors.h"
-#include "models/vae_family.h"
+#include "models/model.h"
 
-typedef enum { TG_RUN_VAE, TG_RUN_BETA_VAE, TG_RUN_ANNEALED_VAE, TG_RUN_CVAE } tg_run_model;
 typedef enum { TG_BINARIZE_NONE, TG_BINARIZE_STATIC, TG_BINARIZE_DYNAMIC } tg_binarize;
 
 typedef struct {
-    tg_run_model model;
+    const char *model;          /* a name tg_model_find knows: "vae", "cvae", ... */
     const char *data_dir;       /* for config.json only; the data are passed in */
     int64_t epochs, batch;
     int n_hidden;
@@ -78,6 +80,9 @@ typedef struct {
                                    (0: epochs); a run extended by --resume keeps its schedule and
                                    trains its added epochs at weight 1, the schedule's end */
     tg_prior prior;             /* learned: CVAE only */
+    int64_t k;                  /* iwae: samples per image */
+    int64_t codes, code_dim;    /* vq-vae: codebook size and vector size */
+    double commitment;          /* vq-vae: the commitment loss's weight */
     tg_likelihood lik;
     tg_binarize binarize;
     uint64_t seed;
@@ -98,6 +103,9 @@ typedef struct {
 #define TG_RUN_MAX_SIDE (1 << 16)       /* image rows, image columns */
 #define TG_RUN_MAX_SEED ((int64_t)1 << 62)
 #define TG_RUN_MAX_STEPS ((int64_t)1 << 40)
+#define TG_RUN_MAX_K 100000             /* iwae samples per image */
+#define TG_RUN_MAX_CODES 65536          /* vq-vae codebook size */
+#define TG_RUN_MAX_CODE_DIM 4096
 
 /* Checks o against those limits, and the image size rows x cols unless rows
  * is 0: 0, or -1 with one message such as "hidden 16777217 is out of range
@@ -106,10 +114,13 @@ int tg_train_opts_check(const tg_train_opts *o, int64_t rows, int64_t cols, tg_e
 
 /* The defaults of `vae train`: vae, 10 epochs, batch 128, hidden 400, latent
  * 20, lr 1e-3, beta 1, linear annealing over 10 epochs, 4 cycles of ratio
- * 0.5, standard prior, Bernoulli, no binarisation, seed 1. */
+ * 0.5, standard prior, Bernoulli, k 5, 64 codes of 16, commitment 0.25, no
+ * binarisation, seed 1. */
 tg_train_opts tg_train_opts_default(void);
 
-const char *tg_run_model_name(tg_run_model m);   /* "vae", "beta-vae", ... */
+/* The model's settings of a run on rows x cols images (classes 10 for a
+ * conditional model, else 0). */
+tg_model_config tg_train_model_config(const tg_train_opts *o, int64_t rows, int64_t cols);
 
 /* The images a run trains and tests on, binarised as o->binarize says by
  * one generator r (seeded seed + 3 by the trainer): the training set first
@@ -120,9 +131,6 @@ const char *tg_run_model_name(tg_run_model m);   /* "vae", "beta-vae", ... */
 int tg_train_images(tg_binarize mode, tg_rng *r, const tg_dataset *ds, tg_images *train, tg_images *test,
                     tg_err *e);
 
-/* The KL schedule of a run of steps_per_epoch steps per epoch. */
-tg_kl_schedule tg_train_schedule(const tg_train_opts *o, int64_t steps_per_epoch);
-
 /* A run's settings as its config.json holds them. */
 typedef struct {
     tg_train_opts o;             /* as trained (resume false, out_dir NULL); o.data_dir = data or NULL */
@@ -130,6 +138,7 @@ typedef struct {
     int64_t rows, cols;          /* image size */
     int64_t train_images, test_images;
     char data[4096];             /* "data" of config.json ("" if absent) */
+    char model[64];              /* "model" of config.json; o.model points here */
 } tg_run_info;
 
 /* Reads dir/config.json: every field present, of its type and within the
@@ -143,8 +152,9 @@ int tg_run_check_data(const tg_run_info *ri, const char *dir, const tg_dataset *
 
 /* Whether the model of cfg, with its gradients and optimizer state, can be
  * allocated: 0, or -1 with "not enough memory for a model of N parameters
- * (X GB ...); choose smaller --hidden or --latent". */
-int tg_train_params_fit(const tg_vae_config *cfg, tg_err *e);
+ * (X GB ...); choose smaller --hidden or --latent". Also the model type's
+ * own check of cfg. */
+int tg_train_params_fit(const tg_model_type *type, const tg_model_config *cfg, tg_err *e);
 
 /* Checks that the checkpoint st read from path (model.safetensors or
  * optimizer.safetensors) was written by the run of ri: its metadata "config"

@@ -1,7 +1,10 @@
 /*
- * vae_family.h — configurable VAE, β-VAE, KL annealing, conditional VAE with a
- * standard or learned prior, and the evaluation maths (importance-weighted
- * log-likelihood, active units, per-dimension KL).
+ * parts.h — the pieces the model files (models/vae.c, beta_vae.c, ...) are
+ * built from: the MLP encoder and decoder of the VAE family (any hidden
+ * sizes, an optional class input for the CVAE, a standard or learned prior),
+ * the likelihoods, the KL terms, KL schedules and active units. What makes a
+ * model a β-VAE or an IWAE is in its own file; the importance-weighted
+ * log-likelihood of any Gaussian-latent model is in models/model.h.
  *
  *     int64_t hidden[] = {512, 256};
  *     tg_vae_config c = tg_vae_config_new(784, 2, hidden, 20);
@@ -52,8 +55,8 @@
  *
  * Labels are tensors of class indices 0..K-1 (any dtype), never differentiated.
  */
-#ifndef TG_VAE_FAMILY_H
-#define TG_VAE_FAMILY_H
+#ifndef TG_PARTS_H
+#define TG_PARTS_H
 
 #include "nn/nn.h"
 #include "tensor/kernels.h"   /* tg_logsumexp */
@@ -121,9 +124,24 @@ typedef struct {
 } tg_vae_model_out;
 
 /* x (B, D) in the model's dtype; labels (B) for a CVAE, else NULL; eps (B, L)
- * if given, else drawn from r. anneal: the schedule's weight (1 without one). */
+ * if given, else drawn from r. anneal: the schedule's weight (1 without one).
+ * loss = recon + beta * anneal * kl. */
 tg_vae_model_out tg_vae_model_forward(tg_tape *t, const tg_vae_model *m, tg_var *x, const tg_tensor *labels,
                                       const tg_tensor *eps, tg_rng *r, double anneal);
+
+/* The same without the loss (loss NULL, kl_weight 1): the terms a model file
+ * composes its own objective from. */
+tg_vae_model_out tg_vae_model_terms(tg_tape *t, const tg_vae_model *m, tg_var *x, const tg_tensor *labels,
+                                    const tg_tensor *eps, tg_rng *r);
+
+/* q(z | x, y): x (n, D), labels (n) or NULL -> mu, logvar (n, L). */
+void tg_vae_model_posterior(tg_tape *t, const tg_vae_model *m, tg_var *x, const tg_tensor *labels, tg_var **mu,
+                            tg_var **logvar);
+
+/* log p(x_i | out_p) for rows p of the decoder output out (P, D), x (N, D),
+ * i = img[p], into ll (P): the model's likelihood (Bernoulli or Gaussian). */
+void tg_vae_model_log_lik_rows(const tg_vae_model *m, const tg_tensor *out, const tg_tensor *x, const int64_t *img,
+                               int64_t P, double *ll);
 
 /* The prior's parameters for n rows: labels (n) for a CVAE (else NULL). For the
  * standard prior both are zero tensors (constants) of shape (n, L). */
@@ -167,7 +185,8 @@ double tg_kl_weight(const tg_kl_schedule *s, int64_t step, int64_t epoch);
 
 /* ------------------------------------------------------------------------ */
 /* Evaluation (no gradients; each call runs on its own tape; float32 or
- * float64 models; results in double). */
+ * float64 models; results in double): the MLP family's entry points to
+ * tg_model_log_weight and tg_model_iw_logpx (models/model.h). */
 
 /* One importance weight per row: log w = log p(x|z) + log p(z|y) - log q(z|x,y)
  * at z = mu + exp(logvar / 2) eps. x (N, D), labels (N) or NULL, eps (N, L)

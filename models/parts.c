@@ -1,6 +1,6 @@
-/* vae_family.c — the configurable VAE / β-VAE / CVAE, KL schedules and the
- * evaluation maths, composed from nn layers and autograd ops. */
-#include "models/vae_family.h"
+/* parts.c — the VAE family's MLP networks, likelihoods, KL schedules and
+ * active units (parts.h), composed from nn layers and autograd ops. */
+#include "models/parts.h"
 
 #include "tensor/kernels.h"
 
@@ -175,11 +175,11 @@ static tg_var *nll(tg_tape *t, const tg_vae_model *m, tg_var *out, tg_var *x) {
 
 /* ---------------------------------------------------------------- forward */
 
-tg_vae_model_out tg_vae_model_forward(tg_tape *t, const tg_vae_model *m, tg_var *x, const tg_tensor *labels,
-                                      const tg_tensor *eps, tg_rng *r, double anneal) {
+tg_vae_model_out tg_vae_model_terms(tg_tape *t, const tg_vae_model *m, tg_var *x, const tg_tensor *labels,
+                                    const tg_tensor *eps, tg_rng *r) {
     check_labels(m, labels);
     TG_CHECK(eps || r, "tg_vae_model_forward: give eps or an rng");
-    tg_vae_model_out o = {.kl_weight = m->cfg.beta * anneal};
+    tg_vae_model_out o = {.kl_weight = 1};
     int64_t B = x->val.shape.d[0];
     tg_var *oh = m->cfg.classes > 0 ? one_hot(t, m, B, labels) : NULL;   /* (B, K) */
     encode(t, m, x, oh, &o.mu, &o.logvar);
@@ -190,8 +190,43 @@ tg_vae_model_out tg_vae_model_forward(tg_tape *t, const tg_vae_model *m, tg_var 
     tg_var *kl = tg_kl_diag_normal(t, o.mu, o.logvar, o.mu_p, o.logvar_p);   /* (B, L) */
     o.kl = tg_sum(t, kl);
     o.kl_per_dim = tg_sum_axis(t, kl, 0, false);
+    return o;
+}
+
+tg_vae_model_out tg_vae_model_forward(tg_tape *t, const tg_vae_model *m, tg_var *x, const tg_tensor *labels,
+                                      const tg_tensor *eps, tg_rng *r, double anneal) {
+    tg_vae_model_out o = tg_vae_model_terms(t, m, x, labels, eps, r);
+    o.kl_weight = m->cfg.beta * anneal;
     o.loss = o.kl_weight == 1.0 ? tg_add(t, o.recon, o.kl) : tg_add(t, o.recon, tg_mul_scalar(t, o.kl, o.kl_weight));
     return o;
+}
+
+void tg_vae_model_posterior(tg_tape *t, const tg_vae_model *m, tg_var *x, const tg_tensor *labels, tg_var **mu,
+                            tg_var **logvar) {
+    check_labels(m, labels);
+    tg_var *oh = m->cfg.classes > 0 ? one_hot(t, m, x->val.shape.d[0], labels) : NULL;
+    encode(t, m, x, oh, mu, logvar);
+}
+
+void tg_vae_model_log_lik_rows(const tg_vae_model *m, const tg_tensor *out, const tg_tensor *x, const int64_t *img,
+                               int64_t P, double *ll) {
+    const int64_t D = m->cfg.in;
+    if (m->cfg.lik == TG_LIK_BERNOULLI) {
+        /* sum_d log Bernoulli(x_d | sigmoid(l_d)) = -sum_d bce_logits(l_d, x_d); threaded */
+        tg_tensor r = tg_tensor_wrap(TG_F64, TG_SHAPE(P), ll);
+        tg_tensor_bce_logits_rows(&r, out, x, img);
+        for (int64_t p = 0; p < P; p++) ll[p] = -ll[p];
+        return;
+    }
+    for (int64_t p = 0; p < P; p++) {
+        double lpx = 0;
+        for (int64_t d = 0; d < D; d++) {
+            double v = m->dec_logvar ? tg_tensor_get(&m->dec_logvar->val, d) : m->cfg.gauss_logvar;
+            double e = tg_tensor_get(x, img[p] * D + d) - tg_tensor_get(out, p * D + d);
+            lpx -= 0.5 * (LOG_2PI + v + e * e * exp(-v));
+        }
+        ll[p] = lpx;
+    }
 }
 
 void tg_vae_model_prior(tg_tape *t, const tg_vae_model *m, int64_t n, const tg_tensor *labels,
@@ -255,177 +290,6 @@ double tg_kl_weight(const tg_kl_schedule *s, int64_t step, int64_t epoch) {
     }
     }
     tg_die(__FILE__, __LINE__, "tg_kl_weight: unknown schedule kind %d", (int)s->kind);
-}
-
-/* ---------------------------------------------------------------- evaluation */
-
-/* A running log-sum-exp: value = mx + log(s). */
-typedef struct { double mx, s; } lse_acc;
-
-static void lse_push(lse_acc *a, double v) {
-    if (v == -INFINITY) return;
-    if (a->s == 0) { a->mx = v, a->s = 1; return; }
-    if (v > a->mx) a->s = a->s * exp(a->mx - v) + 1, a->mx = v;
-    else a->s += exp(v - a->mx);
-}
-
-static double lse_value(const lse_acc *a) { return a->s == 0 ? -INFINITY : a->mx + log(a->s); }
-
-/* What an evaluation batch needs, computed once: the encoder's and prior's
- * parameters per image as doubles. */
-typedef struct {
-    int64_t N, L;
-    double *mu, *lv;       /* (N, L) q */
-    double *mu_p, *lv_p;   /* (N, L) learned prior, or NULL */
-} enc_cache;
-
-static void tensor_to_f64(const tg_tensor *x, double *out) {
-    for (int64_t i = 0; i < x->numel; i++) out[i] = tg_tensor_get(x, i);
-}
-
-static enc_cache encode_batch(tg_tape *t, const tg_vae_model *m, const tg_tensor *x, const tg_tensor *labels) {
-    char b[96];
-    check_labels(m, labels);
-    TG_CHECK(x->shape.ndim == 2 && x->shape.d[1] == m->cfg.in, "vae evaluation: x %s, want (N, %lld)",
-             tg_shape_str(x->shape, b), (long long)m->cfg.in);
-    int64_t N = x->shape.d[0], L = m->cfg.latent;
-    enc_cache c = {.N = N, .L = L};
-    tg_arena *a = tg_tape_arena(t);
-    tg_tensor *xt = x->dtype == m->dtype ? (tg_tensor *)x : tg_tensor_cast(a, x, m->dtype);
-    tg_var *xv = tg_leaf(t, xt, false);
-    tg_var *oh = m->cfg.classes > 0 ? one_hot(t, m, N, labels) : NULL;
-    tg_var *mu, *lv;
-    encode(t, m, xv, oh, &mu, &lv);
-    c.mu = malloc((size_t)(N * L) * sizeof(double));
-    c.lv = malloc((size_t)(N * L) * sizeof(double));
-    TG_CHECK(c.mu && c.lv, "vae evaluation: out of memory");
-    tensor_to_f64(&mu->val, c.mu), tensor_to_f64(&lv->val, c.lv);
-    if (m->cfg.prior == TG_PRIOR_LEARNED) {
-        tg_var *mp, *lp;
-        prior_net(t, m, oh, &mp, &lp);
-        c.mu_p = malloc((size_t)(N * L) * sizeof(double));
-        c.lv_p = malloc((size_t)(N * L) * sizeof(double));
-        TG_CHECK(c.mu_p && c.lv_p, "vae evaluation: out of memory");
-        tensor_to_f64(&mp->val, c.mu_p), tensor_to_f64(&lp->val, c.lv_p);
-    }
-    return c;
-}
-
-static void enc_cache_free(enc_cache *c) { free(c->mu), free(c->lv), free(c->mu_p), free(c->lv_p); }
-
-/* log w = log p(x | z) + log p(z | y) - log q(z | x, y) for each row p, its
- * image i = img[p]: out holds -recon (log p(x | z)) on entry. The Bernoulli
- * likelihood's row sums are tg_tensor_bce_logits_rows (threaded); the rest
- * is (P, L) or a Gaussian's (P, D) in plain loops. */
-static void log_weight_rows(const tg_vae_model *m, const tg_tensor *x, const enc_cache *c, const int64_t *img,
-                            const double *eps, const double *zd, const tg_tensor *o, int64_t P, double *out) {
-    const int64_t L = c->L, D = m->cfg.in;
-    for (int64_t p = 0; p < P; p++) {
-        int64_t i = img[p];
-        double lpx = 0;
-        if (m->cfg.lik == TG_LIK_BERNOULLI) {
-            lpx = -out[p];   /* sum_d log Bernoulli(x_d | sigmoid(l_d)) = -sum_d bce_logits(l_d, x_d) */
-        } else {
-            for (int64_t d = 0; d < D; d++) {
-                double v = m->dec_logvar ? tg_tensor_get(&m->dec_logvar->val, d) : m->cfg.gauss_logvar;
-                double e = tg_tensor_get(x, i * D + d) - tg_tensor_get(o, p * D + d);
-                lpx -= 0.5 * (LOG_2PI + v + e * e * exp(-v));
-            }
-        }
-        /* log p(z | y) - log q(z | x, y); (z - mu)^2 / sigma^2 = eps^2 */
-        double lpz = 0, lqz = 0;
-        for (int64_t l = 0; l < L; l++) {
-            double zz = zd[p * L + l], ep = eps[p * L + l];
-            if (c->mu_p) {
-                double mp = c->mu_p[i * L + l], vp = c->lv_p[i * L + l], d = zz - mp;
-                lpz -= 0.5 * (LOG_2PI + vp + d * d * exp(-vp));
-            } else {
-                lpz -= 0.5 * (LOG_2PI + zz * zz);
-            }
-            lqz -= 0.5 * (LOG_2PI + c->lv[i * L + l] + ep * ep);
-        }
-        out[p] = lpx + lpz - lqz;
-    }
-}
-
-/* log w for P (image, eps) pairs: img (P) image indices into x, eps (P, L). */
-static void log_weights(tg_tape *t, const tg_vae_model *m, const tg_tensor *x, const tg_tensor *labels,
-                        const enc_cache *c, const int64_t *img, const double *eps, int64_t P, double *out) {
-    int64_t L = c->L;
-    tg_arena *a = tg_tape_arena(t);
-    tg_tensor *z = tg_tensor_new(a, m->dtype, TG_SHAPE(P, L));
-    double *zd = tg_arena_alloc(a, (size_t)(P * L) * sizeof(double));
-    TG_DISPATCH(m->dtype, {
-        T *zt = z->data;
-        for (int64_t p = 0; p < P; p++)
-            for (int64_t l = 0; l < L; l++) {   /* as tg_reparam: mu + exp(logvar / 2) eps, in T */
-                int64_t q = img[p] * L + l;
-                zt[p * L + l] = (T)c->mu[q] + (T)exp((T)0.5 * (T)c->lv[q]) * (T)eps[p * L + l];
-                zd[p * L + l] = (double)zt[p * L + l];
-            }
-    });
-    tg_tensor *lab = NULL;
-    if (m->cfg.classes > 0) {
-        lab = tg_tensor_new(a, m->dtype, TG_SHAPE(P));
-        for (int64_t p = 0; p < P; p++) tg_tensor_set(lab, p, tg_tensor_get(labels, img[p]));
-    }
-    tg_var *out_v = tg_vae_model_decode(t, m, tg_leaf(t, z, false), lab);   /* (P, D) */
-    if (m->cfg.lik == TG_LIK_BERNOULLI) {
-        tg_tensor recon = tg_tensor_wrap(TG_F64, TG_SHAPE(P), out);
-        tg_tensor_bce_logits_rows(&recon, &out_v->val, x, img);
-    }
-    log_weight_rows(m, x, c, img, eps, zd, &out_v->val, P, out);
-}
-
-void tg_vae_model_log_weight(const tg_vae_model *m, const tg_tensor *x, const tg_tensor *labels,
-                             const tg_tensor *eps, double *out) {
-    char b[96];
-    tg_tape *t = tg_tape_new();
-    tg_no_grad(t);
-    enc_cache c = encode_batch(t, m, x, labels);
-    TG_CHECK(eps->shape.ndim == 2 && eps->shape.d[0] == c.N && eps->shape.d[1] == c.L,
-             "tg_vae_model_log_weight: eps %s, want (%lld, %lld)", tg_shape_str(eps->shape, b), (long long)c.N,
-             (long long)c.L);
-    int64_t *img = malloc((size_t)c.N * sizeof *img);
-    double *ep = malloc((size_t)(c.N * c.L) * sizeof *ep);
-    TG_CHECK(img && ep, "tg_vae_model_log_weight: out of memory");
-    for (int64_t i = 0; i < c.N; i++) img[i] = i;
-    tensor_to_f64(eps, ep);
-    log_weights(t, m, x, labels, &c, img, ep, c.N, out);
-    free(img), free(ep);
-    enc_cache_free(&c);
-    tg_tape_free(t);
-}
-
-void tg_vae_model_iw_logpx(const tg_vae_model *m, const tg_tensor *x, const tg_tensor *labels, int64_t k,
-                           int64_t chunk_rows, tg_rng *r, double *out) {
-    TG_CHECK(k >= 1, "tg_vae_model_iw_logpx: k = %lld samples, want >= 1", (long long)k);
-    if (chunk_rows <= 0) chunk_rows = 4096;
-    tg_tape *t = tg_tape_new();
-    tg_no_grad(t);
-    enc_cache c = encode_batch(t, m, x, labels);
-    tg_tape *tc = tg_tape_new();   /* per-chunk values; reset after each chunk */
-    tg_no_grad(tc);
-    int64_t total = c.N * k, L = c.L;
-    int64_t *img = malloc((size_t)chunk_rows * sizeof *img);
-    double *ep = malloc((size_t)(chunk_rows * L) * sizeof *ep), *lw = malloc((size_t)chunk_rows * sizeof *lw);
-    lse_acc *acc = calloc((size_t)c.N, sizeof *acc);
-    TG_CHECK(img && ep && lw && acc, "tg_vae_model_iw_logpx: out of memory");
-    for (int64_t p0 = 0; p0 < total; p0 += chunk_rows) {
-        int64_t P = total - p0 < chunk_rows ? total - p0 : chunk_rows;
-        for (int64_t p = 0; p < P; p++) {
-            img[p] = (p0 + p) / k;
-            for (int64_t l = 0; l < L; l++) ep[p * L + l] = tg_rng_normal(r);
-        }
-        log_weights(tc, m, x, labels, &c, img, ep, P, lw);
-        for (int64_t p = 0; p < P; p++) lse_push(&acc[img[p]], lw[p]);
-        tg_tape_reset(tc);
-    }
-    for (int64_t i = 0; i < c.N; i++) out[i] = lse_value(&acc[i]) - log((double)k);
-    free(img), free(ep), free(lw), free(acc);
-    tg_tape_free(tc);
-    enc_cache_free(&c);
-    tg_tape_free(t);
 }
 
 /* ---------------------------------------------------------------- active units */
