@@ -175,8 +175,9 @@ tg_model_out tg_model_elbo(tg_tape *t, const tg_model_type *type, void *self, co
 
 /* The IWAE bound (models/iwae.c), negated and summed over the batch, of a
  * type with a Gaussian posterior, a standard prior and Bernoulli logits:
- * x (B, D), k >= 1 samples per image drawn from r. */
-tg_var *tg_model_iwae_bound(tg_tape *t, const tg_model_type *type, void *self, tg_var *x, int64_t k, tg_rng *r);
+ * x (B, D), k >= 1 samples per image; eps (k, B, L) if given, else drawn from r. */
+tg_var *tg_model_iwae_bound(tg_tape *t, const tg_model_type *type, void *self, tg_var *x, int64_t k,
+                            const tg_tensor *eps, tg_rng *r);
 
 /* One log-weight per row with the given eps (N, L): out (N). */
 void tg_model_log_weight(const tg_model *m, const tg_tensor *x, const tg_tensor *labels, const tg_tensor *eps,

@@ -49,26 +49,21 @@ tg_vae_out tg_vae_forward(tg_tape *t, const tg_vae *m, tg_var *x, const tg_tenso
     return o;
 }
 
+/* The reference networks as the hooks the IWAE bound (models/iwae.c) needs. */
+static void ref_posterior(tg_tape *t, void *self, tg_var *x, const tg_tensor *labels, tg_var **mu, tg_var **logvar) {
+    (void)labels;
+    const tg_vae *m = self;
+    tg_var *h = tg_linear_relu(t, &m->fc1, x);                                /* (B, hidden) */
+    *mu = tg_linear_forward(t, &m->fc_mu, h), *logvar = tg_linear_forward(t, &m->fc_logvar, h);
+}
+
+static tg_var *ref_decode(tg_tape *t, void *self, tg_var *z, const tg_tensor *labels) {
+    (void)labels;
+    const tg_vae *m = self;
+    return tg_linear_forward(t, &m->fc3, tg_linear_relu(t, &m->fc2, z));
+}
+
 tg_var *tg_vae_iwae_loss(tg_tape *t, const tg_vae *m, tg_var *x, int64_t k, const tg_tensor *eps, tg_rng *r) {
-    char b[96];
-    int64_t B = x->val.shape.d[0], L = m->latent;
-    TG_CHECK(k >= 1, "tg_vae_iwae_loss: k = %lld samples, need at least 1", (long long)k);
-    TG_CHECK(!eps || tg_shape_eq(eps->shape, TG_SHAPE(k, B, L)), "tg_vae_iwae_loss: eps is %s, want (%lld, %lld, %lld)",
-             tg_shape_str(eps->shape, b), (long long)k, (long long)B, (long long)L);
-    tg_var *h = tg_linear_relu(t, &m->fc1, x);                                       /* (B, hidden) */
-    tg_var *mu = tg_linear_forward(t, &m->fc_mu, h), *logvar = tg_linear_forward(t, &m->fc_logvar, h);
-    tg_var *mu_k = tg_expand(t, mu, TG_SHAPE(k, B, L)), *lv_k = tg_expand(t, logvar, TG_SHAPE(k, B, L));
-    if (!eps) eps = tg_tensor_normal(tg_tape_arena(t), x->val.dtype, TG_SHAPE(k, B, L), r);
-    tg_var *z = tg_reparam(t, mu_k, lv_k, eps);                                      /* (k, B, L) */
-    tg_var *logits = tg_linear_forward(t, &m->fc3, tg_linear_relu(t, &m->fc2, z)); /* (k, B, in) */
-    tg_var *log_px = tg_neg(t, tg_sum_axis(t, tg_bce_logits(t, logits, x), 2, false));   /* (k, B); x broadcast */
-    const double half_log_2pi = 0.5 * log(2 * 3.14159265358979323846);
-    tg_var *log_pz = tg_add_scalar(t, tg_mul_scalar(t, tg_sum_axis(t, tg_square(t, z), 2, false), -0.5),
-                                   -half_log_2pi * (double)L);
-    tg_var *e = tg_leaf(t, (tg_tensor *)eps, false);
-    tg_var *log_qz = tg_add_scalar(t, tg_mul_scalar(t, tg_sum_axis(t, tg_add(t, tg_square(t, e), lv_k), 2, false), -0.5),
-                                   -half_log_2pi * (double)L);
-    tg_var *log_w = tg_sub(t, tg_add(t, log_px, log_pz), log_qz);                    /* (k, B) */
-    tg_var *bound = tg_add_scalar(t, tg_logsumexp_axis(t, log_w, 0, false), -log((double)k));   /* (B) */
-    return tg_neg(t, tg_sum(t, bound));
+    static const tg_model_type ref = {.name = "reference-vae", .posterior = ref_posterior, .decode = ref_decode};
+    return tg_model_iwae_bound(t, &ref, (void *)m, x, k, eps, r);
 }

@@ -40,8 +40,9 @@ tg_vae_out tg_vae_forward(tg_tape *t, const tg_vae *m, tg_var *x, const tg_tenso
  * with log q(z | x) = -1/2 sum_l (eps_l^2 + logvar_l + log 2 pi) at the
  * drawn z, log p(z) = -1/2 sum_l (z_l^2 + log 2 pi) and log p(x | z) = -BCE
  * of the decoder's logits. k = 1 is a one-sample ELBO (its KL sampled, not
- * in closed form); the bound tightens as k grows. Composed from the ops, no
- * backward of its own. eps (k, B, latent) if given, else drawn from r. */
+ * in closed form); the bound tightens as k grows. It is tg_model_iwae_bound
+ * (models/iwae.c, composed from the ops) on these networks. eps (k, B,
+ * latent) if given, else drawn from r. */
 tg_var *tg_vae_iwae_loss(tg_tape *t, const tg_vae *m, tg_var *x, int64_t k, const tg_tensor *eps, tg_rng *r);
 
 #endif

@@ -160,8 +160,29 @@ static int save_optimizer(const char *path, const char *meta_config, const tg_ad
     tg_tensor m = tg_tensor_wrap(ps->dtype, TG_SHAPE(ps->n), opt->m);
     tg_tensor v = tg_tensor_wrap(ps->dtype, TG_SHAPE(ps->n), opt->v);
     tg_tensor p = tg_tensor_wrap(ps->dtype, TG_SHAPE(ps->n), ps->data);
-    const char *names[] = {"adam.m", "adam.v", "params"};
-    const tg_tensor *ts[] = {&m, &v, &p};
+    /* The parameters, Adam's moments, and each buffer as "buffer.<name>" (a VQ-VAE's code prior). */
+    int nt = 3 + ps->n_bufs;
+    const char **names = malloc(sizeof *names * (size_t)nt);
+    const tg_tensor **ts = malloc(sizeof *ts * (size_t)nt);
+    char **bn = calloc((size_t)nt, sizeof *bn);
+    if (!names || !ts || !bn) {
+        free(names), free(ts), free(bn);
+        tg_err_set(e, "out of memory");
+        return -1;
+    }
+    names[0] = "adam.m", names[1] = "adam.v", names[2] = "params";
+    ts[0] = &m, ts[1] = &v, ts[2] = &p;
+    for (int i = 0; i < ps->n_bufs; i++) {
+        size_t len = strlen(ps->bufs[i]->name) + 8;
+        if (!(bn[i] = malloc(len))) {
+            for (int j = 0; j < i; j++) free(bn[j]);
+            free(names), free(ts), free(bn);
+            tg_err_set(e, "out of memory");
+            return -1;
+        }
+        snprintf(bn[i], len, "buffer.%s", ps->bufs[i]->name);
+        names[3 + i] = bn[i], ts[3 + i] = &ps->bufs[i]->val;
+    }
     char vals[10][96];
     const char *keys[11] = {"adam.step", "epoch", "epoch_step", "train_loss_sum", "epoch_seconds"}, *pv[11];
     snprintf(vals[0], sizeof vals[0], "%" PRId64, opt->step);
@@ -175,7 +196,10 @@ static int save_optimizer(const char *path, const char *meta_config, const tg_ad
     }
     for (int i = 0; i < 5 + n_rng; i++) pv[i] = vals[i];
     keys[5 + n_rng] = "config", pv[5 + n_rng] = meta_config;
-    return tg_safetensors_write(path, 3, names, ts, 6 + n_rng, keys, pv, e);
+    int rc = tg_safetensors_write(path, nt, names, ts, 6 + n_rng, keys, pv, e);
+    for (int i = 0; i < ps->n_bufs; i++) free(bn[i]);
+    free(names), free(ts), free(bn);
+    return rc;
 }
 
 /* A checkpoint in dir: config.json (cfg_text), metrics.csv (csv), then
@@ -548,6 +572,15 @@ static int resume_state(const char *dir, const char *meta_config, int64_t steps,
                    path, (long long)p.epoch, (long long)p.epoch_step, (long long)step, (long long)steps);
         goto out;
     }
+    for (int i = 0; i < ps->n_bufs; i++) {
+        char name[512];
+        snprintf(name, sizeof name, "buffer.%s", ps->bufs[i]->name);
+        const tg_st_tensor *b = tg_safetensors_find(&st, name);
+        if (!b || b->tensor.dtype != ps->bufs[i]->val.dtype || !tg_shape_eq(b->tensor.shape, ps->bufs[i]->val.shape)) {
+            tg_err_set(e, "%s: no tensor \"%s\" of the model's buffer's dtype and shape", path, name);
+            goto out;
+        }
+    }
     for (int i = 0; i < n_rng; i++) {
         const char *v = tg_safetensors_meta(&st, rng_keys[i]);
         if (rng_parse(v, &r[i]) != 0) {
@@ -588,6 +621,12 @@ static int resume_state(const char *dir, const char *meta_config, int64_t steps,
     memcpy(ps->data, tp->data, bytes);
     memcpy(opt->m, tm->data, bytes);
     memcpy(opt->v, tv->data, bytes);
+    for (int i = 0; i < ps->n_bufs; i++) {
+        char name[512];
+        snprintf(name, sizeof name, "buffer.%s", ps->bufs[i]->name);
+        const tg_tensor *b = &tg_safetensors_find(&st, name)->tensor;
+        memcpy(ps->bufs[i]->val.data, b->data, (size_t)b->numel * tg_dtype_size(b->dtype));
+    }
     opt->step = step;
     for (int i = 0; i < n_rng; i++) *rngs[i] = r[i];
     *pos = p;
