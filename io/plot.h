@@ -8,15 +8,16 @@
  *                  .series = {{"train_loss", n, epochs, train}, {"test_loss", n, epochs, test}}};
  *     tg_err err;
  *     if (tg_plot_lines("runs/vae/curves.png", &p, &err) != 0) {
- *         fprintf(stderr, "%s\n", err.msg);   // "runs/vae/curves.png: series[1].n is -1; need >= 0"
+ *         fprintf(stderr, "%s\n", err.msg);   // 'runs/vae/curves.png: series[1] ("test_loss").n is -1; need >= 0'
  *         return 1;
  *     }
  *
  * The picture follows matplotlib's defaults: white background, a black
  * frame around the plot area, ticks pointing out on the left and bottom
  * with their values, the title above, the axis labels below and (turned a
- * quarter left) beside, and a legend box in whichever inside corner covers
- * the fewest drawn pixels. Series i is drawn in the i-th tab10 colour:
+ * quarter left) beside, and a legend box of the named series in whichever
+ * inside corner covers the fewest drawn pixels. Series i is drawn in the
+ * i-th tab10 colour:
  *   #1f77b4 blue, #ff7f0e orange, #2ca02c green, #d62728 red,
  *   #9467bd purple, #8c564b brown, #e377c2 pink, #7f7f7f gray,
  * as a line 2 to 3 px wide joining its points in the order given; points
