@@ -9,7 +9,7 @@
  * the ones above it in this list.
  *   tensor/    tensors, arenas, random numbers, matrix product, thread count
  *   io/        file formats: gzip, whole files and atomic writes, JSON, PNG,
- *              IDX writing, safetensors
+ *              line charts as PNG, IDX writing, safetensors
  *   autograd/  the tape and the differentiable ops
  *   nn/        parameters, Linear, losses, parameter checkpoints (through io/)
  *   optim/     Adam and SGD
@@ -32,6 +32,7 @@
 #include "io/idx_write.h"
 #include "io/json.h"
 #include "io/png.h"
+#include "io/plot.h"
 #include "io/safetensors.h"
 #include "autograd/autograd.h"
 #include "nn/nn.h"

@@ -1,5 +1,5 @@
 /*
- * png.c — a zlib/deflate encoder (RFC 1950/1951) and a grayscale PNG writer
+ * png.c — a zlib/deflate encoder (RFC 1950/1951) and a grayscale and RGB PNG writer
  * (PNG spec, ISO/IEC 15948), from scratch on libc.
  *
  * Deflate: one fixed-Huffman block (RFC 1951 3.2.6) fed by a greedy LZ77
@@ -247,19 +247,19 @@ static size_t put_chunk(uint8_t *p, const char type[4], const uint8_t *data, siz
     return 12 + len;
 }
 
-int tg_png_encode_gray(const uint8_t *pixels, int64_t width, int64_t height, uint8_t **out, size_t *out_n,
-                       tg_err *e) {
+/* Encodes pixels (height, width, channels) as a PNG file image; color type
+ * 0 (gray) for 1 channel, 2 (RGB) for 3. */
+static int encode(const uint8_t *pixels, int64_t width, int64_t height, int channels, uint8_t **out, size_t *out_n,
+                  tg_err *e) {
     *out = NULL;
     *out_n = 0;
-    TG_CHECK(pixels && width >= 1 && height >= 1, "tg_png_encode_gray: need pixels and a size >= 1x1, got %lldx%lld",
-             (long long)width, (long long)height);
     if (width > PNG_DIM_MAX || height > PNG_DIM_MAX ||
-        (uint64_t)(width + 1) * (uint64_t)height > TG_DATA_MAX_BYTES) {
+        ((uint64_t)width * (uint64_t)channels + 1) * (uint64_t)height > TG_DATA_MAX_BYTES) {
         tg_err_set(e, "a %lldx%lld PNG is over the size limits (2^31 - 1 per side, %zu bytes of scanlines)",
                    (long long)width, (long long)height, TG_DATA_MAX_BYTES);
         return -1;
     }
-    size_t w = (size_t)width, h = (size_t)height, stride = w + 1;
+    size_t w = (size_t)width, h = (size_t)height, row = w * (size_t)channels, stride = row + 1;
     uint8_t *raw = malloc(stride * h);
     if (!raw) {
         tg_err_set(e, "out of memory encoding a %zux%zu PNG", w, h);
@@ -267,7 +267,7 @@ int tg_png_encode_gray(const uint8_t *pixels, int64_t width, int64_t height, uin
     }
     for (size_t y = 0; y < h; y++) {
         raw[y * stride] = 0;  /* filter type 0, None */
-        memcpy(raw + y * stride + 1, pixels + y * w, w);
+        memcpy(raw + y * stride + 1, pixels + y * row, row);
     }
     uint8_t *z;
     size_t zn;
@@ -290,7 +290,7 @@ int tg_png_encode_gray(const uint8_t *pixels, int64_t width, int64_t height, uin
     put_be32(ihdr, (uint32_t)w);
     put_be32(ihdr + 4, (uint32_t)h);
     ihdr[8] = 8;   /* bit depth */
-    ihdr[9] = 0;   /* color type: grayscale */
+    ihdr[9] = channels == 3 ? 2 : 0;  /* color type: RGB or grayscale */
     ihdr[10] = 0;  /* compression: deflate */
     ihdr[11] = 0;  /* filter method: adaptive (each line says which) */
     ihdr[12] = 0;  /* no interlace */
@@ -298,22 +298,48 @@ int tg_png_encode_gray(const uint8_t *pixels, int64_t width, int64_t height, uin
     for (size_t i = 0; i < zn; i += IDAT_MAX) o += put_chunk(f + o, "IDAT", z + i, zn - i < IDAT_MAX ? zn - i : IDAT_MAX);
     o += put_chunk(f + o, "IEND", NULL, 0);
     free(z);
-    TG_CHECK(o == size, "tg_png_encode_gray: wrote %zu bytes, planned %zu", o, size);
+    TG_CHECK(o == size, "tg_png_encode: wrote %zu bytes, planned %zu", o, size);
     *out = f;
     *out_n = size;
     return 0;
 }
 
-int tg_png_write_gray(const char *path, const uint8_t *pixels, int64_t width, int64_t height, tg_err *e) {
+int tg_png_encode_gray(const uint8_t *pixels, int64_t width, int64_t height, uint8_t **out, size_t *out_n,
+                       tg_err *e) {
+    TG_CHECK(pixels && width >= 1 && height >= 1, "tg_png_encode_gray: need pixels and a size >= 1x1, got %lldx%lld",
+             (long long)width, (long long)height);
+    return encode(pixels, width, height, 1, out, out_n, e);
+}
+
+int tg_png_encode_rgb(const uint8_t *pixels, int64_t width, int64_t height, uint8_t **out, size_t *out_n,
+                      tg_err *e) {
+    TG_CHECK(pixels && width >= 1 && height >= 1, "tg_png_encode_rgb: need pixels and a size >= 1x1, got %lldx%lld",
+             (long long)width, (long long)height);
+    return encode(pixels, width, height, 3, out, out_n, e);
+}
+
+/* Encodes and writes atomically. */
+static int write_png(const char *path, const uint8_t *pixels, int64_t width, int64_t height, int channels,
+                     tg_err *e) {
     uint8_t *png;
     size_t n;
-    if (tg_png_encode_gray(pixels, width, height, &png, &n, e)) {
+    int rc = channels == 3 ? tg_png_encode_rgb(pixels, width, height, &png, &n, e)
+                           : tg_png_encode_gray(pixels, width, height, &png, &n, e);
+    if (rc) {
         tg_err_prefix(e, path);
         return -1;
     }
-    int rc = tg_file_write(path, png, n, e);
+    rc = tg_file_write(path, png, n, e);
     free(png);
     return rc;
+}
+
+int tg_png_write_gray(const char *path, const uint8_t *pixels, int64_t width, int64_t height, tg_err *e) {
+    return write_png(path, pixels, width, height, 1, e);
+}
+
+int tg_png_write_rgb(const char *path, const uint8_t *pixels, int64_t width, int64_t height, tg_err *e) {
+    return write_png(path, pixels, width, height, 3, e);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -1,5 +1,5 @@
 /*
- * png.h — writing 8-bit grayscale PNG files, and image grids, from scratch.
+ * png.h — writing 8-bit grayscale and RGB PNG files, and image grids, from scratch.
  *
  *     // 64 model outputs of 28x28 in [0, 1], as an 8x8 grid with 2-pixel gaps
  *     tg_err err;
@@ -8,8 +8,8 @@
  *         return 1;
  *     }
  *
- * A file is the PNG signature, IHDR (bit depth 8, color type 0 = gray, no
- * interlace), IDAT chunks of at most 64 KiB holding one zlib stream, and
+ * A file is the PNG signature, IHDR (bit depth 8, color type 0 = gray or
+ * 2 = RGB, no interlace), IDAT chunks of at most 64 KiB holding one zlib stream, and
  * IEND; every chunk carries its CRC-32. Every scanline uses filter type 0
  * (None). The zlib stream is compressed with one fixed-Huffman deflate block
  * and a greedy LZ77 matcher, or stored in raw deflate blocks when that comes
@@ -45,6 +45,14 @@ int tg_png_encode_gray(const uint8_t *pixels, int64_t width, int64_t height, uin
 
 /* Writes pixels (height, width) as a grayscale PNG file at path. */
 int tg_png_write_gray(const char *path, const uint8_t *pixels, int64_t width, int64_t height, tg_err *e);
+
+/* tg_png_encode_gray for a color image: pixels (height, width, 3) row-major,
+ * each pixel its red, green and blue bytes (color type 2). */
+int tg_png_encode_rgb(const uint8_t *pixels, int64_t width, int64_t height, uint8_t **out, size_t *out_n,
+                      tg_err *e);
+
+/* Writes pixels (height, width, 3) as an RGB PNG file at path. */
+int tg_png_write_rgb(const char *path, const uint8_t *pixels, int64_t width, int64_t height, tg_err *e);
 
 /* Size of the grid tg_png_write_grid draws: with c = min(cols, n) tiles per
  * row and r = ceil(n / c) rows of tiles,

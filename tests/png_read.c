@@ -22,9 +22,9 @@ static uint32_t rd_be32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Decodes an 8-bit grayscale, non-interlaced PNG from f[0..n), asserting
- * every structural rule on the way. */
-tg_png_img tg_png_parse(const uint8_t *f, size_t n) {
+/* Decodes an 8-bit non-interlaced PNG of color type ctype (0 gray, 2 RGB)
+ * from f[0..n), asserting every structural rule on the way. */
+static tg_png_img parse(const uint8_t *f, size_t n, int ctype) {
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     tg_png_img img = {0};
     cr_assert(n >= 8 && !memcmp(f, sig, 8), "bad PNG signature");
@@ -47,7 +47,7 @@ tg_png_img tg_png_parse(const uint8_t *f, size_t n) {
             img.h = rd_be32(data + 4);
             cr_assert(img.w >= 1 && img.h >= 1);
             cr_assert_eq(data[8], 8, "bit depth");
-            cr_assert_eq(data[9], 0, "color type");
+            cr_assert_eq(data[9], ctype, "color type");
             cr_assert_eq(data[10], 0, "compression method");
             cr_assert_eq(data[11], 0, "filter method");
             cr_assert_eq(data[12], 0, "interlace method");
@@ -72,7 +72,8 @@ tg_png_img tg_png_parse(const uint8_t *f, size_t n) {
     }
     cr_assert(ended, "no IEND");
     cr_assert(img.idat >= 1, "no IDAT");
-    size_t stride = (size_t)img.w + 1, raw_n = stride * (size_t)img.h;
+    img.ch = ctype == 2 ? 3 : 1;
+    size_t row = (size_t)img.w * (size_t)img.ch, stride = row + 1, raw_n = stride * (size_t)img.h;
     uint8_t *raw;
     size_t got;
     tg_err e;
@@ -81,16 +82,27 @@ tg_png_img tg_png_parse(const uint8_t *f, size_t n) {
     img.px = malloc(raw_n);
     for (int64_t y = 0; y < img.h; y++) {
         cr_assert_eq(raw[y * stride], 0, "scanline %lld has filter %d", (long long)y, raw[y * stride]);
-        memcpy(img.px + y * img.w, raw + y * stride + 1, (size_t)img.w);
+        memcpy(img.px + (size_t)y * row, raw + y * stride + 1, row);
     }
     free(raw);
     return img;
 }
 
+tg_png_img tg_png_parse(const uint8_t *f, size_t n) { return parse(f, n, 0); }
+tg_png_img tg_png_parse_rgb(const uint8_t *f, size_t n) { return parse(f, n, 2); }
+
 tg_png_img tg_png_read(const char *path) {
     size_t n;
     uint8_t *f = tg_slurp(path, &n);
     tg_png_img img = tg_png_parse(f, n);
+    free(f);
+    return img;
+}
+
+tg_png_img tg_png_read_rgb(const char *path) {
+    size_t n;
+    uint8_t *f = tg_slurp(path, &n);
+    tg_png_img img = tg_png_parse_rgb(f, n);
     free(f);
     return img;
 }

@@ -1,7 +1,7 @@
 /* png_read.h — a strict little PNG decoder for the tests, written apart from
  * the writer under test (io/png.c): it checks the signature, the chunk
  * order, every chunk's CRC-32 (with tg_crc32 and a bit-at-a-time reference),
- * the IHDR fields (8-bit gray, no interlace), inflates the joined IDAT data
+ * the IHDR fields (8-bit gray, or RGB for the _rgb readers, no interlace), inflates the joined IDAT data
  * with tg_zlib_inflate (which checks the Adler-32) and undoes filter 0. Every
  * rule broken fails the calling test. */
 #ifndef TG_TEST_PNG_READ_H
@@ -17,15 +17,20 @@ uint32_t tg_ref_crc32(const uint8_t *p, size_t n);
 /* A decoded PNG. */
 typedef struct {
     int64_t w, h;
-    uint8_t *px;   /* (h, w) */
+    int ch;        /* channels: 1 (gray) or 3 (RGB) */
+    uint8_t *px;   /* (h, w, ch) */
     int idat;      /* IDAT chunks seen */
     uint8_t *z;    /* the joined zlib stream */
     size_t zn;
 } tg_png_img;
 
-/* Decodes the file image f[0..n), or the file at path. Free with tg_png_free. */
+/* Decodes the file image f[0..n), or the file at path, which must be gray
+ * (color type 0), or RGB (color type 2) for the _rgb twins. Free with
+ * tg_png_free. */
 tg_png_img tg_png_parse(const uint8_t *f, size_t n);
 tg_png_img tg_png_read(const char *path);
+tg_png_img tg_png_parse_rgb(const uint8_t *f, size_t n);
+tg_png_img tg_png_read_rgb(const char *path);
 void tg_png_free(tg_png_img *img);
 
 /* The n tiles (h, w) of a grid laid out as torchvision's make_grid (and

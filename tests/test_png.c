@@ -1,5 +1,5 @@
 /*
- * test_png.c — the deflate/zlib encoder, the PNG and grid writers
+ * test_png.c — the deflate/zlib encoder, the gray and RGB PNG and grid writers
  * (io/png.h) and atomic and IDX writes (io/file.h, io/idx_write.h).
  *
  * Every PNG written here is read back by tg_png_read (tests/png_read.c), a
@@ -237,6 +237,44 @@ Test(png_write, overwrites_existing_file, .init = tg_tmpdir_setup, .fini = tg_tm
     tg_png_img b = roundtrip("x.png", small, 2, 2);
     tg_png_free(&a);
     tg_png_free(&b);
+}
+
+Test(png_write, rgb_round_trips_as_color_type_2, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
+    /* Every channel distinct, so swapped channels or a gray reading show. */
+    int64_t w = 37, h = 23;
+    uint8_t *px = malloc((size_t)(w * h * 3));
+    noise(px, (size_t)(w * h * 3 / 2), 5);
+    for (int64_t i = w * h * 3 / 2; i < w * h * 3; i++) px[i] = (uint8_t)(i % 3 * 100 + i / 3 % 50);
+    tg_err e;
+    cr_assert_eq(tg_png_write_rgb(tg_tmp("rgb.png"), px, w, h, &e), 0, "%s", e.msg);
+    cr_assert_eq(temp_files_left(), 0);
+    tg_png_img img = tg_png_read_rgb(tg_tmp("rgb.png"));   /* asserts color type 2 */
+    cr_assert(img.w == w && img.h == h && img.ch == 3);
+    for (int64_t i = 0; i < w * h * 3; i++)
+        cr_assert_eq(img.px[i], px[i], "byte %lld (pixel %lld, channel %lld): %d, want %d", (long long)i,
+                     (long long)(i / 3), (long long)(i % 3), img.px[i], px[i]);
+    uint8_t *mem;
+    size_t mn, fn;
+    cr_assert_eq(tg_png_encode_rgb(px, w, h, &mem, &mn, &e), 0, "%s", e.msg);
+    uint8_t *f = tg_slurp(tg_tmp("rgb.png"), &fn);
+    cr_assert(mn == fn && !memcmp(mem, f, fn), "the file differs from the in-memory encoding");
+    cr_assert_eq(f[8 + 8 + 9], 2, "IHDR color type");
+    /* The gray writer still says gray. */
+    cr_assert_eq(tg_png_write_gray(tg_tmp("gray.png"), px, w, h, &e), 0, "%s", e.msg);
+    uint8_t *g = tg_slurp(tg_tmp("gray.png"), &fn);
+    cr_assert_eq(g[8 + 8 + 9], 0, "IHDR color type");
+    free(g);
+    free(f);
+    free(mem);
+    tg_png_free(&img);
+    free(px);
+}
+
+Test(png_write, rgb_in_a_missing_directory_fails_cleanly, .init = tg_tmpdir_setup, .fini = tg_tmpdir_teardown) {
+    uint8_t px[3] = {1, 2, 3};
+    tg_err e;
+    cr_assert_eq(tg_png_write_rgb(tg_tmp("no/such/dir/x.png"), px, 1, 1, &e), -1);
+    cr_assert(strstr(e.msg, "no/such/dir/x.png"), "message does not name the path: %s", e.msg);
 }
 
 /* ================================================================ grids */
