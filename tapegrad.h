@@ -41,6 +41,8 @@
 #include "data/data.h"
 #include "models/vae.h"
 #include "models/parts.h"
+#include "models/model.h"
+#include "models/mlp_vae.h"
 #include "models/vq.h"
 
 #endif

@@ -52,7 +52,7 @@ static bool file_exists(const char *path) { return access(path, F_OK) == 0; }
  * model that loads into the same configuration. */
 static void check_run(const char *out, int64_t classes, tg_prior prior) {
     const char *files[] = {"model.safetensors", "optimizer.safetensors", "config.json", "metrics.csv",
-                           "reconstruction_1.png", "reconstruction_2.png", "sample_1.png", "sample_2.png"};
+                           "reconstruction_1.png", "reconstruction_2.png", "sample_1.png", "sample_2.png", "curves.png"};
     char p[512];
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         snprintf(p, sizeof p, "%s/%s", tg_tmp(out), files[i]);

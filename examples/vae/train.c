@@ -12,6 +12,7 @@
 #include "io/png.h"
 #include "io/safetensors.h"
 #include "nn/checkpoint.h"
+#include "io/plot.h"
 #include "optim/optim.h"
 #include "tensor/threads.h"
 
@@ -724,6 +725,35 @@ static int append(char **csv, size_t *len, size_t *cap, const char *line, tg_err
     return 0;
 }
 
+/* metrics.csv's text (a header line, then rows epoch,train_loss,test_loss,
+ * <the terms>...) as loss curves against the epoch, into dir/curves.png:
+ * train_loss, test_loss and the first n_terms terms. */
+static int write_curves(const char *dir, const char *csv, int n_terms, const char *const names[], tg_err *e) {
+    const int cols = 3 + n_terms;   /* epoch, train_loss, test_loss, terms */
+    int64_t n = -1;                 /* rows: lines after the header */
+    for (const char *c = csv; (c = strchr(c, '\n')); c++) n++;
+    double *v = malloc(sizeof(double) * (size_t)cols * (size_t)(n > 0 ? n : 1));   /* (cols, n) */
+    if (!v) {
+        tg_err_set(e, "out of memory");
+        return -1;
+    }
+    const char *line = strchr(csv, '\n') + 1;
+    for (int64_t i = 0; i < n; i++, line = strchr(line, '\n') + 1) {
+        char *end = (char *)line;
+        for (int k = 0; k < cols; k++) v[k * n + i] = strtod(k ? end + 1 : end, &end);
+    }
+    tg_plot p = {.title = "loss per epoch", .x_label = "epoch", .y_label = "nats per image", .x_integer = true,
+                 .n_series = 2 + n_terms};
+    p.series[0] = (tg_plot_series){"train_loss", n, v, v + n};
+    p.series[1] = (tg_plot_series){"test_loss", n, v, v + 2 * n};
+    for (int k = 0; k < n_terms; k++) p.series[2 + k] = (tg_plot_series){names[k], n, v, v + (3 + k) * n};
+    char path[4096];
+    path_in(path, sizeof path, dir, "curves.png");
+    int rc = tg_plot_lines(path, &p, e);
+    free(v);
+    return rc;
+}
+
 int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err *e) {
     const int64_t H = ds->train_x.rows, W = ds->train_x.cols, D = H * W;
     if (tg_train_opts_check(o, H, W, e) != 0) return 1;
@@ -929,6 +959,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         if (append(&csv, &csv_len, &csv_cap, line, e) != 0) goto done;
         path_in(path, sizeof path, o->out_dir, "metrics.csv");
         if (tg_file_write(path, csv, csv_len, e) != 0) goto done;
+        if (write_curves(o->out_dir, csv, n_terms, type->terms, e) != 0) goto done;
         data_start = data_rng;   /* the next epoch's shuffle starts here */
         if (save_checkpoint(o->out_dir, cfg_text, csv, meta_text, opt, (run_pos){.epoch = epoch}, rngs, rng_keys, 4,
                             e) != 0)

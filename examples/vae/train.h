@@ -15,7 +15,8 @@
  * out_dir (only at epoch end, so a crash leaves the last epoch's files):
  *   model.safetensors      parameters (tg_params_save), metadata "format" and
  *                          "config" (config.json without data, out, threads)
- *   optimizer.safetensors  params, adam.m, adam.v (ps->n each) and metadata
+ *   optimizer.safetensors  params, adam.m, adam.v (ps->n each), each buffer of
+ *                          the model as buffer.<name> (the VQ-VAE's code_prior), and metadata
  *                          config (as model.safetensors'), adam.step,
  *                          epoch (epochs complete), epoch_step
  *                          (steps done into the next epoch, 0 at an epoch's
