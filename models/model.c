@@ -133,7 +133,7 @@ tg_var *tg_model_pixels(tg_tape *t, const tg_model *m, tg_var *out) {
 tg_model_out tg_model_elbo(tg_tape *t, const tg_model_type *type, void *self, const tg_model_batch *b) {
     tg_var *mu, *logvar, *mu_p = NULL, *lv_p = NULL;
     type->posterior(t, self, b->x, b->labels, &mu, &logvar);                   /* (B, L) */
-    tg_var *z = tg_reparam_sample(t, mu, logvar, b->rng);
+    tg_var *z = b->eps ? tg_reparam(t, mu, logvar, b->eps) : tg_reparam_sample(t, mu, logvar, b->rng);
     tg_var *recon = tg_loss_bce_logits(t, type->decode(t, self, z, b->labels), b->x, TG_REDUCE_SUM);
     if (type->prior) type->prior(t, self, b->x->val.shape.d[0], b->labels, &mu_p, &lv_p);
     tg_var *kl = tg_kl_diag_normal(t, mu, logvar, mu_p, lv_p);                 /* (B, L) */

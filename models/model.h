@@ -62,6 +62,7 @@ typedef struct {
     tg_var *x;               /* (B, D) images */
     const tg_tensor *labels; /* (B) int64, conditional models only; else NULL */
     tg_rng *rng;             /* the noise stream (z, ...) */
+    const tg_tensor *eps;    /* tg_model_elbo: (B, L) noise for z if given, else drawn from rng */
     bool train;              /* false at evaluation: report the model's test objective */
     int64_t step;            /* training steps done before this one (0-based) */
     int64_t epoch;           /* the epoch, from 1 */
