@@ -279,3 +279,193 @@ int tg_run_sample(const tg_model *m, int64_t n, int label, double temperature, u
     tg_tape_free(tape);
     return 0;
 }
+
+/* ---------------------------------------------------------------- pictures of the latent */
+
+/* Decodes n rows of z (n, k) floats, or of codes (n, k) int64 when codes is
+ * not NULL, with labels (n) for a conditional model, chunk by chunk, into
+ * out (n * D bytes) as tg_run_sample quantises. 0, or -1 on a non-finite pixel. */
+static int decode_rows(const tg_model *m, const float *z, const int64_t *codes, int64_t n, int64_t k,
+                       const int64_t *labels, uint8_t *out, tg_err *e) {
+    const int64_t D = m->cfg.rows * m->cfg.cols, chunk = 256;
+    const bool cond = m->type->conditional;
+    tg_tape *tape = tg_tape_new();
+    tg_no_grad(tape);
+    int rc = 0;
+    for (int64_t i0 = 0; i0 < n && rc == 0; i0 += chunk) {
+        const int64_t c = n - i0 < chunk ? n - i0 : chunk;
+        tg_arena *a = tg_tape_arena(tape);
+        tg_tensor *in;
+        if (codes) {
+            in = tg_tensor_new(a, TG_I64, TG_SHAPE(c, k));
+            memcpy(in->data, codes + i0 * k, sizeof(int64_t) * (size_t)(c * k));
+        } else {
+            in = tg_tensor_new(a, m->dtype, TG_SHAPE(c, k));
+            for (int64_t i = 0; i < c * k; i++) tg_tensor_set(in, i, z[i0 * k + i]);
+        }
+        tg_tensor *lab = NULL;
+        if (cond) {
+            lab = tg_tensor_new(a, TG_I64, TG_SHAPE(c));
+            memcpy(lab->data, labels + i0, sizeof(int64_t) * (size_t)c);
+        }
+        tg_var *px = tg_model_pixels(tape, m, tg_model_decode(tape, m, tg_leaf(tape, in, false), lab));
+        for (int64_t i = 0; i < c * D; i++) {
+            double v = tg_tensor_get(&px->val, i);
+            if (!isfinite(v)) {
+                tg_err_set(e, "image %lld decodes to a non-finite pixel", (long long)(i0 + i / D));
+                rc = -1;
+                break;
+            }
+            out[i0 * D + i] = tg_png_pixel_from_f32((float)v);
+        }
+        tg_tape_reset(tape);
+    }
+    tg_tape_free(tape);
+    return rc;
+}
+
+/* Image i of x as the trainer feeds it (pixels / 255), a (1, D) leaf on t. */
+static tg_var *image_leaf(tg_tape *t, const tg_model *m, const tg_images *x, int64_t i, int64_t rows) {
+    const int64_t D = x->rows * x->cols;
+    tg_tensor *v = tg_tensor_new(tg_tape_arena(t), m->dtype, TG_SHAPE(rows, D));
+    const uint8_t *p = x->pixels + i * D;
+    for (int64_t j = 0; j < rows * D; j++) {
+        if (m->dtype == TG_F32) TG_F32P(v)[j] = (float)p[j] / 255.0f;   /* as tg_batcher_next */
+        else tg_tensor_set(v, j, p[j] / 255.0);
+    }
+    return tg_leaf(t, v, false);
+}
+
+void tg_run_posterior_mean(const tg_model *m, const tg_images *x, int64_t i, int label, float *mu) {
+    TG_CHECK(tg_model_gaussian(m), "tg_run_posterior_mean: %s has no Gaussian latent", m->type->name);
+    TG_CHECK(i >= 0 && i < x->n && x->rows == m->cfg.rows && x->cols == m->cfg.cols,
+             "tg_run_posterior_mean: image %lld of %lld images of %lldx%lld, for a model of %lldx%lld",
+             (long long)i, (long long)x->n, (long long)x->rows, (long long)x->cols, (long long)m->cfg.rows,
+             (long long)m->cfg.cols);
+    tg_tape *t = tg_tape_new();
+    tg_no_grad(t);
+    tg_tensor *lab = NULL;
+    if (m->type->conditional) {
+        lab = tg_tensor_new(tg_tape_arena(t), TG_I64, TG_SHAPE(1));
+        TG_I64P(lab)[0] = label;
+    }
+    tg_var *v = tg_model_encode(t, m, image_leaf(t, m, x, i, 1), lab);   /* (1, L) */
+    for (int64_t l = 0; l < m->cfg.latent; l++) mu[l] = (float)tg_tensor_get(&v->val, l);
+    tg_tape_free(t);
+}
+
+/* z (n, L) and labels (n) for decode_rows, malloc'd together; NULL if out of memory. */
+static float *latent_rows(int64_t n, int64_t L, int64_t **labels, tg_err *e) {
+    float *z = malloc(sizeof(float) * (size_t)(n * L));
+    *labels = malloc(sizeof(int64_t) * (size_t)n);
+    if (!z || !*labels) {
+        free(z), free(*labels);
+        tg_err_set(e, "out of memory");
+        return NULL;
+    }
+    return z;
+}
+
+int tg_run_traverse(const tg_model *m, const float *mu, int label, int64_t cols, uint8_t *out, tg_err *e) {
+    TG_CHECK(tg_model_gaussian(m) && cols >= 2, "tg_run_traverse: %s, cols %lld (want a Gaussian latent, cols >= 2)",
+             m->type->name, (long long)cols);
+    const int64_t L = m->cfg.latent, n = L * cols;
+    int64_t *labels;
+    float *z = latent_rows(n, L, &labels, e);
+    if (!z) return -1;
+    for (int64_t l = 0; l < L; l++)
+        for (int64_t j = 0; j < cols; j++) {
+            float *r = z + (l * cols + j) * L;
+            memcpy(r, mu, sizeof(float) * (size_t)L);
+            r[l] = (float)(-3.0 + 6.0 * (double)j / (double)(cols - 1));
+            labels[l * cols + j] = label;
+        }
+    int rc = decode_rows(m, z, NULL, n, L, labels, out, e);
+    free(z), free(labels);
+    return rc;
+}
+
+int tg_run_interpolate(const tg_model *m, const float *mu_a, int label_a, const float *mu_b, int label_b,
+                       int64_t steps, uint8_t *out, tg_err *e) {
+    TG_CHECK(tg_model_gaussian(m) && steps >= 2, "tg_run_interpolate: %s, steps %lld (want a Gaussian latent, "
+             "steps >= 2)", m->type->name, (long long)steps);
+    const int64_t L = m->cfg.latent;
+    int64_t *labels;
+    float *z = latent_rows(steps, L, &labels, e);
+    if (!z) return -1;
+    for (int64_t k = 0; k < steps; k++) {
+        const double t = (double)k / (double)(steps - 1);   /* 0 and 1 exactly at the ends */
+        for (int64_t l = 0; l < L; l++) z[k * L + l] = (float)((1 - t) * mu_a[l] + t * mu_b[l]);
+        labels[k] = t < 0.5 ? label_a : label_b;
+    }
+    int rc = decode_rows(m, z, NULL, steps, L, labels, out, e);
+    free(z), free(labels);
+    return rc;
+}
+
+int tg_run_manifold(const tg_model *m, int64_t n, int label, uint8_t *out, tg_err *e) {
+    TG_CHECK(tg_model_gaussian(m) && m->cfg.latent == 2 && n >= 1,
+             "tg_run_manifold: %s of latent %lld, n %lld (want a Gaussian latent of 2, n >= 1)", m->type->name,
+             (long long)m->cfg.latent, (long long)n);
+    double mu_p[2] = {0, 0}, sd_p[2] = {1, 1};
+    if (m->type->prior) {   /* p(z | y = label) */
+        tg_tape *t = tg_tape_new();
+        tg_no_grad(t);
+        tg_tensor *lab = NULL;
+        if (m->type->conditional) {
+            lab = tg_tensor_new(tg_tape_arena(t), TG_I64, TG_SHAPE(1));
+            TG_I64P(lab)[0] = label;
+        }
+        tg_var *mu, *lv;
+        m->type->prior(t, m->self, 1, lab, &mu, &lv);
+        for (int l = 0; l < 2; l++)
+            mu_p[l] = tg_tensor_get(&mu->val, l), sd_p[l] = exp(tg_tensor_get(&lv->val, l) / 2);
+        tg_tape_free(t);
+    }
+    double *q = malloc(sizeof(double) * (size_t)n);
+    int64_t *labels;
+    float *z = q ? latent_rows(n * n, 2, &labels, e) : NULL;
+    if (!z) {
+        if (!q) tg_err_set(e, "out of memory");
+        free(q);
+        return -1;
+    }
+    for (int64_t k = 0; k < n; k++) q[k] = tg_normal_quantile(((double)k + 0.5) / (double)n);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) {
+            z[(i * n + j) * 2 + 0] = (float)(mu_p[0] + sd_p[0] * q[j]);
+            z[(i * n + j) * 2 + 1] = (float)(mu_p[1] + sd_p[1] * q[i]);
+            labels[i * n + j] = label;
+        }
+    int rc = decode_rows(m, z, NULL, n * n, 2, labels, out, e);
+    free(q), free(z), free(labels);
+    return rc;
+}
+
+double tg_normal_quantile(double p) {
+    TG_CHECK(p > 0 && p < 1, "tg_normal_quantile: p = %g, want 0 < p < 1", p);
+    static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+                               1.383577518672690e+02,  -3.066479806614716e+01, 2.506628277459239e+00};
+    static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+                               6.680131188771972e+01,  -1.328068155288572e+01};
+    static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+                               -2.549732539343734e+00, 4.374664141464968e+00,  2.938163982698783e+00};
+    static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+                               3.754408661907416e+00};
+    const double lo = 0.02425;
+    double x;
+    if (p < lo || p > 1 - lo) {   /* the tails, by symmetry */
+        double s = sqrt(-2 * log(p < lo ? p : 1 - p));
+        x = (((((c[0] * s + c[1]) * s + c[2]) * s + c[3]) * s + c[4]) * s + c[5]) /
+            ((((d[0] * s + d[1]) * s + d[2]) * s + d[3]) * s + 1);
+        if (p > 1 - lo) x = -x;
+    } else {
+        double s = p - 0.5, r = s * s;
+        x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * s /
+            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+    }
+    /* One Halley step on Phi(x) - p, Phi(x) = erfc(-x / sqrt 2) / 2. */
+    double err = 0.5 * erfc(-x / sqrt(2.0)) - p, u = err * 2.5066282746310002 * exp(x * x / 2);   /* sqrt(2 pi) */
+    return x - u / (1 + x * u / 2);
+}
+

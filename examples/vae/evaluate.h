@@ -1,8 +1,9 @@
 /*
  * evaluate.h — a finished run of `vae train` (examples/vae/train.h) read back:
  * the model rebuilt from DIR/config.json with DIR/model.safetensors loaded,
- * evaluated on the test set, or sampled from its prior. Used by `vae eval`
- * and `vae sample` (examples/vae/main.c).
+ * evaluated on the test set, sampled from its prior, or its latent drawn
+ * (traversals, interpolations, the 2-D manifold). Used by `vae eval` and
+ * `vae sample` (examples/vae/main.c).
  *
  *     tg_run_info ri;
  *     tg_model m;
@@ -81,5 +82,40 @@ const char *tg_eval_result_json(const tg_eval_result *r, tg_jsonw *w);
  * finite (an overflowing temperature). */
 int tg_run_sample(const tg_model *m, int64_t n, int label, double temperature, uint64_t seed, uint8_t *out,
                   tg_err *e);
+
+/* ---------------------------------------------------------------- pictures of the latent
+ * For a Gaussian latent (`vae sample --traverse | --interpolate | --manifold`).
+ * Each decodes its z (n, L) in chunks with tg_model_decode and tg_model_pixels,
+ * quantised as tg_png_pixel_from_f32 into out (n * D bytes, image by image in
+ * the picture's row-major order), and returns 0, or -1 with the message if a
+ * decoded value is not finite. */
+
+/* The posterior mean mu (L) of test image i of x (pixels / 255, as the
+ * trainer feeds them); label its class for a conditional model, else ignored. */
+void tg_run_posterior_mean(const tg_model *m, const tg_images *x, int64_t i, int label, float *mu);
+
+/* A latent traversal (Higgins et al., 2017): L rows of cols >= 2 images, row
+ * l decoding z = mu but z_l = -3 + 6 j / (cols - 1) in column j (the middle
+ * column of an odd cols: z_l = 0). label: the class of every image (a
+ * conditional model), else ignored. out: L * cols * D bytes. */
+int tg_run_traverse(const tg_model *m, const float *mu, int label, int64_t cols, uint8_t *out, tg_err *e);
+
+/* steps >= 2 images decoding z = (1 - t) mu_a + t mu_b, t = k / (steps - 1)
+ * for image k: the first decodes mu_a, the last mu_b. A conditional model
+ * decodes with label_a while t < 1/2, then label_b. out: steps * D bytes. */
+int tg_run_interpolate(const tg_model *m, const float *mu_a, int label_a, const float *mu_b, int label_b,
+                       int64_t steps, uint8_t *out, tg_err *e);
+
+/* The 2-D latent manifold (Kingma & Welling, 2014, figure 4), for L = 2: an
+ * n x n grid, the image at row i, column j decoding z = mu_p + sigma_p (q_j,
+ * q_i), q_k = Phi^-1((k + 1/2) / n) the standard normal's quantiles, so z_1
+ * grows to the right and z_2 downwards. mu_p and sigma_p are the prior's: 0
+ * and 1 for N(0, I), so z = (q_j, q_i); p(z | y = label) for a CVAE with a
+ * learned prior. out: n * n * D bytes. */
+int tg_run_manifold(const tg_model *m, int64_t n, int label, uint8_t *out, tg_err *e);
+
+/* Phi^-1(p), the standard normal's quantile, for 0 < p < 1 (Acklam's rational
+ * approximation polished by one Halley step on erfc: about 1e-15 relative). */
+double tg_normal_quantile(double p);
 
 #endif
