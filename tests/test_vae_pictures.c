@@ -3,16 +3,18 @@
  * runs them (examples/vae/main.c): build/vae trains on the tiny synthetic
  * dataset of vae_cli.h, then
  *   vae sample --traverse | --interpolate I,J | --manifold   (Gaussian latent)
+ *   vae encode / vae decode                                  (vq-vae codes)
  *
  * Every picture is checked against images computed here in-process from the
  * run read back (tg_run_model_load) through the model interface alone
  * (tg_model_encode, tg_model_decode, tg_model_pixels): the posterior means of
  * the test images, the latent values of each tile worked out here (the
- * normal quantiles by bisection on erfc, not the program's approximation).
- * Same float32 code on both
+ * normal quantiles by bisection on erfc, not the program's approximation),
+ * and the codes file unpacked here bit by bit. Same float32 code on both
  * sides, so the pixels must match exactly.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -372,5 +374,233 @@ Test(vae_pictures, picture_flag_errors) {
     char *help = tg_cli_text("stdout");
     static const char *const named[] = {"--traverse", "--interpolate", "--manifold", "--image", "--cols", "--steps"};
     for (int i = 0; i < 6; i++) cr_expect(strstr(help, named[i]), "sample --help lacks %s", named[i]);
+    free(help);
+}
+
+/* ================================================================ codes */
+
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The codes (n, G) of a codes file unpacked here: a 64-bit window over the
+ * little-endian bit stream, `bits` at a time. Checks the header and size. */
+static int64_t *unpack(const char *file, int64_t K, int64_t G, int64_t n, int bits) {
+    size_t size;
+    uint8_t *f = tg_slurp(tg_tmp(file), &size);
+    cr_assert_eq(size, 20 + (size_t)((n * G * bits + 7) / 8), "%s: %zu bytes", file, size);
+    cr_assert(!memcmp(f, "TGVQ", 4), "%s: magic", file);
+    cr_assert(le32(f + 4) == 1 && le32(f + 8) == K && le32(f + 12) == G && le32(f + 16) == n,
+              "%s: header version %u, K %u, G %u, n %u", file, le32(f + 4), le32(f + 8), le32(f + 12), le32(f + 16));
+    int64_t *c = malloc(sizeof(int64_t) * (size_t)(n * G));
+    uint64_t window = 0;
+    int have = 0;
+    size_t next = 20;
+    for (int64_t i = 0; i < n * G; i++) {
+        while (have < bits) window |= (uint64_t)(next < size ? f[next] : 0) << have, next++, have += 8;
+        c[i] = (int64_t)(window & ((1u << bits) - 1));
+        window >>= bits, have -= bits;
+    }
+    free(f);
+    return c;
+}
+
+/* The codes of every test image, computed here in one batch. */
+static int64_t *codes_here(const loaded *r, int64_t *G) {
+    tg_tape *t = tg_tape_new();
+    tg_no_grad(t);
+    const int64_t n = r->test.n;
+    tg_tensor *x = tg_tensor_new(tg_tape_arena(t), TG_F32, TG_SHAPE(n, D));
+    for (int64_t j = 0; j < n * D; j++) TG_F32P(x)[j] = (float)r->test.pixels[j] / 255.0f;
+    tg_var *c = tg_model_encode(t, &r->m, tg_leaf(t, x, false), NULL);
+    cr_assert(c->val.dtype == TG_I64 && c->val.shape.ndim == 2 && c->val.shape.d[0] == n);
+    *G = c->val.shape.d[1];
+    int64_t *out = malloc(sizeof(int64_t) * (size_t)c->val.numel);
+    memcpy(out, c->val.data, sizeof(int64_t) * (size_t)c->val.numel);
+    tg_tape_free(t);
+    return out;
+}
+
+/* The images (n, D) decoded here from codes (n, G), in one batch. */
+static uint8_t *decode_codes_here(const loaded *r, const int64_t *codes, int64_t n, int64_t G) {
+    tg_tape *t = tg_tape_new();
+    tg_no_grad(t);
+    tg_tensor *c = tg_tensor_new(tg_tape_arena(t), TG_I64, TG_SHAPE(n, G));
+    memcpy(c->data, codes, sizeof(int64_t) * (size_t)(n * G));
+    tg_var *px = tg_model_pixels(t, &r->m, tg_model_decode(t, &r->m, tg_leaf(t, c, false), NULL));
+    uint8_t *out = malloc((size_t)(n * D));
+    for (int64_t j = 0; j < n * D; j++) out[j] = tg_png_pixel_from_f32(TG_F32P(&px->val)[j]);
+    tg_tape_free(t);
+    return out;
+}
+
+/* encode -> the file holds the codes computed here, packed at bits each;
+ * decode -> the images decoded here from them, as IDX and as PNG. */
+static void round_trip(const char *run, const char *data, int64_t K, int bits) {
+    loaded r;
+    load(run, data, &r);
+    const int64_t n = r.test.n;
+    int64_t G;
+    int64_t *want = codes_here(&r, &G);
+    cr_assert_eq(G, 49);
+    char data_flag[600] = "";
+    if (strcmp(data, "data")) snprintf(data_flag, sizeof data_flag, "--data %s", tg_tmp(data));
+    vae_ok(vae("encode --run %s --out %s %s", tg_tmp(run), tg_tmp("c.bin"), data_flag));
+    /* The figures printed: bytes per image and the ratio to the 784-byte image. */
+    char *so = tg_cli_text("stdout"), per[64], ratio[64];
+    snprintf(per, sizeof per, "%g bytes per image", (double)(G * bits) / 8);
+    snprintf(ratio, sizeof ratio, "%.2f times smaller", 784.0 / ((double)(G * bits) / 8));
+    cr_expect(strstr(so, per) && strstr(so, ratio) && strstr(so, "784"), "encode printed: %s (expected %s, %s)", so,
+              per, ratio);
+    free(so);
+    int64_t *got = unpack("c.bin", K, G, n, bits);
+    for (int64_t i = 0; i < n * G; i++)
+        if (got[i] != want[i]) {
+            cr_expect_fail("c.bin: code %lld of image %lld is %lld, computed %lld", (long long)(i % G),
+                           (long long)(i / G), (long long)got[i], (long long)want[i]);
+            break;
+        }
+    uint8_t *img = decode_codes_here(&r, want, n, G);
+    vae_ok(vae("decode --run %s --codes %s --out %s", tg_tmp(run), tg_tmp("c.bin"), tg_tmp("d.idx")));
+    tg_images x;
+    tg_err e;
+    cr_assert_eq(tg_idx_images_load(tg_tmp("d.idx"), &x, &e), 0, "%s", e.msg);
+    cr_expect(x.n == n && x.rows == 28 && x.cols == 28, "d.idx: %lld images", (long long)x.n);
+    for (int64_t i = 0; i < n && i < x.n; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "d.idx image %lld", (long long)i);
+        expect_tile(x.pixels + i * D, img + i * D, what);
+    }
+    tg_images_free(&x);
+    vae_ok(vae("decode --run %s --codes %s --out %s", tg_tmp(run), tg_tmp("c.bin"), tg_tmp("d.png")));
+    uint8_t *t = tiles("d.png", n, 8);
+    cr_expect(!memcmp(t, img, (size_t)(n * D)), "d.png: not the images decoded from the codes");
+    free(t), free(img), free(got), free(want);
+    unload(&r);
+}
+
+Test(vae_pictures, encode_decode_round_trip) {
+    train("q", VQ);
+    round_trip("q", "data", 8, 3);   /* 32 images x 49 codes x 3 bits = 588 bytes */
+    /* 16 codes: 4 bits; 5 codes: 3 bits, rounded up; 3 test images: 441 bits, so a padded last byte. */
+    train("q16", "--model vq-vae --codes 16 --code-dim 4 --epochs 1 --batch 16 --threads 1");
+    round_trip("q16", "data", 16, 4);
+    train("q5", "--model vq-vae --codes 5 --code-dim 4 --epochs 1 --batch 16 --threads 1");
+    tg_cli_write_data(tg_tmp("data3"), 64, 3);
+    round_trip("q5", "data3", 5, 3);
+}
+
+/* Copies <tmp>/c.bin to <tmp>/name with edit applied to its bytes. */
+static void damaged(const char *name, void (*edit)(uint8_t *f, size_t *n)) {
+    size_t n;
+    uint8_t *f = tg_slurp(tg_tmp("c.bin"), &n);
+    f = realloc(f, n + 1);
+    edit(f, &n);
+    tg_spit(tg_tmp(name), f, n);
+    free(f);
+}
+static void cut_last(uint8_t *f, size_t *n) { (void)f, --*n; }
+static void add_byte(uint8_t *f, size_t *n) { f[(*n)++] = 0; }
+static void cut_header(uint8_t *f, size_t *n) { (void)f, *n = 19; }
+static void bad_magic(uint8_t *f, size_t *n) { (void)n, f[3] = 'X'; }
+static void version_2(uint8_t *f, size_t *n) { (void)n, f[4] = 2; }
+static void no_images(uint8_t *f, size_t *n) { (void)n, memset(f + 16, 0, 4); }
+static void code_7(uint8_t *f, size_t *n) { (void)n, f[20] |= 7; }          /* 7 >= K = 5 */
+static void padding(uint8_t *f, size_t *n) { f[*n - 1] |= 0x80; }            /* 441 bits: 7 unused */
+static void grid_147(uint8_t *f, size_t *n) { (void)n, f[12] = 147, f[16] = 1; } /* 1 x 147 codes: the same bits */
+
+Test(vae_pictures, codes_errors) {
+    train("q5", "--model vq-vae --codes 5 --code-dim 4 --epochs 1 --batch 16 --threads 1");
+    train("q8", VQ);
+    train("v", "--latent 2 " TINY);
+    tg_cli_write_data(tg_tmp("data3"), 64, 3);
+    vae_ok(vae("encode --run %s --data %s --out %s", tg_tmp("q5"), tg_tmp("data3"), tg_tmp("c.bin")));
+    char out[512];
+    snprintf(out, sizeof out, "%s", tg_tmp("out.png"));
+    /* Damaged files: exit 1 naming the file, nothing written. */
+    struct {
+        const char *name;
+        void (*edit)(uint8_t *, size_t *);
+        const char *needle;
+    } bad[] = {{"short.bin", cut_last, "truncated"}, {"long.bin", add_byte, "after"},
+               {"header.bin", cut_header, "truncated"}, {"magic.bin", bad_magic, "TGVQ"},
+               {"v2.bin", version_2, "version"}, {"zero.bin", no_images, "out of range"},
+               {"code.bin", code_7, "not below"}, {"pad.bin", padding, "unused bits"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        damaged(bad[i].name, bad[i].edit);
+        int rc = vae("decode --run %s --codes %s --out %s", tg_tmp("q5"), tg_tmp(bad[i].name), out);
+        tg_cli_expect_error(last_cmd, rc, 1, (const char *const[]){tg_tmp(bad[i].name), bad[i].needle, NULL});
+    }
+    /* The file itself is fine: a run of another codebook size refuses it. */
+    vae_ok(vae("decode --run %s --codes %s --out %s", tg_tmp("q5"), tg_tmp("c.bin"), tg_tmp("fine.png")));
+    int rc = vae("decode --run %s --codes %s --out %s", tg_tmp("q8"), tg_tmp("c.bin"), out);
+    tg_cli_expect_error(last_cmd, rc, 1, (const char *const[]){tg_tmp("c.bin"), "another run", "K = 5", "K = 8", NULL});
+    damaged("g147.bin", grid_147);   /* a well-formed file of another grid */
+    rc = vae("decode --run %s --codes %s --out %s", tg_tmp("q5"), tg_tmp("g147.bin"), out);
+    tg_cli_expect_error(last_cmd, rc, 1, (const char *const[]){tg_tmp("g147.bin"), "another run", "G = 147", "G = 49", NULL});
+    rc = vae("decode --run %s --codes %s --out %s", tg_tmp("q5"), tg_tmp("missing.bin"), out);
+    tg_cli_expect_error(last_cmd, rc, 1, (const char *const[]){tg_tmp("missing.bin"), NULL});
+    /* A Gaussian model has no codes: refused naming the model. */
+    rc = vae("encode --run %s --out %s", tg_tmp("v"), tg_tmp("g.bin"));
+    tg_cli_expect_error(last_cmd, rc, 2, (const char *const[]){"--run", "vae", "Gaussian", NULL});
+    rc = vae("decode --run %s --codes %s --out %s", tg_tmp("v"), tg_tmp("c.bin"), out);
+    tg_cli_expect_error(last_cmd, rc, 2, (const char *const[]){"--run", "vae", "Gaussian", NULL});
+    /* Flag errors: exit 2 naming the flag. */
+    struct {
+        const char *args, *needle;
+    } flags[] = {{"decode --run RUN --out OUT", "--codes"},
+                 {"decode --run RUN --codes CODES", "--out"},
+                 {"decode --run RUN --codes CODES --out OUT.txt", "--out"},
+                 {"decode --codes CODES --out OUT", "--run"},
+                 {"decode --run RUN --codes CODES --out OUT --data DIR", "--data"},
+                 {"decode --run RUN --codes CODES --out OUT --threads 0", "--threads"},
+                 {"encode --run RUN", "--out"},
+                 {"encode --out OUT.bin", "--run"},
+                 {"encode --run RUN --out OUT.bin --codes CODES", "--codes"},
+                 {"encode --run RUN --out", "--out"}};
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
+        char args[2048] = "", *p = args;
+        for (const char *s = flags[i].args; *s;) {   /* RUN, CODES, OUT, DIR -> paths */
+            const char *rep = !strncmp(s, "RUN", 3) ? tg_tmp("q5") : !strncmp(s, "CODES", 5) ? tg_tmp("c.bin")
+                              : !strncmp(s, "OUT", 3) ? tg_tmp("out") : !strncmp(s, "DIR", 3) ? tg_tmp("data")
+                                                                                              : NULL;
+            if (rep) {
+                p += sprintf(p, "%s", rep);
+                s += !strncmp(s, "CODES", 5) ? 5 : 3;
+            } else {
+                *p++ = *s++;
+            }
+        }
+        *p = 0;
+        rc = vae("%s", args);
+        tg_cli_expect_error(last_cmd, rc, 2, (const char *const[]){flags[i].needle, NULL});
+    }
+    cr_expect(access(out, F_OK) != 0 && access(tg_tmp("out"), F_OK) != 0 && access(tg_tmp("out.txt"), F_OK) != 0 &&
+                  access(tg_tmp("g.bin"), F_OK) != 0, "a refused command wrote its output");
+    /* A codes file that cannot be written: exit 1, nothing left behind. */
+    rc = vae("encode --run %s --out %s", tg_tmp("q8"), tg_tmp("nodir/c.bin"));
+    tg_cli_expect_error(last_cmd, rc, 1, (const char *const[]){tg_tmp("nodir/c.bin"), NULL});
+    /* Writes that fail part-way (a file size limit, as on a full disk): exit 1, and
+     * neither the file nor a temporary one is left. */
+    vae_ok(vae("encode --run %s --out %s", tg_tmp("q8"), tg_tmp("c8.bin")));   /* 608 bytes */
+    char args[2048];
+    snprintf(args, sizeof args, "decode --run %s --codes %s --out %s", tg_tmp("q8"), tg_tmp("c8.bin"), tg_tmp("big.idx"));
+    rc = tg_cli_run_limited(NULL, args, 0, 4096, NULL);   /* 32 images: 25104 bytes */
+    tg_cli_expect_error(args, rc, 1, (const char *const[]){tg_tmp("big.idx"), NULL});
+    snprintf(args, sizeof args, "encode --run %s --out %s", tg_tmp("q8"), tg_tmp("small.bin"));
+    rc = tg_cli_run_limited(NULL, args, 0, 300, NULL);
+    tg_cli_expect_error(args, rc, 1, (const char *const[]){tg_tmp("small.bin"), NULL});
+    DIR *d = opendir(tg_tmpdir());
+    for (struct dirent *de; (de = readdir(d));)
+        cr_expect(!strstr(de->d_name, "big.idx") && !strstr(de->d_name, "small.bin"), "%s left behind", de->d_name);
+    closedir(d);
+    /* --help. */
+    vae_ok(vae("encode --help"));
+    char *help = tg_cli_text("stdout");
+    cr_expect(strstr(help, "--codes") && strstr(help, "decode"), "%s", help);
+    free(help);
+    vae_ok(vae("--help"));
+    help = tg_cli_text("stdout");
+    cr_expect(strstr(help, "encode") && strstr(help, "decode"), "vae --help: %s", help);
     free(help);
 }

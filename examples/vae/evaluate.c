@@ -469,3 +469,175 @@ double tg_normal_quantile(double p) {
     return x - u / (1 + x * u / 2);
 }
 
+/* ---------------------------------------------------------------- codes */
+
+int tg_codes_bits(int64_t K) {
+    TG_CHECK(K >= 2, "tg_codes_bits: K = %lld, want >= 2", (long long)K);
+    int b = 0;
+    while (((int64_t)1 << b) < K) b++;
+    return b;
+}
+
+int64_t tg_codes_file_size(int64_t K, int64_t G, int64_t n) {
+    return TG_CODES_HEADER + (n * G * tg_codes_bits(K) + 7) / 8;
+}
+
+int64_t tg_run_codes_per_image(const tg_model *m) {
+    TG_CHECK(!tg_model_gaussian(m) && m->type->encode, "tg_run_codes_per_image: %s has no codes", m->type->name);
+    tg_tape *t = tg_tape_new();
+    tg_no_grad(t);
+    tg_tensor *x = tg_tensor_zeros(tg_tape_arena(t), m->dtype, TG_SHAPE(1, m->cfg.rows * m->cfg.cols));
+    tg_var *c = tg_model_encode(t, m, tg_leaf(t, x, false), NULL);
+    TG_CHECK(c->val.dtype == TG_I64 && c->val.shape.ndim == 2 && c->val.shape.d[0] == 1,
+             "tg_run_codes_per_image: %s's encode did not give (n, G) int64 codes", m->type->name);
+    int64_t G = c->val.shape.d[1];
+    tg_tape_free(t);
+    return G;
+}
+
+int tg_run_encode(const tg_model *m, const tg_images *x, tg_codes *c, tg_err *e) {
+    TG_CHECK(!tg_model_gaussian(m) && m->type->encode, "tg_run_encode: %s has no codes", m->type->name);
+    TG_CHECK(x->rows == m->cfg.rows && x->cols == m->cfg.cols && x->n >= 1,
+             "tg_run_encode: %lld images of %lldx%lld, for a model of %lldx%lld", (long long)x->n,
+             (long long)x->rows, (long long)x->cols, (long long)m->cfg.rows, (long long)m->cfg.cols);
+    const int64_t chunk = 256;
+    memset(c, 0, sizeof *c);
+    c->K = m->cfg.codes, c->n = x->n;
+    tg_tape *t = tg_tape_new();
+    tg_no_grad(t);
+    for (int64_t i0 = 0; i0 < x->n; i0 += chunk) {
+        const int64_t rows = x->n - i0 < chunk ? x->n - i0 : chunk;
+        tg_var *v = tg_model_encode(t, m, image_leaf(t, m, x, i0, rows), NULL);   /* (rows, G) int64 */
+        TG_CHECK(v->val.dtype == TG_I64 && v->val.shape.ndim == 2 && v->val.shape.d[0] == rows,
+                 "tg_run_encode: %s's encode did not give (n, G) int64 codes", m->type->name);
+        if (!c->codes) {
+            c->G = v->val.shape.d[1];
+            if (!(c->codes = malloc(sizeof(int64_t) * (size_t)(x->n * c->G)))) {
+                tg_err_set(e, "out of memory");
+                tg_tape_free(t);
+                return -1;
+            }
+        }
+        memcpy(c->codes + i0 * c->G, v->val.data, sizeof(int64_t) * (size_t)(rows * c->G));
+        tg_tape_reset(t);
+    }
+    tg_tape_free(t);
+    return 0;
+}
+
+int tg_run_decode_codes(const tg_model *m, const tg_codes *c, uint8_t *out, tg_err *e) {
+    TG_CHECK(!tg_model_gaussian(m) && c->K == m->cfg.codes, "tg_run_decode_codes: %s, codes of K = %lld",
+             m->type->name, (long long)c->K);
+    return decode_rows(m, NULL, c->codes, c->n, c->G, NULL, out, e);
+}
+
+static void put_u32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int tg_codes_write(const char *path, const tg_codes *c, tg_err *e) {
+    TG_CHECK(c->K >= 2 && c->K <= TG_RUN_MAX_CODES && c->G >= 1 && c->G <= UINT32_MAX && c->n >= 1 &&
+                 c->n <= UINT32_MAX, "tg_codes_write: K %lld, G %lld, n %lld out of range", (long long)c->K,
+             (long long)c->G, (long long)c->n);
+    const int b = tg_codes_bits(c->K);
+    const int64_t total = c->n * c->G, size = tg_codes_file_size(c->K, c->G, c->n);
+    if ((uint64_t)size > TG_DATA_MAX_BYTES) {
+        tg_err_set(e, "%s: %lld codes would take %lld bytes, more than the %zu a reader accepts", path,
+                   (long long)total, (long long)size, TG_DATA_MAX_BYTES);
+        return -1;
+    }
+    uint8_t *buf = calloc((size_t)size, 1);
+    if (!buf) {
+        tg_err_set(e, "out of memory");
+        return -1;
+    }
+    memcpy(buf, TG_CODES_MAGIC, 4);
+    put_u32(buf + 4, TG_CODES_VERSION);
+    put_u32(buf + 8, (uint32_t)c->K);
+    put_u32(buf + 12, (uint32_t)c->G);
+    put_u32(buf + 16, (uint32_t)c->n);
+    uint8_t *p = buf + TG_CODES_HEADER;
+    for (int64_t i = 0; i < total; i++) {
+        TG_CHECK(c->codes[i] >= 0 && c->codes[i] < c->K, "tg_codes_write: code %lld at %lld, K = %lld",
+                 (long long)c->codes[i], (long long)i, (long long)c->K);
+        for (int k = 0; k < b; k++) {
+            int64_t bit = i * b + k;
+            if (c->codes[i] >> k & 1) p[bit >> 3] |= (uint8_t)(1u << (bit & 7));
+        }
+    }
+    int rc = tg_file_write(path, buf, (size_t)size, e);
+    free(buf);
+    return rc;
+}
+
+int tg_codes_read(const char *path, tg_codes *c, tg_err *e) {
+    memset(c, 0, sizeof *c);
+    uint8_t *buf;
+    size_t size;
+    if (tg_file_read(path, &buf, &size, e) != 0) return -1;
+    int rc = -1;
+    if (size < TG_CODES_HEADER) {
+        tg_err_set(e, "%s: truncated: %zu bytes, shorter than the %d-byte header of a codes file", path, size,
+                   TG_CODES_HEADER);
+        goto done;
+    }
+    if (memcmp(buf, TG_CODES_MAGIC, 4) != 0) {
+        tg_err_set(e, "%s: not a codes file (it does not start with \"%s\"; `vae encode` writes them)", path,
+                   TG_CODES_MAGIC);
+        goto done;
+    }
+    const uint32_t version = get_u32(buf + 4), K = get_u32(buf + 8), G = get_u32(buf + 12), n = get_u32(buf + 16);
+    if (version != TG_CODES_VERSION) {
+        tg_err_set(e, "%s: version %u (this program reads version %d)", path, version, TG_CODES_VERSION);
+        goto done;
+    }
+    if (K < 2 || K > TG_RUN_MAX_CODES || G < 1 || n < 1 || (uint64_t)G * n > (uint64_t)TG_DATA_MAX_BYTES * 8) {
+        tg_err_set(e, "%s: a header of K = %u codes, G = %u per image, n = %u images is out of range (K in [2, %d], "
+                      "G and n >= 1)", path, K, G, n, TG_RUN_MAX_CODES);
+        goto done;
+    }
+    const int b = tg_codes_bits(K);
+    const int64_t total = (int64_t)G * n, want = tg_codes_file_size(K, G, n);
+    if ((int64_t)size != want) {
+        tg_err_set(e, "%s: %s: %zu bytes, where %u images of %u codes of %d bits take %lld", path,
+                   (int64_t)size < want ? "truncated" : "bytes after the codes", size, n, G, b, (long long)want);
+        goto done;
+    }
+    if (!(c->codes = malloc(sizeof(int64_t) * (size_t)total))) {
+        tg_err_set(e, "out of memory");
+        goto done;
+    }
+    const uint8_t *p = buf + TG_CODES_HEADER;
+    for (int64_t i = 0; i < total; i++) {
+        int64_t v = 0;
+        for (int k = 0; k < b; k++) {
+            int64_t bit = i * b + k;
+            v |= (int64_t)(p[bit >> 3] >> (bit & 7) & 1) << k;
+        }
+        if (v >= K) {
+            tg_err_set(e, "%s: code %lld of image %lld is %lld, not below K = %u", path, (long long)(i % G),
+                       (long long)(i / G), (long long)v, K);
+            goto done;
+        }
+        c->codes[i] = v;
+    }
+    if ((total * b) % 8 && p[total * b / 8] >> ((total * b) % 8)) {
+        tg_err_set(e, "%s: the last byte's unused bits are not 0: a damaged file", path);
+        goto done;
+    }
+    c->K = K, c->G = G, c->n = n;
+    rc = 0;
+done:
+    if (rc != 0) tg_codes_free(c);
+    free(buf);
+    return rc;
+}
+
+void tg_codes_free(tg_codes *c) {
+    free(c->codes);
+    c->codes = NULL;
+}

@@ -10,6 +10,12 @@
  *     build/vae sample --run DIR --out FILE.png --traverse [--image I] [--cols 11]   (Gaussian latent)
  *     build/vae sample --run DIR --out FILE.png --interpolate I,J [--steps 10]
  *     build/vae sample --run DIR --out FILE.png --manifold [--steps 20]              (a latent of 2)
+ *     build/vae encode --run DIR --out CODES.bin [--data DIR]                        (vq-vae codes)
+ *     build/vae decode --run DIR --codes CODES.bin --out FILE.png|FILE.idx
+ *
+ * A codes file is a 20-byte header (magic "TGVQ", then uint32 little-endian
+ * version 1, K, G and the image count) and the codes packed at ceil(log2 K)
+ * bits each, least significant bit first; evaluate.h gives the layout.
  *
  * Flag errors exit 2 with one message naming the flag; data and file errors
  * exit 1 with the loader's or writer's message. The loop is examples/vae/train.c.
@@ -38,6 +44,8 @@ static const char usage[] =
     "  eval     evaluate a run on the test set: ELBO, recon, KL, importance-sampled NLL, active units\n"
     "  sample   draw images from a run's prior into a PNG grid or an IDX file, or pictures of\n"
     "           its latent: traversals, interpolations, the 2-D manifold\n"
+    "  encode   write a vq-vae run's codes of the test set to a compact file\n"
+    "  decode   decode such a file back into images\n"
     "\n"
     "`vae <command> --help` lists the flags.\n";
 
@@ -748,6 +756,158 @@ static int cmd_sample(int argc, char **argv) {
     return rc;
 }
 
+/* ---------------------------------------------------------------- encode, decode */
+
+static const char codes_usage[] =
+    "usage: vae encode --run DIR --out CODES.bin [--data DIR] [--threads N]\n"
+    "       vae decode --run DIR --codes CODES.bin --out FILE.png|FILE.idx [--threads N]\n"
+    "\n"
+    "For a model with discrete codes (vq-vae). encode writes the codes of the run's\n"
+    "test set (binarised as the run was) to CODES.bin, log2(K) bits per code (rounded\n"
+    "up for K not a power of two) after a 20-byte header (the format: examples/vae/\n"
+    "evaluate.h), and prints the bytes per image against the raw image's. decode\n"
+    "reads them back and writes the images the run's decoder makes of them.\n"
+    "\n"
+    "  --run DIR      a directory written by `vae train --model vq-vae`; required\n"
+    "  --out FILE     encode: the codes file; decode: .png, a grid of 8 images per row,\n"
+    "                 or .idx, an IDX file of uint8 images; required. Written\n"
+    "                 atomically: a failed command leaves nothing\n"
+    "  --data DIR     encode: MNIST-format IDX files; default: the run's data directory\n"
+    "  --codes FILE   decode: a file written by `vae encode` with a run of the same\n"
+    "                 codebook size and grid; required\n"
+    "  --threads N    threads (default: $TG_THREADS, else every core)\n"
+    "  --help         this text\n";
+
+/* Loads a run whose model has codes: 0, 2 (a Gaussian model, named), or 1; the message printed. */
+static int codes_run(const char *run, tg_run_info *ri) {
+    tg_err err;
+    if (tg_run_info_load(run, ri, &err) != 0) {
+        fprintf(stderr, "vae: %s\n", err.msg);
+        return 1;
+    }
+    if (tg_model_find(ri->o.model)->posterior) {
+        fprintf(stderr, "%s: --run: the model of %s is %s, whose latent is Gaussian: it has no codes (vq-vae has)\n",
+                prog, run, ri->o.model);
+        return 2;
+    }
+    return 0;
+}
+
+static int cmd_encode(int argc, char **argv) {
+    prog = "vae encode";
+    static const char *const flags[] = {"--run", "--out", "--data", "--threads"};
+    const char *run = NULL, *out = NULL, *dir = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(codes_usage, stdout);
+            return 0;
+        }
+        const char *a = argv[i], *v = flag_value(argc, argv, &i, flags, 4, "encode");
+        if (!strcmp(a, "--run")) run = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--data")) dir = v;
+        else tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
+    }
+    if (!run) flag_error("--run", "%s", "required (a directory written by vae train --model vq-vae)");
+    if (!out || !out[0]) flag_error("--out", "%s", "required (the codes file to write)");
+    tg_run_info ri;
+    int rc = codes_run(run, &ri);
+    if (rc != 0) return rc;
+    tg_err err;
+    tg_model m;
+    tg_dataset ds;
+    tg_images test;
+    tg_params *ps = tg_run_model_load(run, &ri, &m, &err);
+    if (!ps) {
+        fprintf(stderr, "vae: %s\n", err.msg);
+        return 1;
+    }
+    if (load_test_set(run, &ri, dir, &ds, &test) != 0) {
+        tg_model_free(&m);
+        tg_params_free(ps);
+        return 1;
+    }
+    tg_codes c;
+    rc = 1;
+    if (tg_run_encode(&m, &test, &c, &err) != 0 || tg_codes_write(out, &c, &err) != 0) {
+        fprintf(stderr, "vae encode: %s\n", err.msg);
+    } else {
+        const int b = tg_codes_bits(c.K);
+        const double per_image = (double)(c.G * b) / 8, raw = (double)(ri.rows * ri.cols);
+        printf("%s: %lld images, %lld codes each of %d bits (K = %lld): %g bytes per image against the raw "
+               "image's %g, %.2f times smaller; %lld bytes with the %d-byte header\n",
+               out, (long long)c.n, (long long)c.G, b, (long long)c.K, per_image, raw, raw / per_image,
+               (long long)tg_codes_file_size(c.K, c.G, c.n), TG_CODES_HEADER);
+        rc = 0;
+    }
+    tg_codes_free(&c);
+    tg_images_free(&test);
+    tg_dataset_free(&ds);
+    tg_model_free(&m);
+    tg_params_free(ps);
+    return rc;
+}
+
+static int cmd_decode(int argc, char **argv) {
+    prog = "vae decode";
+    static const char *const flags[] = {"--run", "--codes", "--out", "--threads"};
+    const char *run = NULL, *codes = NULL, *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(codes_usage, stdout);
+            return 0;
+        }
+        const char *a = argv[i], *v = flag_value(argc, argv, &i, flags, 4, "decode");
+        if (!strcmp(a, "--run")) run = v;
+        else if (!strcmp(a, "--codes")) codes = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
+    }
+    if (!run) flag_error("--run", "%s", "required (a directory written by vae train --model vq-vae)");
+    if (!codes) flag_error("--codes", "%s", "required (a file written by vae encode)");
+    if (!out) flag_error("--out", "%s", "required (FILE.png or FILE.idx)");
+    if (!ends_with(out, ".png") && !ends_with(out, ".idx"))
+        flag_error("--out", "expected a name ending in .png or .idx, got \"%s\"", out);
+    tg_run_info ri;
+    int rc = codes_run(run, &ri);
+    if (rc != 0) return rc;
+    tg_err err;
+    tg_codes c;
+    if (tg_codes_read(codes, &c, &err) != 0) {
+        fprintf(stderr, "vae decode: %s\n", err.msg);
+        return 1;
+    }
+    tg_model m;
+    tg_params *ps = tg_run_model_load(run, &ri, &m, &err);
+    if (!ps) {
+        fprintf(stderr, "vae: %s\n", err.msg);
+        tg_codes_free(&c);
+        return 1;
+    }
+    const int64_t G = tg_run_codes_per_image(&m);
+    if (c.K != m.cfg.codes || c.G != G) {
+        fprintf(stderr, "vae decode: %s: codes of a codebook of K = %lld, G = %lld per image, written for another "
+                        "run: the run in %s has K = %lld, G = %lld\n", codes, (long long)c.K, (long long)c.G, run,
+                (long long)m.cfg.codes, (long long)G);
+        tg_codes_free(&c);
+        tg_model_free(&m);
+        tg_params_free(ps);
+        return 1;
+    }
+    const int64_t D = ri.rows * ri.cols;
+    uint8_t *px = image_buffer(c.n, D);
+    rc = 1;
+    if (px) {
+        if (tg_run_decode_codes(&m, &c, px, &err) != 0) fprintf(stderr, "vae decode: %s\n", err.msg);
+        else rc = write_images(out, px, c.n, ri.rows, ri.cols, 8);
+    }
+    free(px);
+    tg_codes_free(&c);
+    tg_model_free(&m);
+    tg_params_free(ps);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fputs(usage, stderr);
@@ -762,6 +922,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) rc = cmd_train(argc - 2, argv + 2);
     else if (!strcmp(cmd, "eval")) rc = cmd_eval(argc - 2, argv + 2);
     else if (!strcmp(cmd, "sample")) rc = cmd_sample(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "encode")) rc = cmd_encode(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "decode")) rc = cmd_decode(argc - 2, argv + 2);
     else {
         fprintf(stderr, "vae: unknown command \"%s\"\n%s", cmd, usage);
         return 2;
