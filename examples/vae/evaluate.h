@@ -151,7 +151,7 @@ typedef struct {
 
 /* b = ceil(log2 K), the bits of a code, for K >= 2. */
 int tg_codes_bits(int64_t K);
-/* The file's size for c: TG_CODES_HEADER + ceil(n G b / 8). */
+/* The size of a codes file of n images of G codes of K: TG_CODES_HEADER + ceil(n G b / 8). */
 int64_t tg_codes_file_size(int64_t K, int64_t G, int64_t n);
 
 /* G, the codes per image of m (which has codes): the width of its encoding
