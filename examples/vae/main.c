@@ -7,6 +7,15 @@
  *     build/vae train --resume DIR [--epochs N]
  *     build/vae eval --run DIR [--data DIR] [--iw K] [--scores FILE.csv]   (examples/vae/evaluate.h)
  *     build/vae sample --run DIR --out FILE.png|FILE.idx [--n N] [--label L] [--temperature T]
+ *     build/vae sample --run DIR --out FILE.png --traverse [--image I] [--cols 11]   (Gaussian latent)
+ *     build/vae sample --run DIR --out FILE.png --interpolate I,J [--steps 10]
+ *     build/vae sample --run DIR --out FILE.png --manifold [--steps 20]              (a latent of 2)
+ *     build/vae encode --run DIR --out CODES.bin [--data DIR]                        (vq-vae codes)
+ *     build/vae decode --run DIR --codes CODES.bin --out FILE.png|FILE.idx
+ *
+ * A codes file is a 20-byte header (magic "TGVQ", then uint32 little-endian
+ * version 1, K, G and the image count) and the codes packed at ceil(log2 K)
+ * bits each, least significant bit first; evaluate.h gives the layout.
  *
  * Flag errors exit 2 with one message naming the flag; data and file errors
  * exit 1 with the loader's or writer's message. The loop is examples/vae/train.c.
@@ -33,7 +42,10 @@ static const char usage[] =
     "commands:\n"
     "  train    train a model of the VAE family and write checkpoints, metrics and images\n"
     "  eval     evaluate a run on the test set: ELBO, recon, KL, importance-sampled NLL, active units\n"
-    "  sample   draw images from a run's prior into a PNG grid or an IDX file\n"
+    "  sample   draw images from a run's prior into a PNG grid or an IDX file, or pictures of\n"
+    "           its latent: traversals, interpolations, the 2-D manifold\n"
+    "  encode   write a vq-vae run's codes of the test set to a compact file\n"
+    "  decode   decode such a file back into images\n"
     "\n"
     "`vae <command> --help` lists the flags.\n";
 
@@ -402,18 +414,42 @@ static const char eval_usage[] =
 static const char sample_usage[] =
     "usage: vae sample --run DIR --out FILE.png|FILE.idx [--n 64] [--label L] [--temperature 1] [--seed 1]\n"
     "                  [--threads N]\n"
+    "       vae sample --run DIR --out FILE.png|FILE.idx --traverse [--image 0] [--cols 11] [--data DIR]\n"
+    "       vae sample --run DIR --out FILE.png|FILE.idx --interpolate I,J [--steps 10] [--data DIR]\n"
+    "       vae sample --run DIR --out FILE.png|FILE.idx --manifold [--steps 20] [--label L]\n"
     "\n"
     "  --run DIR        a directory written by `vae train`; required\n"
-    "  --out FILE       .png: a grid of 8 images per row; .idx: an IDX file of uint8 images; required\n"
+    "  --out FILE       .png: a grid, 8 samples per row, or the rows of a picture below;\n"
+    "                   .idx: an IDX file of uint8 images, in the grid's order; required\n"
     "  --n N            samples (default 64)\n"
-    "  --label L        cvae only: every sample of class L (default: sample i of class i % classes)\n"
+    "  --label L        cvae only: every sample of class L (default: sample i of class i % classes);\n"
+    "                   with --manifold the class of every image (default 0)\n"
     "  --temperature T  z = prior mean + T * prior std * eps, T finite and >= 0 (default 1: the\n"
     "                   prior itself); 0 decodes the prior mean (the learned prior's mu_p(y),\n"
     "                   else 0), the same images for every seed. vq-vae: each grid position's\n"
     "                   code drawn from the run's code frequencies p^(1/T) (0: the most frequent)\n"
     "  --seed S         seed of the prior samples (default 1)\n"
     "  --threads N      threads (default: $TG_THREADS, else every core)\n"
-    "  --help           this text\n";
+    "  --help           this text\n"
+    "\n"
+    "Pictures of a Gaussian latent (not vq-vae's codes), instead of prior samples:\n"
+    "  --traverse       one row per latent dimension l: z = the posterior mean of a test\n"
+    "                   image, but z_l = -3 + 6 j / (cols - 1) in column j (-3 to 3; the\n"
+    "                   middle column z_l = 0). A cvae decodes with the image's label\n"
+    "  --image I        the test image of --traverse, from 0 (default 0)\n"
+    "  --cols N         columns of --traverse, 2 to 256 (default 11)\n"
+    "  --interpolate I,J  one row decoding z = (1 - t) mu_I + t mu_J, t from 0 to 1 in\n"
+    "                   --steps, mu the posterior means of test images I and J: the first\n"
+    "                   image decodes mu_I, the last mu_J (a cvae: label I while t < 1/2,\n"
+    "                   then label J)\n"
+    "  --manifold       for a latent of 2 dimensions: a --steps x --steps grid decoding z at\n"
+    "                   the normal quantiles Phi^-1((k + 1/2) / steps), z_1 growing to the right,\n"
+    "                   z_2 downwards (Kingma & Welling's figure; a learned prior's own\n"
+    "                   quantiles, mu_p + sigma_p Phi^-1)\n"
+    "  --steps N        images per row of --interpolate (default 10) or --manifold (default\n"
+    "                   20), 2 to 256\n"
+    "  --data DIR       the test images of --traverse and --interpolate (binarised as the run\n"
+    "                   was; the index of an image counts from 0); default: the run's data\n";
 
 /* Generic flag loop for eval and sample: returns the value of the flag at
  * argv[*i] (advancing *i), after checking it is one of flags[]. */
@@ -520,29 +556,118 @@ static bool ends_with(const char *s, const char *suf) {
     return n > k && !strcmp(s + n - k, suf);
 }
 
+/* The run's test set as its trainer saw it (tg_run_test_images), from dir
+ * (NULL: the run's own data, which must be what it was; another only of its
+ * image size). 0, or 1 with the message printed. Free test and ds after. */
+static int load_test_set(const char *run, const tg_run_info *ri, const char *dir, tg_dataset *ds, tg_images *test) {
+    tg_err err;
+    const bool explicit_data = dir != NULL;
+    if (!dir) dir = ri->data[0] ? ri->data : tg_dataset_default_dir();
+    if (!dir) {
+        tg_dataset_print_help(stderr);
+        return 1;
+    }
+    if (tg_dataset_load(dir, ds, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 1;
+    }
+    if (tg_run_check_data(ri, run, ds, !explicit_data, &err) != 0 || tg_run_test_images(ri, ds, test, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        tg_dataset_free(ds);
+        return 1;
+    }
+    return 0;
+}
+
+/* Writes n images (n, rows, cols) to out: a PNG grid of cols_per_row, or an IDX file. 0, or 1 with the message. */
+static int write_images(const char *out, const uint8_t *px, int64_t n, int64_t rows, int64_t cols,
+                        int64_t cols_per_row) {
+    tg_err err;
+    int w = ends_with(out, ".png") ? tg_png_write_grid(out, px, n, rows, cols, cols_per_row, 2, &err)
+                                   : tg_idx_images_save(out, px, n, rows, cols, &err);
+    if (w != 0) fprintf(stderr, "%s: %s\n", prog, err.msg);
+    return w != 0;
+}
+
+/* malloc(n * D) for n images of D pixels, refusing more than a file may hold. NULL with the message printed. */
+static uint8_t *image_buffer(int64_t n, int64_t D) {
+    if (n > (int64_t)(TG_DATA_MAX_BYTES / (size_t)D)) {
+        fprintf(stderr, "%s: %lld images of %lld pixels are more than a file may hold (%zu bytes)\n", prog,
+                (long long)n, (long long)D, TG_DATA_MAX_BYTES);
+        return NULL;
+    }
+    uint8_t *px = malloc((size_t)(n * D));
+    if (!px) fprintf(stderr, "%s: out of memory\n", prog);
+    return px;
+}
+
+/* "I,J": two integers in [0, 2^31) for --interpolate. */
+static void parse_pair(const char *flag, const char *s, int64_t *i, int64_t *j) {
+    char *end, *end2;
+    errno = 0;
+    long long a = strtoll(s, &end, 10), b = *end == ',' ? strtoll(end + 1, &end2, 10) : -1;
+    if (errno || end == s || *end != ',' || end2 == end + 1 || *end2 || a < 0 || b < 0 || a > INT32_MAX ||
+        b > INT32_MAX)
+        flag_error(flag, "expected two test image indices I,J (e.g. 0,1), got \"%s\"", s);
+    *i = a, *j = b;
+}
+
+typedef enum { SAMPLE_PRIOR, SAMPLE_TRAVERSE, SAMPLE_INTERPOLATE, SAMPLE_MANIFOLD } sample_mode;
+
 static int cmd_sample(int argc, char **argv) {
     prog = "vae sample";
-    static const char *const flags[] = {"--run", "--n", "--label", "--temperature", "--seed", "--out", "--threads"};
-    const char *run = NULL, *out = NULL, *label_s = NULL;
-    int64_t n = 64, label = -1;
+    static const char *const flags[] = {"--run",   "--n",   "--label", "--temperature", "--seed", "--out",
+                                        "--threads", "--interpolate", "--image", "--cols", "--steps", "--data"};
+    static const char *const mode_flag[] = {NULL, "--traverse", "--interpolate", "--manifold"};
+    const char *run = NULL, *out = NULL, *label_s = NULL, *dir = NULL;
+    const char *prior_only = NULL;   /* a flag of prior samples (--n, --temperature, --seed), if given */
+    const char *steps_s = NULL, *image_s = NULL, *cols_s = NULL;
+    int64_t n = 64, label = -1, image = 0, cols = 11, steps = -1, ia = 0, ib = 0;
     double temperature = 1;
     uint64_t seed = 1;
+    sample_mode mode = SAMPLE_PRIOR;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(sample_usage, stdout);
             return 0;
         }
-        const char *a = argv[i], *v = flag_value(argc, argv, &i, flags, 7, "sample");
+        sample_mode mm = !strcmp(a, "--traverse") ? SAMPLE_TRAVERSE : !strcmp(a, "--manifold") ? SAMPLE_MANIFOLD
+                         : !strcmp(a, "--interpolate")               ? SAMPLE_INTERPOLATE
+                                                                     : SAMPLE_PRIOR;
+        if (mm != SAMPLE_PRIOR) {
+            if (mode != SAMPLE_PRIOR && mode != mm) flag_error(a, "one picture at a time: not with %s", mode_flag[mode]);
+            mode = mm;
+            if (mm != SAMPLE_INTERPOLATE) continue;
+        }
+        const char *v = flag_value(argc, argv, &i, flags, sizeof flags / sizeof *flags, "sample");
         if (!strcmp(a, "--run")) run = v;
         else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--n")) n = parse_int(a, v, 1, 1 << 20);
+        else if (!strcmp(a, "--data")) dir = v;
+        else if (!strcmp(a, "--interpolate")) parse_pair(a, v, &ia, &ib);
+        else if (!strcmp(a, "--image")) image = parse_int(a, v, 0, INT32_MAX), image_s = v;
+        else if (!strcmp(a, "--cols")) cols = parse_int(a, v, 2, 256), cols_s = a;
+        else if (!strcmp(a, "--steps")) steps = parse_int(a, v, 2, 256), steps_s = a;
+        else if (!strcmp(a, "--n")) n = parse_int(a, v, 1, 1 << 20), prior_only = a;
         else if (!strcmp(a, "--label")) label = parse_int(a, v, 0, 255), label_s = v;
         else if (!strcmp(a, "--temperature")) {
-            temperature = parse_num(a, v);
+            temperature = parse_num(a, v), prior_only = a;
             if (temperature < 0) flag_error(a, "must be >= 0, got \"%s\"", v);
-        } else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_int(a, v, 0, TG_RUN_MAX_SEED);
+        } else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_int(a, v, 0, TG_RUN_MAX_SEED), prior_only = a;
         else tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
     }
+    /* Flags of one kind of picture only. */
+    const char *m_flag = mode_flag[mode];
+    if (mode != SAMPLE_PRIOR && prior_only) flag_error(prior_only, "a setting of prior samples, not of %s", m_flag);
+    if (mode != SAMPLE_TRAVERSE && (image_s || cols_s)) flag_error(image_s ? "--image" : "--cols", "%s",
+                                                                     "only with --traverse");
+    if (steps_s && mode != SAMPLE_INTERPOLATE && mode != SAMPLE_MANIFOLD)
+        flag_error("--steps", "%s", "only with --interpolate or --manifold");
+    if (dir && mode != SAMPLE_TRAVERSE && mode != SAMPLE_INTERPOLATE)
+        flag_error("--data", "%s", "only with --traverse or --interpolate (which encode test images)");
+    if (label_s && (mode == SAMPLE_TRAVERSE || mode == SAMPLE_INTERPOLATE))
+        flag_error("--label", "not with %s: the test images' own labels are used", m_flag);
+    if (steps < 0) steps = mode == SAMPLE_MANIFOLD ? 20 : 10;
     if (!run) {
         fprintf(stderr, "vae sample: --run: required (a directory written by vae train)\n");
         return 2;
@@ -565,25 +690,219 @@ static int cmd_sample(int argc, char **argv) {
         fprintf(stderr, "vae sample: --label: %s is out of range [0, %lld)\n", label_s, (long long)ri.classes);
         return 2;
     }
+    if (mode != SAMPLE_PRIOR && !tg_model_find(ri.o.model)->posterior)
+        flag_error(m_flag, "the model's latent is discrete (%s)", ri.o.model);
+    if (mode == SAMPLE_MANIFOLD && ri.o.latent != 2) {
+        fprintf(stderr, "vae sample: --manifold: needs a latent of 2 dimensions; the run's has %lld (train with "
+                        "--latent 2)\n", (long long)ri.o.latent);
+        return 2;
+    }
+    const int64_t D = ri.rows * ri.cols, L = ri.o.latent;
+    tg_dataset ds = {0};
+    tg_images test = {0};
+    if ((mode == SAMPLE_TRAVERSE || mode == SAMPLE_INTERPOLATE) && load_test_set(run, &ri, dir, &ds, &test) != 0)
+        return 1;
+    const bool have_test = test.pixels != NULL;
+    int rc = 1;
+    const int64_t bad = mode == SAMPLE_TRAVERSE ? (image >= test.n ? image : -1)
+                        : mode == SAMPLE_INTERPOLATE ? (ia >= test.n ? ia : ib >= test.n ? ib : -1)
+                                                     : -1;
+    if (bad >= 0) {
+        fprintf(stderr, "vae sample: %s: image %lld is out of range [0, %lld) (the run's test set)\n",
+                mode == SAMPLE_TRAVERSE ? "--image" : "--interpolate", (long long)bad, (long long)test.n);
+        tg_images_free(&test), tg_dataset_free(&ds);
+        return 2;
+    }
+    tg_params *ps = tg_run_model_load(run, &ri, &m, &err);
+    if (!ps) {
+        fprintf(stderr, "vae: %s\n", err.msg);
+        if (have_test) tg_images_free(&test), tg_dataset_free(&ds);
+        return 1;
+    }
+    /* The picture: count images, per_row of them to a grid row. */
+    const int64_t count = mode == SAMPLE_TRAVERSE ? L * cols : mode == SAMPLE_INTERPOLATE ? steps
+                          : mode == SAMPLE_MANIFOLD ? steps * steps : n;
+    const int64_t per_row = mode == SAMPLE_TRAVERSE ? cols : mode == SAMPLE_PRIOR ? 8 : steps;
+    uint8_t *px = image_buffer(count, D);
+    float *mu = malloc(sizeof(float) * (size_t)(2 * L));
+    int w = -1;
+    if (px && !mu) fprintf(stderr, "vae: out of memory\n");
+    else if (px) {
+        const uint8_t *y = ds.test_y.labels;
+        switch (mode) {
+        case SAMPLE_PRIOR:
+            w = tg_run_sample(&m, n, (int)label, temperature, seed, px, &err);
+            break;
+        case SAMPLE_TRAVERSE:
+            tg_run_posterior_mean(&m, &test, image, ri.classes ? y[image] : 0, mu);
+            w = tg_run_traverse(&m, mu, ri.classes ? y[image] : 0, cols, px, &err);
+            break;
+        case SAMPLE_INTERPOLATE:
+            tg_run_posterior_mean(&m, &test, ia, ri.classes ? y[ia] : 0, mu);
+            tg_run_posterior_mean(&m, &test, ib, ri.classes ? y[ib] : 0, mu + L);
+            w = tg_run_interpolate(&m, mu, ri.classes ? y[ia] : 0, mu + L, ri.classes ? y[ib] : 0, steps, px, &err);
+            break;
+        case SAMPLE_MANIFOLD:
+            w = tg_run_manifold(&m, steps, label >= 0 ? (int)label : 0, px, &err);
+            break;
+        }
+        if (w != 0) fprintf(stderr, "vae: %s\n", err.msg);
+        else rc = write_images(out, px, count, ri.rows, ri.cols, per_row);
+    }
+    free(px), free(mu);
+    if (have_test) tg_images_free(&test), tg_dataset_free(&ds);
+    tg_model_free(&m);
+    tg_params_free(ps);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- encode, decode */
+
+static const char codes_usage[] =
+    "usage: vae encode --run DIR --out CODES.bin [--data DIR] [--threads N]\n"
+    "       vae decode --run DIR --codes CODES.bin --out FILE.png|FILE.idx [--threads N]\n"
+    "\n"
+    "For a model with discrete codes (vq-vae). encode writes the codes of the run's\n"
+    "test set (binarised as the run was) to CODES.bin, log2(K) bits per code (rounded\n"
+    "up for K not a power of two) after a 20-byte header (the format: examples/vae/\n"
+    "evaluate.h), and prints the bytes per image against the raw image's. decode\n"
+    "reads them back and writes the images the run's decoder makes of them.\n"
+    "\n"
+    "  --run DIR      a directory written by `vae train --model vq-vae`; required\n"
+    "  --out FILE     encode: the codes file; decode: .png, a grid of 8 images per row,\n"
+    "                 or .idx, an IDX file of uint8 images; required. Written\n"
+    "                 atomically: a failed command leaves nothing\n"
+    "  --data DIR     encode: MNIST-format IDX files; default: the run's data directory\n"
+    "  --codes FILE   decode: a file written by `vae encode` with a run of the same\n"
+    "                 codebook size and grid; required\n"
+    "  --threads N    threads (default: $TG_THREADS, else every core)\n"
+    "  --help         this text\n";
+
+/* Loads a run whose model has codes: 0, 2 (a Gaussian model, named), or 1; the message printed. */
+static int codes_run(const char *run, tg_run_info *ri) {
+    tg_err err;
+    if (tg_run_info_load(run, ri, &err) != 0) {
+        fprintf(stderr, "vae: %s\n", err.msg);
+        return 1;
+    }
+    if (tg_model_find(ri->o.model)->posterior) {
+        fprintf(stderr, "%s: --run: the model of %s is %s, whose latent is Gaussian: it has no codes (vq-vae has)\n",
+                prog, run, ri->o.model);
+        return 2;
+    }
+    return 0;
+}
+
+static int cmd_encode(int argc, char **argv) {
+    prog = "vae encode";
+    static const char *const flags[] = {"--run", "--out", "--data", "--threads"};
+    const char *run = NULL, *out = NULL, *dir = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(codes_usage, stdout);
+            return 0;
+        }
+        const char *a = argv[i], *v = flag_value(argc, argv, &i, flags, 4, "encode");
+        if (!strcmp(a, "--run")) run = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--data")) dir = v;
+        else tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
+    }
+    if (!run) flag_error("--run", "%s", "required (a directory written by vae train --model vq-vae)");
+    if (!out || !out[0]) flag_error("--out", "%s", "required (the codes file to write)");
+    tg_run_info ri;
+    int rc = codes_run(run, &ri);
+    if (rc != 0) return rc;
+    tg_err err;
+    tg_model m;
+    tg_dataset ds;
+    tg_images test;
     tg_params *ps = tg_run_model_load(run, &ri, &m, &err);
     if (!ps) {
         fprintf(stderr, "vae: %s\n", err.msg);
         return 1;
     }
-    const int64_t D = ri.rows * ri.cols;
-    uint8_t *px = malloc((size_t)(n * D));
-    int rc = 1;
-    if (!px) {
-        fprintf(stderr, "vae: out of memory\n");
+    if (load_test_set(run, &ri, dir, &ds, &test) != 0) {
+        tg_model_free(&m);
+        tg_params_free(ps);
+        return 1;
+    }
+    tg_codes c;
+    rc = 1;
+    if (tg_run_encode(&m, &test, &c, &err) != 0 || tg_codes_write(out, &c, &err) != 0) {
+        fprintf(stderr, "vae encode: %s\n", err.msg);
     } else {
-        int w = tg_run_sample(&m, n, (int)label, temperature, seed, px, &err);
-        if (w == 0)
-            w = png ? tg_png_write_grid(out, px, n, ri.rows, ri.cols, 8, 2, &err)
-                    : tg_idx_images_save(out, px, n, ri.rows, ri.cols, &err);
-        if (w != 0) fprintf(stderr, "vae: %s\n", err.msg);
-        else rc = 0;
+        const int b = tg_codes_bits(c.K);
+        const double per_image = (double)(c.G * b) / 8, raw = (double)(ri.rows * ri.cols);
+        printf("%s: %lld images, %lld codes each of %d bits (K = %lld): %g bytes per image against the raw "
+               "image's %g, %.2f times smaller; %lld bytes with the %d-byte header\n",
+               out, (long long)c.n, (long long)c.G, b, (long long)c.K, per_image, raw, raw / per_image,
+               (long long)tg_codes_file_size(c.K, c.G, c.n), TG_CODES_HEADER);
+        rc = 0;
+    }
+    tg_codes_free(&c);
+    tg_images_free(&test);
+    tg_dataset_free(&ds);
+    tg_model_free(&m);
+    tg_params_free(ps);
+    return rc;
+}
+
+static int cmd_decode(int argc, char **argv) {
+    prog = "vae decode";
+    static const char *const flags[] = {"--run", "--codes", "--out", "--threads"};
+    const char *run = NULL, *codes = NULL, *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(codes_usage, stdout);
+            return 0;
+        }
+        const char *a = argv[i], *v = flag_value(argc, argv, &i, flags, 4, "decode");
+        if (!strcmp(a, "--run")) run = v;
+        else if (!strcmp(a, "--codes")) codes = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else tg_threads_set((int)parse_int(a, v, 1, TG_MAX_THREADS));
+    }
+    if (!run) flag_error("--run", "%s", "required (a directory written by vae train --model vq-vae)");
+    if (!codes) flag_error("--codes", "%s", "required (a file written by vae encode)");
+    if (!out) flag_error("--out", "%s", "required (FILE.png or FILE.idx)");
+    if (!ends_with(out, ".png") && !ends_with(out, ".idx"))
+        flag_error("--out", "expected a name ending in .png or .idx, got \"%s\"", out);
+    tg_run_info ri;
+    int rc = codes_run(run, &ri);
+    if (rc != 0) return rc;
+    tg_err err;
+    tg_codes c;
+    if (tg_codes_read(codes, &c, &err) != 0) {
+        fprintf(stderr, "vae decode: %s\n", err.msg);
+        return 1;
+    }
+    tg_model m;
+    tg_params *ps = tg_run_model_load(run, &ri, &m, &err);
+    if (!ps) {
+        fprintf(stderr, "vae: %s\n", err.msg);
+        tg_codes_free(&c);
+        return 1;
+    }
+    const int64_t G = tg_run_codes_per_image(&m);
+    if (c.K != m.cfg.codes || c.G != G) {
+        fprintf(stderr, "vae decode: %s: codes of a codebook of K = %lld, G = %lld per image, written for another "
+                        "run: the run in %s has K = %lld, G = %lld\n", codes, (long long)c.K, (long long)c.G, run,
+                (long long)m.cfg.codes, (long long)G);
+        tg_codes_free(&c);
+        tg_model_free(&m);
+        tg_params_free(ps);
+        return 1;
+    }
+    const int64_t D = ri.rows * ri.cols;
+    uint8_t *px = image_buffer(c.n, D);
+    rc = 1;
+    if (px) {
+        if (tg_run_decode_codes(&m, &c, px, &err) != 0) fprintf(stderr, "vae decode: %s\n", err.msg);
+        else rc = write_images(out, px, c.n, ri.rows, ri.cols, 8);
     }
     free(px);
+    tg_codes_free(&c);
     tg_model_free(&m);
     tg_params_free(ps);
     return rc;
@@ -603,6 +922,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) rc = cmd_train(argc - 2, argv + 2);
     else if (!strcmp(cmd, "eval")) rc = cmd_eval(argc - 2, argv + 2);
     else if (!strcmp(cmd, "sample")) rc = cmd_sample(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "encode")) rc = cmd_encode(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "decode")) rc = cmd_decode(argc - 2, argv + 2);
     else {
         fprintf(stderr, "vae: unknown command \"%s\"\n%s", cmd, usage);
         return 2;
