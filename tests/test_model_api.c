@@ -275,6 +275,16 @@ Test(model_api, iwae_conv_vae_and_vq_vae_train_resume_evaluate_and_sample) {
             if (i == 2) continue;   /* metrics.csv holds seconds */
             cr_expect(tg_cli_same_file(p, q), "%s: %s differs after a resume", models[k], files[i]);
         }
+        /* 2 threads: the same bytes */
+        char t2[64];
+        snprintf(t2, sizeof t2, "%s_t2", models[k]);
+        snprintf(a, sizeof a, "train --data %s --out %s %s", tg_tmp("data"), tg_tmp(t2), args);
+        char *th = strstr(a, "--threads 1");
+        th[10] = '2';
+        cr_assert_eq(tg_cli_run(a), 0, "%s: %s", a, tg_cli_text("stderr"));
+        snprintf(p, sizeof p, "%s/model.safetensors", tg_tmp(whole));
+        snprintf(q, sizeof q, "%s/model.safetensors", tg_tmp(t2));
+        cr_expect(tg_cli_same_file(p, q), "%s: --threads 1 and --threads 2 give different models", models[k]);
         /* eval: the model's own figures */
         char *text = NULL;
         tg_json *doc = tg_cli_eval(whole, "--iw 10", &text);
