@@ -308,16 +308,67 @@ static void im2col_chunk_f32(const geom *g, const float *x, float *col, int64_t 
             }
 }
 
+/* col2im a dx row at a time, for rows of up to 32 (two registers): the row
+ * is loaded once, gets every tap that reaches it added in registers, in
+ * (ki, kj) order, and is stored once; adding tap by tap into memory would
+ * store and reload each row kh kw times. Tap kj puts output column ow at
+ * input column ow sw + kj dw - pw: lane iw of the row takes lane
+ * lo/hi[iw] of the tap's source row where add says so. */
+typedef struct {
+    __m512i lo, hi;
+    __mmask16 add_lo, add_hi;
+} row_gather;
+
+__attribute__((target("avx512f")))
+static row_gather gather_at(const geom *g, int64_t kj) {
+    int32_t idx[32];
+    uint32_t add = 0;
+    for (int64_t iw = 0; iw < 32; iw++) {
+        int64_t t = iw - (kj * g->dw - g->pw), ow = t / g->sw;
+        bool in = iw < g->W && t >= 0 && t % g->sw == 0 && ow < g->Wo;
+        idx[iw] = in ? (int32_t)ow : 0;
+        add |= (uint32_t)in << iw;
+    }
+    return (row_gather){_mm512_loadu_si512(idx), _mm512_loadu_si512(idx + 16), (__mmask16)add, (__mmask16)(add >> 16)};
+}
+
 __attribute__((target("avx512f")))
 static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1) {
-    int64_t P = g->Ho * g->Wo, HW = g->H * g->W;
-    for (int64_t c = 0; c < g->C; c++)
-        for (int64_t ki = 0; ki < g->kh; ki++)
-            for (int64_t kj = 0; kj < g->kw; kj++) {
-                row_tap t = tap_at(g, kj, 0);
-                const float *src = col + ((c * g->kh + ki) * g->kw + kj) * ldc;
-                for (int64_t n = n0; n < n1; n++) col2im_tap_rows(g, &t, dx + (n * g->C + c) * HW, src + (n - n0) * P, ki);
+    int64_t P = g->Ho * g->Wo, HW = g->H * g->W, taps = g->kh * g->kw;
+    if (g->W > 32 || g->kw > 16) {   /* tap by tap */
+        for (int64_t c = 0; c < g->C; c++)
+            for (int64_t ki = 0; ki < g->kh; ki++)
+                for (int64_t kj = 0; kj < g->kw; kj++) {
+                    row_tap t = tap_at(g, kj, 0);
+                    const float *src = col + ((c * g->kh + ki) * g->kw + kj) * ldc;
+                    for (int64_t n = n0; n < n1; n++) col2im_tap_rows(g, &t, dx + (n * g->C + c) * HW, src + (n - n0) * P, ki);
+                }
+        return;
+    }
+    row_gather rg[16];
+    for (int64_t kj = 0; kj < g->kw; kj++) rg[kj] = gather_at(g, kj);
+    __mmask16 out = tail_mask(g->Wo), m0 = tail_mask(g->W), m1 = g->W > 16 ? tail_mask(g->W - 16) : 0;
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t c = 0; c < g->C; c++) {
+            float *xp = dx + (n * g->C + c) * HW;
+            const float *src = col + c * taps * ldc + (n - n0) * P;   /* tap (0, 0) of this plane */
+            for (int64_t ih = 0; ih < g->H; ih++) {
+                float *row = xp + ih * g->W;
+                __m512 v0 = _mm512_maskz_loadu_ps(m0, row), v1 = _mm512_maskz_loadu_ps(m1, row + 16);
+                for (int64_t ki = 0; ki < g->kh; ki++) {
+                    int64_t t = ih + g->ph - ki * g->dh, oh = t / g->sh;
+                    if (t < 0 || t % g->sh || oh >= g->Ho) continue;
+                    const float *s = src + ki * g->kw * ldc + oh * g->Wo;
+                    for (int64_t kj = 0; kj < g->kw; kj++, s += ldc) {
+                        __m512 sv = _mm512_maskz_loadu_ps(out, s);
+                        v0 = _mm512_mask_add_ps(v0, rg[kj].add_lo, v0, _mm512_permutexvar_ps(rg[kj].lo, sv));
+                        if (m1) v1 = _mm512_mask_add_ps(v1, rg[kj].add_hi, v1, _mm512_permutexvar_ps(rg[kj].hi, sv));
+                    }
+                }
+                _mm512_mask_storeu_ps(row, m0, v0);
+                if (m1) _mm512_mask_storeu_ps(row + 16, m1, v1);
             }
+        }
 }
 #else
 static bool rows_avx512(const geom *g) { (void)g; return false; }
