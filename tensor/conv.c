@@ -25,8 +25,12 @@
  * images), each chunk one task on the pool that builds its slice of col and
  * of the copies, multiplies it on its own thread and writes the result into
  * the NCHW output while all of it is in that core's L2 ("batch chunks"
- * below). Only the forward's col, which the tape keeps for dW, goes to
- * memory whole.
+ * below). Where panel_path holds (float32 on AVX-512, input rows of up to
+ * 32), the forward product's im2col is written straight into the GEMM's B
+ * panels and the weight is packed once per call (tensor/gemm.h's
+ * pre-packed product), so nothing is packed per chunk and col never goes to
+ * memory whole: the backward rebuilds its chunks. Elsewhere the forward's
+ * col, which the tape keeps for dW, goes to memory whole.
  *
  * Threads and determinism. Chunks depend only on the shapes; each GEMM sums
  * in an order fixed by its shapes (tensor/gemm.h), and dW adds the chunks'
@@ -308,6 +312,76 @@ static void im2col_chunk_f32(const geom *g, const float *x, float *col, int64_t 
             }
 }
 
+/* The same im2col written straight into a GEMM's B panels (tensor/gemm.h):
+ * each group's rows (K = C/G kh kw of them) as ceil(n / nr) panels of
+ * (K, nr), n = (n1 - n0) Ho Wo columns, so the product needs no packing. An
+ * output row (Wo <= nr columns) that runs past a panel's end continues at
+ * the start of the next panel's row. The last panels are zero past n.
+ * Input rows of up to 32 (two registers; whole_rows) are loaded once for
+ * all kw taps of a kernel row. */
+typedef struct {
+    __m512i idx;      /* output lane ow reads input column idx[ow] of the row ... */
+    __mmask16 ok;     /* ... for the lanes ow < Wo where that is >= 0 */
+} whole_row;
+
+#define WHOLE_HO 64   /* output rows of an image, at most */
+
+static bool whole_rows(const geom *g) {
+    return g->W <= 32 && g->Ho <= WHOLE_HO && g->kw <= 16 && (g->Wo - 1) * g->sw + (g->kw - 1) * g->dw - g->pw < 32;
+}
+
+__attribute__((target("avx512f")))
+static whole_row whole_row_at(const geom *g, int64_t kj) {
+    int32_t idx[16];
+    uint32_t ok = 0;
+    for (int64_t ow = 0; ow < 16; ow++) {
+        int64_t iw = ow * g->sw + kj * g->dw - g->pw;
+        idx[ow] = iw >= 0 ? (int32_t)iw : 0;
+        ok |= (uint32_t)(iw >= 0 && ow < g->Wo) << ow;
+    }
+    return (whole_row){_mm512_loadu_si512(idx), (__mmask16)ok};
+}
+
+__attribute__((target("avx512f")))
+static void im2col_panels_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) {
+    const int64_t Ho = g->Ho, Wo = g->Wo, H = g->H, W = g->W, kh = g->kh, kw = g->kw, P = Ho * Wo, HW = H * W;
+    const int64_t n = (n1 - n0) * P, np = (n + nr - 1) / nr, K = g->C / g->G * kh * kw, pstride = K * nr;
+    whole_row wr[16];
+    for (int64_t kj = 0; kj < kw; kj++) wr[kj] = whole_row_at(g, kj);
+    __mmask16 m0 = tail_mask(W), m1 = W > 16 ? tail_mask(W - 16) : 0, out = tail_mask(Wo);
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t ki = 0; ki < kh; ki++) {
+            int64_t R = (c * kh + ki) * kw;   /* the row of tap (ki, 0) */
+            float *dst = bp + R / K * np * pstride + R % K * nr;
+            int64_t o = 0;   /* the column of the panel dst points into */
+            for (int64_t im = n0; im < n1; im++) {
+                const float *xp = x + (im * g->C + c) * HW;
+                if (ki == 0 && c + 1 < g->C)   /* the next channel's plane, read from memory meanwhile */
+                    for (int64_t b = 0; b < HW; b += 16) _mm_prefetch((const char *)(xp + HW + b), _MM_HINT_T0);
+                for (int64_t oh = 0; oh < Ho; oh++) {
+                    int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+                    bool in = ih >= 0 && ih < H;
+                    const float *row = xp + (in ? ih : 0) * W;
+                    __m512 v0 = _mm512_maskz_loadu_ps(in ? m0 : 0, row), v1 = _mm512_maskz_loadu_ps(in ? m1 : 0, row + 16);
+                    /* lanes here at column o, the rest (if the row runs past the panel) at the next panel's start */
+                    bool split = o + Wo > nr;
+                    __mmask16 here = split ? tail_mask(nr - o) : out, rest = out & (__mmask16)~here;
+                    __mmask16 front = split ? tail_mask(o + Wo - nr) : 0;   /* rest, moved to the low lanes */
+                    float *d = dst + o;
+                    for (int64_t kj = 0; kj < kw; kj++, d += nr) {
+                        __m512 v = _mm512_maskz_permutex2var_ps(wr[kj].ok, v0, wr[kj].idx, v1);
+                        _mm512_mask_storeu_ps(d, here, v);
+                        if (split) _mm512_mask_storeu_ps(d - o + pstride, front, _mm512_maskz_compress_ps(rest, v));
+                    }
+                    o += Wo;
+                    if (o >= nr) o -= nr, dst += pstride;
+                }
+            }
+            if (o)
+                for (int64_t kj = 0; kj < kw; kj++) memset(dst + kj * nr + o, 0, (size_t)(nr - o) * sizeof(float));
+        }
+}
+
 /* col2im a dx row at a time, for rows of up to 32 (two registers): the row
  * is loaded once, gets every tap that reaches it added in registers, in
  * (ki, kj) order, and is stored once; adding tap by tap into memory would
@@ -374,6 +448,8 @@ static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t
 static bool rows_avx512(const geom *g) { (void)g; return false; }
 static void im2col_chunk_f32(const geom *g, const float *x, float *col, int64_t ldc, int64_t n0, int64_t n1) { (void)g, (void)x, (void)col, (void)ldc, (void)n0, (void)n1; }
 static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1) { (void)g, (void)dx, (void)col, (void)ldc, (void)n0, (void)n1; }
+static void im2col_panels_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
+static bool whole_rows(const geom *g) { (void)g; return false; }
 static void im2col_rows_f32(const geom *g, const float *xp, float *dst, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)dst, (void)ki, (void)kj; }
 static void col2im_rows_f32(const geom *g, float *xp, const float *src, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)src, (void)ki, (void)kj; }
 static bool has_avx512(void) { return false; }
@@ -594,7 +670,16 @@ typedef struct {
     char *scratch;           /* slot_bytes per slot: GEMM packing, col chunk, product or source chunk */
     size_t pack_bytes, col_bytes, slot_bytes;
     _Atomic int slot;
+    int64_t nr;              /* float32 panels (panel_path): B panel width; else 0 */
+    const float *wpack;      /* panel_path: W's groups packed as A panels (tensor/gemm.h), or NULL */
 } chunk_job;
+
+/* Whether a float32 chunk's im2col goes straight into the GEMM's B panels
+ * (im2col_panels_f32) and its forward product runs on a weight packed once
+ * per call: the AVX-512 row walks' geometries, an output row within a panel. */
+static bool panel_path(const geom *g, tg_dtype dt) {
+    return dt == TG_F32 && rows_avx512(g) && whole_rows(g) && g->Wo <= 16 && g->Wo <= tg_gemm_f32_panel_cols();
+}
 
 static int64_t chunk_images(const geom *g, size_t es) {
     int64_t per = (g->C * g->kh * g->kw + g->O) * g->Ho * g->Wo * (int64_t)es;
@@ -670,6 +755,18 @@ static void chunk_col2im(const chunk_job *j, char *col, int64_t ldc, int64_t n0,
     for (int64_t ci = 0; ci < g->C; ci++) col2im_range(&c, ci * g->N + n0, ci * g->N + n1);
 }
 
+/* t (O, n), row stride n, = W @ im2col of images [n0, n1) of x, through
+ * the B panels in cbuf and the packed weight. */
+static void chunk_forward_panels(const chunk_job *j, const tg_tensor *x, char *cbuf, char *t, int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    int64_t n = (n1 - n0) * g->Ho * g->Wo, K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G;
+    int64_t mr = tg_gemm_f32_panel_rows(), bstride = (n + j->nr - 1) / j->nr * j->nr * K;
+    im2col_panels_f32(g, x->data, (float *)cbuf, j->nr, n0, n1);
+    for (int64_t k = 0; k < g->G; k++)
+        tg_gemm_f32_prepacked(Og, n, K, j->wpack + k * ((Og + mr - 1) / mr * mr) * K, (const float *)cbuf + k * bstride,
+                              (float *)t + k * Og * n, n);
+}
+
 static void chunk_range(void *ctx, int64_t begin, int64_t end) {
     chunk_job *j = ctx;
     const geom *g = j->g;
@@ -683,6 +780,11 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
         char *dw = j->partial ? j->partial + (size_t)ch * wbytes : NULL;
         switch (j->mode) {
         case CH_FORWARD: {
+            if (j->wpack) {
+                chunk_forward_panels(j, j->x, cbuf, tbuf, n0, n1);
+                chunk_cm_to(j, j->b, j->acc, tbuf, n, n0, n1);
+                break;
+            }
             char *col = kept ? kept : cbuf;
             int64_t ldc = kept ? L : n;
             chunk_im2col(j, j->x, col, ldc, n0, n1);
@@ -708,8 +810,15 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
             }
             break;
         case CH_CONVT_BWD:
+            if (j->wpack) {   /* dx from the panels, then im2col again in rows for dW */
+                if (j->out) {
+                    chunk_forward_panels(j, j->x, cbuf, tbuf, n0, n1);
+                    chunk_cm_to(j, NULL, true, tbuf, n, n0, n1);
+                }
+                if (!dw) break;
+            }
             chunk_im2col(j, j->x, cbuf, n, n0, n1);   /* of dy */
-            if (j->out) {
+            if (j->out && !j->wpack) {
                 chunk_gemm(j, CH_FORWARD, pack, cbuf, n, tbuf, n, n, NULL);
                 chunk_cm_to(j, NULL, true, tbuf, n, n0, n1);
             }
@@ -757,6 +866,18 @@ static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
     if (threads > chunks) threads = (int)chunks;
     j->pack_bytes = j->w->dtype == TG_F32 ? round64(tg_gemm_f32_scratch_bytes()) : 0;
     j->col_bytes = round64((size_t)(g->C * g->kh * g->kw * cols) * es);
+    bool panels = (j->mode == CH_FORWARD || (j->mode == CH_CONVT_BWD && j->out)) && panel_path(g, j->w->dtype);
+    if (panels) {   /* B panels in the col buffer (padded to whole panels); W packed once for all chunks */
+        int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows();
+        j->nr = tg_gemm_f32_panel_cols();
+        size_t pcols = (size_t)((cols + j->nr - 1) / j->nr * j->nr);
+        if (round64(g->C * g->kh * g->kw * pcols * es) > j->col_bytes) j->col_bytes = round64(g->C * g->kh * g->kw * pcols * es);
+        int64_t apanel = (Og + mr - 1) / mr * mr * K;
+        float *wp = tg_arena_alloc(ar, (size_t)(g->G * apanel) * sizeof(float));
+        for (int64_t k = 0; k < g->G; k++)
+            tg_gemm_f32_pack_a(wp + k * apanel, false, Og, K, (const float *)j->w->data + k * Og * K, K);
+        j->wpack = wp;
+    }
     j->slot_bytes = j->pack_bytes + j->col_bytes + round64((size_t)(g->O * cols) * es);
     j->scratch = tg_arena_alloc(ar, (size_t)threads * j->slot_bytes);
     j->partial = dw ? tg_arena_alloc(ar, (size_t)(chunks * dw->numel) * es) : NULL;
@@ -800,7 +921,7 @@ tg_tensor *tg_conv2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x
                              const tg_tensor *b, tg_conv_args a, bool acc) {
     geom g = conv2d_geom("tg_conv2d_forward", x, w, y, a);
     check_bias("tg_conv2d_forward", b, g.O, x->dtype);
-    tg_tensor *col = new_col(scratch, &g, x->dtype);
+    tg_tensor *col = panel_path(&g, x->dtype) ? NULL : new_col(scratch, &g, x->dtype);
     forward_chunks(scratch, &g, y, col, x, w, b, acc);
     return col;
 }

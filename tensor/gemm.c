@@ -823,6 +823,43 @@ void tg_gemm_f32_serial(void *scratch, bool transA, bool transB, int64_t M, int6
 }
 
 /* ------------------------------------------------------------------------ */
+/* Pre-packed operands. The panels are those gemm_f32_packed builds, over the
+ * whole of K: op(A) as ceil(M / MR) panels of (K, MR), op(B) as ceil(N / NR)
+ * panels of (K, NR), each zero-padded. A K block [pc, pc + kb) of a panel
+ * is then the stretch from row pc, so the loops are gemm_f32_packed's
+ * without the packing, and the K blocks (hence the sums) are the same. */
+
+int tg_gemm_f32_panel_rows(void) { return current_kernel()->mr; }
+int tg_gemm_f32_panel_cols(void) { return current_kernel()->nr; }
+
+void tg_gemm_f32_pack_a(float *Ap, bool transA, int64_t M, int64_t K, const float *A, int64_t lda)
+{
+    check_args("tg_gemm_f32_pack_a", transA, false, M, 1, K, A, lda, A, 1, Ap, 1);
+    pack_a_f32(transA, A, lda, 0, 0, M, K, current_kernel()->mr, Ap);
+}
+
+void tg_gemm_f32_prepacked(int64_t M, int64_t N, int64_t K, const float *Ap, const float *Bp,
+                           float *C, int64_t ldc)
+{
+    const gemm_kernel *kr = current_kernel();
+    const int mr = kr->mr, nr = kr->nr;
+    TG_CHECK(M >= 0 && N >= 0 && K > 0 && ldc >= max64(1, N) && ((uintptr_t)Bp & (min64(64, 4 * nr) - 1)) == 0,
+             "tg_gemm_f32_prepacked: M=%" PRId64 " N=%" PRId64 " K=%" PRId64 " ldc=%" PRId64
+             " (K > 0, ldc >= N, Bp aligned to a panel row or 64 bytes)", M, N, K, ldc);
+    int64_t kc = even_block(K, kr->kc, 1);
+    for (int64_t pc = 0; pc < K; pc += kc) {
+        int64_t kb = min64(kc, K - pc);
+        float beta = pc == 0 ? 0.0f : 1.0f;
+        for (int64_t i = 0; i < M; i += mr) {
+            const float *a = Ap + i * K + pc * mr;
+            for (int64_t j = 0; j < N; j += nr)
+                kr->ukr(kb, a, Bp + j * K + pc * nr, C + i * ldc + j, ldc, 1.0f, beta,
+                        (int)min64(mr, M - i), (int)min64(nr, N - j));
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
 /* float64: blocked, portable, no micro-kernel. For each (KC64, NC64) block
  * of op(B), packed row-major, every row i of C gets
  *   acc (nb) = op(A)[i, pc : pc+kb] @ Bblock
