@@ -362,7 +362,8 @@ static void im2col_panels_f32(const geom *g, const float *x, float *bp, int64_t 
                     int64_t ih = oh * g->sh - g->ph + ki * g->dh;
                     bool in = ih >= 0 && ih < H;
                     const float *row = xp + (in ? ih : 0) * W;
-                    __m512 v0 = _mm512_maskz_loadu_ps(in ? m0 : 0, row), v1 = _mm512_maskz_loadu_ps(in ? m1 : 0, row + 16);
+                    __m512 v0 = _mm512_maskz_loadu_ps(in ? m0 : 0, row);
+                    __m512 v1 = in && m1 ? _mm512_maskz_loadu_ps(m1, row + 16) : _mm512_setzero_ps();
                     /* lanes here at column o, the rest (if the row runs past the panel) at the next panel's start */
                     bool split = o + Wo > nr;
                     __mmask16 here = split ? tail_mask(nr - o) : out, rest = out & (__mmask16)~here;
@@ -386,30 +387,45 @@ static void im2col_panels_f32(const geom *g, const float *x, float *bp, int64_t 
  * is loaded once, gets every tap that reaches it added in registers, in
  * (ki, kj) order, and is stored once; adding tap by tap into memory would
  * store and reload each row kh kw times. Tap kj puts output column ow at
- * input column ow sw + kj dw - pw: lane iw of the row takes lane
- * lo/hi[iw] of the tap's source row where add says so. */
+ * input column ow sw + kj dw - pw. At stride 2 (dilation 1) taps kj and
+ * kj + 1 reach columns of opposite parity, so one step adds both: lane iw
+ * of the row takes lane lo/hi[iw] of the two taps' source rows side by side
+ * (a's lanes 0-15, b's 16-31) where add says so, and each element still
+ * gets its taps in kj order. */
 typedef struct {
     __m512i lo, hi;
     __mmask16 add_lo, add_hi;
+    int64_t a, b;   /* the taps (b = a if one) */
 } row_gather;
 
 __attribute__((target("avx512f")))
-static row_gather gather_at(const geom *g, int64_t kj) {
+static row_gather gather_at(const geom *g, int64_t a, int64_t b) {
     int32_t idx[32];
     uint32_t add = 0;
     for (int64_t iw = 0; iw < 32; iw++) {
-        int64_t t = iw - (kj * g->dw - g->pw), ow = t / g->sw;
-        bool in = iw < g->W && t >= 0 && t % g->sw == 0 && ow < g->Wo;
-        idx[iw] = in ? (int32_t)ow : 0;
-        add |= (uint32_t)in << iw;
+        idx[iw] = 0;
+        for (int64_t k = a; k <= b; k++) {
+            int64_t t = iw - (k * g->dw - g->pw), ow = t / g->sw;
+            if (iw < g->W && t >= 0 && t % g->sw == 0 && ow < g->Wo) {
+                idx[iw] = (int32_t)(ow + (k - a) * 16);
+                add |= (uint32_t)1 << iw;
+            }
+        }
     }
-    return (row_gather){_mm512_loadu_si512(idx), _mm512_loadu_si512(idx + 16), (__mmask16)add, (__mmask16)(add >> 16)};
+    return (row_gather){_mm512_loadu_si512(idx), _mm512_loadu_si512(idx + 16), (__mmask16)add, (__mmask16)(add >> 16),
+                        a, b};
 }
 
+/* Whether col2im_chunk_f32 goes a dx row at a time, and so can set dx
+ * (from a bias) rather than add into it. */
+static bool col2im_rows(const geom *g) { return g->W <= 32 && g->kw <= 16; }
+
+/* dx (+)= col2im of col; with set, dx = bias (or 0 if NULL) + col2im, dx not read. */
 __attribute__((target("avx512f")))
-static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1) {
+static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1,
+                             bool set, const float *bias) {
     int64_t P = g->Ho * g->Wo, HW = g->H * g->W, taps = g->kh * g->kw;
-    if (g->W > 32 || g->kw > 16) {   /* tap by tap */
+    if (!col2im_rows(g)) {   /* tap by tap */
         for (int64_t c = 0; c < g->C; c++)
             for (int64_t ki = 0; ki < g->kh; ki++)
                 for (int64_t kj = 0; kj < g->kw; kj++) {
@@ -420,23 +436,34 @@ static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t
         return;
     }
     row_gather rg[16];
-    for (int64_t kj = 0; kj < g->kw; kj++) rg[kj] = gather_at(g, kj);
+    int64_t steps = 0;
+    bool pairs = g->sw == 2 && g->dw == 1;
+    for (int64_t kj = 0; kj < g->kw; kj += pairs ? 2 : 1)
+        rg[steps++] = gather_at(g, kj, pairs && kj + 1 < g->kw ? kj + 1 : kj);
     __mmask16 out = tail_mask(g->Wo), m0 = tail_mask(g->W), m1 = g->W > 16 ? tail_mask(g->W - 16) : 0;
-    for (int64_t n = n0; n < n1; n++)
-        for (int64_t c = 0; c < g->C; c++) {
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t n = n0; n < n1; n++) {
             float *xp = dx + (n * g->C + c) * HW;
             const float *src = col + c * taps * ldc + (n - n0) * P;   /* tap (0, 0) of this plane */
+            __m512 b = _mm512_set1_ps(bias ? bias[c] : 0.0f);
+            if (!set && n + 1 < n1)   /* the next plane, read from memory meanwhile */
+                for (int64_t k = 0; k < HW; k += 16) _mm_prefetch((const char *)(xp + g->C * HW + k), _MM_HINT_T0);
             for (int64_t ih = 0; ih < g->H; ih++) {
                 float *row = xp + ih * g->W;
-                __m512 v0 = _mm512_maskz_loadu_ps(m0, row), v1 = _mm512_maskz_loadu_ps(m1, row + 16);
+                __m512 v0 = b, v1 = b;
+                if (!set) {
+                    v0 = _mm512_maskz_loadu_ps(m0, row);
+                    v1 = m1 ? _mm512_maskz_loadu_ps(m1, row + 16) : _mm512_setzero_ps();
+                }
                 for (int64_t ki = 0; ki < g->kh; ki++) {
                     int64_t t = ih + g->ph - ki * g->dh, oh = t / g->sh;
                     if (t < 0 || t % g->sh || oh >= g->Ho) continue;
                     const float *s = src + ki * g->kw * ldc + oh * g->Wo;
-                    for (int64_t kj = 0; kj < g->kw; kj++, s += ldc) {
-                        __m512 sv = _mm512_maskz_loadu_ps(out, s);
-                        v0 = _mm512_mask_add_ps(v0, rg[kj].add_lo, v0, _mm512_permutexvar_ps(rg[kj].lo, sv));
-                        if (m1) v1 = _mm512_mask_add_ps(v1, rg[kj].add_hi, v1, _mm512_permutexvar_ps(rg[kj].hi, sv));
+                    for (int64_t k = 0; k < steps; k++) {
+                        const row_gather *r = &rg[k];
+                        __m512 sa = _mm512_maskz_loadu_ps(out, s + r->a * ldc), sb = _mm512_maskz_loadu_ps(out, s + r->b * ldc);
+                        v0 = _mm512_mask_add_ps(v0, r->add_lo, v0, _mm512_permutex2var_ps(sa, r->lo, sb));
+                        if (m1) v1 = _mm512_mask_add_ps(v1, r->add_hi, v1, _mm512_permutex2var_ps(sa, r->hi, sb));
                     }
                 }
                 _mm512_mask_storeu_ps(row, m0, v0);
@@ -447,7 +474,8 @@ static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t
 #else
 static bool rows_avx512(const geom *g) { (void)g; return false; }
 static void im2col_chunk_f32(const geom *g, const float *x, float *col, int64_t ldc, int64_t n0, int64_t n1) { (void)g, (void)x, (void)col, (void)ldc, (void)n0, (void)n1; }
-static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1) { (void)g, (void)dx, (void)col, (void)ldc, (void)n0, (void)n1; }
+static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1, bool set, const float *bias) { (void)g, (void)dx, (void)col, (void)ldc, (void)n0, (void)n1, (void)set, (void)bias; }
+static bool col2im_rows(const geom *g) { (void)g; return false; }
 static void im2col_panels_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
 static bool whole_rows(const geom *g) { (void)g; return false; }
 static void im2col_rows_f32(const geom *g, const float *xp, float *dst, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)dst, (void)ki, (void)kj; }
@@ -662,10 +690,11 @@ typedef struct {
     const tg_tensor *x;      /* the tensor im2col reads (N, C, H, W); CH_INPUT: the source (N, O, Ho, Wo) */
     const tg_tensor *x2;     /* CH_*_BWD: the (N, O, Ho, Wo) side of dW (dy, or conv_transpose2d's x) */
     const tg_tensor *w;      /* (O, C / G, kh, kw) */
-    const tg_tensor *b;      /* CH_FORWARD: bias (O) or NULL */
+    const tg_tensor *b;      /* CH_FORWARD: bias (O), CH_INPUT with set: bias (C); or NULL */
     const tg_tensor *col;    /* im2col(x) (C kh kw, L) already made (CH_CONV_BWD) or to fill (CH_FORWARD), or NULL */
     tg_tensor *out;          /* the NCHW result (y, or dx, added into), or NULL */
     bool acc;                /* CH_FORWARD: out += */
+    bool set;                /* CH_INPUT: out = b + (set_path), rather than += */
     char *partial;           /* CH_*_BWD with dW: (chunks, O, C / G kh kw) partial dW, or NULL */
     char *scratch;           /* slot_bytes per slot: GEMM packing, col chunk, product or source chunk */
     size_t pack_bytes, col_bytes, slot_bytes;
@@ -747,7 +776,7 @@ static void chunk_cm_to(const chunk_job *j, const tg_tensor *b, bool acc, char *
 static void chunk_col2im(const chunk_job *j, char *col, int64_t ldc, int64_t n0, int64_t n1) {
     const geom *g = j->g;
     if (j->w->dtype == TG_F32 && rows_avx512(g) && g->Wo <= 16) {
-        col2im_chunk_f32(g, j->out->data, (const float *)col, ldc, n0, n1);
+        col2im_chunk_f32(g, j->out->data, (const float *)col, ldc, n0, n1, j->set, j->b ? j->b->data : NULL);
         return;
     }
     tg_tensor ct = tg_tensor_wrap(j->w->dtype, TG_SHAPE(g->C * g->kh * g->kw, ldc), col);
@@ -902,6 +931,19 @@ static void input_chunks(tg_arena *ar, const geom *g, tg_tensor *dx, const tg_te
     run_chunks(ar, &j, NULL);
 }
 
+/* Whether the chunks' col2im can set its output (from a bias) instead of
+ * adding into it: the dx-row-at-a-time col2im of float32 on AVX-512. */
+static bool set_path(const geom *g, tg_dtype dt) {
+    return dt == TG_F32 && rows_avx512(g) && g->Wo <= 16 && col2im_rows(g);
+}
+
+/* y (N, C, H, W) = b + col2im(W^T @ src), src (N, O, Ho, Wo), b (C) or NULL; set_path only. */
+static void input_set_chunks(tg_arena *ar, const geom *g, tg_tensor *y, const tg_tensor *w, const tg_tensor *b,
+                             const tg_tensor *src) {
+    chunk_job j = {.g = g, .mode = CH_INPUT, .x = src, .w = w, .b = b, .out = y, .set = true};
+    run_chunks(ar, &j, NULL);
+}
+
 static tg_tensor *new_col(tg_arena *ar, const geom *g, tg_dtype dt) {
     return tg_tensor_new(ar, dt, TG_SHAPE(g->C * g->kh * g->kw, g->N * g->Ho * g->Wo));
 }
@@ -958,6 +1000,10 @@ void tg_conv_transpose2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tenso
                                  const tg_tensor *b, tg_conv_args a) {
     geom g = transpose_geom("tg_conv_transpose2d_forward", y, x, w, a);
     check_bias("tg_conv_transpose2d_forward", b, g.C, x->dtype);
+    if (set_path(&g, x->dtype)) {
+        input_set_chunks(scratch, &g, y, w, b, x);
+        return;
+    }
     if (b) {
         tg_tensor bv = tg_tensor_wrap(b->dtype, TG_SHAPE(g.C, 1, 1), b->data);
         tg_tensor_expand(y, &bv);
