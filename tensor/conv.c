@@ -383,6 +383,59 @@ static void im2col_panels_f32(const geom *g, const float *x, float *bp, int64_t 
         }
 }
 
+/* im2col transposed, for the weight gradient dW_g (O/G, K) = t_g (O/G, n)
+ * @ col_g^T (n, K): col_g^T written straight into B's panels, each group as
+ * ceil(K / nr) panels of (n, nr), panel row l (column l of col) holding
+ * taps (c, ki, kj) of that output pixel. The kw taps of one (c, ki) are kw
+ * consecutive input pixels (dilation 1): one load and store of 128 bits,
+ * masked at the row's ends (kw <= 4; nr a multiple of 4, so they never
+ * straddle two panels). Wider accesses would be slower: a masked 512-bit
+ * store of a few floats still counts as 64 bytes against the loads that
+ * follow it. Panels are zero past K. */
+static bool patch_rows(const geom *g, int64_t nr) {
+    static int vl;   /* 0 unknown, 1 no, 2 yes; a benign race on the first calls */
+    if (!vl) vl = __builtin_cpu_supports("avx512vl") ? 2 : 1;
+    return vl == 2 && g->dw == 1 && g->kw <= 4 && nr % 4 == 0 && nr <= 32 && g->Wo <= WHOLE_HO;
+}
+
+__attribute__((target("avx512f,avx512vl")))
+static void im2col_t_panels_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) {
+    const int64_t Ho = g->Ho, Wo = g->Wo, H = g->H, W = g->W, kh = g->kh, kw = g->kw, HW = H * W, Cg = g->C / g->G;
+    const int64_t n = (n1 - n0) * Ho * Wo, K = Cg * kh * kw, np = (K + nr - 1) / nr;
+    __mmask8 wmask[WHOLE_HO];   /* output column ow: the taps inside the row */
+    for (int64_t ow = 0; ow < Wo; ow++) {
+        int64_t iw0 = ow * g->sw - g->pw;
+        wmask[ow] = (__mmask8)(tail_mask(kw < W - iw0 ? kw : W - iw0 > 0 ? W - iw0 : 0) & ~tail_mask(iw0 < 0 ? -iw0 : 0));
+    }
+    __mmask8 taps = (__mmask8)tail_mask(kw);
+    for (int64_t grp = 0; grp < g->G; grp++)
+        for (int64_t q = 0; q < np; q++) {   /* panel q: rows R in [q nr, q nr + nr) of the group */
+            float *panel = bp + (grp * np + q) * n * nr;
+            int64_t r0 = q * nr, r1 = r0 + nr < K ? r0 + nr : K;
+            int64_t c0 = grp * Cg + r0 / (kh * kw), c1 = grp * Cg + (r1 - 1) / (kh * kw) + 1;   /* its channels */
+            int64_t steps = 0, plane[32], kis[32];   /* (c, ki) of each run of kw taps: c's plane offset, ki */
+            for (int64_t R = r0; R < r1; R += kw, steps++)
+                plane[steps] = (grp * Cg + R / (kh * kw)) * HW, kis[steps] = R / kw % kh;
+            for (int64_t im = n0; im < n1; im++) {
+                if (im + 1 < n1)   /* the next image's planes, read from memory meanwhile */
+                    for (const float *p = x + ((im + 1) * g->C + c0) * HW, *e = p + (c1 - c0) * HW; p < e; p += 16)
+                        _mm_prefetch((const char *)p, _MM_HINT_T0);
+                for (int64_t oh = 0; oh < Ho; oh++)
+                    for (int64_t ow = 0; ow < Wo; ow++, panel += nr) {
+                        int64_t iw0 = ow * g->sw - g->pw;
+                        const float *xi = x + im * g->C * HW + iw0;
+                        for (int64_t k = 0; k < steps; k++) {
+                            int64_t ih = oh * g->sh - g->ph + kis[k] * g->dh;
+                            bool in = ih >= 0 && ih < H;
+                            const float *row = xi + plane[k] + (in ? ih : 0) * W;
+                            _mm_mask_storeu_ps(panel + k * kw, taps, _mm_maskz_loadu_ps(in ? wmask[ow] : 0, row));
+                        }
+                        if (r1 - r0 < nr) memset(panel + (r1 - r0), 0, (size_t)(nr - (r1 - r0)) * sizeof(float));
+                    }
+            }
+        }
+}
+
 /* col2im a dx row at a time, for rows of up to 32 (two registers): the row
  * is loaded once, gets every tap that reaches it added in registers, in
  * (ki, kj) order, and is stored once; adding tap by tap into memory would
@@ -456,8 +509,8 @@ static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t
                     v1 = m1 ? _mm512_maskz_loadu_ps(m1, row + 16) : _mm512_setzero_ps();
                 }
                 for (int64_t ki = 0; ki < g->kh; ki++) {
-                    int64_t t = ih + g->ph - ki * g->dh, oh = t / g->sh;
-                    if (t < 0 || t % g->sh || oh >= g->Ho) continue;
+                    int64_t t = ih + g->ph - ki * g->dh, oh = g->sh == 2 ? t >> 1 : t / g->sh;   /* no division at stride 2 */
+                    if (t < 0 || (g->sh == 2 ? t & 1 : t % g->sh) || oh >= g->Ho) continue;
                     const float *s = src + ki * g->kw * ldc + oh * g->Wo;
                     for (int64_t k = 0; k < steps; k++) {
                         const row_gather *r = &rg[k];
@@ -477,6 +530,8 @@ static void im2col_chunk_f32(const geom *g, const float *x, float *col, int64_t 
 static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1, bool set, const float *bias) { (void)g, (void)dx, (void)col, (void)ldc, (void)n0, (void)n1, (void)set, (void)bias; }
 static bool col2im_rows(const geom *g) { (void)g; return false; }
 static void im2col_panels_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
+static void im2col_t_panels_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
+static bool patch_rows(const geom *g, int64_t nr) { (void)g, (void)nr; return false; }
 static bool whole_rows(const geom *g) { (void)g; return false; }
 static void im2col_rows_f32(const geom *g, const float *xp, float *dst, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)dst, (void)ki, (void)kj; }
 static void col2im_rows_f32(const geom *g, float *xp, const float *src, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)src, (void)ki, (void)kj; }
@@ -700,6 +755,7 @@ typedef struct {
     size_t pack_bytes, col_bytes, slot_bytes;
     _Atomic int slot;
     int64_t nr;              /* float32 panels (panel_path): B panel width; else 0 */
+    int64_t wnr;             /* dW through im2col_t_panels_f32: B panel width; else 0 */
     const float *wpack;      /* panel_path: W's groups packed as A panels (tensor/gemm.h), or NULL */
 } chunk_job;
 
@@ -796,6 +852,20 @@ static void chunk_forward_panels(const chunk_job *j, const tg_tensor *x, char *c
                               (float *)t + k * Og * n, n);
 }
 
+/* dw (O, C/G kh kw) = t (O, n) @ im2col(x)^T of images [n0, n1): t packed
+ * as A's panels into pack, col^T built as B's panels in cbuf. */
+static void chunk_weight_panels(const chunk_job *j, const tg_tensor *x, char *pack, char *cbuf, const char *t,
+                                int64_t n0, int64_t n1, char *dw) {
+    const geom *g = j->g;
+    int64_t n = (n1 - n0) * g->Ho * g->Wo, K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G;
+    int64_t bstride = (K + j->wnr - 1) / j->wnr * j->wnr * n;
+    im2col_t_panels_f32(g, x->data, (float *)cbuf, j->wnr, n0, n1);
+    for (int64_t k = 0; k < g->G; k++) {
+        tg_gemm_f32_pack_a((float *)pack, false, Og, n, (const float *)t + k * Og * n, n);
+        tg_gemm_f32_prepacked(Og, K, n, (const float *)pack, (const float *)cbuf + k * bstride, (float *)dw + k * Og * K, K);
+    }
+}
+
 static void chunk_range(void *ctx, int64_t begin, int64_t end) {
     chunk_job *j = ctx;
     const geom *g = j->g;
@@ -829,7 +899,9 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
         }
         case CH_CONV_BWD:
             chunk_cm_from(j, j->x2, tbuf, n0, n1);   /* dy */
-            if (dw) {
+            if (dw && j->wnr) {
+                chunk_weight_panels(j, j->x, pack, cbuf, tbuf, n0, n1, dw);
+            } else if (dw) {
                 if (!kept) chunk_im2col(j, j->x, cbuf, n, n0, n1);
                 chunk_gemm(j, 2, pack, kept ? kept : cbuf, kept ? L : n, tbuf, n, n, dw);
             }
@@ -839,12 +911,18 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
             }
             break;
         case CH_CONVT_BWD:
-            if (j->wpack) {   /* dx from the panels, then im2col again in rows for dW */
+            if (j->wpack) {   /* dx from the panels, then im2col again for dW */
                 if (j->out) {
                     chunk_forward_panels(j, j->x, cbuf, tbuf, n0, n1);
                     chunk_cm_to(j, NULL, true, tbuf, n, n0, n1);
                 }
                 if (!dw) break;
+            }
+            if (dw && j->wnr) {
+                chunk_cm_from(j, j->x2, tbuf, n0, n1);
+                chunk_weight_panels(j, j->x, pack, cbuf, tbuf, n0, n1, dw);
+                if (j->wpack) break;
+                dw = NULL;
             }
             chunk_im2col(j, j->x, cbuf, n, n0, n1);   /* of dy */
             if (j->out && !j->wpack) {
@@ -906,6 +984,16 @@ static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
         for (int64_t k = 0; k < g->G; k++)
             tg_gemm_f32_pack_a(wp + k * apanel, false, Og, K, (const float *)j->w->data + k * Og * K, K);
         j->wpack = wp;
+    }
+    if (dw && j->w->dtype == TG_F32 && has_avx512() && patch_rows(g, tg_gemm_f32_panel_cols()) &&
+        g->C / g->G * g->kh * g->kw % tg_gemm_f32_panel_cols() == 0) {   /* whole panels: no zero columns to multiply */
+        /* dW's B panels (col^T, padded to whole panels) in the col buffer, t's A panels in the pack buffer */
+        int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows();
+        j->wnr = tg_gemm_f32_panel_cols();
+        size_t bytes = (size_t)(g->G * ((K + j->wnr - 1) / j->wnr * j->wnr) * cols) * es;
+        if (round64(bytes) > j->col_bytes) j->col_bytes = round64(bytes);
+        bytes = (size_t)((Og + mr - 1) / mr * mr * cols) * es;
+        if (round64(bytes) > j->pack_bytes) j->pack_bytes = round64(bytes);
     }
     j->slot_bytes = j->pack_bytes + j->col_bytes + round64((size_t)(g->O * cols) * es);
     j->scratch = tg_arena_alloc(ar, (size_t)threads * j->slot_bytes);
