@@ -845,7 +845,7 @@ static void chunk_col2im(const chunk_job *j, char *col, int64_t ldc, int64_t n0,
 static void chunk_forward_panels(const chunk_job *j, const tg_tensor *x, char *cbuf, char *t, int64_t n0, int64_t n1) {
     const geom *g = j->g;
     int64_t n = (n1 - n0) * g->Ho * g->Wo, K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G;
-    int64_t mr = tg_gemm_f32_panel_rows(), bstride = (n + j->nr - 1) / j->nr * j->nr * K;
+    int64_t mr = tg_gemm_f32_panel_rows(Og), bstride = (n + j->nr - 1) / j->nr * j->nr * K;
     im2col_panels_f32(g, x->data, (float *)cbuf, j->nr, n0, n1);
     for (int64_t k = 0; k < g->G; k++)
         tg_gemm_f32_prepacked(Og, n, K, j->wpack + k * ((Og + mr - 1) / mr * mr) * K, (const float *)cbuf + k * bstride,
@@ -975,7 +975,7 @@ static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
     j->col_bytes = round64((size_t)(g->C * g->kh * g->kw * cols) * es);
     bool panels = (j->mode == CH_FORWARD || (j->mode == CH_CONVT_BWD && j->out)) && panel_path(g, j->w->dtype);
     if (panels) {   /* B panels in the col buffer (padded to whole panels); W packed once for all chunks */
-        int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows();
+        int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows(Og);
         j->nr = tg_gemm_f32_panel_cols();
         size_t pcols = (size_t)((cols + j->nr - 1) / j->nr * j->nr);
         if (round64(g->C * g->kh * g->kw * pcols * es) > j->col_bytes) j->col_bytes = round64(g->C * g->kh * g->kw * pcols * es);
@@ -988,7 +988,7 @@ static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
     if (dw && j->w->dtype == TG_F32 && has_avx512() && patch_rows(g, tg_gemm_f32_panel_cols()) &&
         g->C / g->G * g->kh * g->kw % tg_gemm_f32_panel_cols() == 0) {   /* whole panels: no zero columns to multiply */
         /* dW's B panels (col^T, padded to whole panels) in the col buffer, t's A panels in the pack buffer */
-        int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows();
+        int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows(Og);
         j->wnr = tg_gemm_f32_panel_cols();
         size_t bytes = (size_t)(g->G * ((K + j->wnr - 1) / j->wnr * j->wnr) * cols) * es;
         if (round64(bytes) > j->col_bytes) j->col_bytes = round64(bytes);
