@@ -756,6 +756,7 @@ typedef struct {
     _Atomic int slot;
     int64_t nr;              /* float32 panels (panel_path): B panel width; else 0 */
     int64_t wnr;             /* dW through im2col_t_panels_f32: B panel width; else 0 */
+    int64_t inr;             /* CH_INPUT through chunk_cm_from_panels: B panel width; else 0 */
     const float *wpack;      /* panel_path: W's groups packed as A panels (tensor/gemm.h), or NULL */
 } chunk_job;
 
@@ -818,6 +819,26 @@ static void chunk_cm_from(const chunk_job *j, const tg_tensor *src, char *t, int
     tg_tensor tt = tg_tensor_wrap(src->dtype, TG_SHAPE(g->O, (n1 - n0) * P), t);
     conv_job c = {.x = src, .col = &tt, .C = g->O, .S = P, .ld = (n1 - n0) * P, .n0 = n0};
     for (int64_t o = 0; o < g->O; o++) cm_from_range(&c, o * g->N + n0, o * g->N + n1);
+}
+
+/* The same straight into B's panels (float32): each group's O/G rows as
+ * ceil(n / nr) panels of (O/G, nr), zero past n; an image's plane runs on
+ * into the next panel where it crosses one. */
+static void chunk_cm_from_panels(const chunk_job *j, const tg_tensor *src, float *bp, int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    int64_t P = g->Ho * g->Wo, n = (n1 - n0) * P, nr = j->inr, np = (n + nr - 1) / nr, Og = g->O / g->G;
+    for (int64_t o = 0; o < g->O; o++) {
+        float *rowp = bp + (o / Og * np * Og + o % Og) * nr;   /* row o % Og of its group's first panel */
+        for (int64_t im = n0; im < n1; im++) {
+            const float *s = (const float *)src->data + (im * g->O + o) * P;
+            for (int64_t col = (im - n0) * P, end = col + P; col < end;) {
+                int64_t o_ = col % nr, len = nr - o_ < end - col ? nr - o_ : end - col;
+                memcpy(rowp + col / nr * Og * nr + o_, s, (size_t)len * sizeof(float));
+                s += len, col += len;
+            }
+        }
+        if (n % nr) memset(rowp + (np - 1) * Og * nr + n % nr, 0, (size_t)(nr - n % nr) * sizeof(float));
+    }
 }
 
 /* out (N, O, Ho, Wo) images [n0, n1) (+)= t (O, n) + b, t's row stride ldt. */
@@ -892,6 +913,16 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
             break;
         }
         case CH_INPUT: {
+            if (j->wpack) {   /* the source straight into B's panels, W^T packed once */
+                int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows(K);
+                int64_t bstride = (n + j->inr - 1) / j->inr * j->inr * Og;
+                chunk_cm_from_panels(j, j->x, (float *)tbuf, n0, n1);
+                for (int64_t k = 0; k < g->G; k++)
+                    tg_gemm_f32_prepacked(K, n, Og, j->wpack + k * ((K + mr - 1) / mr * mr) * Og,
+                                          (const float *)tbuf + k * bstride, (float *)cbuf + k * K * n, n);
+                chunk_col2im(j, cbuf, n, n0, n1);
+                break;
+            }
             chunk_cm_from(j, j->x, tbuf, n0, n1);
             chunk_gemm(j, CH_INPUT, pack, cbuf, n, tbuf, n, n, NULL);
             chunk_col2im(j, cbuf, n, n0, n1);
@@ -995,7 +1026,19 @@ static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
         bytes = (size_t)((Og + mr - 1) / mr * mr * cols) * es;
         if (round64(bytes) > j->pack_bytes) j->pack_bytes = round64(bytes);
     }
-    j->slot_bytes = j->pack_bytes + j->col_bytes + round64((size_t)(g->O * cols) * es);
+    size_t tcols = (size_t)cols;
+    if (j->mode == CH_INPUT && j->w->dtype == TG_F32 && tg_gemm_f32_panel_cols() <= 32) {
+        /* the source in B's panels (padded to whole panels); W^T packed once for all chunks */
+        int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows(K);
+        j->inr = tg_gemm_f32_panel_cols();
+        tcols = (size_t)((cols + j->inr - 1) / j->inr * j->inr);
+        int64_t apanel = (K + mr - 1) / mr * mr * Og;
+        float *wp = tg_arena_alloc(ar, (size_t)(g->G * apanel) * sizeof(float));
+        for (int64_t k = 0; k < g->G; k++)
+            tg_gemm_f32_pack_a(wp + k * apanel, true, K, Og, (const float *)j->w->data + k * Og * K, K);
+        j->wpack = wp;
+    }
+    j->slot_bytes = j->pack_bytes + j->col_bytes + round64((size_t)g->O * tcols * es);
     j->scratch = tg_arena_alloc(ar, (size_t)threads * j->slot_bytes);
     j->partial = dw ? tg_arena_alloc(ar, (size_t)(chunks * dw->numel) * es) : NULL;
     atomic_init(&j->slot, 0);

@@ -848,12 +848,12 @@ void tg_gemm_f32_serial(void *scratch, bool transA, bool transB, int64_t M, int6
 
 /* The micro-kernel and its MR for a pre-packed product of M rows: the
  * current kernel's, or on AVX-512 the 8-row one where 8 divides M and 12
- * does not. */
+ * would pad it by more than 5%. */
 static ukr_f32_fn *prepacked_kernel(int64_t M, int *mr)
 {
     const gemm_kernel *kr = current_kernel();
 #if TG_GEMM_X86
-    if (kr->ukr == ukr_avx512 && M % 8 == 0 && M % AVX512_MR != 0) {
+    if (kr->ukr == ukr_avx512 && M % 8 == 0 && round_up(M, AVX512_MR) * 20 > M * 21) {   /* > 5% padding */
         *mr = 8;
         return ukr_avx512_8;
     }
