@@ -767,10 +767,17 @@ static bool panel_path(const geom *g, tg_dtype dt) {
     return dt == TG_F32 && rows_avx512(g) && whole_rows(g) && g->Wo <= 16 && g->Wo <= tg_gemm_f32_panel_cols();
 }
 
+/* Images per chunk: about CHUNK_BYTES of col and product, then evened out
+ * so the chunks come in fours of one size (128 images: 16 chunks of 8, not
+ * 14 of 9 and one of 2), which share out evenly over 2 or 4 threads. A
+ * function of the shapes only. */
 static int64_t chunk_images(const geom *g, size_t es) {
     int64_t per = (g->C * g->kh * g->kw + g->O) * g->Ho * g->Wo * (int64_t)es;
     int64_t nb = CHUNK_BYTES / (per > 0 ? per : 1);
-    return nb < 1 ? 1 : nb > g->N ? g->N : nb;
+    nb = nb < 1 ? 1 : nb > g->N ? g->N : nb;
+    int64_t chunks = (g->N + nb - 1) / nb;
+    if (chunks > 1) chunks = (chunks + 3) / 4 * 4;
+    return (g->N + chunks - 1) / chunks;
 }
 
 static void gemm_here(tg_dtype dt, char *pack, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A,
