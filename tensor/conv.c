@@ -436,6 +436,58 @@ static void im2col_t_panels_f32(const geom *g, const float *x, float *bp, int64_
         }
 }
 
+/* The same for 4 x 4 kernels on rows of up to 16: a channel's 16 taps of
+ * one output pixel are one 64-byte piece of a panel row (nr a multiple of
+ * 16, K of nr). The kernel's 4 input rows are loaded once per output row
+ * and each pixel's patch is cut from them by two permutes and a shuffle:
+ * lanes 4 ki + kj = row ki, column ow sw - pw + kj (0 outside the row). */
+static bool patch16(const geom *g, int64_t nr) {
+    return g->kh == 4 && g->kw == 4 && g->dw == 1 && g->W <= 16 && nr % 16 == 0 && g->Wo <= WHOLE_HO;
+}
+
+__attribute__((target("avx512f")))
+static void im2col_t_patch16_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) {
+    const int64_t Ho = g->Ho, Wo = g->Wo, H = g->H, W = g->W, HW = H * W, Cg = g->C / g->G;
+    const int64_t n = (n1 - n0) * Ho * Wo, per = nr / 16, np = Cg / per;   /* channels per panel, panels per group */
+    __m512i idx[WHOLE_HO];   /* output column ow: lanes 0-3 from a's row, 4-7 from b's (the second source) */
+    __mmask16 ok[WHOLE_HO];
+    for (int64_t ow = 0; ow < Wo; ow++) {
+        int32_t t[16] = {0};
+        uint32_t m = 0;
+        for (int kj = 0; kj < 4; kj++) {
+            int64_t iw = ow * g->sw - g->pw + kj;
+            bool in = iw >= 0 && iw < W;
+            t[kj] = in ? (int32_t)iw : 0, t[4 + kj] = in ? (int32_t)(16 + iw) : 16;
+            m |= (uint32_t)in << kj | (uint32_t)in << (4 + kj);
+        }
+        idx[ow] = _mm512_loadu_si512(t), ok[ow] = (__mmask16)m;
+    }
+    __mmask16 m0 = tail_mask(W);
+    for (int64_t grp = 0; grp < g->G; grp++)
+        for (int64_t q = 0; q < np; q++) {
+            float *panel = bp + (grp * np + q) * n * nr;
+            for (int64_t im = n0; im < n1; im++)
+                for (int64_t oh = 0; oh < Ho; oh++) {
+                    for (int64_t cc = 0; cc < per; cc++) {
+                        const float *xp = x + (im * g->C + grp * Cg + q * per + cc) * HW;
+                        __m512 r[4];
+                        for (int ki = 0; ki < 4; ki++) {
+                            int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+                            bool in = ih >= 0 && ih < H;
+                            r[ki] = _mm512_maskz_loadu_ps(in ? m0 : 0, xp + (in ? ih : 0) * W);
+                        }
+                        float *d = panel + oh * Wo * nr + cc * 16;
+                        for (int64_t ow = 0; ow < Wo; ow++, d += nr) {
+                            __m512 a = _mm512_maskz_permutex2var_ps(ok[ow], r[0], idx[ow], r[1]);
+                            __m512 b = _mm512_maskz_permutex2var_ps(ok[ow], r[2], idx[ow], r[3]);
+                            _mm512_storeu_ps(d, _mm512_shuffle_f32x4(a, b, 0x44));
+                        }
+                    }
+                    if (oh + 1 == Ho) panel += Ho * Wo * nr;
+                }
+        }
+}
+
 /* col2im a dx row at a time, for rows of up to 32 (two registers): the row
  * is loaded once, gets every tap that reaches it added in registers, in
  * (ki, kj) order, and is stored once; adding tap by tap into memory would
@@ -532,6 +584,8 @@ static bool col2im_rows(const geom *g) { (void)g; return false; }
 static void im2col_panels_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
 static void im2col_t_panels_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
 static bool patch_rows(const geom *g, int64_t nr) { (void)g, (void)nr; return false; }
+static bool patch16(const geom *g, int64_t nr) { (void)g, (void)nr; return false; }
+static void im2col_t_patch16_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
 static bool whole_rows(const geom *g) { (void)g; return false; }
 static void im2col_rows_f32(const geom *g, const float *xp, float *dst, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)dst, (void)ki, (void)kj; }
 static void col2im_rows_f32(const geom *g, float *xp, const float *src, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)src, (void)ki, (void)kj; }
@@ -887,7 +941,8 @@ static void chunk_weight_panels(const chunk_job *j, const tg_tensor *x, char *pa
     const geom *g = j->g;
     int64_t n = (n1 - n0) * g->Ho * g->Wo, K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G;
     int64_t bstride = (K + j->wnr - 1) / j->wnr * j->wnr * n;
-    im2col_t_panels_f32(g, x->data, (float *)cbuf, j->wnr, n0, n1);
+    if (patch16(g, j->wnr)) im2col_t_patch16_f32(g, x->data, (float *)cbuf, j->wnr, n0, n1);
+    else im2col_t_panels_f32(g, x->data, (float *)cbuf, j->wnr, n0, n1);
     for (int64_t k = 0; k < g->G; k++) {
         tg_gemm_f32_pack_a((float *)pack, false, Og, n, (const float *)t + k * Og * n, n);
         tg_gemm_f32_prepacked(Og, K, n, (const float *)pack, (const float *)cbuf + k * bstride, (float *)dw + k * Og * K, K);
