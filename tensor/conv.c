@@ -488,6 +488,97 @@ static void im2col_t_patch16_f32(const geom *g, const float *x, float *bp, int64
         }
 }
 
+/* Output rows of 7 (the VAE's 7 x 7 maps), O a multiple of 64: the product
+ * runs an output row at a time, without im2col's 7-wide pieces. A row's
+ * patches are a (K, 7) panel, K = C kh kw: taps k = (c, ki, kj) of pixels
+ * ow, ap[k 7 + ow], so the kw taps of one input row are 7 kw consecutive
+ * floats cut from it by a permute (lane t = 7 kj + ow). A (7, 64) tile of
+ * the output (pixels by channels) is summed k = 0, 1, ... in 28 registers
+ * against the weight packed as (O / 64, K, 64), then written into the NCHW
+ * output (rows7_store_f32). */
+static bool rows7_path(const geom *g, tg_dtype dt) {
+    return dt == TG_F32 && has_avx512() && g->Wo == 7 && g->G == 1 && g->O % 64 == 0 && g->kw <= 4 && whole_rows(g);
+}
+
+/* ap ((n1 - n0) Ho panels of (K, 7)) = the patches of images [n0, n1) of x. */
+__attribute__((target("avx512f")))
+static void rows7_panels_f32(const geom *g, const float *x, float *ap, int64_t n0, int64_t n1) {
+    const int64_t Ho = g->Ho, H = g->H, W = g->W, kh = g->kh, kw = g->kw, HW = H * W, K = g->C * kh * kw;
+    int32_t t[32] = {0};
+    uint32_t ok = 0;
+    for (int64_t kj = 0; kj < kw; kj++)
+        for (int64_t ow = 0; ow < 7; ow++) {
+            int64_t iw = ow * g->sw - g->pw + kj * g->dw;
+            t[kj * 7 + ow] = iw >= 0 ? (int32_t)iw : 0;
+            ok |= (uint32_t)(iw >= 0) << (kj * 7 + ow);
+        }
+    __m512i lo = _mm512_loadu_si512(t), hi = _mm512_loadu_si512(t + 16);
+    __mmask16 m0 = tail_mask(W), m1 = W > 16 ? tail_mask(W - 16) : 0, s0 = tail_mask(7 * kw), s1 = tail_mask(7 * kw - 16);
+    for (int64_t im = n0; im < n1; im++)
+        for (int64_t oh = 0; oh < Ho; oh++, ap += K * 7)
+            for (int64_t c = 0; c < g->C; c++) {
+                const float *xp = x + (im * g->C + c) * HW;
+                for (int64_t ki = 0; ki < kh; ki++) {
+                    int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+                    bool in = ih >= 0 && ih < H;
+                    const float *row = xp + (in ? ih : 0) * W;
+                    __m512 v0 = _mm512_maskz_loadu_ps(in ? m0 : 0, row);
+                    __m512 v1 = in && m1 ? _mm512_maskz_loadu_ps(m1, row + 16) : _mm512_setzero_ps();
+                    float *d = ap + (c * kh + ki) * kw * 7;
+                    _mm512_mask_storeu_ps(d, s0, _mm512_maskz_permutex2var_ps((__mmask16)ok, v0, lo, v1));
+                    if (kw * 7 > 16) _mm512_mask_storeu_ps(d + 16, s1, _mm512_maskz_permutex2var_ps((__mmask16)(ok >> 16), v0, hi, v1));
+                }
+            }
+}
+
+/* tile (7, 64) = a (K, 7)^T @ b (K, 64), each element summed k = 0, 1, ... */
+__attribute__((target("avx512f")))
+static void rows7_tile_f32(int64_t K, const float *restrict a, const float *restrict b, float *restrict tile) {
+    __m512 acc[7][4];
+#pragma GCC unroll 8
+    for (int r = 0; r < 7; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k++, a += 7, b += 64) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+#pragma GCC unroll 8
+        for (int r = 0; r < 7; r++) {
+            __m512 ar = _mm512_set1_ps(a[r]);
+            acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(ar, b2, acc[r][2]);
+            acc[r][3] = _mm512_fmadd_ps(ar, b3, acc[r][3]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < 7; r++)
+        for (int q = 0; q < 4; q++) _mm512_storeu_ps(tile + r * 64 + q * 16, acc[r][q]);
+}
+
+/* y[o P .. o P + 6] = tile column o (rows 0-6 of (8, 64); row 7 is dropped)
+ * + bias[o] for o < 64 (bias may be NULL), or += that if acc: 8 x 8 blocks
+ * transposed in registers. */
+__attribute__((target("avx512f,avx512vl")))
+static void rows7_store_f32(float *y, int64_t P, const float *tile, const float *bias, bool acc) {
+    for (int o0 = 0; o0 < 64; o0 += 8) {
+        __m256 r[8], t[8];
+        for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(tile + i * 64 + o0);
+        for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        for (int i = 0; i < 8; i += 4) {   /* r[i + e]: rows i .. i + 3 of column e (low half), e + 4 (high) */
+            r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44), r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+            r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44), r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        }
+        for (int e = 0; e < 4; e++) {   /* t[c]: column o0 + c */
+            t[e] = _mm256_permute2f128_ps(r[e], r[4 + e], 0x20);
+            t[4 + e] = _mm256_permute2f128_ps(r[e], r[4 + e], 0x31);
+        }
+        for (int c = 0; c < 8; c++) {
+            float *d = y + (o0 + c) * P;
+            __m256 v = _mm256_add_ps(t[c], _mm256_set1_ps(bias ? bias[o0 + c] : 0.0f));
+            if (acc) v = _mm256_add_ps(_mm256_maskz_loadu_ps(0x7f, d), v);
+            _mm256_mask_storeu_ps(d, 0x7f, v);
+        }
+    }
+}
+
 /* col2im a dx row at a time, for rows of up to 32 (two registers): the row
  * is loaded once, gets every tap that reaches it added in registers, in
  * (ki, kj) order, and is stored once; adding tap by tap into memory would
@@ -585,6 +676,10 @@ static void im2col_panels_f32(const geom *g, const float *x, float *bp, int64_t 
 static void im2col_t_panels_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
 static bool patch_rows(const geom *g, int64_t nr) { (void)g, (void)nr; return false; }
 static bool patch16(const geom *g, int64_t nr) { (void)g, (void)nr; return false; }
+static bool rows7_path(const geom *g, tg_dtype dt) { (void)g, (void)dt; return false; }
+static void rows7_panels_f32(const geom *g, const float *x, float *ap, int64_t n0, int64_t n1) { (void)g, (void)x, (void)ap, (void)n0, (void)n1; }
+static void rows7_tile_f32(int64_t K, const float *restrict a, const float *restrict b, float *restrict tile) { (void)K, (void)a, (void)b, (void)tile; }
+static void rows7_store_f32(float *y, int64_t P, const float *tile, const float *bias, bool acc) { (void)y, (void)P, (void)tile, (void)bias, (void)acc; }
 static void im2col_t_patch16_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
 static bool whole_rows(const geom *g) { (void)g; return false; }
 static void im2col_rows_f32(const geom *g, const float *xp, float *dst, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)dst, (void)ki, (void)kj; }
@@ -810,6 +905,7 @@ typedef struct {
     _Atomic int slot;
     int64_t nr;              /* float32 panels (panel_path): B panel width; else 0 */
     int64_t wnr;             /* dW through im2col_t_panels_f32: B panel width; else 0 */
+    bool rows7;              /* the forward product through rows7_tile_f32 (wpack: W as (O / 64, K, 64)) */
     int64_t inr;             /* CH_INPUT through chunk_cm_from_panels: B panel width; else 0 */
     const float *wpack;      /* panel_path: W's groups packed as A panels (tensor/gemm.h), or NULL */
 } chunk_job;
@@ -934,6 +1030,27 @@ static void chunk_forward_panels(const chunk_job *j, const tg_tensor *x, char *c
                               (float *)t + k * Og * n, n);
 }
 
+/* out (N, O, Ho, 7) images [n0, n1) (+)= W @ im2col(x) + b (b may be NULL)
+ * an output row at a time (rows7_path), the panels in cbuf, W in wpack as
+ * (O / 64, K, 64). */
+static void chunk_forward_rows7(const chunk_job *j, const tg_tensor *x, const tg_tensor *b, bool acc, char *cbuf,
+                                int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    int64_t K = g->C * g->kh * g->kw, P = g->Ho * 7;
+    float *ap = (float *)cbuf, *tile = ap + (n1 - n0) * g->Ho * K * 7, *out = j->out->data;
+    const float *bias = b ? b->data : NULL;
+    rows7_panels_f32(g, x->data, ap, n0, n1);
+    memset(tile + 7 * 64, 0, 64 * sizeof(float));   /* the tile's unused eighth row */
+    for (int64_t im = n0; im < n1; im++)
+        for (int64_t oh = 0; oh < g->Ho; oh++) {
+            const float *a = ap + ((im - n0) * g->Ho + oh) * K * 7;
+            for (int64_t ob = 0; ob < g->O; ob += 64) {
+                rows7_tile_f32(K, a, j->wpack + ob * K, tile);
+                rows7_store_f32(out + (im * g->O + ob) * P + oh * 7, P, tile, bias ? bias + ob : NULL, acc);
+            }
+        }
+}
+
 /* dw (O, C/G kh kw) = t (O, n) @ im2col(x)^T of images [n0, n1): t packed
  * as A's panels into pack, col^T built as B's panels in cbuf. */
 static void chunk_weight_panels(const chunk_job *j, const tg_tensor *x, char *pack, char *cbuf, const char *t,
@@ -962,6 +1079,10 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
         char *dw = j->partial ? j->partial + (size_t)ch * wbytes : NULL;
         switch (j->mode) {
         case CH_FORWARD: {
+            if (j->rows7) {
+                chunk_forward_rows7(j, j->x, j->b, j->acc, cbuf, n0, n1);
+                break;
+            }
             if (j->wpack) {
                 chunk_forward_panels(j, j->x, cbuf, tbuf, n0, n1);
                 chunk_cm_to(j, j->b, j->acc, tbuf, n, n0, n1);
@@ -1005,7 +1126,9 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
             break;
         case CH_CONVT_BWD:
             if (j->wpack) {   /* dx from the panels, then im2col again for dW */
-                if (j->out) {
+                if (j->out && j->rows7) {
+                    chunk_forward_rows7(j, j->x, NULL, true, cbuf, n0, n1);
+                } else if (j->out) {
                     chunk_forward_panels(j, j->x, cbuf, tbuf, n0, n1);
                     chunk_cm_to(j, NULL, true, tbuf, n, n0, n1);
                 }
@@ -1066,8 +1189,18 @@ static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
     if (threads > chunks) threads = (int)chunks;
     j->pack_bytes = j->w->dtype == TG_F32 ? round64(tg_gemm_f32_scratch_bytes()) : 0;
     j->col_bytes = round64((size_t)(g->C * g->kh * g->kw * cols) * es);
-    bool panels = (j->mode == CH_FORWARD || (j->mode == CH_CONVT_BWD && j->out)) && panel_path(g, j->w->dtype);
-    if (panels) {   /* B panels in the col buffer (padded to whole panels); W packed once for all chunks */
+    bool fwd = j->mode == CH_FORWARD || (j->mode == CH_CONVT_BWD && j->out);
+    if (fwd && rows7_path(g, j->w->dtype)) {   /* row panels and a tile in the col buffer; W packed once */
+        int64_t K = g->C * g->kh * g->kw;
+        size_t bytes = round64((size_t)(g->N < j->nb ? g->N : j->nb) * g->Ho * K * 7 * es + 8 * 64 * es);
+        if (bytes > j->col_bytes) j->col_bytes = bytes;
+        float *wp = tg_arena_alloc(ar, (size_t)(g->O * K) * sizeof(float));
+        const float *w = j->w->data;
+        for (int64_t ob = 0; ob < g->O; ob += 64)
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t o = 0; o < 64; o++) wp[(ob * K + k * 64) + o] = w[(ob + o) * K + k];
+        j->wpack = wp, j->rows7 = true;
+    } else if (fwd && panel_path(g, j->w->dtype)) {   /* B panels in the col buffer (padded to whole panels); W packed once for all chunks */
         int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows(Og);
         j->nr = tg_gemm_f32_panel_cols();
         size_t pcols = (size_t)((cols + j->nr - 1) / j->nr * j->nr);
@@ -1156,7 +1289,7 @@ tg_tensor *tg_conv2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x
                              const tg_tensor *b, tg_conv_args a, bool acc) {
     geom g = conv2d_geom("tg_conv2d_forward", x, w, y, a);
     check_bias("tg_conv2d_forward", b, g.O, x->dtype);
-    tg_tensor *col = panel_path(&g, x->dtype) ? NULL : new_col(scratch, &g, x->dtype);
+    tg_tensor *col = panel_path(&g, x->dtype) || rows7_path(&g, x->dtype) ? NULL : new_col(scratch, &g, x->dtype);
     forward_chunks(scratch, &g, y, col, x, w, b, acc);
     return col;
 }
