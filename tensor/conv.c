@@ -25,16 +25,28 @@
  * images), each chunk one task on the pool that builds its slice of col and
  * of the copies, multiplies it on its own thread and writes the result into
  * the NCHW output while all of it is in that core's L2 ("batch chunks"
- * below). Where panel_path holds (float32 on AVX-512, input rows of up to
- * 32), the forward product's im2col is written straight into the GEMM's B
- * panels and the weight is packed once per call (tensor/gemm.h's
- * pre-packed product), so nothing is packed per chunk and col never goes to
- * memory whole: the backward rebuilds its chunks. Elsewhere the forward's
- * col, which the tape keeps for dW, goes to memory whole.
+ * below). Elsewhere the forward's col, which the tape keeps for dW, goes to
+ * memory whole.
+ *
+ * Float32 fast paths (AVX-512), each chosen from the shapes alone, the
+ * weight packed once per call (tensor/gemm.h's pre-packed products):
+ *   rows7_path   output rows of 7, O a multiple of 64 (the VAE's 7 x 7
+ *                maps): the forward product an output row at a time, a
+ *                (7, 64) tile over a per-row patch panel, stored into NCHW
+ *                through register transposes
+ *   panel_path   other input rows of up to 32: im2col written straight into
+ *                the GEMM's B panels
+ *   wnr          dW from col^T written straight into B's panels (a 4 x 4
+ *                kernel's 16 taps of a pixel cut from registers, patch16)
+ *   inr          the input gradient's source copied straight into B's panels
+ *   set_path     conv_transpose2d's col2im sets y from the bias, y not read
+ * On these paths col never goes to memory whole: the backward rebuilds its
+ * chunks.
  *
  * Threads and determinism. Chunks depend only on the shapes; each GEMM sums
- * in an order fixed by its shapes (tensor/gemm.h), and dW adds the chunks'
- * partial products in chunk order. The layout loops write each output
+ * in an order fixed by its shapes (tensor/gemm.h; a rows7 tile element sums
+ * k = 0, 1, ... in one register lane), and dW adds the chunks' partial
+ * products in chunk order. The layout loops write each output
  * element from one thread in a fixed order (a dx element gets its taps in
  * (ki, kj) order); bias sums run one channel per task, in double, in eight
  * lanes fixed by position. Results are bit-identical for any thread count.
