@@ -25,12 +25,28 @@
  * images), each chunk one task on the pool that builds its slice of col and
  * of the copies, multiplies it on its own thread and writes the result into
  * the NCHW output while all of it is in that core's L2 ("batch chunks"
- * below). Only the forward's col, which the tape keeps for dW, goes to
+ * below). Elsewhere the forward's col, which the tape keeps for dW, goes to
  * memory whole.
  *
+ * Float32 fast paths (AVX-512), each chosen from the shapes alone, the
+ * weight packed once per call (tensor/gemm.h's pre-packed products):
+ *   rows7_path   output rows of 7, O a multiple of 64 (the VAE's 7 x 7
+ *                maps): the forward product an output row at a time, a
+ *                (7, 64) tile over a per-row patch panel, stored into NCHW
+ *                through register transposes
+ *   panel_path   other input rows of up to 32: im2col written straight into
+ *                the GEMM's B panels
+ *   wnr          dW from col^T written straight into B's panels (a 4 x 4
+ *                kernel's 16 taps of a pixel cut from registers, patch16)
+ *   inr          the input gradient's source copied straight into B's panels
+ *   set_path     conv_transpose2d's col2im sets y from the bias, y not read
+ * On these paths col never goes to memory whole: the backward rebuilds its
+ * chunks.
+ *
  * Threads and determinism. Chunks depend only on the shapes; each GEMM sums
- * in an order fixed by its shapes (tensor/gemm.h), and dW adds the chunks'
- * partial products in chunk order. The layout loops write each output
+ * in an order fixed by its shapes (tensor/gemm.h; a rows7 tile element sums
+ * k = 0, 1, ... in one register lane), and dW adds the chunks' partial
+ * products in chunk order. The layout loops write each output
  * element from one thread in a fixed order (a dx element gets its taps in
  * (ki, kj) order); bias sums run one channel per task, in double, in eight
  * lanes fixed by position. Results are bit-identical for any thread count.
@@ -308,21 +324,376 @@ static void im2col_chunk_f32(const geom *g, const float *x, float *col, int64_t 
             }
 }
 
+/* The same im2col written straight into a GEMM's B panels (tensor/gemm.h):
+ * each group's rows (K = C/G kh kw of them) as ceil(n / nr) panels of
+ * (K, nr), n = (n1 - n0) Ho Wo columns, so the product needs no packing. An
+ * output row (Wo <= nr columns) that runs past a panel's end continues at
+ * the start of the next panel's row. The last panels are zero past n.
+ * Input rows of up to 32 (two registers; whole_rows) are loaded once for
+ * all kw taps of a kernel row. */
+typedef struct {
+    __m512i idx;      /* output lane ow reads input column idx[ow] of the row ... */
+    __mmask16 ok;     /* ... for the lanes ow < Wo where that is >= 0 */
+} whole_row;
+
+#define WHOLE_HO 64   /* output rows of an image, at most */
+
+static bool whole_rows(const geom *g) {
+    return g->W <= 32 && g->Ho <= WHOLE_HO && g->kw <= 16 && (g->Wo - 1) * g->sw + (g->kw - 1) * g->dw - g->pw < 32;
+}
+
 __attribute__((target("avx512f")))
-static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1) {
-    int64_t P = g->Ho * g->Wo, HW = g->H * g->W;
+static whole_row whole_row_at(const geom *g, int64_t kj) {
+    int32_t idx[16];
+    uint32_t ok = 0;
+    for (int64_t ow = 0; ow < 16; ow++) {
+        int64_t iw = ow * g->sw + kj * g->dw - g->pw;
+        idx[ow] = iw >= 0 ? (int32_t)iw : 0;
+        ok |= (uint32_t)(iw >= 0 && ow < g->Wo) << ow;
+    }
+    return (whole_row){_mm512_loadu_si512(idx), (__mmask16)ok};
+}
+
+__attribute__((target("avx512f")))
+static void im2col_panels_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) {
+    const int64_t Ho = g->Ho, Wo = g->Wo, H = g->H, W = g->W, kh = g->kh, kw = g->kw, P = Ho * Wo, HW = H * W;
+    const int64_t n = (n1 - n0) * P, np = (n + nr - 1) / nr, K = g->C / g->G * kh * kw, pstride = K * nr;
+    whole_row wr[16];
+    for (int64_t kj = 0; kj < kw; kj++) wr[kj] = whole_row_at(g, kj);
+    __mmask16 m0 = tail_mask(W), m1 = W > 16 ? tail_mask(W - 16) : 0, out = tail_mask(Wo);
     for (int64_t c = 0; c < g->C; c++)
-        for (int64_t ki = 0; ki < g->kh; ki++)
-            for (int64_t kj = 0; kj < g->kw; kj++) {
-                row_tap t = tap_at(g, kj, 0);
-                const float *src = col + ((c * g->kh + ki) * g->kw + kj) * ldc;
-                for (int64_t n = n0; n < n1; n++) col2im_tap_rows(g, &t, dx + (n * g->C + c) * HW, src + (n - n0) * P, ki);
+        for (int64_t ki = 0; ki < kh; ki++) {
+            int64_t R = (c * kh + ki) * kw;   /* the row of tap (ki, 0) */
+            float *dst = bp + R / K * np * pstride + R % K * nr;
+            int64_t o = 0;   /* the column of the panel dst points into */
+            for (int64_t im = n0; im < n1; im++) {
+                const float *xp = x + (im * g->C + c) * HW;
+                if (ki == 0 && c + 1 < g->C)   /* the next channel's plane, read from memory meanwhile */
+                    for (int64_t b = 0; b < HW; b += 16) _mm_prefetch((const char *)(xp + HW + b), _MM_HINT_T0);
+                for (int64_t oh = 0; oh < Ho; oh++) {
+                    int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+                    bool in = ih >= 0 && ih < H;
+                    const float *row = xp + (in ? ih : 0) * W;
+                    __m512 v0 = _mm512_maskz_loadu_ps(in ? m0 : 0, row);
+                    __m512 v1 = in && m1 ? _mm512_maskz_loadu_ps(m1, row + 16) : _mm512_setzero_ps();
+                    /* lanes here at column o, the rest (if the row runs past the panel) at the next panel's start */
+                    bool split = o + Wo > nr;
+                    __mmask16 here = split ? tail_mask(nr - o) : out, rest = out & (__mmask16)~here;
+                    __mmask16 front = split ? tail_mask(o + Wo - nr) : 0;   /* rest, moved to the low lanes */
+                    float *d = dst + o;
+                    for (int64_t kj = 0; kj < kw; kj++, d += nr) {
+                        __m512 v = _mm512_maskz_permutex2var_ps(wr[kj].ok, v0, wr[kj].idx, v1);
+                        _mm512_mask_storeu_ps(d, here, v);
+                        if (split) _mm512_mask_storeu_ps(d - o + pstride, front, _mm512_maskz_compress_ps(rest, v));
+                    }
+                    o += Wo;
+                    if (o >= nr) o -= nr, dst += pstride;
+                }
             }
+            if (o)
+                for (int64_t kj = 0; kj < kw; kj++) memset(dst + kj * nr + o, 0, (size_t)(nr - o) * sizeof(float));
+        }
+}
+
+/* im2col transposed, for the weight gradient dW_g (O/G, K) = t_g (O/G, n)
+ * @ col_g^T (n, K): col_g^T written straight into B's panels, each group as
+ * ceil(K / nr) panels of (n, nr), panel row l (column l of col) holding
+ * taps (c, ki, kj) of that output pixel. The kw taps of one (c, ki) are kw
+ * consecutive input pixels (dilation 1): one load and store of 128 bits,
+ * masked at the row's ends (kw <= 4; nr a multiple of 4, so they never
+ * straddle two panels). Wider accesses would be slower: a masked 512-bit
+ * store of a few floats still counts as 64 bytes against the loads that
+ * follow it. Panels are zero past K. */
+static bool patch_rows(const geom *g, int64_t nr) {
+    static int vl;   /* 0 unknown, 1 no, 2 yes; a benign race on the first calls */
+    if (!vl) vl = __builtin_cpu_supports("avx512vl") ? 2 : 1;
+    return vl == 2 && g->dw == 1 && g->kw <= 4 && nr % 4 == 0 && nr <= 32 && g->Wo <= WHOLE_HO;
+}
+
+__attribute__((target("avx512f,avx512vl")))
+static void im2col_t_panels_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) {
+    const int64_t Ho = g->Ho, Wo = g->Wo, H = g->H, W = g->W, kh = g->kh, kw = g->kw, HW = H * W, Cg = g->C / g->G;
+    const int64_t n = (n1 - n0) * Ho * Wo, K = Cg * kh * kw, np = (K + nr - 1) / nr;
+    __mmask8 wmask[WHOLE_HO];   /* output column ow: the taps inside the row */
+    for (int64_t ow = 0; ow < Wo; ow++) {
+        int64_t iw0 = ow * g->sw - g->pw;
+        wmask[ow] = (__mmask8)(tail_mask(kw < W - iw0 ? kw : W - iw0 > 0 ? W - iw0 : 0) & ~tail_mask(iw0 < 0 ? -iw0 : 0));
+    }
+    __mmask8 taps = (__mmask8)tail_mask(kw);
+    for (int64_t grp = 0; grp < g->G; grp++)
+        for (int64_t q = 0; q < np; q++) {   /* panel q: rows R in [q nr, q nr + nr) of the group */
+            float *panel = bp + (grp * np + q) * n * nr;
+            int64_t r0 = q * nr, r1 = r0 + nr < K ? r0 + nr : K;
+            int64_t c0 = grp * Cg + r0 / (kh * kw), c1 = grp * Cg + (r1 - 1) / (kh * kw) + 1;   /* its channels */
+            int64_t steps = 0, plane[32], kis[32];   /* (c, ki) of each run of kw taps: c's plane offset, ki */
+            for (int64_t R = r0; R < r1; R += kw, steps++)
+                plane[steps] = (grp * Cg + R / (kh * kw)) * HW, kis[steps] = R / kw % kh;
+            for (int64_t im = n0; im < n1; im++) {
+                if (im + 1 < n1)   /* the next image's planes, read from memory meanwhile */
+                    for (const float *p = x + ((im + 1) * g->C + c0) * HW, *e = p + (c1 - c0) * HW; p < e; p += 16)
+                        _mm_prefetch((const char *)p, _MM_HINT_T0);
+                for (int64_t oh = 0; oh < Ho; oh++)
+                    for (int64_t ow = 0; ow < Wo; ow++, panel += nr) {
+                        int64_t iw0 = ow * g->sw - g->pw;
+                        const float *xi = x + im * g->C * HW + iw0;
+                        for (int64_t k = 0; k < steps; k++) {
+                            int64_t ih = oh * g->sh - g->ph + kis[k] * g->dh;
+                            bool in = ih >= 0 && ih < H;
+                            const float *row = xi + plane[k] + (in ? ih : 0) * W;
+                            _mm_mask_storeu_ps(panel + k * kw, taps, _mm_maskz_loadu_ps(in ? wmask[ow] : 0, row));
+                        }
+                        if (r1 - r0 < nr) memset(panel + (r1 - r0), 0, (size_t)(nr - (r1 - r0)) * sizeof(float));
+                    }
+            }
+        }
+}
+
+/* The same for 4 x 4 kernels on rows of up to 16: a channel's 16 taps of
+ * one output pixel are one 64-byte piece of a panel row (nr a multiple of
+ * 16, K of nr). The kernel's 4 input rows are loaded once per output row
+ * and each pixel's patch is cut from them by two permutes and a shuffle:
+ * lanes 4 ki + kj = row ki, column ow sw - pw + kj (0 outside the row). */
+static bool patch16(const geom *g, int64_t nr) {
+    return g->kh == 4 && g->kw == 4 && g->dw == 1 && g->W <= 16 && nr % 16 == 0 && g->Wo <= WHOLE_HO;
+}
+
+__attribute__((target("avx512f")))
+static void im2col_t_patch16_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) {
+    const int64_t Ho = g->Ho, Wo = g->Wo, H = g->H, W = g->W, HW = H * W, Cg = g->C / g->G;
+    const int64_t n = (n1 - n0) * Ho * Wo, per = nr / 16, np = Cg / per;   /* channels per panel, panels per group */
+    __m512i idx[WHOLE_HO];   /* output column ow: lanes 0-3 from a's row, 4-7 from b's (the second source) */
+    __mmask16 ok[WHOLE_HO];
+    for (int64_t ow = 0; ow < Wo; ow++) {
+        int32_t t[16] = {0};
+        uint32_t m = 0;
+        for (int kj = 0; kj < 4; kj++) {
+            int64_t iw = ow * g->sw - g->pw + kj;
+            bool in = iw >= 0 && iw < W;
+            t[kj] = in ? (int32_t)iw : 0, t[4 + kj] = in ? (int32_t)(16 + iw) : 16;
+            m |= (uint32_t)in << kj | (uint32_t)in << (4 + kj);
+        }
+        idx[ow] = _mm512_loadu_si512(t), ok[ow] = (__mmask16)m;
+    }
+    __mmask16 m0 = tail_mask(W);
+    for (int64_t grp = 0; grp < g->G; grp++)
+        for (int64_t q = 0; q < np; q++) {
+            float *panel = bp + (grp * np + q) * n * nr;
+            for (int64_t im = n0; im < n1; im++)
+                for (int64_t oh = 0; oh < Ho; oh++) {
+                    for (int64_t cc = 0; cc < per; cc++) {
+                        const float *xp = x + (im * g->C + grp * Cg + q * per + cc) * HW;
+                        __m512 r[4];
+                        for (int ki = 0; ki < 4; ki++) {
+                            int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+                            bool in = ih >= 0 && ih < H;
+                            r[ki] = _mm512_maskz_loadu_ps(in ? m0 : 0, xp + (in ? ih : 0) * W);
+                        }
+                        float *d = panel + oh * Wo * nr + cc * 16;
+                        for (int64_t ow = 0; ow < Wo; ow++, d += nr) {
+                            __m512 a = _mm512_maskz_permutex2var_ps(ok[ow], r[0], idx[ow], r[1]);
+                            __m512 b = _mm512_maskz_permutex2var_ps(ok[ow], r[2], idx[ow], r[3]);
+                            _mm512_storeu_ps(d, _mm512_shuffle_f32x4(a, b, 0x44));
+                        }
+                    }
+                    if (oh + 1 == Ho) panel += Ho * Wo * nr;
+                }
+        }
+}
+
+/* Output rows of 7 (the VAE's 7 x 7 maps), O a multiple of 64: the product
+ * runs an output row at a time, without im2col's 7-wide pieces. A row's
+ * patches are a (K, 7) panel, K = C kh kw: taps k = (c, ki, kj) of pixels
+ * ow, ap[k 7 + ow], so the kw taps of one input row are 7 kw consecutive
+ * floats cut from it by a permute (lane t = 7 kj + ow). A (7, 64) tile of
+ * the output (pixels by channels) is summed k = 0, 1, ... in 28 registers
+ * against the weight packed as (O / 64, K, 64), then written into the NCHW
+ * output (rows7_store_f32). */
+static bool rows7_path(const geom *g, tg_dtype dt) {
+    return dt == TG_F32 && has_avx512() && g->Wo == 7 && g->G == 1 && g->O % 64 == 0 && g->kw <= 4 && whole_rows(g);
+}
+
+/* ap ((n1 - n0) Ho panels of (K, 7)) = the patches of images [n0, n1) of x. */
+__attribute__((target("avx512f")))
+static void rows7_panels_f32(const geom *g, const float *x, float *ap, int64_t n0, int64_t n1) {
+    const int64_t Ho = g->Ho, H = g->H, W = g->W, kh = g->kh, kw = g->kw, HW = H * W, K = g->C * kh * kw;
+    int32_t t[32] = {0};
+    uint32_t ok = 0;
+    for (int64_t kj = 0; kj < kw; kj++)
+        for (int64_t ow = 0; ow < 7; ow++) {
+            int64_t iw = ow * g->sw - g->pw + kj * g->dw;
+            t[kj * 7 + ow] = iw >= 0 ? (int32_t)iw : 0;
+            ok |= (uint32_t)(iw >= 0) << (kj * 7 + ow);
+        }
+    __m512i lo = _mm512_loadu_si512(t), hi = _mm512_loadu_si512(t + 16);
+    __mmask16 m0 = tail_mask(W), m1 = W > 16 ? tail_mask(W - 16) : 0, s0 = tail_mask(7 * kw), s1 = tail_mask(7 * kw - 16);
+    for (int64_t im = n0; im < n1; im++)
+        for (int64_t oh = 0; oh < Ho; oh++, ap += K * 7)
+            for (int64_t c = 0; c < g->C; c++) {
+                const float *xp = x + (im * g->C + c) * HW;
+                for (int64_t ki = 0; ki < kh; ki++) {
+                    int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+                    bool in = ih >= 0 && ih < H;
+                    const float *row = xp + (in ? ih : 0) * W;
+                    __m512 v0 = _mm512_maskz_loadu_ps(in ? m0 : 0, row);
+                    __m512 v1 = in && m1 ? _mm512_maskz_loadu_ps(m1, row + 16) : _mm512_setzero_ps();
+                    float *d = ap + (c * kh + ki) * kw * 7;
+                    _mm512_mask_storeu_ps(d, s0, _mm512_maskz_permutex2var_ps((__mmask16)ok, v0, lo, v1));
+                    if (kw * 7 > 16) _mm512_mask_storeu_ps(d + 16, s1, _mm512_maskz_permutex2var_ps((__mmask16)(ok >> 16), v0, hi, v1));
+                }
+            }
+}
+
+/* tile (7, 64) = a (K, 7)^T @ b (K, 64), each element summed k = 0, 1, ... */
+__attribute__((target("avx512f")))
+static void rows7_tile_f32(int64_t K, const float *restrict a, const float *restrict b, float *restrict tile) {
+    __m512 acc[7][4];
+#pragma GCC unroll 8
+    for (int r = 0; r < 7; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k++, a += 7, b += 64) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+#pragma GCC unroll 8
+        for (int r = 0; r < 7; r++) {
+            __m512 ar = _mm512_set1_ps(a[r]);
+            acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(ar, b2, acc[r][2]);
+            acc[r][3] = _mm512_fmadd_ps(ar, b3, acc[r][3]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < 7; r++)
+        for (int q = 0; q < 4; q++) _mm512_storeu_ps(tile + r * 64 + q * 16, acc[r][q]);
+}
+
+/* y[o P .. o P + 6] = tile column o (rows 0-6 of (8, 64); row 7 is dropped)
+ * + bias[o] for o < 64 (bias may be NULL), or += that if acc: 8 x 8 blocks
+ * transposed in registers. */
+__attribute__((target("avx512f,avx512vl")))
+static void rows7_store_f32(float *y, int64_t P, const float *tile, const float *bias, bool acc) {
+    for (int o0 = 0; o0 < 64; o0 += 8) {
+        __m256 r[8], t[8];
+        for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(tile + i * 64 + o0);
+        for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        for (int i = 0; i < 8; i += 4) {   /* r[i + e]: rows i .. i + 3 of column e (low half), e + 4 (high) */
+            r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44), r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+            r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44), r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        }
+        for (int e = 0; e < 4; e++) {   /* t[c]: column o0 + c */
+            t[e] = _mm256_permute2f128_ps(r[e], r[4 + e], 0x20);
+            t[4 + e] = _mm256_permute2f128_ps(r[e], r[4 + e], 0x31);
+        }
+        for (int c = 0; c < 8; c++) {
+            float *d = y + (o0 + c) * P;
+            __m256 v = _mm256_add_ps(t[c], _mm256_set1_ps(bias ? bias[o0 + c] : 0.0f));
+            if (acc) v = _mm256_add_ps(_mm256_maskz_loadu_ps(0x7f, d), v);
+            _mm256_mask_storeu_ps(d, 0x7f, v);
+        }
+    }
+}
+
+/* col2im a dx row at a time, for rows of up to 32 (two registers): the row
+ * is loaded once, gets every tap that reaches it added in registers, in
+ * (ki, kj) order, and is stored once; adding tap by tap into memory would
+ * store and reload each row kh kw times. Tap kj puts output column ow at
+ * input column ow sw + kj dw - pw. At stride 2 (dilation 1) taps kj and
+ * kj + 1 reach columns of opposite parity, so one step adds both: lane iw
+ * of the row takes lane lo/hi[iw] of the two taps' source rows side by side
+ * (a's lanes 0-15, b's 16-31) where add says so, and each element still
+ * gets its taps in kj order. */
+typedef struct {
+    __m512i lo, hi;
+    __mmask16 add_lo, add_hi;
+    int64_t a, b;   /* the taps (b = a if one) */
+} row_gather;
+
+__attribute__((target("avx512f")))
+static row_gather gather_at(const geom *g, int64_t a, int64_t b) {
+    int32_t idx[32];
+    uint32_t add = 0;
+    for (int64_t iw = 0; iw < 32; iw++) {
+        idx[iw] = 0;
+        for (int64_t k = a; k <= b; k++) {
+            int64_t t = iw - (k * g->dw - g->pw), ow = t / g->sw;
+            if (iw < g->W && t >= 0 && t % g->sw == 0 && ow < g->Wo) {
+                idx[iw] = (int32_t)(ow + (k - a) * 16);
+                add |= (uint32_t)1 << iw;
+            }
+        }
+    }
+    return (row_gather){_mm512_loadu_si512(idx), _mm512_loadu_si512(idx + 16), (__mmask16)add, (__mmask16)(add >> 16),
+                        a, b};
+}
+
+/* Whether col2im_chunk_f32 goes a dx row at a time, and so can set dx
+ * (from a bias) rather than add into it. */
+static bool col2im_rows(const geom *g) { return g->W <= 32 && g->kw <= 16; }
+
+/* dx (+)= col2im of col; with set, dx = bias (or 0 if NULL) + col2im, dx not read. */
+__attribute__((target("avx512f")))
+static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1,
+                             bool set, const float *bias) {
+    int64_t P = g->Ho * g->Wo, HW = g->H * g->W, taps = g->kh * g->kw;
+    if (!col2im_rows(g)) {   /* tap by tap */
+        for (int64_t c = 0; c < g->C; c++)
+            for (int64_t ki = 0; ki < g->kh; ki++)
+                for (int64_t kj = 0; kj < g->kw; kj++) {
+                    row_tap t = tap_at(g, kj, 0);
+                    const float *src = col + ((c * g->kh + ki) * g->kw + kj) * ldc;
+                    for (int64_t n = n0; n < n1; n++) col2im_tap_rows(g, &t, dx + (n * g->C + c) * HW, src + (n - n0) * P, ki);
+                }
+        return;
+    }
+    row_gather rg[16];
+    int64_t steps = 0;
+    bool pairs = g->sw == 2 && g->dw == 1;
+    for (int64_t kj = 0; kj < g->kw; kj += pairs ? 2 : 1)
+        rg[steps++] = gather_at(g, kj, pairs && kj + 1 < g->kw ? kj + 1 : kj);
+    __mmask16 out = tail_mask(g->Wo), m0 = tail_mask(g->W), m1 = g->W > 16 ? tail_mask(g->W - 16) : 0;
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t n = n0; n < n1; n++) {
+            float *xp = dx + (n * g->C + c) * HW;
+            const float *src = col + c * taps * ldc + (n - n0) * P;   /* tap (0, 0) of this plane */
+            __m512 b = _mm512_set1_ps(bias ? bias[c] : 0.0f);
+            if (!set && n + 1 < n1)   /* the next plane, read from memory meanwhile */
+                for (int64_t k = 0; k < HW; k += 16) _mm_prefetch((const char *)(xp + g->C * HW + k), _MM_HINT_T0);
+            for (int64_t ih = 0; ih < g->H; ih++) {
+                float *row = xp + ih * g->W;
+                __m512 v0 = b, v1 = b;
+                if (!set) {
+                    v0 = _mm512_maskz_loadu_ps(m0, row);
+                    v1 = m1 ? _mm512_maskz_loadu_ps(m1, row + 16) : _mm512_setzero_ps();
+                }
+                for (int64_t ki = 0; ki < g->kh; ki++) {
+                    int64_t t = ih + g->ph - ki * g->dh, oh = g->sh == 2 ? t >> 1 : t / g->sh;   /* no division at stride 2 */
+                    if (t < 0 || (g->sh == 2 ? t & 1 : t % g->sh) || oh >= g->Ho) continue;
+                    const float *s = src + ki * g->kw * ldc + oh * g->Wo;
+                    for (int64_t k = 0; k < steps; k++) {
+                        const row_gather *r = &rg[k];
+                        __m512 sa = _mm512_maskz_loadu_ps(out, s + r->a * ldc), sb = _mm512_maskz_loadu_ps(out, s + r->b * ldc);
+                        v0 = _mm512_mask_add_ps(v0, r->add_lo, v0, _mm512_permutex2var_ps(sa, r->lo, sb));
+                        if (m1) v1 = _mm512_mask_add_ps(v1, r->add_hi, v1, _mm512_permutex2var_ps(sa, r->hi, sb));
+                    }
+                }
+                _mm512_mask_storeu_ps(row, m0, v0);
+                if (m1) _mm512_mask_storeu_ps(row + 16, m1, v1);
+            }
+        }
 }
 #else
 static bool rows_avx512(const geom *g) { (void)g; return false; }
 static void im2col_chunk_f32(const geom *g, const float *x, float *col, int64_t ldc, int64_t n0, int64_t n1) { (void)g, (void)x, (void)col, (void)ldc, (void)n0, (void)n1; }
-static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1) { (void)g, (void)dx, (void)col, (void)ldc, (void)n0, (void)n1; }
+static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t ldc, int64_t n0, int64_t n1, bool set, const float *bias) { (void)g, (void)dx, (void)col, (void)ldc, (void)n0, (void)n1, (void)set, (void)bias; }
+static bool col2im_rows(const geom *g) { (void)g; return false; }
+static void im2col_panels_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
+static void im2col_t_panels_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
+static bool patch_rows(const geom *g, int64_t nr) { (void)g, (void)nr; return false; }
+static bool patch16(const geom *g, int64_t nr) { (void)g, (void)nr; return false; }
+static bool rows7_path(const geom *g, tg_dtype dt) { (void)g, (void)dt; return false; }
+static void rows7_panels_f32(const geom *g, const float *x, float *ap, int64_t n0, int64_t n1) { (void)g, (void)x, (void)ap, (void)n0, (void)n1; }
+static void rows7_tile_f32(int64_t K, const float *restrict a, const float *restrict b, float *restrict tile) { (void)K, (void)a, (void)b, (void)tile; }
+static void rows7_store_f32(float *y, int64_t P, const float *tile, const float *bias, bool acc) { (void)y, (void)P, (void)tile, (void)bias, (void)acc; }
+static void im2col_t_patch16_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
+static bool whole_rows(const geom *g) { (void)g; return false; }
 static void im2col_rows_f32(const geom *g, const float *xp, float *dst, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)dst, (void)ki, (void)kj; }
 static void col2im_rows_f32(const geom *g, float *xp, const float *src, int64_t ki, int64_t kj) { (void)g, (void)xp, (void)src, (void)ki, (void)kj; }
 static bool has_avx512(void) { return false; }
@@ -483,8 +854,37 @@ typedef struct {
     int64_t N, S, nstride, cstride;
 } bias_job;
 
+/* The same eight lanes for float32 in one register of doubles (AVX-512):
+ * the same sums, lane for lane. */
+#if defined(__x86_64__)
+__attribute__((target("avx512f")))
+static void bias_range_f32(const bias_job *j, int64_t begin, int64_t end) {
+    const float *v = j->v->data;
+    float *db = j->db->data;
+    __mmask8 tail = (__mmask8)((1u << (j->S % 8)) - 1);
+    for (int64_t c = begin; c < end; c++) {
+        __m512d acc = _mm512_setzero_pd();
+        for (int64_t n = 0; n < j->N; n++) {
+            const float *p = v + n * j->nstride + c * j->cstride;
+            int64_t k = 0;
+            for (; k + 8 <= j->S; k += 8) acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm256_loadu_ps(p + k)));
+            if (tail) acc = _mm512_mask_add_pd(acc, tail, acc, _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_maskz_loadu_ps((__mmask16)tail, p + k))));
+        }
+        double s[8];
+        _mm512_storeu_pd(s, acc);
+        db[c] += (float)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+    }
+}
+#endif
+
 static void bias_range(void *ctx, int64_t begin, int64_t end) {
     const bias_job *j = ctx;
+#if defined(__x86_64__)
+    if (j->v->dtype == TG_F32 && has_avx512()) {
+        bias_range_f32(j, begin, end);
+        return;
+    }
+#endif
     TG_DISPATCH(j->v->dtype, {
         const T *v = j->v->data;
         T *db = j->db->data;
@@ -535,20 +935,40 @@ typedef struct {
     const tg_tensor *x;      /* the tensor im2col reads (N, C, H, W); CH_INPUT: the source (N, O, Ho, Wo) */
     const tg_tensor *x2;     /* CH_*_BWD: the (N, O, Ho, Wo) side of dW (dy, or conv_transpose2d's x) */
     const tg_tensor *w;      /* (O, C / G, kh, kw) */
-    const tg_tensor *b;      /* CH_FORWARD: bias (O) or NULL */
+    const tg_tensor *b;      /* CH_FORWARD: bias (O), CH_INPUT with set: bias (C); or NULL */
     const tg_tensor *col;    /* im2col(x) (C kh kw, L) already made (CH_CONV_BWD) or to fill (CH_FORWARD), or NULL */
     tg_tensor *out;          /* the NCHW result (y, or dx, added into), or NULL */
     bool acc;                /* CH_FORWARD: out += */
+    bool set;                /* CH_INPUT: out = b + (set_path), rather than += */
     char *partial;           /* CH_*_BWD with dW: (chunks, O, C / G kh kw) partial dW, or NULL */
     char *scratch;           /* slot_bytes per slot: GEMM packing, col chunk, product or source chunk */
     size_t pack_bytes, col_bytes, slot_bytes;
     _Atomic int slot;
+    int64_t nr;              /* float32 panels (panel_path): B panel width; else 0 */
+    int64_t wnr;             /* dW through im2col_t_panels_f32: B panel width; else 0 */
+    bool rows7;              /* the forward product through rows7_tile_f32 (wpack: W as (O / 64, K, 64)) */
+    int64_t inr;             /* CH_INPUT through chunk_cm_from_panels: B panel width; else 0 */
+    const float *wpack;      /* panel_path: W's groups packed as A panels (tensor/gemm.h), or NULL */
 } chunk_job;
 
+/* Whether a float32 chunk's im2col goes straight into the GEMM's B panels
+ * (im2col_panels_f32) and its forward product runs on a weight packed once
+ * per call: the AVX-512 row walks' geometries, an output row within a panel. */
+static bool panel_path(const geom *g, tg_dtype dt) {
+    return dt == TG_F32 && rows_avx512(g) && whole_rows(g) && g->Wo <= 16 && g->Wo <= tg_gemm_f32_panel_cols();
+}
+
+/* Images per chunk: about CHUNK_BYTES of col and product, then evened out
+ * so the chunks come in fours of one size (128 images: 16 chunks of 8, not
+ * 14 of 9 and one of 2), which share out evenly over 2 or 4 threads. A
+ * function of the shapes only. */
 static int64_t chunk_images(const geom *g, size_t es) {
     int64_t per = (g->C * g->kh * g->kw + g->O) * g->Ho * g->Wo * (int64_t)es;
     int64_t nb = CHUNK_BYTES / (per > 0 ? per : 1);
-    return nb < 1 ? 1 : nb > g->N ? g->N : nb;
+    nb = nb < 1 ? 1 : nb > g->N ? g->N : nb;
+    int64_t chunks = (g->N + nb - 1) / nb;
+    if (chunks > 1) chunks = (chunks + 3) / 4 * 4;
+    return (g->N + chunks - 1) / chunks;
 }
 
 static void gemm_here(tg_dtype dt, char *pack, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A,
@@ -599,6 +1019,26 @@ static void chunk_cm_from(const chunk_job *j, const tg_tensor *src, char *t, int
     for (int64_t o = 0; o < g->O; o++) cm_from_range(&c, o * g->N + n0, o * g->N + n1);
 }
 
+/* The same straight into B's panels (float32): each group's O/G rows as
+ * ceil(n / nr) panels of (O/G, nr), zero past n; an image's plane runs on
+ * into the next panel where it crosses one. */
+static void chunk_cm_from_panels(const chunk_job *j, const tg_tensor *src, float *bp, int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    int64_t P = g->Ho * g->Wo, n = (n1 - n0) * P, nr = j->inr, np = (n + nr - 1) / nr, Og = g->O / g->G;
+    for (int64_t o = 0; o < g->O; o++) {
+        float *rowp = bp + (o / Og * np * Og + o % Og) * nr;   /* row o % Og of its group's first panel */
+        for (int64_t im = n0; im < n1; im++) {
+            const float *s = (const float *)src->data + (im * g->O + o) * P;
+            for (int64_t col = (im - n0) * P, end = col + P; col < end;) {
+                int64_t o_ = col % nr, len = nr - o_ < end - col ? nr - o_ : end - col;
+                memcpy(rowp + col / nr * Og * nr + o_, s, (size_t)len * sizeof(float));
+                s += len, col += len;
+            }
+        }
+        if (n % nr) memset(rowp + (np - 1) * Og * nr + n % nr, 0, (size_t)(nr - n % nr) * sizeof(float));
+    }
+}
+
 /* out (N, O, Ho, Wo) images [n0, n1) (+)= t (O, n) + b, t's row stride ldt. */
 static void chunk_cm_to(const chunk_job *j, const tg_tensor *b, bool acc, char *t, int64_t ldt, int64_t n0, int64_t n1) {
     const geom *g = j->g;
@@ -611,12 +1051,60 @@ static void chunk_cm_to(const chunk_job *j, const tg_tensor *b, bool acc, char *
 static void chunk_col2im(const chunk_job *j, char *col, int64_t ldc, int64_t n0, int64_t n1) {
     const geom *g = j->g;
     if (j->w->dtype == TG_F32 && rows_avx512(g) && g->Wo <= 16) {
-        col2im_chunk_f32(g, j->out->data, (const float *)col, ldc, n0, n1);
+        col2im_chunk_f32(g, j->out->data, (const float *)col, ldc, n0, n1, j->set, j->b ? j->b->data : NULL);
         return;
     }
     tg_tensor ct = tg_tensor_wrap(j->w->dtype, TG_SHAPE(g->C * g->kh * g->kw, ldc), col);
     conv_job c = {.g = g, .x = &ct, .col = j->out, .tab = j->tab, .ld = ldc, .n0 = n0};
     for (int64_t ci = 0; ci < g->C; ci++) col2im_range(&c, ci * g->N + n0, ci * g->N + n1);
+}
+
+/* t (O, n), row stride n, = W @ im2col of images [n0, n1) of x, through
+ * the B panels in cbuf and the packed weight. */
+static void chunk_forward_panels(const chunk_job *j, const tg_tensor *x, char *cbuf, char *t, int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    int64_t n = (n1 - n0) * g->Ho * g->Wo, K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G;
+    int64_t mr = tg_gemm_f32_panel_rows(Og), bstride = (n + j->nr - 1) / j->nr * j->nr * K;
+    im2col_panels_f32(g, x->data, (float *)cbuf, j->nr, n0, n1);
+    for (int64_t k = 0; k < g->G; k++)
+        tg_gemm_f32_prepacked(Og, n, K, j->wpack + k * ((Og + mr - 1) / mr * mr) * K, (const float *)cbuf + k * bstride,
+                              (float *)t + k * Og * n, n);
+}
+
+/* out (N, O, Ho, 7) images [n0, n1) (+)= W @ im2col(x) + b (b may be NULL)
+ * an output row at a time (rows7_path), the panels in cbuf, W in wpack as
+ * (O / 64, K, 64). */
+static void chunk_forward_rows7(const chunk_job *j, const tg_tensor *x, const tg_tensor *b, bool acc, char *cbuf,
+                                int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    int64_t K = g->C * g->kh * g->kw, P = g->Ho * 7;
+    float *ap = (float *)cbuf, *tile = ap + (n1 - n0) * g->Ho * K * 7, *out = j->out->data;
+    const float *bias = b ? b->data : NULL;
+    rows7_panels_f32(g, x->data, ap, n0, n1);
+    memset(tile + 7 * 64, 0, 64 * sizeof(float));   /* the tile's unused eighth row */
+    for (int64_t im = n0; im < n1; im++)
+        for (int64_t oh = 0; oh < g->Ho; oh++) {
+            const float *a = ap + ((im - n0) * g->Ho + oh) * K * 7;
+            for (int64_t ob = 0; ob < g->O; ob += 64) {
+                rows7_tile_f32(K, a, j->wpack + ob * K, tile);
+                rows7_store_f32(out + (im * g->O + ob) * P + oh * 7, P, tile, bias ? bias + ob : NULL, acc);
+            }
+        }
+}
+
+/* dw (O, C/G kh kw) = t (O, n) @ im2col(x)^T of images [n0, n1): t packed
+ * as A's panels into pack, col^T built as B's panels in cbuf. */
+static void chunk_weight_panels(const chunk_job *j, const tg_tensor *x, char *pack, char *cbuf, const char *t,
+                                int64_t n0, int64_t n1, char *dw) {
+    const geom *g = j->g;
+    int64_t n = (n1 - n0) * g->Ho * g->Wo, K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G;
+    int64_t bstride = (K + j->wnr - 1) / j->wnr * j->wnr * n;
+    if (patch16(g, j->wnr)) im2col_t_patch16_f32(g, x->data, (float *)cbuf, j->wnr, n0, n1);
+    else im2col_t_panels_f32(g, x->data, (float *)cbuf, j->wnr, n0, n1);
+    for (int64_t k = 0; k < g->G; k++) {
+        tg_gemm_f32_pack_a((float *)pack, false, Og, n, (const float *)t + k * Og * n, n);
+        tg_gemm_f32_prepacked(Og, K, n, (const float *)pack, (const float *)cbuf + k * bstride, (float *)dw + k * Og * K, K);
+    }
 }
 
 static void chunk_range(void *ctx, int64_t begin, int64_t end) {
@@ -632,6 +1120,15 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
         char *dw = j->partial ? j->partial + (size_t)ch * wbytes : NULL;
         switch (j->mode) {
         case CH_FORWARD: {
+            if (j->rows7) {
+                chunk_forward_rows7(j, j->x, j->b, j->acc, cbuf, n0, n1);
+                break;
+            }
+            if (j->wpack) {
+                chunk_forward_panels(j, j->x, cbuf, tbuf, n0, n1);
+                chunk_cm_to(j, j->b, j->acc, tbuf, n, n0, n1);
+                break;
+            }
             char *col = kept ? kept : cbuf;
             int64_t ldc = kept ? L : n;
             chunk_im2col(j, j->x, col, ldc, n0, n1);
@@ -640,6 +1137,16 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
             break;
         }
         case CH_INPUT: {
+            if (j->wpack) {   /* the source straight into B's panels, W^T packed once */
+                int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows(K);
+                int64_t bstride = (n + j->inr - 1) / j->inr * j->inr * Og;
+                chunk_cm_from_panels(j, j->x, (float *)tbuf, n0, n1);
+                for (int64_t k = 0; k < g->G; k++)
+                    tg_gemm_f32_prepacked(K, n, Og, j->wpack + k * ((K + mr - 1) / mr * mr) * Og,
+                                          (const float *)tbuf + k * bstride, (float *)cbuf + k * K * n, n);
+                chunk_col2im(j, cbuf, n, n0, n1);
+                break;
+            }
             chunk_cm_from(j, j->x, tbuf, n0, n1);
             chunk_gemm(j, CH_INPUT, pack, cbuf, n, tbuf, n, n, NULL);
             chunk_col2im(j, cbuf, n, n0, n1);
@@ -647,7 +1154,9 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
         }
         case CH_CONV_BWD:
             chunk_cm_from(j, j->x2, tbuf, n0, n1);   /* dy */
-            if (dw) {
+            if (dw && j->wnr) {
+                chunk_weight_panels(j, j->x, pack, cbuf, tbuf, n0, n1, dw);
+            } else if (dw) {
                 if (!kept) chunk_im2col(j, j->x, cbuf, n, n0, n1);
                 chunk_gemm(j, 2, pack, kept ? kept : cbuf, kept ? L : n, tbuf, n, n, dw);
             }
@@ -657,8 +1166,23 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
             }
             break;
         case CH_CONVT_BWD:
+            if (j->wpack) {   /* dx from the panels, then im2col again for dW */
+                if (j->out && j->rows7) {
+                    chunk_forward_rows7(j, j->x, NULL, true, cbuf, n0, n1);
+                } else if (j->out) {
+                    chunk_forward_panels(j, j->x, cbuf, tbuf, n0, n1);
+                    chunk_cm_to(j, NULL, true, tbuf, n, n0, n1);
+                }
+                if (!dw) break;
+            }
+            if (dw && j->wnr) {
+                chunk_cm_from(j, j->x2, tbuf, n0, n1);
+                chunk_weight_panels(j, j->x, pack, cbuf, tbuf, n0, n1, dw);
+                if (j->wpack) break;
+                dw = NULL;
+            }
             chunk_im2col(j, j->x, cbuf, n, n0, n1);   /* of dy */
-            if (j->out) {
+            if (j->out && !j->wpack) {
                 chunk_gemm(j, CH_FORWARD, pack, cbuf, n, tbuf, n, n, NULL);
                 chunk_cm_to(j, NULL, true, tbuf, n, n0, n1);
             }
@@ -706,7 +1230,51 @@ static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
     if (threads > chunks) threads = (int)chunks;
     j->pack_bytes = j->w->dtype == TG_F32 ? round64(tg_gemm_f32_scratch_bytes()) : 0;
     j->col_bytes = round64((size_t)(g->C * g->kh * g->kw * cols) * es);
-    j->slot_bytes = j->pack_bytes + j->col_bytes + round64((size_t)(g->O * cols) * es);
+    bool fwd = j->mode == CH_FORWARD || (j->mode == CH_CONVT_BWD && j->out);
+    if (fwd && rows7_path(g, j->w->dtype)) {   /* row panels and a tile in the col buffer; W packed once */
+        int64_t K = g->C * g->kh * g->kw;
+        size_t bytes = round64((size_t)(g->N < j->nb ? g->N : j->nb) * g->Ho * K * 7 * es + 8 * 64 * es);
+        if (bytes > j->col_bytes) j->col_bytes = bytes;
+        float *wp = tg_arena_alloc(ar, (size_t)(g->O * K) * sizeof(float));
+        const float *w = j->w->data;
+        for (int64_t ob = 0; ob < g->O; ob += 64)
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t o = 0; o < 64; o++) wp[(ob * K + k * 64) + o] = w[(ob + o) * K + k];
+        j->wpack = wp, j->rows7 = true;
+    } else if (fwd && panel_path(g, j->w->dtype)) {   /* B panels in the col buffer (padded to whole panels); W packed once for all chunks */
+        int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows(Og);
+        j->nr = tg_gemm_f32_panel_cols();
+        size_t pcols = (size_t)((cols + j->nr - 1) / j->nr * j->nr);
+        if (round64(g->C * g->kh * g->kw * pcols * es) > j->col_bytes) j->col_bytes = round64(g->C * g->kh * g->kw * pcols * es);
+        int64_t apanel = (Og + mr - 1) / mr * mr * K;
+        float *wp = tg_arena_alloc(ar, (size_t)(g->G * apanel) * sizeof(float));
+        for (int64_t k = 0; k < g->G; k++)
+            tg_gemm_f32_pack_a(wp + k * apanel, false, Og, K, (const float *)j->w->data + k * Og * K, K);
+        j->wpack = wp;
+    }
+    if (dw && j->w->dtype == TG_F32 && has_avx512() && patch_rows(g, tg_gemm_f32_panel_cols()) &&
+        g->C / g->G * g->kh * g->kw % tg_gemm_f32_panel_cols() == 0) {   /* whole panels: no zero columns to multiply */
+        /* dW's B panels (col^T, padded to whole panels) in the col buffer, t's A panels in the pack buffer */
+        int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows(Og);
+        j->wnr = tg_gemm_f32_panel_cols();
+        size_t bytes = (size_t)(g->G * ((K + j->wnr - 1) / j->wnr * j->wnr) * cols) * es;
+        if (round64(bytes) > j->col_bytes) j->col_bytes = round64(bytes);
+        bytes = (size_t)((Og + mr - 1) / mr * mr * cols) * es;
+        if (round64(bytes) > j->pack_bytes) j->pack_bytes = round64(bytes);
+    }
+    size_t tcols = (size_t)cols;
+    if (j->mode == CH_INPUT && j->w->dtype == TG_F32 && tg_gemm_f32_panel_cols() <= 32) {
+        /* the source in B's panels (padded to whole panels); W^T packed once for all chunks */
+        int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows(K);
+        j->inr = tg_gemm_f32_panel_cols();
+        tcols = (size_t)((cols + j->inr - 1) / j->inr * j->inr);
+        int64_t apanel = (K + mr - 1) / mr * mr * Og;
+        float *wp = tg_arena_alloc(ar, (size_t)(g->G * apanel) * sizeof(float));
+        for (int64_t k = 0; k < g->G; k++)
+            tg_gemm_f32_pack_a(wp + k * apanel, true, K, Og, (const float *)j->w->data + k * Og * K, K);
+        j->wpack = wp;
+    }
+    j->slot_bytes = j->pack_bytes + j->col_bytes + round64((size_t)g->O * tcols * es);
     j->scratch = tg_arena_alloc(ar, (size_t)threads * j->slot_bytes);
     j->partial = dw ? tg_arena_alloc(ar, (size_t)(chunks * dw->numel) * es) : NULL;
     atomic_init(&j->slot, 0);
@@ -730,6 +1298,19 @@ static void input_chunks(tg_arena *ar, const geom *g, tg_tensor *dx, const tg_te
     run_chunks(ar, &j, NULL);
 }
 
+/* Whether the chunks' col2im can set its output (from a bias) instead of
+ * adding into it: the dx-row-at-a-time col2im of float32 on AVX-512. */
+static bool set_path(const geom *g, tg_dtype dt) {
+    return dt == TG_F32 && rows_avx512(g) && g->Wo <= 16 && col2im_rows(g);
+}
+
+/* y (N, C, H, W) = b + col2im(W^T @ src), src (N, O, Ho, Wo), b (C) or NULL; set_path only. */
+static void input_set_chunks(tg_arena *ar, const geom *g, tg_tensor *y, const tg_tensor *w, const tg_tensor *b,
+                             const tg_tensor *src) {
+    chunk_job j = {.g = g, .mode = CH_INPUT, .x = src, .w = w, .b = b, .out = y, .set = true};
+    run_chunks(ar, &j, NULL);
+}
+
 static tg_tensor *new_col(tg_arena *ar, const geom *g, tg_dtype dt) {
     return tg_tensor_new(ar, dt, TG_SHAPE(g->C * g->kh * g->kw, g->N * g->Ho * g->Wo));
 }
@@ -749,7 +1330,7 @@ tg_tensor *tg_conv2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x
                              const tg_tensor *b, tg_conv_args a, bool acc) {
     geom g = conv2d_geom("tg_conv2d_forward", x, w, y, a);
     check_bias("tg_conv2d_forward", b, g.O, x->dtype);
-    tg_tensor *col = new_col(scratch, &g, x->dtype);
+    tg_tensor *col = panel_path(&g, x->dtype) || rows7_path(&g, x->dtype) ? NULL : new_col(scratch, &g, x->dtype);
     forward_chunks(scratch, &g, y, col, x, w, b, acc);
     return col;
 }
@@ -786,6 +1367,10 @@ void tg_conv_transpose2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tenso
                                  const tg_tensor *b, tg_conv_args a) {
     geom g = transpose_geom("tg_conv_transpose2d_forward", y, x, w, a);
     check_bias("tg_conv_transpose2d_forward", b, g.C, x->dtype);
+    if (set_path(&g, x->dtype)) {
+        input_set_chunks(scratch, &g, y, w, b, x);
+        return;
+    }
     if (b) {
         tg_tensor bv = tg_tensor_wrap(b->dtype, TG_SHAPE(g.C, 1, 1), b->data);
         tg_tensor_expand(y, &bv);

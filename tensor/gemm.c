@@ -391,18 +391,21 @@ static void ukr_avx2(int64_t kc, const float *restrict a, const float *restrict 
  * broadcasts of Ap fold into the FMAs. Edge tiles use masked loads/stores. */
 enum { AVX512_MR = 12, AVX512_NR = 32 };
 
-__attribute__((target("avx512f")))
-static void ukr_avx512(int64_t kc, const float *restrict a, const float *restrict b,
-                       float *restrict c, int64_t ldc, float alpha, float beta, int m, int n)
+/* The kernel for mr rows (12, or 8 for pre-packed products whose M is a
+ * multiple of 8 but not of 12, e.g. a convolution's 64 output channels:
+ * no padded rows to compute). Each element's sum is the same either way. */
+__attribute__((target("avx512f"), always_inline))
+static inline void ukr_avx512_rows(const int mr, int64_t kc, const float *restrict a, const float *restrict b,
+                                   float *restrict c, int64_t ldc, float alpha, float beta, int m, int n)
 {
     __m512 acc[AVX512_MR][2];
 #pragma GCC unroll 16
-    for (int i = 0; i < AVX512_MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
 
-    for (int64_t k = 0; k < kc; k++, a += AVX512_MR, b += AVX512_NR) {
+    for (int64_t k = 0; k < kc; k++, a += mr, b += AVX512_NR) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
 #pragma GCC unroll 16
-        for (int i = 0; i < AVX512_MR; i++) {
+        for (int i = 0; i < mr; i++) {
             __m512 ai = _mm512_set1_ps(a[i]);
             acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
             acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
@@ -416,7 +419,7 @@ static void ukr_avx512(int64_t kc, const float *restrict a, const float *restric
     /* Loops unrolled with a test on i, so acc stays in registers. */
     if (beta == 0.0f) {
 #pragma GCC unroll 16
-        for (int i = 0; i < AVX512_MR; i++) {
+        for (int i = 0; i < mr; i++) {
             if (i >= m) break;
             _mm512_mask_storeu_ps(c + i * ldc, k0, _mm512_mul_ps(va, acc[i][0]));
             _mm512_mask_storeu_ps(c + i * ldc + 16, k1, _mm512_mul_ps(va, acc[i][1]));
@@ -424,7 +427,7 @@ static void ukr_avx512(int64_t kc, const float *restrict a, const float *restric
     } else {
         __m512 vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 16
-        for (int i = 0; i < AVX512_MR; i++) {
+        for (int i = 0; i < mr; i++) {
             if (i >= m) break;
             float *ci = c + i * ldc;
             __m512 c0 = _mm512_maskz_loadu_ps(k0, ci), c1 = _mm512_maskz_loadu_ps(k1, ci + 16);
@@ -432,6 +435,20 @@ static void ukr_avx512(int64_t kc, const float *restrict a, const float *restric
             _mm512_mask_storeu_ps(ci + 16, k1, _mm512_fmadd_ps(vb, c1, _mm512_mul_ps(va, acc[i][1])));
         }
     }
+}
+
+__attribute__((target("avx512f")))
+static void ukr_avx512(int64_t kc, const float *restrict a, const float *restrict b,
+                       float *restrict c, int64_t ldc, float alpha, float beta, int m, int n)
+{
+    ukr_avx512_rows(AVX512_MR, kc, a, b, c, ldc, alpha, beta, m, n);
+}
+
+__attribute__((target("avx512f")))
+static void ukr_avx512_8(int64_t kc, const float *restrict a, const float *restrict b,
+                         float *restrict c, int64_t ldc, float alpha, float beta, int m, int n)
+{
+    ukr_avx512_rows(8, kc, a, b, c, ldc, alpha, beta, m, n);
 }
 
 static bool cpu_has_avx2(void)
@@ -820,6 +837,67 @@ void tg_gemm_f32_serial(void *scratch, bool transA, bool transB, int64_t M, int6
     size_t abytes = (size_t)p.kr->mc * p.kr->kc * sizeof(float);
     pack_bufs pb = {.a = {scratch, abytes}, .b = {(char *)scratch + abytes, tg_gemm_f32_scratch_bytes() - abytes}};
     gemm_f32_packed(&p, &all_tiles, &pb);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pre-packed operands. The panels are those gemm_f32_packed builds, over the
+ * whole of K: op(A) as ceil(M / MR) panels of (K, MR), op(B) as ceil(N / NR)
+ * panels of (K, NR), each zero-padded. A K block [pc, pc + kb) of a panel
+ * is then the stretch from row pc, so the loops are gemm_f32_packed's
+ * without the packing, and the K blocks (hence the sums) are the same. */
+
+/* The micro-kernel and its MR for a pre-packed product of M rows: the
+ * current kernel's, or on AVX-512 the 8-row one where 8 divides M and 12
+ * would pad it by more than 5%. */
+static ukr_f32_fn *prepacked_kernel(int64_t M, int *mr)
+{
+    const gemm_kernel *kr = current_kernel();
+#if TG_GEMM_X86
+    if (kr->ukr == ukr_avx512 && M % 8 == 0 && round_up(M, AVX512_MR) * 20 > M * 21) {   /* > 5% padding */
+        *mr = 8;
+        return ukr_avx512_8;
+    }
+#endif
+    *mr = kr->mr;
+    return kr->ukr;
+}
+
+int tg_gemm_f32_panel_rows(int64_t M)
+{
+    int mr;
+    prepacked_kernel(M, &mr);
+    return mr;
+}
+
+int tg_gemm_f32_panel_cols(void) { return current_kernel()->nr; }
+
+void tg_gemm_f32_pack_a(float *Ap, bool transA, int64_t M, int64_t K, const float *A, int64_t lda)
+{
+    check_args("tg_gemm_f32_pack_a", transA, false, M, 1, K, A, lda, A, 1, Ap, 1);
+    pack_a_f32(transA, A, lda, 0, 0, M, K, tg_gemm_f32_panel_rows(M), Ap);
+}
+
+void tg_gemm_f32_prepacked(int64_t M, int64_t N, int64_t K, const float *Ap, const float *Bp,
+                           float *C, int64_t ldc)
+{
+    const gemm_kernel *kr = current_kernel();
+    int mr;
+    ukr_f32_fn *ukr = prepacked_kernel(M, &mr);
+    const int nr = kr->nr;
+    TG_CHECK(M >= 0 && N >= 0 && K > 0 && ldc >= max64(1, N) && ((uintptr_t)Bp & (min64(64, 4 * nr) - 1)) == 0,
+             "tg_gemm_f32_prepacked: M=%" PRId64 " N=%" PRId64 " K=%" PRId64 " ldc=%" PRId64
+             " (K > 0, ldc >= N, Bp aligned to a panel row or 64 bytes)", M, N, K, ldc);
+    int64_t kc = even_block(K, kr->kc, 1);
+    for (int64_t pc = 0; pc < K; pc += kc) {
+        int64_t kb = min64(kc, K - pc);
+        float beta = pc == 0 ? 0.0f : 1.0f;
+        for (int64_t i = 0; i < M; i += mr) {
+            const float *a = Ap + i * K + pc * mr;
+            for (int64_t j = 0; j < N; j += nr)
+                ukr(kb, a, Bp + j * K + pc * nr, C + i * ldc + j, ldc, 1.0f, beta,
+                        (int)min64(mr, M - i), (int)min64(nr, N - j));
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------ */

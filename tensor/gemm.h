@@ -71,4 +71,24 @@ void tg_gemm_f32_serial(void *scratch, bool transA, bool transB, int64_t M, int6
                         float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                         float beta, float *C, int64_t ldc);
 
+/* Pre-packed products, for callers that lay an operand out themselves (a
+ * convolution writes im2col straight into B's panels) or reuse one (a
+ * weight packed once for many products). Panels are the current kernel's:
+ * Ap holds op(A) (M, K) as ceil(M / R) panels of (K, R), R =
+ * tg_gemm_f32_panel_rows(M) (the kernel's MR, or a shorter panel where that
+ * divides M and MR does not): Ap[(i / R) K R + k R + i % R] = op(A)[i][k];
+ * Bp holds B (K, N) as ceil(N / Q) panels of (K, Q), Q =
+ * tg_gemm_f32_panel_cols(): Bp[(j / Q) K Q + k Q + j % Q] = B[k][j]; both
+ * zero past M and N (Bp aligned to 64 bytes, or to a row of Q floats if
+ * that is less). tg_gemm_f32_pack_a fills Ap
+ * (ceil(M / R) R K floats) from A (row stride lda). tg_gemm_f32_prepacked
+ * sets C (M, N, row stride ldc) = Ap @ Bp on the calling thread, with the
+ * sums of tg_gemm_f32 (they depend on K and the kernel only). The kernel
+ * must not change between packing and product. */
+int tg_gemm_f32_panel_rows(int64_t M);
+int tg_gemm_f32_panel_cols(void);
+void tg_gemm_f32_pack_a(float *Ap, bool transA, int64_t M, int64_t K, const float *A, int64_t lda);
+void tg_gemm_f32_prepacked(int64_t M, int64_t N, int64_t K, const float *Ap, const float *Bp,
+                           float *C, int64_t ldc);
+
 #endif

@@ -305,7 +305,9 @@ int64_t tg_conv_transpose_out_size(int64_t in, int64_t k, int64_t stride, int64_
 
 /* conv2d: y (N, O, Ho, Wo) = x (N, C, H, W) * w (O, C / groups, kh, kw) + b (O)
  * (b may be NULL), or y += that if acc. Returns im2col of x, (C kh kw,
- * N Ho Wo) in scratch, for tg_conv2d_backward's col. */
+ * N Ho Wo) in scratch, for tg_conv2d_backward's col; or NULL where the
+ * forward builds it chunk by chunk straight into the GEMM's panels (float32,
+ * AVX-512, rows of up to 32: the VAE's), and the backward rebuilds it. */
 tg_tensor *tg_conv2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x, const tg_tensor *w,
                              const tg_tensor *b, tg_conv_args a, bool acc);
 /* conv2d's gradients from dy (N, O, Ho, Wo): dx += (the input piece, which
