@@ -325,6 +325,14 @@ static int decode_rows(const tg_model *m, const float *z, const int64_t *codes, 
 }
 
 /* Image i of x as the trainer feeds it (pixels / 255), a (1, D) leaf on t. */
+/* A conditional model's label tensor (1) holding label, in t's arena; NULL for other models. */
+static tg_tensor *one_label(tg_tape *t, const tg_model *m, int64_t label) {
+    if (!m->type->conditional) return NULL;
+    tg_tensor *lab = tg_tensor_new(tg_tape_arena(t), TG_I64, TG_SHAPE(1));
+    TG_I64P(lab)[0] = label;
+    return lab;
+}
+
 static tg_var *image_leaf(tg_tape *t, const tg_model *m, const tg_images *x, int64_t i, int64_t rows) {
     const int64_t D = x->rows * x->cols;
     tg_tensor *v = tg_tensor_new(tg_tape_arena(t), m->dtype, TG_SHAPE(rows, D));
@@ -344,11 +352,7 @@ void tg_run_posterior_mean(const tg_model *m, const tg_images *x, int64_t i, int
              (long long)m->cfg.cols);
     tg_tape *t = tg_tape_new();
     tg_no_grad(t);
-    tg_tensor *lab = NULL;
-    if (m->type->conditional) {
-        lab = tg_tensor_new(tg_tape_arena(t), TG_I64, TG_SHAPE(1));
-        TG_I64P(lab)[0] = label;
-    }
+    tg_tensor *lab = one_label(t, m, label);
     tg_var *v = tg_model_encode(t, m, image_leaf(t, m, x, i, 1), lab);   /* (1, L) */
     for (int64_t l = 0; l < m->cfg.latent; l++) mu[l] = (float)tg_tensor_get(&v->val, l);
     tg_tape_free(t);
@@ -411,11 +415,7 @@ int tg_run_manifold(const tg_model *m, int64_t n, int label, uint8_t *out, tg_er
     if (m->type->prior) {   /* p(z | y = label) */
         tg_tape *t = tg_tape_new();
         tg_no_grad(t);
-        tg_tensor *lab = NULL;
-        if (m->type->conditional) {
-            lab = tg_tensor_new(tg_tape_arena(t), TG_I64, TG_SHAPE(1));
-            TG_I64P(lab)[0] = label;
-        }
+        tg_tensor *lab = one_label(t, m, label);
         tg_var *mu, *lv;
         m->type->prior(t, m->self, 1, lab, &mu, &lv);
         for (int l = 0; l < 2; l++)
