@@ -66,7 +66,8 @@ static const char train_usage[] =
     "                     present, else /usr/share/datasets/fashion-mnist\n"
     "  --epochs N         epochs (default 10)\n"
     "  --batch B          images per step (default 128)\n"
-    "  --hidden H[,H2..]  hidden layer sizes, encoder order, at most 8 (default 400)\n"
+    "  --hidden H[,H2..]  MLP models: hidden layer sizes, encoder order, at most 8\n"
+    "                     (default 400)\n"
     "  --latent L         latent dimensions (default 20)\n"
     "  --lr X             Adam learning rate (default 1e-3)\n"
     "  --beta X           beta-vae: weight of the KL term, >= 0 (default 1)\n"
@@ -74,6 +75,7 @@ static const char train_usage[] =
     "  --codes K          vq-vae: codebook size, 2 to 65536 (default 64)\n"
     "  --code-dim D       vq-vae: codebook vector size, 1 to 4096 (default 16)\n"
     "  --commitment X     vq-vae: weight of the commitment loss, >= 0 (default 0.25)\n"
+    "                     (a model-specific flag given to another model is an error)\n"
     "  --anneal S         annealed-vae schedule: linear (default) or cyclical\n"
     "  --anneal-epochs N  linear: epoch e (from 1) trains at weight min(1, e / N)\n"
     "                     (default 10)\n"
@@ -182,9 +184,31 @@ static const char *absolute(const char *dir, char *buf, size_t n) {
     return buf;
 }
 
+/* Flags only some models read; given to another, they would do nothing, so
+ * they are refused. */
+static const struct {
+    const char *flag, *models, *what;
+} model_flags[] = {
+    {"--beta", "beta-vae", "beta-vae"},
+    {"--k", "iwae", "iwae"},
+    {"--codes", "vq-vae", "vq-vae"},
+    {"--code-dim", "vq-vae", "vq-vae"},
+    {"--commitment", "vq-vae", "vq-vae"},
+    {"--hidden", "vae beta-vae annealed-vae cvae iwae", "the MLP models (vae, beta-vae, annealed-vae, cvae, iwae)"},
+};
+
+/* Whether name is one of the space-separated words of list. */
+static bool in_list(const char *name, const char *list) {
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)); p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) return true;
+    return false;
+}
+
 static int cmd_train(int argc, char **argv) {
     tg_train_opts o = tg_train_opts_default();
     const char *dir = NULL, *out = NULL, *resume = NULL, *other = NULL;
+    bool given[sizeof model_flags / sizeof *model_flags] = {0};
     bool have_model = false, have_epochs = false, force = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -209,6 +233,8 @@ static int cmd_train(int argc, char **argv) {
         const char *v = argv[++i];
         if (strcmp(a, "--resume") && strcmp(a, "--epochs") && strcmp(a, "--threads") && strcmp(a, "--data") && !other)
             other = a;
+        for (size_t k = 0; k < sizeof model_flags / sizeof *model_flags; k++)
+            given[k] |= !strcmp(a, model_flags[k].flag);
         if (!strcmp(a, "--resume")) resume = v;
         else if (!strcmp(a, "--model")) {
             if (!tg_model_find(v)) {
@@ -295,6 +321,12 @@ static int cmd_train(int argc, char **argv) {
         have_model = true;
     }
     if (!have_model) o.model = "vae";   /* a fresh run without --model trains the VAE */
+    for (size_t k = 0; !resume && k < sizeof model_flags / sizeof *model_flags; k++)
+        if (given[k] && !in_list(o.model, model_flags[k].models)) {
+            fprintf(stderr, "vae train: %s: only %s reads it (--model is %s)\n", model_flags[k].flag,
+                    model_flags[k].what, o.model);
+            return 2;
+        }
     if (o.prior == TG_PRIOR_LEARNED && !tg_model_find(o.model)->conditional) {
         fprintf(stderr, "vae train: --prior: learned needs --model cvae\n");
         return 2;
