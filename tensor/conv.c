@@ -182,8 +182,9 @@ static bool has_avx512(void) {
     return known == 2;
 }
 
+/* The first min(left, 16) lanes; none when left <= 0. */
 static inline __mmask16 tail_mask(int64_t left) {
-    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+    return left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
 }
 
 /* dst[p] = xp[tp[p]], 0 where tp[p] < 0, for p < P. */
@@ -525,7 +526,7 @@ static void rows7_panels_f32(const geom *g, const float *x, float *ap, int64_t n
             ok |= (uint32_t)(iw >= 0) << (kj * 7 + ow);
         }
     __m512i lo = _mm512_loadu_si512(t), hi = _mm512_loadu_si512(t + 16);
-    __mmask16 m0 = tail_mask(W), m1 = W > 16 ? tail_mask(W - 16) : 0, s0 = tail_mask(7 * kw), s1 = tail_mask(7 * kw - 16);
+    __mmask16 m0 = tail_mask(W), m1 = W > 16 ? tail_mask(W - 16) : 0, s0 = tail_mask(7 * kw), s1 = kw * 7 > 16 ? tail_mask(7 * kw - 16) : 0;
     for (int64_t im = n0; im < n1; im++)
         for (int64_t oh = 0; oh < Ho; oh++, ap += K * 7)
             for (int64_t c = 0; c < g->C; c++) {

@@ -24,6 +24,10 @@ static const geometry cases[] = {
     {"conv 32->64 k4 s2 p1 on 14x14", false, 3, 32, 14, 14, 64, 4, 4, {.stride = {2, 2}, .padding = {1, 1}}},
     {"convT 64->32 k4 s2 p1 on 7x7", true, 3, 64, 7, 7, 32, 4, 4, {.stride = {2, 2}, .padding = {1, 1}}},
     {"convT 32->1 k4 s2 p1 on 14x14", true, 3, 32, 14, 14, 1, 4, 4, {.stride = {2, 2}, .padding = {1, 1}}},
+    /* the VQ-VAE's 1x1 convolutions on its 7x7 grid */
+    {"conv 16->64 k1 on 7x7", false, 3, 16, 7, 7, 64, 1, 1, {.stride = {1, 1}}},
+    {"conv 64->16 k1 on 7x7", false, 3, 64, 7, 7, 16, 1, 1, {.stride = {1, 1}}},
+    {"conv 8->128 k3 p1 on 7x7", false, 2, 8, 7, 7, 128, 3, 3, {.padding = {1, 1}}},
     {"conv 3->5 k3 s1 p1 on 9x11", false, 2, 3, 9, 11, 5, 3, 3, {.padding = {1, 1}}},
     {"conv 4->6 k(3,2) s(2,3) p(2,1) d(1,2) on 13x17", false, 2, 4, 13, 17, 6, 3, 2,
      {.stride = {2, 3}, .padding = {2, 1}, .dilation = {1, 2}}},
