@@ -128,17 +128,20 @@ static tg_var *vq_vae_sample(tg_tape *t, void *self, int64_t n, const tg_tensor 
     tg_tensor *codes = tg_tensor_new(tg_tape_arena(t), TG_I64, TG_SHAPE(n, G));
     for (int64_t i = 0; i < n; i++)
         for (int64_t g = 0; g < G; g++) {
-            int64_t best = 0;
-            if (T == 0) {   /* the most frequent code, the first of ties */
-                for (int64_t k = 1; k < K; k++)
-                    if (tg_tensor_get(m->prior, g * K + k) > tg_tensor_get(m->prior, g * K + best)) best = k;
-            } else {        /* p_k^(1/T), normalised, by inversion of one uniform draw */
+            int64_t best = 0;   /* the most frequent code, the first of ties */
+            for (int64_t k = 1; k < K; k++)
+                if (tg_tensor_get(m->prior, g * K + k) > tg_tensor_get(m->prior, g * K + best)) best = k;
+            if (T > 0) {        /* p_k^(1/T), normalised, by inversion of one uniform draw */
                 double total = 0, u = tg_rng_uniform(r);
                 for (int64_t k = 0; k < K; k++) total += pow(tg_tensor_get(m->prior, g * K + k), 1 / T);
                 double acc = 0;
-                for (best = 0; best < K - 1; best++) {
-                    acc += pow(tg_tensor_get(m->prior, g * K + best), 1 / T) / total;
-                    if (u < acc) break;
+                /* total underflows to 0 only for T near 0: keep the most frequent code */
+                for (int64_t k = 0; total > 0 && k < K; k++) {
+                    acc += pow(tg_tensor_get(m->prior, g * K + k), 1 / T) / total;
+                    if (u < acc || k == K - 1) {
+                        best = k;
+                        break;
+                    }
                 }
             }
             TG_I64P(codes)[i * G + g] = best;

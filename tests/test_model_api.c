@@ -399,3 +399,35 @@ Test(model_api, the_new_flags_refuse_values_out_of_range) {
         cr_expect(access(tg_tmp("bad"), F_OK) != 0, "%s wrote %s", cases[i].args, tg_tmp("bad"));
     }
 }
+
+/* The VQ-VAE's prior: a code_prior that puts all mass on code (g * 2) % K
+ * at position g samples exactly those codes (at T = 1 and T = 0), position
+ * by position in the grid's row-major order. */
+Test(model_api, vq_vae_samples_the_codes_its_prior_holds) {
+    tg_params *ps = tg_params_new(TG_F64);
+    tg_rng r = tg_rng_seed(3);
+    tg_model_config c = {.rows = 8, .cols = 12, .codes = 5, .code_dim = 3, .commitment = 0.25,
+                         .lik = TG_LIK_BERNOULLI};
+    tg_model m = tg_model_new(tg_model_find("vq-vae"), ps, &c, &r);
+    tg_tensor *prior = tg_params_find_buffer(ps, "code_prior");
+    cr_assert_not_null(prior);
+    const int64_t G = 2 * 3, K = 5;
+    cr_assert_eq(prior->numel, G * K, "code_prior is (G, K) = (6, 5): %lld values", (long long)prior->numel);
+    for (int64_t g = 0; g < G; g++)
+        for (int64_t k = 0; k < K; k++) tg_tensor_set(prior, g * K + k, k == (g * 2) % K ? 1.0 : 0.0);
+    tg_tape *t = tg_tape_new();
+    tg_no_grad(t);
+    tg_tensor *codes = tg_tensor_new(tg_tape_arena(t), TG_I64, TG_SHAPE(2, G));
+    for (int64_t i = 0; i < 2 * G; i++) TG_I64P(codes)[i] = ((i % G) * 2) % K;
+    tg_var *want = tg_model_decode(t, &m, tg_leaf(t, codes, false), NULL);
+    for (int T = 0; T < 2; T++) {
+        tg_var *got = tg_model_sample(t, &m, 2, NULL, T, &r);
+        cr_assert_eq(got->val.numel, want->val.numel);
+        for (int64_t i = 0; i < want->val.numel; i++)
+            cr_expect_eq(tg_tensor_get(&got->val, i), tg_tensor_get(&want->val, i), "T %d: pixel %lld", T,
+                         (long long)i);
+    }
+    tg_tape_free(t);
+    tg_model_free(&m);
+    tg_params_free(ps);
+}
