@@ -1210,10 +1210,13 @@ static void partial_sum_range(void *ctx, int64_t begin, int64_t end) {
     TG_DISPATCH(p->dw->dtype, {
         const T *part = (const T *)p->partial;
         T *dw = p->dw->data;
-        for (int64_t i = begin; i < end; i++) {
-            T s = part[i];
-            for (int64_t c = 1; c < p->chunks; c++) s += part[c * W + i];
-            dw[i] += s;
+        for (int64_t i0 = begin; i0 < end; i0 += 64) {   /* 64 elements at once, chunk after chunk: loops that vectorise */
+            int64_t m = end - i0 < 64 ? end - i0 : 64;
+            T s[64];
+            for (int64_t i = 0; i < m; i++) s[i] = part[i0 + i];
+            for (int64_t c = 1; c < p->chunks; c++)
+                for (int64_t i = 0; i < m; i++) s[i] += part[c * W + i0 + i];
+            for (int64_t i = 0; i < m; i++) dw[i0 + i] += s[i];
         }
     });
 }
