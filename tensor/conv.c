@@ -846,12 +846,13 @@ static void cm_to_range(void *ctx, int64_t begin, int64_t end) {
     });
 }
 
-/* db[c] += sum over n, then s of v[n nstride + c cstride + s]: one channel a
- * task, in double, eight lanes by s mod 8. */
+/* db[c] += sum over n, then s of v[n nstride + c cstride + s] (= with set):
+ * one channel a task, in double, eight lanes by s mod 8. */
 typedef struct {
     tg_tensor *db;
     const tg_tensor *v;
     int64_t N, S, nstride, cstride;
+    bool set;
 } bias_job;
 
 /* The same eight lanes for float32 in one register of doubles (AVX-512):
@@ -872,7 +873,8 @@ static void bias_range_f32(const bias_job *j, int64_t begin, int64_t end) {
         }
         double s[8];
         _mm512_storeu_pd(s, acc);
-        db[c] += (float)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+        float sum = (float)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+        db[c] = (j->set ? 0.0f : db[c]) + sum;
     }
 }
 #endif
@@ -897,13 +899,14 @@ static void bias_range(void *ctx, int64_t begin, int64_t end) {
                     for (int l = 0; l < 8; l++) s[l] += p[k + l];
                 for (; k < j->S; k++) s[k % 8] += p[k];
             }
-            db[c] += (T)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+            T sum = (T)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+            db[c] = (j->set ? 0 : db[c]) + sum;
         }
     });
 }
 
-static void bias_acc(tg_tensor *db, const tg_tensor *v, int64_t N, int64_t S, int64_t nstride, int64_t cstride) {
-    bias_job j = {db, v, N, S, nstride, cstride};
+static void bias_acc(tg_tensor *db, const tg_tensor *v, int64_t N, int64_t S, int64_t nstride, int64_t cstride, bool set) {
+    bias_job j = {db, v, N, S, nstride, cstride, set};
     tg_parallel_for(db->numel, grain_for(N * S), bias_range, &j);
 }
 
@@ -939,7 +942,7 @@ typedef struct {
     const tg_tensor *col;    /* im2col(x) (C kh kw, L) already made (CH_CONV_BWD) or to fill (CH_FORWARD), or NULL */
     tg_tensor *out;          /* the NCHW result (y, or dx, added into), or NULL */
     bool acc;                /* CH_FORWARD: out += */
-    bool set;                /* CH_INPUT: out = b + (set_path), rather than += */
+    bool set;                /* out = b + (CH_INPUT, set_path) or = (CH_*_BWD: dx, and dW's sum) rather than += */
     char *partial;           /* CH_*_BWD with dW: (chunks, O, C / G kh kw) partial dW, or NULL */
     char *scratch;           /* slot_bytes per slot: GEMM packing, col chunk, product or source chunk */
     size_t pack_bytes, col_bytes, slot_bytes;
@@ -1047,11 +1050,25 @@ static void chunk_cm_to(const chunk_job *j, const tg_tensor *b, bool acc, char *
     cm_to_range(&o, n0 * g->O, n1 * g->O);
 }
 
-/* out (N, C, H, W) images [n0, n1) += col2im of col (C kh kw, n), row stride ldc. */
+/* out (N, C, H, W) images [n0, n1) += col2im of col (C kh kw, n), row stride ldc;
+ * with j->set, out = b + that (b NULL: 0). */
 static void chunk_col2im(const chunk_job *j, char *col, int64_t ldc, int64_t n0, int64_t n1) {
     const geom *g = j->g;
-    if (j->w->dtype == TG_F32 && rows_avx512(g) && g->Wo <= 16) {
-        col2im_chunk_f32(g, j->out->data, (const float *)col, ldc, n0, n1, j->set, j->b ? j->b->data : NULL);
+    bool rows = j->w->dtype == TG_F32 && rows_avx512(g) && g->Wo <= 16;
+    if (j->set && !(rows && col2im_rows(g))) {   /* no setting loop: b (or 0) first, then add */
+        int64_t HW = g->H * g->W;
+        TG_DISPATCH(j->out->dtype, {
+            const T *b = j->b ? j->b->data : NULL;
+            for (int64_t n = n0; n < n1; n++)
+                for (int64_t c = 0; c < g->C; c++) {
+                    T *d = (T *)j->out->data + (n * g->C + c) * HW, v = b ? b[c] : 0;
+                    for (int64_t k = 0; k < HW; k++) d[k] = v;
+                }
+        });
+    }
+    if (rows) {
+        col2im_chunk_f32(g, j->out->data, (const float *)col, ldc, n0, n1, j->set && col2im_rows(g),
+                         j->b ? j->b->data : NULL);
         return;
     }
     tg_tensor ct = tg_tensor_wrap(j->w->dtype, TG_SHAPE(g->C * g->kh * g->kw, ldc), col);
@@ -1168,10 +1185,10 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
         case CH_CONVT_BWD:
             if (j->wpack) {   /* dx from the panels, then im2col again for dW */
                 if (j->out && j->rows7) {
-                    chunk_forward_rows7(j, j->x, NULL, true, cbuf, n0, n1);
+                    chunk_forward_rows7(j, j->x, NULL, !j->set, cbuf, n0, n1);
                 } else if (j->out) {
                     chunk_forward_panels(j, j->x, cbuf, tbuf, n0, n1);
-                    chunk_cm_to(j, NULL, true, tbuf, n, n0, n1);
+                    chunk_cm_to(j, NULL, !j->set, tbuf, n, n0, n1);
                 }
                 if (!dw) break;
             }
@@ -1184,7 +1201,7 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
             chunk_im2col(j, j->x, cbuf, n, n0, n1);   /* of dy */
             if (j->out && !j->wpack) {
                 chunk_gemm(j, CH_FORWARD, pack, cbuf, n, tbuf, n, n, NULL);
-                chunk_cm_to(j, NULL, true, tbuf, n, n0, n1);
+                chunk_cm_to(j, NULL, !j->set, tbuf, n, n0, n1);
             }
             if (dw) {   /* tbuf is free again: x */
                 chunk_cm_from(j, j->x2, tbuf, n0, n1);
@@ -1202,6 +1219,7 @@ typedef struct {
     tg_tensor *dw;
     const char *partial;
     int64_t chunks;
+    bool set;   /* dw = rather than += */
 } partial_job;
 
 static void partial_sum_range(void *ctx, int64_t begin, int64_t end) {
@@ -1216,7 +1234,8 @@ static void partial_sum_range(void *ctx, int64_t begin, int64_t end) {
             for (int64_t i = 0; i < m; i++) s[i] = part[i0 + i];
             for (int64_t c = 1; c < p->chunks; c++)
                 for (int64_t i = 0; i < m; i++) s[i] += part[c * W + i0 + i];
-            for (int64_t i = 0; i < m; i++) dw[i0 + i] += s[i];
+            if (p->set) for (int64_t i = 0; i < m; i++) dw[i0 + i] = 0 + s[i];   /* as onto zeros: -0 gives +0 */
+            else for (int64_t i = 0; i < m; i++) dw[i0 + i] += s[i];
         }
     });
 }
@@ -1283,7 +1302,7 @@ static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
     atomic_init(&j->slot, 0);
     tg_parallel_for(chunks, 1, chunk_range, j);
     if (dw) {
-        partial_job p = {dw, j->partial, chunks};
+        partial_job p = {dw, j->partial, chunks, j->set};
         tg_parallel_for(dw->numel, grain_for(chunks), partial_sum_range, &p);
     }
 }
@@ -1339,16 +1358,16 @@ tg_tensor *tg_conv2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x
 }
 
 void tg_conv2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
-                        const tg_tensor *x, const tg_tensor *w, const tg_tensor *col, tg_conv_args a) {
+                        const tg_tensor *x, const tg_tensor *w, const tg_tensor *col, tg_conv_args a, bool acc) {
     geom g = conv2d_geom("tg_conv2d_backward", x, w, dy, a);
     check_bias("tg_conv2d_backward", db, g.O, x->dtype);
     TG_CHECK((!dx || (dx->dtype == x->dtype && tg_shape_eq(dx->shape, x->shape))) &&
                  (!dw || (dw->dtype == w->dtype && tg_shape_eq(dw->shape, w->shape))) &&
                  (!col || (col->dtype == x->dtype && col->numel == g.C * g.kh * g.kw * g.N * g.Ho * g.Wo)),
              "tg_conv2d_backward: dx, dw or col of the wrong shape or dtype");
-    if (db) bias_acc(db, dy, g.N, g.Ho * g.Wo, g.O * g.Ho * g.Wo, g.Ho * g.Wo);
+    if (db) bias_acc(db, dy, g.N, g.Ho * g.Wo, g.O * g.Ho * g.Wo, g.Ho * g.Wo, !acc);
     if (!dx && !dw) return;
-    chunk_job j = {.g = &g, .mode = CH_CONV_BWD, .x = x, .x2 = dy, .w = w, .col = col, .out = dx};
+    chunk_job j = {.g = &g, .mode = CH_CONV_BWD, .x = x, .x2 = dy, .w = w, .col = col, .out = dx, .set = !acc};
     run_chunks(scratch, &j, dw);
 }
 
@@ -1384,15 +1403,15 @@ void tg_conv_transpose2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tenso
 }
 
 void tg_conv_transpose2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
-                                  const tg_tensor *x, const tg_tensor *w, tg_conv_args a) {
+                                  const tg_tensor *x, const tg_tensor *w, tg_conv_args a, bool acc) {
     geom g = transpose_geom("tg_conv_transpose2d_backward", dy, x, w, a);
     check_bias("tg_conv_transpose2d_backward", db, g.C, x->dtype);
     TG_CHECK((!dx || (dx->dtype == x->dtype && tg_shape_eq(dx->shape, x->shape))) &&
                  (!dw || (dw->dtype == w->dtype && tg_shape_eq(dw->shape, w->shape))),
              "tg_conv_transpose2d_backward: dx or dw of the wrong shape or dtype");
-    if (db) bias_acc(db, dy, g.N, g.H * g.W, g.C * g.H * g.W, g.H * g.W);
+    if (db) bias_acc(db, dy, g.N, g.H * g.W, g.C * g.H * g.W, g.H * g.W, !acc);
     if (!dx && !dw) return;
-    chunk_job j = {.g = &g, .mode = CH_CONVT_BWD, .x = dy, .x2 = x, .w = w, .out = dx};
+    chunk_job j = {.g = &g, .mode = CH_CONVT_BWD, .x = dy, .x2 = x, .w = w, .out = dx, .set = !acc};
     run_chunks(scratch, &j, dw);
 }
 
