@@ -32,8 +32,9 @@
  * weight packed once per call (tensor/gemm.h's pre-packed products):
  *   rows7_path   output rows of 7, O a multiple of 64 (the VAE's 7 x 7
  *                maps): the forward product an output row at a time, a
- *                (7, 64) tile over a per-row patch panel, stored into NCHW
- *                through register transposes
+ *                (7, 64) tile reading the taps from a zero-padded copy of
+ *                the chunk's images, stored into NCHW through register
+ *                transposes
  *   panel_path   other input rows of up to 32: im2col written straight into
  *                the GEMM's B panels
  *   wnr          dW from col^T written straight into B's panels (a 4 x 4
@@ -501,65 +502,74 @@ static void im2col_t_patch16_f32(const geom *g, const float *x, float *bp, int64
 }
 
 /* Output rows of 7 (the VAE's 7 x 7 maps), O a multiple of 64: the product
- * runs an output row at a time, without im2col's 7-wide pieces. A row's
- * patches are a (K, 7) panel, K = C kh kw: taps k = (c, ki, kj) of pixels
- * ow, ap[k 7 + ow], so the kw taps of one input row are 7 kw consecutive
- * floats cut from it by a permute (lane t = 7 kj + ow). A (7, 64) tile of
- * the output (pixels by channels) is summed k = 0, 1, ... in 28 registers
- * against the weight packed as (O / 64, K, 64), then written into the NCHW
- * output (rows7_store_f32). */
+ * runs an output row at a time, without im2col. The chunk's images are
+ * copied with their padding made zeros (planes of (Hp, Wp), rows7_pad_f32),
+ * so tap k = (c, ki, kj) of output pixel ow is the padded plane's element
+ * (oh sh + ki dh, ow sw + kj dw), read where it lies. A (7, 64) tile of the
+ * output (pixels by channels) is summed k = 0, 1, ... in 28 registers
+ * against the weight packed as (O / 64, K, 64), K = C kh kw, then written
+ * into the NCHW output (rows7_store_f32). */
+static int64_t rows7_hp(const geom *g) {
+    int64_t span = (g->Ho - 1) * g->sh + (g->kh - 1) * g->dh + 1;
+    return g->ph + g->H > span ? g->ph + g->H : span;
+}
+
+static int64_t rows7_wp(const geom *g) {
+    int64_t span = (g->Wo - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+    return g->pw + g->W > span ? g->pw + g->W : span;
+}
+
 static bool rows7_path(const geom *g, tg_dtype dt) {
-    return dt == TG_F32 && has_avx512() && g->Wo == 7 && g->G == 1 && g->O % 64 == 0 && g->kw <= 4 && whole_rows(g);
+    return dt == TG_F32 && has_avx512() && g->Wo == 7 && g->G == 1 && g->O % 64 == 0 && g->kw <= 4 && whole_rows(g) &&
+           rows7_wp(g) <= 32;
 }
 
-/* ap ((n1 - n0) Ho panels of (K, 7)) = the patches of images [n0, n1) of x. */
+/* xp ((n1 - n0) C planes of (Hp, Wp)) = images [n0, n1) of x with their
+ * padding: x's (ih, iw) at (ih + ph, iw + pw), zeros elsewhere. A row is
+ * one masked load and store per 16 lanes (lanes off the row read nothing). */
 __attribute__((target("avx512f")))
-static void rows7_panels_f32(const geom *g, const float *x, float *ap, int64_t n0, int64_t n1) {
-    const int64_t Ho = g->Ho, H = g->H, W = g->W, kh = g->kh, kw = g->kw, HW = H * W, K = g->C * kh * kw;
-    int32_t t[32] = {0};
-    uint32_t ok = 0;
-    for (int64_t kj = 0; kj < kw; kj++)
-        for (int64_t ow = 0; ow < 7; ow++) {
-            int64_t iw = ow * g->sw - g->pw + kj * g->dw;
-            t[kj * 7 + ow] = iw >= 0 ? (int32_t)iw : 0;
-            ok |= (uint32_t)(iw >= 0) << (kj * 7 + ow);
+static void rows7_pad_f32(const geom *g, const float *x, float *xp, int64_t n0, int64_t n1) {
+    const int64_t H = g->H, W = g->W, Hp = rows7_hp(g), Wp = rows7_wp(g), HW = H * W;
+    uint32_t in = (uint32_t)((((uint64_t)1 << W) - 1) << g->pw);   /* the padded row's lanes from x */
+    __mmask16 s0 = tail_mask(Wp), s1 = Wp > 16 ? tail_mask(Wp - 16) : 0;
+    for (int64_t pl = n0 * g->C; pl < n1 * g->C; pl++) {
+        const float *src = x + pl * HW;
+        for (int64_t r = 0; r < Hp; r++, xp += Wp) {
+            int64_t ih = r - g->ph;
+            bool row = ih >= 0 && ih < H;
+            const float *base = src + (row ? ih : 0) * W - g->pw;
+            __m512 v0 = _mm512_maskz_loadu_ps(row ? (__mmask16)in : 0, base);
+            _mm512_mask_storeu_ps(xp, s0, v0);
+            if (s1) _mm512_mask_storeu_ps(xp + 16, s1, _mm512_maskz_loadu_ps(row ? (__mmask16)(in >> 16) : 0, base + 16));
         }
-    __m512i lo = _mm512_loadu_si512(t), hi = _mm512_loadu_si512(t + 16);
-    __mmask16 m0 = tail_mask(W), m1 = W > 16 ? tail_mask(W - 16) : 0, s0 = tail_mask(7 * kw), s1 = tail_mask(7 * kw - 16);
-    for (int64_t im = n0; im < n1; im++)
-        for (int64_t oh = 0; oh < Ho; oh++, ap += K * 7)
-            for (int64_t c = 0; c < g->C; c++) {
-                const float *xp = x + (im * g->C + c) * HW;
-                for (int64_t ki = 0; ki < kh; ki++) {
-                    int64_t ih = oh * g->sh - g->ph + ki * g->dh;
-                    bool in = ih >= 0 && ih < H;
-                    const float *row = xp + (in ? ih : 0) * W;
-                    __m512 v0 = _mm512_maskz_loadu_ps(in ? m0 : 0, row);
-                    __m512 v1 = in && m1 ? _mm512_maskz_loadu_ps(m1, row + 16) : _mm512_setzero_ps();
-                    float *d = ap + (c * kh + ki) * kw * 7;
-                    _mm512_mask_storeu_ps(d, s0, _mm512_maskz_permutex2var_ps((__mmask16)ok, v0, lo, v1));
-                    if (kw * 7 > 16) _mm512_mask_storeu_ps(d + 16, s1, _mm512_maskz_permutex2var_ps((__mmask16)(ok >> 16), v0, hi, v1));
-                }
-            }
+    }
 }
 
-/* tile (7, 64) = a (K, 7)^T @ b (K, 64), each element summed k = 0, 1, ... */
+/* tile (7, 64) = patches (7, K) of output row oh @ b (K, 64), each element
+ * summed k = (c, ki, kj) = 0, 1, ...; xp: the image's padded planes (C, Hp, Wp). */
 __attribute__((target("avx512f")))
-static void rows7_tile_f32(int64_t K, const float *restrict a, const float *restrict b, float *restrict tile) {
+static void rows7_tile_pad_f32(const geom *g, const float *restrict xp, int64_t oh, const float *restrict b,
+                               float *restrict tile) {
+    const int64_t Hp = rows7_hp(g), Wp = rows7_wp(g), sw = g->sw;
     __m512 acc[7][4];
 #pragma GCC unroll 8
     for (int r = 0; r < 7; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < K; k++, a += 7, b += 64) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t ki = 0; ki < g->kh; ki++) {
+            const float *row = xp + (c * Hp + oh * g->sh + ki * g->dh) * Wp;
+            for (int64_t kj = 0; kj < g->kw; kj++, b += 64) {
+                const float *a = row + kj * g->dw;
+                __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
 #pragma GCC unroll 8
-        for (int r = 0; r < 7; r++) {
-            __m512 ar = _mm512_set1_ps(a[r]);
-            acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
-            acc[r][2] = _mm512_fmadd_ps(ar, b2, acc[r][2]);
-            acc[r][3] = _mm512_fmadd_ps(ar, b3, acc[r][3]);
+                for (int r = 0; r < 7; r++) {
+                    __m512 ar = _mm512_set1_ps(a[r * sw]);
+                    acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+                    acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+                    acc[r][2] = _mm512_fmadd_ps(ar, b2, acc[r][2]);
+                    acc[r][3] = _mm512_fmadd_ps(ar, b3, acc[r][3]);
+                }
+            }
         }
-    }
 #pragma GCC unroll 8
     for (int r = 0; r < 7; r++)
         for (int q = 0; q < 4; q++) _mm512_storeu_ps(tile + r * 64 + q * 16, acc[r][q]);
@@ -689,8 +699,10 @@ static void im2col_t_panels_f32(const geom *g, const float *x, float *bp, int64_
 static bool patch_rows(const geom *g, int64_t nr) { (void)g, (void)nr; return false; }
 static bool patch16(const geom *g, int64_t nr) { (void)g, (void)nr; return false; }
 static bool rows7_path(const geom *g, tg_dtype dt) { (void)g, (void)dt; return false; }
-static void rows7_panels_f32(const geom *g, const float *x, float *ap, int64_t n0, int64_t n1) { (void)g, (void)x, (void)ap, (void)n0, (void)n1; }
-static void rows7_tile_f32(int64_t K, const float *restrict a, const float *restrict b, float *restrict tile) { (void)K, (void)a, (void)b, (void)tile; }
+static void rows7_pad_f32(const geom *g, const float *x, float *xp, int64_t n0, int64_t n1) { (void)g, (void)x, (void)xp, (void)n0, (void)n1; }
+static void rows7_tile_pad_f32(const geom *g, const float *restrict xp, int64_t oh, const float *restrict b, float *restrict tile) { (void)g, (void)xp, (void)oh, (void)b, (void)tile; }
+static int64_t rows7_hp(const geom *g) { (void)g; return 0; }
+static int64_t rows7_wp(const geom *g) { (void)g; return 0; }
 static void rows7_store_f32(float *y, int64_t P, const float *tile, const float *bias, bool acc) { (void)y, (void)P, (void)tile, (void)bias, (void)acc; }
 static void im2col_t_patch16_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
 static bool whole_rows(const geom *g) { (void)g; return false; }
@@ -949,7 +961,7 @@ typedef struct {
     _Atomic int slot;
     int64_t nr;              /* float32 panels (panel_path): B panel width; else 0 */
     int64_t wnr;             /* dW through im2col_t_panels_f32: B panel width; else 0 */
-    bool rows7;              /* the forward product through rows7_tile_f32 (wpack: W as (O / 64, K, 64)) */
+    bool rows7;              /* the forward product through rows7_tile_pad_f32 (wpack: W as (O / 64, K, 64)) */
     int64_t inr;             /* CH_INPUT through chunk_cm_from_panels: B panel width; else 0 */
     const float *wpack;      /* panel_path: W's groups packed as A panels (tensor/gemm.h), or NULL */
 } chunk_job;
@@ -1089,21 +1101,20 @@ static void chunk_forward_panels(const chunk_job *j, const tg_tensor *x, char *c
 }
 
 /* out (N, O, Ho, 7) images [n0, n1) (+)= W @ im2col(x) + b (b may be NULL)
- * an output row at a time (rows7_path), the panels in cbuf, W in wpack as
+ * an output row at a time (rows7_path), the padded images in cbuf, W in wpack as
  * (O / 64, K, 64). */
 static void chunk_forward_rows7(const chunk_job *j, const tg_tensor *x, const tg_tensor *b, bool acc, char *cbuf,
                                 int64_t n0, int64_t n1) {
     const geom *g = j->g;
-    int64_t K = g->C * g->kh * g->kw, P = g->Ho * 7;
-    float *ap = (float *)cbuf, *tile = ap + (n1 - n0) * g->Ho * K * 7, *out = j->out->data;
+    int64_t K = g->C * g->kh * g->kw, P = g->Ho * 7, plane = rows7_hp(g) * rows7_wp(g);
+    float *xp = (float *)cbuf, *tile = xp + (n1 - n0) * g->C * plane, *out = j->out->data;
     const float *bias = b ? b->data : NULL;
-    rows7_panels_f32(g, x->data, ap, n0, n1);
+    rows7_pad_f32(g, x->data, xp, n0, n1);
     memset(tile + 7 * 64, 0, 64 * sizeof(float));   /* the tile's unused eighth row */
     for (int64_t im = n0; im < n1; im++)
         for (int64_t oh = 0; oh < g->Ho; oh++) {
-            const float *a = ap + ((im - n0) * g->Ho + oh) * K * 7;
             for (int64_t ob = 0; ob < g->O; ob += 64) {
-                rows7_tile_f32(K, a, j->wpack + ob * K, tile);
+                rows7_tile_pad_f32(g, xp + (im - n0) * g->C * plane, oh, j->wpack + ob * K, tile);
                 rows7_store_f32(out + (im * g->O + ob) * P + oh * 7, P, tile, bias ? bias + ob : NULL, acc);
             }
         }
@@ -1253,9 +1264,9 @@ static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
     j->pack_bytes = j->w->dtype == TG_F32 ? round64(tg_gemm_f32_scratch_bytes()) : 0;
     j->col_bytes = round64((size_t)(g->C * g->kh * g->kw * cols) * es);
     bool fwd = j->mode == CH_FORWARD || (j->mode == CH_CONVT_BWD && j->out);
-    if (fwd && rows7_path(g, j->w->dtype)) {   /* row panels and a tile in the col buffer; W packed once */
+    if (fwd && rows7_path(g, j->w->dtype)) {   /* padded planes and a tile in the col buffer; W packed once */
         int64_t K = g->C * g->kh * g->kw;
-        size_t bytes = round64((size_t)(g->N < j->nb ? g->N : j->nb) * g->Ho * K * 7 * es + 8 * 64 * es);
+        size_t bytes = round64((size_t)(g->N < j->nb ? g->N : j->nb) * g->C * rows7_hp(g) * rows7_wp(g) * es + 8 * 64 * es);
         if (bytes > j->col_bytes) j->col_bytes = bytes;
         float *wp = tg_arena_alloc(ar, (size_t)(g->O * K) * sizeof(float));
         const float *w = j->w->data;
