@@ -659,6 +659,11 @@ static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t
     for (int64_t kj = 0; kj < g->kw; kj += pairs ? 2 : 1)
         rg[steps++] = gather_at(g, kj, pairs && kj + 1 < g->kw ? kj + 1 : kj);
     __mmask16 out = tail_mask(g->Wo), m0 = tail_mask(g->W), m1 = g->W > 16 ? tail_mask(g->W - 16) : 0;
+    /* The VAE's case: stride 2 both ways, dilation 1, rows of up to 16, two steps (kw 3 or 4). */
+    bool two = g->sh == 2 && pairs && steps == 2 && g->dh == 1 && !m1;
+    const __m512i lo0 = rg[0].lo, lo1 = rg[1 % steps].lo;
+    const __mmask16 add0 = rg[0].add_lo, add1 = rg[1 % steps].add_lo;
+    const int64_t a0 = rg[0].a * ldc, b0 = rg[0].b * ldc, a1 = rg[1 % steps].a * ldc, b1 = rg[1 % steps].b * ldc;
     for (int64_t c = 0; c < g->C; c++)
         for (int64_t n = n0; n < n1; n++) {
             float *xp = dx + (n * g->C + c) * HW;
@@ -672,6 +677,19 @@ static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t
                 if (!set) {
                     v0 = _mm512_maskz_loadu_ps(m0, row);
                     v1 = m1 ? _mm512_maskz_loadu_ps(m1, row + 16) : _mm512_setzero_ps();
+                }
+                if (two) {   /* the same adds, the two steps' operands in locals, only the taps of ih's parity */
+                    for (int64_t ki = (ih + g->ph) & 1; ki < g->kh; ki += 2) {
+                        int64_t t = ih + g->ph - ki, oh = t >> 1;
+                        if (t < 0 || oh >= g->Ho) continue;
+                        const float *s = src + ki * g->kw * ldc + oh * g->Wo;
+                        __m512 sa = _mm512_maskz_loadu_ps(out, s + a0), sb = _mm512_maskz_loadu_ps(out, s + b0);
+                        v0 = _mm512_mask_add_ps(v0, add0, v0, _mm512_permutex2var_ps(sa, lo0, sb));
+                        sa = _mm512_maskz_loadu_ps(out, s + a1), sb = _mm512_maskz_loadu_ps(out, s + b1);
+                        v0 = _mm512_mask_add_ps(v0, add1, v0, _mm512_permutex2var_ps(sa, lo1, sb));
+                    }
+                    _mm512_mask_storeu_ps(row, m0, v0);
+                    continue;
                 }
                 for (int64_t ki = 0; ki < g->kh; ki++) {
                     int64_t t = ih + g->ph - ki * g->dh, oh = g->sh == 2 ? t >> 1 : t / g->sh;   /* no division at stride 2 */
