@@ -5,7 +5,9 @@
  * direction: conv2d's input gradient is conv_transpose2d of dy and its
  * weight gradient one GEMM of dy against the im2col matrix the forward
  * built (saved on the entry); conv_transpose2d's input gradient is conv2d of
- * dy and its weight gradient the same GEMM with the roles swapped.
+ * dy and its weight gradient the same GEMM with the roles swapped. When no
+ * gradient has reached x, w or b yet, the kernels write them (=) rather than
+ * add into zeros.
  */
 #include "autograd/internal.h"
 
@@ -82,6 +84,13 @@ static void save_args(tg_tape *t, tg_entry *e, tg_conv_args a) {
     e->ctx = s;
 }
 
+/* Whether the backward may set (=) the gradients of x, w and b: none has
+ * reached them yet, and they are three distinct vars (one var in two roles
+ * gets both pieces added). */
+static bool first_grads(const tg_var *x, const tg_var *w, const tg_var *b) {
+    return x != w && x != b && w != b && grad_untouched(x) && grad_untouched(w) && grad_untouched(b);
+}
+
 /* ---------------------------------------------------------------- conv2d */
 
 tg_var *tg_conv2d_(TG_LOC, tg_tape *t, tg_var *x, tg_var *w, tg_var *b, tg_conv_args a) {
@@ -99,8 +108,12 @@ tg_var *tg_conv2d_(TG_LOC, tg_tape *t, tg_var *x, tg_var *w, tg_var *b, tg_conv_
 /* dx += conv_transpose2d(dy, w), dw += dy_(O, N Ho Wo) col^T, db += dy summed over (N, Ho, Wo). */
 TG_BACKWARD(conv2d) {
     tg_var *x = e->in[0], *w = e->in[1], *b = e->in[2];
-    tg_conv2d_backward(tg_tape_arena(t), grad_of(t, x), grad_of(t, w), grad_of(t, b), &e->out->grad, &x->val,
-                       &w->val, e->saved, *(const tg_conv_args *)e->ctx);
+    if (first_grads(x, w, b))
+        tg_conv2d_backward(tg_tape_arena(t), tg_var_grad_unset(t, x), tg_var_grad_unset(t, w), tg_var_grad_unset(t, b),
+                           &e->out->grad, &x->val, &w->val, e->saved, *(const tg_conv_args *)e->ctx, false);
+    else
+        tg_conv2d_backward(tg_tape_arena(t), grad_of(t, x), grad_of(t, w), grad_of(t, b), &e->out->grad, &x->val,
+                           &w->val, e->saved, *(const tg_conv_args *)e->ctx, true);
 }
 
 /* ---------------------------------------------------------------- conv_transpose2d */
@@ -117,6 +130,11 @@ tg_var *tg_conv_transpose2d_(TG_LOC, tg_tape *t, tg_var *x, tg_var *w, tg_var *b
 /* dx += conv2d(dy, w), dw += x_(C, N H W) im2col(dy)^T, db += dy summed over (N, Ho, Wo). */
 TG_BACKWARD(conv_transpose2d) {
     tg_var *x = e->in[0], *w = e->in[1], *b = e->in[2];
-    tg_conv_transpose2d_backward(tg_tape_arena(t), grad_of(t, x), grad_of(t, w), grad_of(t, b), &e->out->grad,
-                                 &x->val, &w->val, *(const tg_conv_args *)e->ctx);
+    if (first_grads(x, w, b))
+        tg_conv_transpose2d_backward(tg_tape_arena(t), tg_var_grad_unset(t, x), tg_var_grad_unset(t, w),
+                                     tg_var_grad_unset(t, b), &e->out->grad, &x->val, &w->val,
+                                     *(const tg_conv_args *)e->ctx, false);
+    else
+        tg_conv_transpose2d_backward(tg_tape_arena(t), grad_of(t, x), grad_of(t, w), grad_of(t, b), &e->out->grad,
+                                     &x->val, &w->val, *(const tg_conv_args *)e->ctx, true);
 }

@@ -33,6 +33,14 @@ int tg_check_axis(TG_LOC, const char *op, int axis, int ndim);   /* axis, negati
 /* dL/dv if v wants a gradient (allocated zeroed on first use), else NULL. */
 static inline tg_tensor *grad_of(tg_tape *t, tg_var *v) { return v && v->requires_grad ? tg_var_grad(t, v) : NULL; }
 
+/* A rule that writes a gradient whole may set it (=) instead of adding into
+ * zeros when no gradient has reached v yet (v wants none, or its buffer is
+ * not allocated); later rules reaching v then add (+=) as usual, so reused
+ * vars stay right. tg_var_grad_unset allocates that buffer without zeroing
+ * it (the rule must write every element); NULL if v wants no gradient. */
+static inline bool grad_untouched(const tg_var *v) { return !v || !v->requires_grad || !v->grad.data; }
+tg_tensor *tg_var_grad_unset(tg_tape *t, tg_var *v);
+
 /* A tensor shaped like `like` for a backward rule's intermediate values, in
  * the tape's arena: it dies at tg_tape_reset, so a step allocates nothing new. */
 static inline tg_tensor *scratch(tg_tape *t, const tg_tensor *like) {

@@ -63,6 +63,15 @@ tg_tensor *tg_var_grad(tg_tape *t, tg_var *v) {
     return &v->grad;
 }
 
+tg_tensor *tg_var_grad_unset(tg_tape *t, tg_var *v) {
+    if (!v || !v->requires_grad) return NULL;
+    if (!v->grad.data) {
+        v->grad = tg_tensor_wrap(v->val.dtype, v->val.shape, NULL);
+        v->grad.data = tg_arena_alloc(t->arena, (size_t)v->val.numel * tg_dtype_size(v->val.dtype));
+    }
+    return &v->grad;
+}
+
 /* ------------------------------------------------------------ recording */
 
 tg_var *tg_var_new(tg_tape *t, tg_dtype dt, tg_shape s) {
@@ -138,6 +147,12 @@ void tg_backward_seed(tg_tape *t, tg_var *out, const tg_tensor *seed) {
     TG_CHECK(tg_shape_eq(out->val.shape, seed->shape), "tg_backward_seed: seed shape %s differs from output %s",
              tg_shape_str(seed->shape, b1), tg_shape_str(out->val.shape, b2));
     TG_CHECK(out->requires_grad, "tg_backward_seed: the output does not depend on anything that requires a gradient");
+    if (grad_untouched(out) && seed->dtype == out->val.dtype) {   /* the first gradient to reach out: a copy */
+        tg_tensor *g = tg_var_grad_unset(t, out);
+        memcpy(g->data, seed->data, (size_t)g->numel * tg_dtype_size(g->dtype));
+        run_backward(t);
+        return;
+    }
     tg_tensor *g = tg_var_grad(t, out);
     if (seed->dtype == g->dtype) tg_tensor_add(g, g, seed);   /* the vectorised kernel, not a get/set per element */
     else for (int64_t i = 0; i < g->numel; i++) tg_tensor_set(g, i, tg_tensor_get(g, i) + tg_tensor_get(seed, i));

@@ -32,8 +32,9 @@
  * weight packed once per call (tensor/gemm.h's pre-packed products):
  *   rows7_path   output rows of 7, O a multiple of 64 (the VAE's 7 x 7
  *                maps): the forward product an output row at a time, a
- *                (7, 64) tile over a per-row patch panel, stored into NCHW
- *                through register transposes
+ *                (7, 64) tile reading the taps from a zero-padded copy of
+ *                the chunk's images, stored into NCHW through register
+ *                transposes
  *   panel_path   other input rows of up to 32: im2col written straight into
  *                the GEMM's B panels
  *   wnr          dW from col^T written straight into B's panels (a 4 x 4
@@ -502,65 +503,74 @@ static void im2col_t_patch16_f32(const geom *g, const float *x, float *bp, int64
 }
 
 /* Output rows of 7 (the VAE's 7 x 7 maps), O a multiple of 64: the product
- * runs an output row at a time, without im2col's 7-wide pieces. A row's
- * patches are a (K, 7) panel, K = C kh kw: taps k = (c, ki, kj) of pixels
- * ow, ap[k 7 + ow], so the kw taps of one input row are 7 kw consecutive
- * floats cut from it by a permute (lane t = 7 kj + ow). A (7, 64) tile of
- * the output (pixels by channels) is summed k = 0, 1, ... in 28 registers
- * against the weight packed as (O / 64, K, 64), then written into the NCHW
- * output (rows7_store_f32). */
+ * runs an output row at a time, without im2col. The chunk's images are
+ * copied with their padding made zeros (planes of (Hp, Wp), rows7_pad_f32),
+ * so tap k = (c, ki, kj) of output pixel ow is the padded plane's element
+ * (oh sh + ki dh, ow sw + kj dw), read where it lies. A (7, 64) tile of the
+ * output (pixels by channels) is summed k = 0, 1, ... in 28 registers
+ * against the weight packed as (O / 64, K, 64), K = C kh kw, then written
+ * into the NCHW output (rows7_store_f32). */
+static int64_t rows7_hp(const geom *g) {
+    int64_t span = (g->Ho - 1) * g->sh + (g->kh - 1) * g->dh + 1;
+    return g->ph + g->H > span ? g->ph + g->H : span;
+}
+
+static int64_t rows7_wp(const geom *g) {
+    int64_t span = (g->Wo - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+    return g->pw + g->W > span ? g->pw + g->W : span;
+}
+
 static bool rows7_path(const geom *g, tg_dtype dt) {
-    return dt == TG_F32 && has_avx512() && g->Wo == 7 && g->G == 1 && g->O % 64 == 0 && g->kw <= 4 && whole_rows(g);
+    return dt == TG_F32 && has_avx512() && g->Wo == 7 && g->G == 1 && g->O % 64 == 0 && g->kw <= 4 && whole_rows(g) &&
+           rows7_wp(g) <= 32;
 }
 
-/* ap ((n1 - n0) Ho panels of (K, 7)) = the patches of images [n0, n1) of x. */
+/* xp ((n1 - n0) C planes of (Hp, Wp)) = images [n0, n1) of x with their
+ * padding: x's (ih, iw) at (ih + ph, iw + pw), zeros elsewhere. A row is
+ * one masked load and store per 16 lanes (lanes off the row read nothing). */
 __attribute__((target("avx512f")))
-static void rows7_panels_f32(const geom *g, const float *x, float *ap, int64_t n0, int64_t n1) {
-    const int64_t Ho = g->Ho, H = g->H, W = g->W, kh = g->kh, kw = g->kw, HW = H * W, K = g->C * kh * kw;
-    int32_t t[32] = {0};
-    uint32_t ok = 0;
-    for (int64_t kj = 0; kj < kw; kj++)
-        for (int64_t ow = 0; ow < 7; ow++) {
-            int64_t iw = ow * g->sw - g->pw + kj * g->dw;
-            t[kj * 7 + ow] = iw >= 0 ? (int32_t)iw : 0;
-            ok |= (uint32_t)(iw >= 0) << (kj * 7 + ow);
+static void rows7_pad_f32(const geom *g, const float *x, float *xp, int64_t n0, int64_t n1) {
+    const int64_t H = g->H, W = g->W, Hp = rows7_hp(g), Wp = rows7_wp(g), HW = H * W;
+    uint32_t in = (uint32_t)((((uint64_t)1 << W) - 1) << g->pw);   /* the padded row's lanes from x */
+    __mmask16 s0 = tail_mask(Wp), s1 = Wp > 16 ? tail_mask(Wp - 16) : 0;
+    for (int64_t pl = n0 * g->C; pl < n1 * g->C; pl++) {
+        const float *src = x + pl * HW;
+        for (int64_t r = 0; r < Hp; r++, xp += Wp) {
+            int64_t ih = r - g->ph;
+            bool row = ih >= 0 && ih < H;
+            const float *base = src + (row ? ih : 0) * W - g->pw;
+            __m512 v0 = _mm512_maskz_loadu_ps(row ? (__mmask16)in : 0, base);
+            _mm512_mask_storeu_ps(xp, s0, v0);
+            if (s1) _mm512_mask_storeu_ps(xp + 16, s1, _mm512_maskz_loadu_ps(row ? (__mmask16)(in >> 16) : 0, base + 16));
         }
-    __m512i lo = _mm512_loadu_si512(t), hi = _mm512_loadu_si512(t + 16);
-    __mmask16 m0 = tail_mask(W), m1 = W > 16 ? tail_mask(W - 16) : 0, s0 = tail_mask(7 * kw), s1 = kw * 7 > 16 ? tail_mask(7 * kw - 16) : 0;
-    for (int64_t im = n0; im < n1; im++)
-        for (int64_t oh = 0; oh < Ho; oh++, ap += K * 7)
-            for (int64_t c = 0; c < g->C; c++) {
-                const float *xp = x + (im * g->C + c) * HW;
-                for (int64_t ki = 0; ki < kh; ki++) {
-                    int64_t ih = oh * g->sh - g->ph + ki * g->dh;
-                    bool in = ih >= 0 && ih < H;
-                    const float *row = xp + (in ? ih : 0) * W;
-                    __m512 v0 = _mm512_maskz_loadu_ps(in ? m0 : 0, row);
-                    __m512 v1 = in && m1 ? _mm512_maskz_loadu_ps(m1, row + 16) : _mm512_setzero_ps();
-                    float *d = ap + (c * kh + ki) * kw * 7;
-                    _mm512_mask_storeu_ps(d, s0, _mm512_maskz_permutex2var_ps((__mmask16)ok, v0, lo, v1));
-                    if (kw * 7 > 16) _mm512_mask_storeu_ps(d + 16, s1, _mm512_maskz_permutex2var_ps((__mmask16)(ok >> 16), v0, hi, v1));
-                }
-            }
+    }
 }
 
-/* tile (7, 64) = a (K, 7)^T @ b (K, 64), each element summed k = 0, 1, ... */
+/* tile (7, 64) = patches (7, K) of output row oh @ b (K, 64), each element
+ * summed k = (c, ki, kj) = 0, 1, ...; xp: the image's padded planes (C, Hp, Wp). */
 __attribute__((target("avx512f")))
-static void rows7_tile_f32(int64_t K, const float *restrict a, const float *restrict b, float *restrict tile) {
+static void rows7_tile_pad_f32(const geom *g, const float *restrict xp, int64_t oh, const float *restrict b,
+                               float *restrict tile) {
+    const int64_t Hp = rows7_hp(g), Wp = rows7_wp(g), sw = g->sw;
     __m512 acc[7][4];
 #pragma GCC unroll 8
     for (int r = 0; r < 7; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < K; k++, a += 7, b += 64) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t ki = 0; ki < g->kh; ki++) {
+            const float *row = xp + (c * Hp + oh * g->sh + ki * g->dh) * Wp;
+            for (int64_t kj = 0; kj < g->kw; kj++, b += 64) {
+                const float *a = row + kj * g->dw;
+                __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
 #pragma GCC unroll 8
-        for (int r = 0; r < 7; r++) {
-            __m512 ar = _mm512_set1_ps(a[r]);
-            acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
-            acc[r][2] = _mm512_fmadd_ps(ar, b2, acc[r][2]);
-            acc[r][3] = _mm512_fmadd_ps(ar, b3, acc[r][3]);
+                for (int r = 0; r < 7; r++) {
+                    __m512 ar = _mm512_set1_ps(a[r * sw]);
+                    acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+                    acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+                    acc[r][2] = _mm512_fmadd_ps(ar, b2, acc[r][2]);
+                    acc[r][3] = _mm512_fmadd_ps(ar, b3, acc[r][3]);
+                }
+            }
         }
-    }
 #pragma GCC unroll 8
     for (int r = 0; r < 7; r++)
         for (int q = 0; q < 4; q++) _mm512_storeu_ps(tile + r * 64 + q * 16, acc[r][q]);
@@ -650,6 +660,11 @@ static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t
     for (int64_t kj = 0; kj < g->kw; kj += pairs ? 2 : 1)
         rg[steps++] = gather_at(g, kj, pairs && kj + 1 < g->kw ? kj + 1 : kj);
     __mmask16 out = tail_mask(g->Wo), m0 = tail_mask(g->W), m1 = g->W > 16 ? tail_mask(g->W - 16) : 0;
+    /* The VAE's case: stride 2 both ways, dilation 1, rows of up to 16, two steps (kw 3 or 4). */
+    bool two = g->sh == 2 && pairs && steps == 2 && g->dh == 1 && !m1;
+    const __m512i lo0 = rg[0].lo, lo1 = rg[1 % steps].lo;
+    const __mmask16 add0 = rg[0].add_lo, add1 = rg[1 % steps].add_lo;
+    const int64_t a0 = rg[0].a * ldc, b0 = rg[0].b * ldc, a1 = rg[1 % steps].a * ldc, b1 = rg[1 % steps].b * ldc;
     for (int64_t c = 0; c < g->C; c++)
         for (int64_t n = n0; n < n1; n++) {
             float *xp = dx + (n * g->C + c) * HW;
@@ -663,6 +678,19 @@ static void col2im_chunk_f32(const geom *g, float *dx, const float *col, int64_t
                 if (!set) {
                     v0 = _mm512_maskz_loadu_ps(m0, row);
                     v1 = m1 ? _mm512_maskz_loadu_ps(m1, row + 16) : _mm512_setzero_ps();
+                }
+                if (two) {   /* the same adds, the two steps' operands in locals, only the taps of ih's parity */
+                    for (int64_t ki = (ih + g->ph) & 1; ki < g->kh; ki += 2) {
+                        int64_t t = ih + g->ph - ki, oh = t >> 1;
+                        if (t < 0 || oh >= g->Ho) continue;
+                        const float *s = src + ki * g->kw * ldc + oh * g->Wo;
+                        __m512 sa = _mm512_maskz_loadu_ps(out, s + a0), sb = _mm512_maskz_loadu_ps(out, s + b0);
+                        v0 = _mm512_mask_add_ps(v0, add0, v0, _mm512_permutex2var_ps(sa, lo0, sb));
+                        sa = _mm512_maskz_loadu_ps(out, s + a1), sb = _mm512_maskz_loadu_ps(out, s + b1);
+                        v0 = _mm512_mask_add_ps(v0, add1, v0, _mm512_permutex2var_ps(sa, lo1, sb));
+                    }
+                    _mm512_mask_storeu_ps(row, m0, v0);
+                    continue;
                 }
                 for (int64_t ki = 0; ki < g->kh; ki++) {
                     int64_t t = ih + g->ph - ki * g->dh, oh = g->sh == 2 ? t >> 1 : t / g->sh;   /* no division at stride 2 */
@@ -690,8 +718,10 @@ static void im2col_t_panels_f32(const geom *g, const float *x, float *bp, int64_
 static bool patch_rows(const geom *g, int64_t nr) { (void)g, (void)nr; return false; }
 static bool patch16(const geom *g, int64_t nr) { (void)g, (void)nr; return false; }
 static bool rows7_path(const geom *g, tg_dtype dt) { (void)g, (void)dt; return false; }
-static void rows7_panels_f32(const geom *g, const float *x, float *ap, int64_t n0, int64_t n1) { (void)g, (void)x, (void)ap, (void)n0, (void)n1; }
-static void rows7_tile_f32(int64_t K, const float *restrict a, const float *restrict b, float *restrict tile) { (void)K, (void)a, (void)b, (void)tile; }
+static void rows7_pad_f32(const geom *g, const float *x, float *xp, int64_t n0, int64_t n1) { (void)g, (void)x, (void)xp, (void)n0, (void)n1; }
+static void rows7_tile_pad_f32(const geom *g, const float *restrict xp, int64_t oh, const float *restrict b, float *restrict tile) { (void)g, (void)xp, (void)oh, (void)b, (void)tile; }
+static int64_t rows7_hp(const geom *g) { (void)g; return 0; }
+static int64_t rows7_wp(const geom *g) { (void)g; return 0; }
 static void rows7_store_f32(float *y, int64_t P, const float *tile, const float *bias, bool acc) { (void)y, (void)P, (void)tile, (void)bias, (void)acc; }
 static void im2col_t_patch16_f32(const geom *g, const float *x, float *bp, int64_t nr, int64_t n0, int64_t n1) { (void)g, (void)x, (void)bp, (void)nr, (void)n0, (void)n1; }
 static bool whole_rows(const geom *g) { (void)g; return false; }
@@ -847,12 +877,13 @@ static void cm_to_range(void *ctx, int64_t begin, int64_t end) {
     });
 }
 
-/* db[c] += sum over n, then s of v[n nstride + c cstride + s]: one channel a
- * task, in double, eight lanes by s mod 8. */
+/* db[c] += sum over n, then s of v[n nstride + c cstride + s] (= with set):
+ * one channel a task, in double, eight lanes by s mod 8. */
 typedef struct {
     tg_tensor *db;
     const tg_tensor *v;
     int64_t N, S, nstride, cstride;
+    bool set;
 } bias_job;
 
 /* The same eight lanes for float32 in one register of doubles (AVX-512):
@@ -873,7 +904,8 @@ static void bias_range_f32(const bias_job *j, int64_t begin, int64_t end) {
         }
         double s[8];
         _mm512_storeu_pd(s, acc);
-        db[c] += (float)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+        float sum = (float)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+        db[c] = (j->set ? 0.0f : db[c]) + sum;
     }
 }
 #endif
@@ -898,13 +930,14 @@ static void bias_range(void *ctx, int64_t begin, int64_t end) {
                     for (int l = 0; l < 8; l++) s[l] += p[k + l];
                 for (; k < j->S; k++) s[k % 8] += p[k];
             }
-            db[c] += (T)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+            T sum = (T)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+            db[c] = (j->set ? 0 : db[c]) + sum;
         }
     });
 }
 
-static void bias_acc(tg_tensor *db, const tg_tensor *v, int64_t N, int64_t S, int64_t nstride, int64_t cstride) {
-    bias_job j = {db, v, N, S, nstride, cstride};
+static void bias_acc(tg_tensor *db, const tg_tensor *v, int64_t N, int64_t S, int64_t nstride, int64_t cstride, bool set) {
+    bias_job j = {db, v, N, S, nstride, cstride, set};
     tg_parallel_for(db->numel, grain_for(N * S), bias_range, &j);
 }
 
@@ -940,14 +973,14 @@ typedef struct {
     const tg_tensor *col;    /* im2col(x) (C kh kw, L) already made (CH_CONV_BWD) or to fill (CH_FORWARD), or NULL */
     tg_tensor *out;          /* the NCHW result (y, or dx, added into), or NULL */
     bool acc;                /* CH_FORWARD: out += */
-    bool set;                /* CH_INPUT: out = b + (set_path), rather than += */
+    bool set;                /* out = b + (CH_INPUT, set_path) or = (CH_*_BWD: dx, and dW's sum) rather than += */
     char *partial;           /* CH_*_BWD with dW: (chunks, O, C / G kh kw) partial dW, or NULL */
     char *scratch;           /* slot_bytes per slot: GEMM packing, col chunk, product or source chunk */
     size_t pack_bytes, col_bytes, slot_bytes;
     _Atomic int slot;
     int64_t nr;              /* float32 panels (panel_path): B panel width; else 0 */
     int64_t wnr;             /* dW through im2col_t_panels_f32: B panel width; else 0 */
-    bool rows7;              /* the forward product through rows7_tile_f32 (wpack: W as (O / 64, K, 64)) */
+    bool rows7;              /* the forward product through rows7_tile_pad_f32 (wpack: W as (O / 64, K, 64)) */
     int64_t inr;             /* CH_INPUT through chunk_cm_from_panels: B panel width; else 0 */
     const float *wpack;      /* panel_path: W's groups packed as A panels (tensor/gemm.h), or NULL */
 } chunk_job;
@@ -1048,11 +1081,25 @@ static void chunk_cm_to(const chunk_job *j, const tg_tensor *b, bool acc, char *
     cm_to_range(&o, n0 * g->O, n1 * g->O);
 }
 
-/* out (N, C, H, W) images [n0, n1) += col2im of col (C kh kw, n), row stride ldc. */
+/* out (N, C, H, W) images [n0, n1) += col2im of col (C kh kw, n), row stride ldc;
+ * with j->set, out = b + that (b NULL: 0). */
 static void chunk_col2im(const chunk_job *j, char *col, int64_t ldc, int64_t n0, int64_t n1) {
     const geom *g = j->g;
-    if (j->w->dtype == TG_F32 && rows_avx512(g) && g->Wo <= 16) {
-        col2im_chunk_f32(g, j->out->data, (const float *)col, ldc, n0, n1, j->set, j->b ? j->b->data : NULL);
+    bool rows = j->w->dtype == TG_F32 && rows_avx512(g) && g->Wo <= 16;
+    if (j->set && !(rows && col2im_rows(g))) {   /* no setting loop: b (or 0) first, then add */
+        int64_t HW = g->H * g->W;
+        TG_DISPATCH(j->out->dtype, {
+            const T *b = j->b ? j->b->data : NULL;
+            for (int64_t n = n0; n < n1; n++)
+                for (int64_t c = 0; c < g->C; c++) {
+                    T *d = (T *)j->out->data + (n * g->C + c) * HW, v = b ? b[c] : 0;
+                    for (int64_t k = 0; k < HW; k++) d[k] = v;
+                }
+        });
+    }
+    if (rows) {
+        col2im_chunk_f32(g, j->out->data, (const float *)col, ldc, n0, n1, j->set && col2im_rows(g),
+                         j->b ? j->b->data : NULL);
         return;
     }
     tg_tensor ct = tg_tensor_wrap(j->w->dtype, TG_SHAPE(g->C * g->kh * g->kw, ldc), col);
@@ -1073,21 +1120,20 @@ static void chunk_forward_panels(const chunk_job *j, const tg_tensor *x, char *c
 }
 
 /* out (N, O, Ho, 7) images [n0, n1) (+)= W @ im2col(x) + b (b may be NULL)
- * an output row at a time (rows7_path), the panels in cbuf, W in wpack as
+ * an output row at a time (rows7_path), the padded images in cbuf, W in wpack as
  * (O / 64, K, 64). */
 static void chunk_forward_rows7(const chunk_job *j, const tg_tensor *x, const tg_tensor *b, bool acc, char *cbuf,
                                 int64_t n0, int64_t n1) {
     const geom *g = j->g;
-    int64_t K = g->C * g->kh * g->kw, P = g->Ho * 7;
-    float *ap = (float *)cbuf, *tile = ap + (n1 - n0) * g->Ho * K * 7, *out = j->out->data;
+    int64_t K = g->C * g->kh * g->kw, P = g->Ho * 7, plane = rows7_hp(g) * rows7_wp(g);
+    float *xp = (float *)cbuf, *tile = xp + (n1 - n0) * g->C * plane, *out = j->out->data;
     const float *bias = b ? b->data : NULL;
-    rows7_panels_f32(g, x->data, ap, n0, n1);
+    rows7_pad_f32(g, x->data, xp, n0, n1);
     memset(tile + 7 * 64, 0, 64 * sizeof(float));   /* the tile's unused eighth row */
     for (int64_t im = n0; im < n1; im++)
         for (int64_t oh = 0; oh < g->Ho; oh++) {
-            const float *a = ap + ((im - n0) * g->Ho + oh) * K * 7;
             for (int64_t ob = 0; ob < g->O; ob += 64) {
-                rows7_tile_f32(K, a, j->wpack + ob * K, tile);
+                rows7_tile_pad_f32(g, xp + (im - n0) * g->C * plane, oh, j->wpack + ob * K, tile);
                 rows7_store_f32(out + (im * g->O + ob) * P + oh * 7, P, tile, bias ? bias + ob : NULL, acc);
             }
         }
@@ -1169,10 +1215,10 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
         case CH_CONVT_BWD:
             if (j->wpack) {   /* dx from the panels, then im2col again for dW */
                 if (j->out && j->rows7) {
-                    chunk_forward_rows7(j, j->x, NULL, true, cbuf, n0, n1);
+                    chunk_forward_rows7(j, j->x, NULL, !j->set, cbuf, n0, n1);
                 } else if (j->out) {
                     chunk_forward_panels(j, j->x, cbuf, tbuf, n0, n1);
-                    chunk_cm_to(j, NULL, true, tbuf, n, n0, n1);
+                    chunk_cm_to(j, NULL, !j->set, tbuf, n, n0, n1);
                 }
                 if (!dw) break;
             }
@@ -1185,7 +1231,7 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
             chunk_im2col(j, j->x, cbuf, n, n0, n1);   /* of dy */
             if (j->out && !j->wpack) {
                 chunk_gemm(j, CH_FORWARD, pack, cbuf, n, tbuf, n, n, NULL);
-                chunk_cm_to(j, NULL, true, tbuf, n, n0, n1);
+                chunk_cm_to(j, NULL, !j->set, tbuf, n, n0, n1);
             }
             if (dw) {   /* tbuf is free again: x */
                 chunk_cm_from(j, j->x2, tbuf, n0, n1);
@@ -1203,6 +1249,7 @@ typedef struct {
     tg_tensor *dw;
     const char *partial;
     int64_t chunks;
+    bool set;   /* dw = rather than += */
 } partial_job;
 
 static void partial_sum_range(void *ctx, int64_t begin, int64_t end) {
@@ -1211,10 +1258,14 @@ static void partial_sum_range(void *ctx, int64_t begin, int64_t end) {
     TG_DISPATCH(p->dw->dtype, {
         const T *part = (const T *)p->partial;
         T *dw = p->dw->data;
-        for (int64_t i = begin; i < end; i++) {
-            T s = part[i];
-            for (int64_t c = 1; c < p->chunks; c++) s += part[c * W + i];
-            dw[i] += s;
+        for (int64_t i0 = begin; i0 < end; i0 += 64) {   /* 64 elements at once, chunk after chunk: loops that vectorise */
+            int64_t m = end - i0 < 64 ? end - i0 : 64;
+            T s[64];
+            for (int64_t i = 0; i < m; i++) s[i] = part[i0 + i];
+            for (int64_t c = 1; c < p->chunks; c++)
+                for (int64_t i = 0; i < m; i++) s[i] += part[c * W + i0 + i];
+            if (p->set) for (int64_t i = 0; i < m; i++) dw[i0 + i] = 0 + s[i];   /* as onto zeros: -0 gives +0 */
+            else for (int64_t i = 0; i < m; i++) dw[i0 + i] += s[i];
         }
     });
 }
@@ -1232,9 +1283,9 @@ static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
     j->pack_bytes = j->w->dtype == TG_F32 ? round64(tg_gemm_f32_scratch_bytes()) : 0;
     j->col_bytes = round64((size_t)(g->C * g->kh * g->kw * cols) * es);
     bool fwd = j->mode == CH_FORWARD || (j->mode == CH_CONVT_BWD && j->out);
-    if (fwd && rows7_path(g, j->w->dtype)) {   /* row panels and a tile in the col buffer; W packed once */
+    if (fwd && rows7_path(g, j->w->dtype)) {   /* padded planes and a tile in the col buffer; W packed once */
         int64_t K = g->C * g->kh * g->kw;
-        size_t bytes = round64((size_t)(g->N < j->nb ? g->N : j->nb) * g->Ho * K * 7 * es + 8 * 64 * es);
+        size_t bytes = round64((size_t)(g->N < j->nb ? g->N : j->nb) * g->C * rows7_hp(g) * rows7_wp(g) * es + 8 * 64 * es);
         if (bytes > j->col_bytes) j->col_bytes = bytes;
         float *wp = tg_arena_alloc(ar, (size_t)(g->O * K) * sizeof(float));
         const float *w = j->w->data;
@@ -1281,7 +1332,7 @@ static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
     atomic_init(&j->slot, 0);
     tg_parallel_for(chunks, 1, chunk_range, j);
     if (dw) {
-        partial_job p = {dw, j->partial, chunks};
+        partial_job p = {dw, j->partial, chunks, j->set};
         tg_parallel_for(dw->numel, grain_for(chunks), partial_sum_range, &p);
     }
 }
@@ -1337,16 +1388,16 @@ tg_tensor *tg_conv2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x
 }
 
 void tg_conv2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
-                        const tg_tensor *x, const tg_tensor *w, const tg_tensor *col, tg_conv_args a) {
+                        const tg_tensor *x, const tg_tensor *w, const tg_tensor *col, tg_conv_args a, bool acc) {
     geom g = conv2d_geom("tg_conv2d_backward", x, w, dy, a);
     check_bias("tg_conv2d_backward", db, g.O, x->dtype);
     TG_CHECK((!dx || (dx->dtype == x->dtype && tg_shape_eq(dx->shape, x->shape))) &&
                  (!dw || (dw->dtype == w->dtype && tg_shape_eq(dw->shape, w->shape))) &&
                  (!col || (col->dtype == x->dtype && col->numel == g.C * g.kh * g.kw * g.N * g.Ho * g.Wo)),
              "tg_conv2d_backward: dx, dw or col of the wrong shape or dtype");
-    if (db) bias_acc(db, dy, g.N, g.Ho * g.Wo, g.O * g.Ho * g.Wo, g.Ho * g.Wo);
+    if (db) bias_acc(db, dy, g.N, g.Ho * g.Wo, g.O * g.Ho * g.Wo, g.Ho * g.Wo, !acc);
     if (!dx && !dw) return;
-    chunk_job j = {.g = &g, .mode = CH_CONV_BWD, .x = x, .x2 = dy, .w = w, .col = col, .out = dx};
+    chunk_job j = {.g = &g, .mode = CH_CONV_BWD, .x = x, .x2 = dy, .w = w, .col = col, .out = dx, .set = !acc};
     run_chunks(scratch, &j, dw);
 }
 
@@ -1382,15 +1433,15 @@ void tg_conv_transpose2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tenso
 }
 
 void tg_conv_transpose2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
-                                  const tg_tensor *x, const tg_tensor *w, tg_conv_args a) {
+                                  const tg_tensor *x, const tg_tensor *w, tg_conv_args a, bool acc) {
     geom g = transpose_geom("tg_conv_transpose2d_backward", dy, x, w, a);
     check_bias("tg_conv_transpose2d_backward", db, g.C, x->dtype);
     TG_CHECK((!dx || (dx->dtype == x->dtype && tg_shape_eq(dx->shape, x->shape))) &&
                  (!dw || (dw->dtype == w->dtype && tg_shape_eq(dw->shape, w->shape))),
              "tg_conv_transpose2d_backward: dx or dw of the wrong shape or dtype");
-    if (db) bias_acc(db, dy, g.N, g.H * g.W, g.C * g.H * g.W, g.H * g.W);
+    if (db) bias_acc(db, dy, g.N, g.H * g.W, g.C * g.H * g.W, g.H * g.W, !acc);
     if (!dx && !dw) return;
-    chunk_job j = {.g = &g, .mode = CH_CONVT_BWD, .x = dy, .x2 = x, .w = w, .out = dx};
+    chunk_job j = {.g = &g, .mode = CH_CONVT_BWD, .x = dy, .x2 = x, .w = w, .out = dx, .set = !acc};
     run_chunks(scratch, &j, dw);
 }
 

@@ -222,13 +222,13 @@ Test(conv, tape_free_kernels_match_the_ops) {
     tg_tensor *dy = tg_tensor_uniform(ar, TG_F64, y->shape, -1, 1, &r);
     tg_tensor *dx = tg_tensor_zeros(ar, TG_F64, x->shape), *dw = tg_tensor_zeros(ar, TG_F64, w->shape);
     tg_tensor *db = tg_tensor_zeros(ar, TG_F64, b->shape);
-    tg_conv2d_backward(ar, dx, dw, db, dy, x, w, col, g->a);
+    tg_conv2d_backward(ar, dx, dw, db, dy, x, w, col, g->a, true);
     tg_tape *t = tg_tape_new();
     tg_var *vx = tg_leaf(t, x, true), *vw = tg_leaf(t, w, true), *vb = tg_leaf(t, b, true);
     tg_var *vy = tg_conv2d(t, vx, vw, vb, g->a);
     tg_backward_seed(t, vy, dy);
     cr_expect(same64(&vy->val, y) && same64(&vx->grad, dx) && same64(&vw->grad, dw) && same64(&vb->grad, db));
-    tg_conv2d_backward(ar, dx, dw, db, dy, x, w, NULL, g->a);   /* again, col recomputed: += */
+    tg_conv2d_backward(ar, dx, dw, db, dy, x, w, NULL, g->a, true);   /* again, col recomputed: += */
     for (int64_t i = 0; i < x->numel; i++) cr_expect_float_eq(TG_F64P(dx)[i], 2 * TG_F64P(&vx->grad)[i], 1e-12);
     for (int64_t i = 0; i < w->numel; i++) cr_expect_float_eq(TG_F64P(dw)[i], 2 * TG_F64P(&vw->grad)[i], 1e-12);
     for (int64_t i = 0; i < b->numel; i++) cr_expect_float_eq(TG_F64P(db)[i], 2 * TG_F64P(&vb->grad)[i], 1e-12);
@@ -294,6 +294,56 @@ Test(conv, bits_identical_on_1_2_and_3_threads) {
         tg_threads_set(0);
         tg_arena_free(keep);
     }
+}
+
+/* The backward sets (=) the gradients no other rule has reached and adds
+ * (+=) into the others: one use gives the bits of the tape-free kernel
+ * added onto zeros, two uses of the same x, w, b (y1 + y2) those of the
+ * kernel added twice. float32 on the VAE's layers (the AVX-512 paths, 4
+ * images) and float64 (the plain loops). */
+static void grads_of_uses(tg_tape *t, bool transpose, int uses, tg_tensor *x, tg_tensor *w, tg_tensor *b,
+                          const tg_tensor *dy, results *out) {
+    tg_conv_args a = {.stride = {2, 2}, .padding = {1, 1}};
+    tg_var *vx = tg_leaf(t, x, true), *vw = tg_leaf(t, w, true), *vb = tg_leaf(t, b, true), *y = NULL;
+    for (int k = 0; k < uses; k++) {
+        tg_var *yk = transpose ? tg_conv_transpose2d(t, vx, vw, vb, a) : tg_conv2d(t, vx, vw, vb, a);
+        y = y ? tg_add(t, y, yk) : yk;
+    }
+    tg_backward_seed(t, y, dy);
+    *out = (results){NULL, &vx->grad, &vw->grad, &vb->grad};
+}
+
+Test(conv, first_gradients_set_later_ones_add) {
+    for (int f64 = 0; f64 < 2; f64++)
+        for (int transpose = 0; transpose < 2; transpose++) {
+            tg_dtype dt = f64 ? TG_F64 : TG_F32;
+            size_t es = f64 ? sizeof(double) : sizeof(float);
+            tg_arena *ar = tg_arena_new();
+            tg_rng r = tg_rng_seed(21);
+            int64_t lo = f64 ? 3 : 32, hi = f64 ? 4 : 64;   /* channels: conv2d lo -> hi on 14x14, transposed back */
+            tg_tensor *x = tg_tensor_uniform(ar, dt, transpose ? S(4, hi, 7, 7) : S(4, lo, 14, 14), -1, 1, &r);
+            tg_tensor *w = tg_tensor_uniform(ar, dt, transpose ? S(hi, lo, 4, 4) : S(hi, lo, 4, 4), -0.2, 0.2, &r);
+            tg_tensor *b = tg_tensor_uniform(ar, dt, transpose ? S(lo) : S(hi), -1, 1, &r);
+            tg_tensor *dy = tg_tensor_uniform(ar, dt, transpose ? S(4, lo, 14, 14) : S(4, hi, 7, 7), -1, 1, &r);
+            tg_tape *t1 = tg_tape_new(), *t2 = tg_tape_new();
+            results one, two;
+            grads_of_uses(t1, transpose, 1, x, w, b, dy, &one);
+            grads_of_uses(t2, transpose, 2, x, w, b, dy, &two);
+            const tg_tensor *got[2][3] = {{one.dx, one.dw, one.db}, {two.dx, two.dw, two.db}};
+            tg_tensor *want[3] = {tg_tensor_zeros(ar, dt, x->shape), tg_tensor_zeros(ar, dt, w->shape),
+                                  tg_tensor_zeros(ar, dt, b->shape)};
+            tg_conv_args a = {.stride = {2, 2}, .padding = {1, 1}};
+            for (int uses = 1; uses <= 2; uses++) {
+                if (transpose) tg_conv_transpose2d_backward(ar, want[0], want[1], want[2], dy, x, w, a, true);
+                else tg_conv2d_backward(ar, want[0], want[1], want[2], dy, x, w, NULL, a, true);
+                for (int k = 0; k < 3; k++)
+                    cr_expect(memcmp(got[uses - 1][k]->data, want[k]->data, (size_t)want[k]->numel * es) == 0,
+                              "%s %s, %d use(s): gradient %d differs from the kernel's added onto zeros",
+                              f64 ? "float64" : "float32", transpose ? "conv_transpose2d" : "conv2d", uses, k);
+            }
+            tg_tape_free(t1), tg_tape_free(t2);
+            tg_arena_free(ar);
+        }
 }
 
 /* An encoder-decoder step: conv2d, relu, conv_transpose2d, a loss, backward. */
