@@ -1149,19 +1149,18 @@ static void pack_a_from_nchw(const geom *g, const float *src, float *ap, int64_t
         tg_gemm_f32_pack_a_cols(ap, M, (n1 - n0) * P, (im - n0) * P, P, src + (im * g->O + o0) * P, P);
 }
 
-/* dw (O, C/G kh kw) = t (O, n) @ im2col(x)^T of images [n0, n1): t (or, t
- * NULL, dy's images straight from j->x2) packed as A's panels into pack,
- * col^T built as B's panels in cbuf. */
-static void chunk_weight_panels(const chunk_job *j, const tg_tensor *x, char *pack, char *cbuf, const char *t,
-                                int64_t n0, int64_t n1, char *dw) {
+/* dw (O, C/G kh kw) = t (O, n) @ im2col(x)^T of images [n0, n1), t those
+ * images of j->x2 (N, O, Ho, Wo) channel-major: t packed straight from x2
+ * as A's panels into pack, col^T built as B's panels in cbuf. */
+static void chunk_weight_panels(const chunk_job *j, const tg_tensor *x, char *pack, char *cbuf, int64_t n0, int64_t n1,
+                                char *dw) {
     const geom *g = j->g;
     int64_t n = (n1 - n0) * g->Ho * g->Wo, K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G;
     int64_t bstride = (K + j->wnr - 1) / j->wnr * j->wnr * n;
     if (patch16(g, j->wnr)) im2col_t_patch16_f32(g, x->data, (float *)cbuf, j->wnr, n0, n1);
     else im2col_t_panels_f32(g, x->data, (float *)cbuf, j->wnr, n0, n1);
     for (int64_t k = 0; k < g->G; k++) {
-        if (t) tg_gemm_f32_pack_a((float *)pack, false, Og, n, (const float *)t + k * Og * n, n);
-        else pack_a_from_nchw(g, j->x2->data, (float *)pack, k * Og, Og, n0, n1);
+        pack_a_from_nchw(g, j->x2->data, (float *)pack, k * Og, Og, n0, n1);
         tg_gemm_f32_prepacked(Og, K, n, (const float *)pack, (const float *)cbuf + k * bstride, (float *)dw + k * Og * K, K);
     }
 }
@@ -1220,7 +1219,7 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
         }
         case CH_CONV_BWD:
             if (j->inr) {   /* dy straight into dW's A panels and dx's B panels, W^T packed once */
-                if (dw) chunk_weight_panels(j, j->x, pack, cbuf, NULL, n0, n1, dw);
+                if (dw) chunk_weight_panels(j, j->x, pack, cbuf, n0, n1, dw);
                 if (j->out) {
                     chunk_input_panels(j, j->x2, cbuf, tbuf, n0, n1);
                     chunk_col2im(j, cbuf, n, n0, n1);
@@ -1229,7 +1228,7 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
             }
             chunk_cm_from(j, j->x2, tbuf, n0, n1);   /* dy */
             if (dw && j->wnr) {
-                chunk_weight_panels(j, j->x, pack, cbuf, tbuf, n0, n1, dw);
+                chunk_weight_panels(j, j->x, pack, cbuf, n0, n1, dw);
             } else if (dw) {
                 if (!kept) chunk_im2col(j, j->x, cbuf, n, n0, n1);
                 chunk_gemm(j, 2, pack, kept ? kept : cbuf, kept ? L : n, tbuf, n, n, dw);
@@ -1250,8 +1249,7 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
                 if (!dw) break;
             }
             if (dw && j->wnr) {
-                chunk_cm_from(j, j->x2, tbuf, n0, n1);
-                chunk_weight_panels(j, j->x, pack, cbuf, tbuf, n0, n1, dw);
+                chunk_weight_panels(j, j->x, pack, cbuf, n0, n1, dw);
                 if (j->wpack) break;
                 dw = NULL;
             }
