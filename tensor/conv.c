@@ -981,7 +981,7 @@ typedef struct {
     int64_t nr;              /* float32 panels (panel_path): B panel width; else 0 */
     int64_t wnr;             /* dW through im2col_t_panels_f32: B panel width; else 0 */
     bool rows7;              /* the forward product through rows7_tile_pad_f32 (wpack: W as (O / 64, K, 64)) */
-    int64_t inr;             /* CH_INPUT through chunk_cm_from_panels: B panel width; else 0 */
+    int64_t inr;             /* CH_INPUT, or CH_CONV_BWD's dx, through chunk_input_panels: B panel width; else 0 */
     const float *wpack;      /* panel_path: W's groups packed as A panels (tensor/gemm.h), or NULL */
 } chunk_job;
 
@@ -1139,19 +1139,42 @@ static void chunk_forward_rows7(const chunk_job *j, const tg_tensor *x, const tg
         }
 }
 
-/* dw (O, C/G kh kw) = t (O, n) @ im2col(x)^T of images [n0, n1): t packed
+/* Ap = A's panels (tensor/gemm.h) of the (M, n) matrix of channels
+ * [o0, o0 + M) of images [n0, n1) of src (N, O, Ho, Wo) channel-major: the
+ * bytes of chunk_cm_from, then tg_gemm_f32_pack_a, in one pass. */
+static void pack_a_from_nchw(const geom *g, const float *src, float *ap, int64_t o0, int64_t M, int64_t n0,
+                             int64_t n1) {
+    int64_t P = g->Ho * g->Wo;
+    for (int64_t im = n0; im < n1; im++)
+        tg_gemm_f32_pack_a_cols(ap, M, (n1 - n0) * P, (im - n0) * P, P, src + (im * g->O + o0) * P, P);
+}
+
+/* dw (O, C/G kh kw) = t (O, n) @ im2col(x)^T of images [n0, n1), t those
+ * images of j->x2 (N, O, Ho, Wo) channel-major: t packed straight from x2
  * as A's panels into pack, col^T built as B's panels in cbuf. */
-static void chunk_weight_panels(const chunk_job *j, const tg_tensor *x, char *pack, char *cbuf, const char *t,
-                                int64_t n0, int64_t n1, char *dw) {
+static void chunk_weight_panels(const chunk_job *j, const tg_tensor *x, char *pack, char *cbuf, int64_t n0, int64_t n1,
+                                char *dw) {
     const geom *g = j->g;
     int64_t n = (n1 - n0) * g->Ho * g->Wo, K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G;
     int64_t bstride = (K + j->wnr - 1) / j->wnr * j->wnr * n;
     if (patch16(g, j->wnr)) im2col_t_patch16_f32(g, x->data, (float *)cbuf, j->wnr, n0, n1);
     else im2col_t_panels_f32(g, x->data, (float *)cbuf, j->wnr, n0, n1);
     for (int64_t k = 0; k < g->G; k++) {
-        tg_gemm_f32_pack_a((float *)pack, false, Og, n, (const float *)t + k * Og * n, n);
+        pack_a_from_nchw(g, j->x2->data, (float *)pack, k * Og, Og, n0, n1);
         tg_gemm_f32_prepacked(Og, K, n, (const float *)pack, (const float *)cbuf + k * bstride, (float *)dw + k * Og * K, K);
     }
+}
+
+/* col (C kh kw, n), row stride n, = W^T @ images [n0, n1) of src (N, O, Ho, Wo):
+ * src laid straight into B's panels in tbuf, W^T packed once in j->wpack. */
+static void chunk_input_panels(const chunk_job *j, const tg_tensor *src, char *col, char *tbuf, int64_t n0, int64_t n1) {
+    const geom *g = j->g;
+    int64_t n = (n1 - n0) * g->Ho * g->Wo, K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G;
+    int64_t mr = tg_gemm_f32_panel_rows(K), bstride = (n + j->inr - 1) / j->inr * j->inr * Og;
+    chunk_cm_from_panels(j, src, (float *)tbuf, n0, n1);
+    for (int64_t k = 0; k < g->G; k++)
+        tg_gemm_f32_prepacked(K, n, Og, j->wpack + k * ((K + mr - 1) / mr * mr) * Og, (const float *)tbuf + k * bstride,
+                              (float *)col + k * K * n, n);
 }
 
 static void chunk_range(void *ctx, int64_t begin, int64_t end) {
@@ -1185,12 +1208,7 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
         }
         case CH_INPUT: {
             if (j->wpack) {   /* the source straight into B's panels, W^T packed once */
-                int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows(K);
-                int64_t bstride = (n + j->inr - 1) / j->inr * j->inr * Og;
-                chunk_cm_from_panels(j, j->x, (float *)tbuf, n0, n1);
-                for (int64_t k = 0; k < g->G; k++)
-                    tg_gemm_f32_prepacked(K, n, Og, j->wpack + k * ((K + mr - 1) / mr * mr) * Og,
-                                          (const float *)tbuf + k * bstride, (float *)cbuf + k * K * n, n);
+                chunk_input_panels(j, j->x, cbuf, tbuf, n0, n1);
                 chunk_col2im(j, cbuf, n, n0, n1);
                 break;
             }
@@ -1200,9 +1218,17 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
             break;
         }
         case CH_CONV_BWD:
+            if (j->inr) {   /* dy straight into dW's A panels and dx's B panels, W^T packed once */
+                if (dw) chunk_weight_panels(j, j->x, pack, cbuf, n0, n1, dw);
+                if (j->out) {
+                    chunk_input_panels(j, j->x2, cbuf, tbuf, n0, n1);
+                    chunk_col2im(j, cbuf, n, n0, n1);
+                }
+                break;
+            }
             chunk_cm_from(j, j->x2, tbuf, n0, n1);   /* dy */
             if (dw && j->wnr) {
-                chunk_weight_panels(j, j->x, pack, cbuf, tbuf, n0, n1, dw);
+                chunk_weight_panels(j, j->x, pack, cbuf, n0, n1, dw);
             } else if (dw) {
                 if (!kept) chunk_im2col(j, j->x, cbuf, n, n0, n1);
                 chunk_gemm(j, 2, pack, kept ? kept : cbuf, kept ? L : n, tbuf, n, n, dw);
@@ -1223,8 +1249,7 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
                 if (!dw) break;
             }
             if (dw && j->wnr) {
-                chunk_cm_from(j, j->x2, tbuf, n0, n1);
-                chunk_weight_panels(j, j->x, pack, cbuf, tbuf, n0, n1, dw);
+                chunk_weight_panels(j, j->x, pack, cbuf, n0, n1, dw);
                 if (j->wpack) break;
                 dw = NULL;
             }
@@ -1315,7 +1340,8 @@ static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
         if (round64(bytes) > j->pack_bytes) j->pack_bytes = round64(bytes);
     }
     size_t tcols = (size_t)cols;
-    if (j->mode == CH_INPUT && j->w->dtype == TG_F32 && tg_gemm_f32_panel_cols() <= 32) {
+    bool input_panels = j->mode == CH_INPUT || (j->mode == CH_CONV_BWD && j->out && (j->wnr || !dw));
+    if (input_panels && j->w->dtype == TG_F32 && tg_gemm_f32_panel_cols() <= 32) {
         /* the source in B's panels (padded to whole panels); W^T packed once for all chunks */
         int64_t K = g->C / g->G * g->kh * g->kw, Og = g->O / g->G, mr = tg_gemm_f32_panel_rows(K);
         j->inr = tg_gemm_f32_panel_cols();

@@ -877,6 +877,16 @@ void tg_gemm_f32_pack_a(float *Ap, bool transA, int64_t M, int64_t K, const floa
     pack_a_f32(transA, A, lda, 0, 0, M, K, tg_gemm_f32_panel_rows(M), Ap);
 }
 
+void tg_gemm_f32_pack_a_cols(float *Ap, int64_t M, int64_t K, int64_t k0, int64_t kb, const float *A, int64_t lda)
+{
+    TG_CHECK(M >= 0 && k0 >= 0 && kb >= 0 && k0 + kb <= K && lda >= max64(1, kb),
+             "tg_gemm_f32_pack_a_cols: M=%" PRId64 " K=%" PRId64 " k0=%" PRId64 " kb=%" PRId64 " lda=%" PRId64,
+             M, K, k0, kb, lda);
+    int mr = tg_gemm_f32_panel_rows(M);
+    for (int64_t ip = 0; ip < M; ip += mr)
+        pack_panel_transpose(A + ip * lda, lda, (int)min64(mr, M - ip), mr, kb, Ap + ip * K + k0 * mr);
+}
+
 void tg_gemm_f32_prepacked(int64_t M, int64_t N, int64_t K, const float *Ap, const float *Bp,
                            float *C, int64_t ldc)
 {

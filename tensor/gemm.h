@@ -88,6 +88,11 @@ void tg_gemm_f32_serial(void *scratch, bool transA, bool transB, int64_t M, int6
 int tg_gemm_f32_panel_rows(int64_t M);
 int tg_gemm_f32_panel_cols(void);
 void tg_gemm_f32_pack_a(float *Ap, bool transA, int64_t M, int64_t K, const float *A, int64_t lda);
+/* Columns [k0, k0 + kb) of A (M, K) into Ap's panels as tg_gemm_f32_pack_a
+ * lays them out; A points at column k0 (row stride lda). Packing a matrix a
+ * column block at a time gives the bytes of packing it whole: for an A
+ * whose columns are scattered (a convolution's dy, image by image). */
+void tg_gemm_f32_pack_a_cols(float *Ap, int64_t M, int64_t K, int64_t k0, int64_t kb, const float *A, int64_t lda);
 void tg_gemm_f32_prepacked(int64_t M, int64_t N, int64_t K, const float *Ap, const float *Bp,
                            float *C, int64_t ldc);
 

@@ -646,3 +646,24 @@ Test(gemm, bad_leading_dimension_aborts)
 {
     tg_expect_abort(bad_leading_dimension, "tapegrad: tg_gemm_f32: lda=2 is less than the 3 columns of A");
 }
+
+/* Packing A a column block at a time, from blocks that lie apart in memory
+ * (a convolution's dy, image by image), gives the bytes of packing it
+ * whole, zero rows included. */
+Test(gemm, f32_pack_a_cols_matches_pack_a)
+{
+    enum { M = 37, NB = 3, P = 49, K = NB * P };
+    int R = tg_gemm_f32_panel_rows(M);
+    size_t bytes = (size_t)((M + R - 1) / R * R * K) * sizeof(float);
+    float *A = xmalloc((size_t)(M * K) * sizeof(float)), *blocks = xmalloc((size_t)(M * K) * sizeof(float));
+    float *whole = xmalloc(bytes), *cols = xmalloc(bytes);
+    for (int64_t i = 0; i < M * K; i++) A[i] = (float)((i * 7919) % 1013) - 500.0f;
+    for (int64_t b = 0; b < NB; b++)   /* block b as its own (M, P) matrix */
+        for (int64_t i = 0; i < M; i++) memcpy(blocks + (b * M + i) * P, A + i * K + b * P, P * sizeof(float));
+    memset(whole, 0xff, bytes);
+    memset(cols, 0x7f, bytes);
+    tg_gemm_f32_pack_a(whole, false, M, K, A, K);
+    for (int64_t b = 0; b < NB; b++) tg_gemm_f32_pack_a_cols(cols, M, K, b * P, P, blocks + b * M * P, P);
+    cr_assert(memcmp(whole, cols, bytes) == 0);
+    free(A), free(blocks), free(whole), free(cols);
+}
