@@ -136,17 +136,12 @@ def parse_args(argv=None):
 
 
 def cpu_coretype():
-    """SkylakeX on AVX-512 CPUs, Haswell on AVX2 ones, else None (bench/torch_conv.py)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return None
-    if "avx512f" in flags:
-        return "SkylakeX"
-    if "avx2" in flags:
-        return "Haswell"
-    return None
+    """SkylakeX on AVX-512 CPUs, Haswell on AVX2 ones, else None: bench/torch_conv.py's
+    choice (that module imports torch only in its workers, so importing it here,
+    before torch is loaded, leaves OPENBLAS_CORETYPE still ours to set)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+    from torch_conv import cpu_coretype as probe
+    return probe()
 
 
 ARGS = parse_args() if __name__ == "__main__" else None
