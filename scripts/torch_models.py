@@ -139,7 +139,7 @@ def cpu_coretype():
     """SkylakeX on AVX-512 CPUs, Haswell on AVX2 ones, else None: bench/torch_conv.py's
     choice (that module imports torch only in its workers, so importing it here,
     before torch is loaded, leaves OPENBLAS_CORETYPE still ours to set)."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
     from torch_conv import cpu_coretype as probe
     return probe()
 
