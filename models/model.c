@@ -145,16 +145,19 @@ tg_model_out tg_model_elbo(tg_tape *t, const tg_model_type *type, void *self, co
 
 /* ---------------------------------------------------------------- importance weighting */
 
-/* log p(x | out) per row: the model's own, or Bernoulli. */
-static void log_lik_rows(const tg_model *m, const tg_tensor *out, const tg_tensor *x, const int64_t *img, int64_t P,
-                         double *ll) {
-    if (m->type->log_lik_rows) {
-        m->type->log_lik_rows(m->self, out, x, img, P, ll);
-        return;
-    }
+void tg_model_bernoulli_log_lik_rows(const tg_tensor *out, const tg_tensor *x, const int64_t *img, int64_t P,
+                                     double *ll) {
+    /* sum_d log Bernoulli(x_d | sigmoid(l_d)) = -sum_d bce_logits(l_d, x_d); threaded */
     tg_tensor r = tg_tensor_wrap(TG_F64, TG_SHAPE(P), ll);
     tg_tensor_bce_logits_rows(&r, out, x, img);
     for (int64_t p = 0; p < P; p++) ll[p] = -ll[p];
+}
+
+/* log p(x | out) per row: the model's own, or Bernoulli. */
+static void log_lik_rows(const tg_model *m, const tg_tensor *out, const tg_tensor *x, const int64_t *img, int64_t P,
+                         double *ll) {
+    if (m->type->log_lik_rows) m->type->log_lik_rows(m->self, out, x, img, P, ll);
+    else tg_model_bernoulli_log_lik_rows(out, x, img, P, ll);
 }
 
 /* A running log-sum-exp: value = mx + log(s). */

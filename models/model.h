@@ -180,6 +180,11 @@ tg_model_out tg_model_elbo(tg_tape *t, const tg_model_type *type, void *self, co
 tg_var *tg_model_iwae_bound(tg_tape *t, const tg_model_type *type, void *self, tg_var *x, int64_t k,
                             const tg_tensor *eps, tg_rng *r);
 
+/* log p(x_i | logits_p) of Bernoulli pixels for rows p of out (P, D) against
+ * images x[img[p]], into ll (P): the default of tg_model_type.log_lik_rows. */
+void tg_model_bernoulli_log_lik_rows(const tg_tensor *out, const tg_tensor *x, const int64_t *img, int64_t P,
+                                     double *ll);
+
 /* One log-weight per row with the given eps (N, L): out (N). */
 void tg_model_log_weight(const tg_model *m, const tg_tensor *x, const tg_tensor *labels, const tg_tensor *eps,
                          double *out);

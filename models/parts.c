@@ -1,6 +1,7 @@
 /* parts.c — the VAE family's MLP networks, likelihoods, KL schedules and
  * active units (parts.h), composed from nn layers and autograd ops. */
 #include "models/parts.h"
+#include "models/model.h"
 
 #include "tensor/kernels.h"
 
@@ -212,10 +213,7 @@ void tg_vae_model_log_lik_rows(const tg_vae_model *m, const tg_tensor *out, cons
                                int64_t P, double *ll) {
     const int64_t D = m->cfg.in;
     if (m->cfg.lik == TG_LIK_BERNOULLI) {
-        /* sum_d log Bernoulli(x_d | sigmoid(l_d)) = -sum_d bce_logits(l_d, x_d); threaded */
-        tg_tensor r = tg_tensor_wrap(TG_F64, TG_SHAPE(P), ll);
-        tg_tensor_bce_logits_rows(&r, out, x, img);
-        for (int64_t p = 0; p < P; p++) ll[p] = -ll[p];
+        tg_model_bernoulli_log_lik_rows(out, x, img, P, ll);
         return;
     }
     for (int64_t p = 0; p < P; p++) {
