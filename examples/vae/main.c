@@ -323,7 +323,7 @@ static int cmd_train(int argc, char **argv) {
     if (!have_model) o.model = "vae";   /* a fresh run without --model trains the VAE */
     for (size_t k = 0; !resume && k < sizeof model_flags / sizeof *model_flags; k++)
         if (given[k] && !in_list(o.model, model_flags[k].models)) {
-            fprintf(stderr, "vae train: %s: only %s reads it (--model is %s)\n", model_flags[k].flag,
+            fprintf(stderr, "vae train: %s: is read only by %s (--model is %s)\n", model_flags[k].flag,
                     model_flags[k].what, o.model);
             return 2;
         }
