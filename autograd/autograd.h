@@ -23,6 +23,8 @@
 #ifndef TG_AUTOGRAD_H
 #define TG_AUTOGRAD_H
 
+#include <stdio.h>
+
 #include "tensor/tensor.h"
 
 typedef struct tg_tape tg_tape;
@@ -31,7 +33,7 @@ typedef struct tg_var {
     tg_tensor val;       /* the value */
     tg_tensor grad;      /* d loss / d val, val's shape; data is NULL until backward reaches it */
     bool requires_grad;  /* leaves: set by the user; op outputs: any input requires it */
-    const char *name;    /* parameters only, e.g. "fc1.weight" */
+    const char *name;    /* a parameter's ("fc1.weight"), or any var's through tg_name; else NULL */
 } tg_var;
 
 /* Every op, in one table (tg_ops below) indexed by this enum. */
@@ -134,6 +136,26 @@ tg_tensor *tg_var_grad(tg_tape *t, tg_var *v);
  * straight-through estimator: y = x + detach(q - x) has the value q (say a
  * quantised x) while dL/dx = dL/dy, as if y were x. */
 tg_var *tg_detach(tg_tape *t, tg_var *v);
+
+/* Seeing the tape (graph.c). Call them after the forward and before
+ * tg_backward, which forgets the entries. tg_tape_print writes one line per
+ * entry: its index, op, output and inputs with their shapes,
+ *        3  relu               h1 (128, 400) <- %2 (128, 400)
+ * a value named by its tg_var name, else "%k" if entry k made it, else
+ * "in<j>" (a leaf, or a value computed where nothing needed a gradient).
+ * tg_tape_dot writes the same graph in Graphviz's DOT language: values as
+ * boxes (name and shape; leaves requiring a gradient, the parameters, filled;
+ * results no entry uses, the loss, doubled), ops as ellipses. Render it with
+ * `dot -Tsvg tape.dot -o tape.svg`. tg_tape_dot_save writes it to path
+ * atomically (io/file.h), returning -1 with a message naming path on failure. */
+void tg_tape_print(const tg_tape *t, FILE *f);
+void tg_tape_dot(const tg_tape *t, FILE *f);
+int tg_tape_dot_save(const tg_tape *t, const char *path, tg_err *e);
+
+/* Names v for tg_tape_print and tg_tape_dot, and returns it, so a forward
+ * pass can read  tg_var *h = tg_name(tg_relu(t, a), "h");  The string is not
+ * copied: it must outlive the tape's use of v (a string literal does). */
+tg_var *tg_name(tg_var *v, const char *name);
 
 /* The value of a one-element var (a loss, say) as a double; aborts, naming
  * the caller's file:line, if v has more elements. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data/data.h"
 
@@ -46,6 +47,20 @@ static inline long long tg_flag_int(const char *prog, const char *flag, const ch
         exit(2);
     }
     return v;
+}
+
+/* Exits 1 naming the flag unless the directory that would hold path (the
+ * output file of flag) is writable: checked before any work, so a run does
+ * not fail at its end. */
+static inline void tg_flag_out_file(const char *prog, const char *flag, const char *path) {
+    char d[4096];
+    const char *slash = strrchr(path, '/');
+    snprintf(d, sizeof d, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    if (!d[0]) strcpy(d, "/");
+    if (access(d, W_OK) != 0) {
+        fprintf(stderr, "%s: %s %s: directory %s is not writable: %s\n", prog, flag, path, d, strerror(errno));
+        exit(1);
+    }
 }
 
 /* Loads dir (NULL: the default dataset) into *ds and prints its one-line

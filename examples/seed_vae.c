@@ -6,7 +6,7 @@
  * KL(q(z|x) || N(0, I)). Adam, lr 1e-3, batch 128, 10 epochs; the training
  * set is reshuffled every epoch. Prints the same lines as the PyTorch script.
  *
- *     build/seed_vae [--data DIR] [--epochs N] [--seed S] [--threads N] [--save FILE]
+ *     build/seed_vae [--data DIR] [--epochs N] [--seed S] [--threads N] [--save FILE] [--graph FILE]
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,7 +23,7 @@
 #include "tensor/threads.h"
 
 static const char usage[] =
-    "usage: seed_vae [--data DIR] [--epochs N] [--seed S] [--threads N] [--save FILE]\n"
+    "usage: seed_vae [--data DIR] [--epochs N] [--seed S] [--threads N] [--save FILE] [--graph FILE]\n"
     "\n"
     "Trains the reference VAE (784-400-20, BCE + KL, Adam 1e-3, batch 128).\n"
     "\n"
@@ -35,6 +35,8 @@ static const char usage[] =
     "                are identical for any N\n"
     "  --save FILE   write the trained weights to FILE as safetensors, with the\n"
     "                PyTorch module's names (fc1.weight, ...)\n"
+    "  --graph FILE  write the first training step's tape to FILE in Graphviz's\n"
+    "                DOT language (render: dot -Tsvg FILE -o tape.svg)\n"
     "  --help        this text\n";
 
 static double now(void) {
@@ -44,29 +46,22 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *dir = NULL, *save = NULL;
+    const char *dir = NULL, *save = NULL, *graph = NULL;
     long long epochs = 10, seed = 1;
-    static const char *const known[] = {"--data", "--epochs", "--seed", "--threads", "--save", NULL};
+    static const char *const known[] = {"--data", "--epochs", "--seed", "--threads", "--save", "--graph", NULL};
     for (int i = 1; i < argc; i++) {
         const char *v, *a = tg_flag_next("seed_vae", usage, argc, argv, &i, known, &v);
         if (!strcmp(a, "--data")) dir = v;
         else if (!strcmp(a, "--save")) save = v;
+        else if (!strcmp(a, "--graph")) graph = v;
         else if (!strcmp(a, "--epochs")) epochs = tg_flag_int("seed_vae", a, v, 1, 100000);
         else if (!strcmp(a, "--threads")) tg_threads_set((int)tg_flag_int("seed_vae", a, v, 1, TG_MAX_THREADS));
         else seed = tg_flag_int("seed_vae", a, v, 0, (long long)1 << 62);
     }
 
-    /* Fail now, not after training, if --save names a directory we cannot write. */
-    if (save) {
-        char d[4096];
-        const char *slash = strrchr(save, '/');
-        snprintf(d, sizeof d, "%.*s", slash ? (int)(slash - save) : 1, slash ? save : ".");
-        if (!d[0]) strcpy(d, "/");
-        if (access(d, W_OK) != 0) {
-            fprintf(stderr, "seed_vae: --save %s: directory %s is not writable: %s\n", save, d, strerror(errno));
-            return 1;
-        }
-    }
+    /* Fail now, not after training, if --save or --graph names a directory we cannot write. */
+    if (save) tg_flag_out_file("seed_vae", "--save", save);
+    if (graph) tg_flag_out_file("seed_vae", "--graph", graph);
 
     /* Data. */
     tg_dataset ds;
@@ -95,7 +90,14 @@ int main(int argc, char **argv) {
         for (int64_t batch = 0; (rows = tg_batcher_next(train, xb, NULL)) > 0; batch++) {
             tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);   /* last batch may be short */
             tg_params_zero_grad(ps);
-            tg_vae_out o = tg_vae_forward(tape, &model, tg_leaf(tape, &xv, false), NULL, &noise_rng);
+            tg_vae_out o = tg_vae_forward(tape, &model, tg_name(tg_leaf(tape, &xv, false), "x"), NULL, &noise_rng);
+            if (graph && epoch == 1 && batch == 0) {   /* the tape, before backward forgets it */
+                tg_err err;
+                if (tg_tape_dot_save(tape, graph, &err) != 0) {
+                    fprintf(stderr, "seed_vae: --graph: %s\n", err.msg);
+                    return 1;
+                }
+            }
             tg_backward(tape, o.loss);
             tg_adam_step(opt);
             double loss = tg_tensor_get(&o.loss->val, 0);

@@ -139,8 +139,8 @@ static void encode(tg_tape *t, const tg_vae_model *m, tg_var *x, tg_var *oh, tg_
              tg_shape_str(x->val.shape, b), (long long)m->cfg.in);
     tg_var *h = oh ? tg_concat(t, x, oh, 1) : x;                       /* (B, D [+K]) */
     for (int i = 0; i < m->cfg.n_hidden; i++) h = tg_linear_relu(t, &m->enc[i], h);   /* (B, H_i) */
-    *mu = tg_linear_forward(t, &m->fc_mu, h);                          /* (B, L) */
-    *logvar = tg_linear_forward(t, &m->fc_logvar, h);                  /* (B, L) */
+    *mu = tg_name(tg_linear_forward(t, &m->fc_mu, h), "mu");           /* (B, L) */
+    *logvar = tg_name(tg_linear_forward(t, &m->fc_logvar, h), "logvar");   /* (B, L) */
 }
 
 static tg_var *decode(tg_tape *t, const tg_vae_model *m, tg_var *z, tg_var *oh) {
@@ -184,8 +184,8 @@ tg_vae_model_out tg_vae_model_terms(tg_tape *t, const tg_vae_model *m, tg_var *x
     int64_t B = x->val.shape.d[0];
     tg_var *oh = m->cfg.classes > 0 ? one_hot(t, m, B, labels) : NULL;   /* (B, K) */
     encode(t, m, x, oh, &o.mu, &o.logvar);
-    o.z = eps ? tg_reparam(t, o.mu, o.logvar, eps) : tg_reparam_sample(t, o.mu, o.logvar, r);
-    o.logits = decode(t, m, o.z, oh);
+    o.z = tg_name(eps ? tg_reparam(t, o.mu, o.logvar, eps) : tg_reparam_sample(t, o.mu, o.logvar, r), "z");
+    o.logits = tg_name(decode(t, m, o.z, oh), "logits");
     o.recon = nll(t, m, o.logits, x);
     if (m->cfg.prior == TG_PRIOR_LEARNED) prior_net(t, m, oh, &o.mu_p, &o.logvar_p);
     tg_var *kl = tg_kl_diag_normal(t, o.mu, o.logvar, o.mu_p, o.logvar_p);   /* (B, L) */

@@ -37,15 +37,16 @@ tg_vae tg_vae_new(tg_params *ps, int64_t in, int64_t hidden, int64_t latent, tg_
 
 tg_vae_out tg_vae_forward(tg_tape *t, const tg_vae *m, tg_var *x, const tg_tensor *eps, tg_rng *r) {
     tg_vae_out o;
-    tg_var *h = tg_linear_relu(t, &m->fc1, x);                                /* (B, hidden) */
-    o.mu = tg_linear_forward(t, &m->fc_mu, h);                                /* (B, latent) */
-    o.logvar = tg_linear_forward(t, &m->fc_logvar, h);                        /* (B, latent) */
-    o.z = eps ? tg_reparam(t, o.mu, o.logvar, eps) : tg_reparam_sample(t, o.mu, o.logvar, r);
-    tg_var *hd = tg_linear_relu(t, &m->fc2, o.z);                            /* (B, hidden) */
-    o.logits = tg_linear_forward(t, &m->fc3, hd);                             /* (B, in) */
-    o.bce = tg_loss_bce_logits(t, o.logits, x, TG_REDUCE_SUM);   /* = BCE(sigmoid(logits), x), one pass */
-    o.kl = tg_loss_kl_normal(t, o.mu, o.logvar);
-    o.loss = tg_add(t, o.bce, o.kl);
+    tg_var *h = tg_name(tg_linear_relu(t, &m->fc1, x), "h1");                 /* (B, hidden) */
+    o.mu = tg_name(tg_linear_forward(t, &m->fc_mu, h), "mu");                 /* (B, latent) */
+    o.logvar = tg_name(tg_linear_forward(t, &m->fc_logvar, h), "logvar");     /* (B, latent) */
+    o.z = tg_name(eps ? tg_reparam(t, o.mu, o.logvar, eps) : tg_reparam_sample(t, o.mu, o.logvar, r), "z");
+    tg_var *hd = tg_name(tg_linear_relu(t, &m->fc2, o.z), "h3");              /* (B, hidden) */
+    o.logits = tg_name(tg_linear_forward(t, &m->fc3, hd), "logits");          /* (B, in) */
+    /* = BCE(sigmoid(logits), x), one pass */
+    o.bce = tg_name(tg_loss_bce_logits(t, o.logits, x, TG_REDUCE_SUM), "bce");
+    o.kl = tg_name(tg_loss_kl_normal(t, o.mu, o.logvar), "kl");
+    o.loss = tg_name(tg_add(t, o.bce, o.kl), "loss");
     return o;
 }
 

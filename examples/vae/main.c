@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "examples/flags.h"
 #include "examples/vae/evaluate.h"
 #include "examples/vae/run_dir.h"
 #include "examples/vae/train.h"
@@ -56,7 +57,8 @@ static const char train_usage[] =
     "                 [--anneal linear|cyclical] [--anneal-epochs N] [--anneal-steps N] [--cycles C]\n"
     "                 [--ratio R] [--prior standard|learned] [--likelihood bernoulli|gaussian]\n"
     "                 [--binarize none|static|dynamic] [--seed 1] [--threads N] [--out DIR] [--force]\n"
-    "       vae train --resume DIR [--epochs N] [--threads N] [--data DIR]\n"
+    "                 [--graph FILE.dot]\n"
+    "       vae train --resume DIR [--epochs N] [--threads N] [--data DIR] [--graph FILE.dot]\n"
     "\n"
     "  --model M          vae (the default), beta-vae (KL times --beta), annealed-vae\n"
     "                     (KL weight annealed to 1), cvae (conditioned on the label),\n"
@@ -96,6 +98,8 @@ static const char train_usage[] =
     "                     --force); default runs/<model>-<YYYYmmdd-HHMMSS>, with -2,\n"
     "                     -3, ... added if that exists\n"
     "  --force            replace the run in --out: its files are removed first\n"
+    "  --graph FILE       write the first step's tape to FILE in Graphviz's DOT\n"
+    "                     language (render: dot -Tsvg FILE -o tape.svg)\n"
     "  --resume DIR       continue the run in DIR from its last checkpoint, with the\n"
     "                     settings of DIR/config.json, up to --epochs in total (default:\n"
     "                     the run's epochs); the result is byte-identical to an\n"
@@ -173,7 +177,7 @@ static int parse_enum(const char *flag, const char *s, const char *const names[]
 static const char *const train_flags[] = {
     "--model", "--data",   "--epochs", "--batch",  "--hidden",     "--latent",   "--lr",    "--beta",
     "--anneal", "--anneal-epochs", "--anneal-steps", "--cycles", "--ratio", "--prior", "--likelihood",
-    "--binarize", "--seed", "--threads", "--out", "--resume", "--k", "--codes", "--code-dim", "--commitment",
+    "--binarize", "--seed", "--threads", "--out", "--resume", "--k", "--codes", "--code-dim", "--commitment", "--graph",
 };
 
 /* dir made absolute against the working directory (into buf), so a run's
@@ -231,7 +235,8 @@ static int cmd_train(int argc, char **argv) {
             return 2;
         }
         const char *v = argv[++i];
-        if (strcmp(a, "--resume") && strcmp(a, "--epochs") && strcmp(a, "--threads") && strcmp(a, "--data") && !other)
+        if (strcmp(a, "--resume") && strcmp(a, "--epochs") && strcmp(a, "--threads") && strcmp(a, "--data") &&
+            strcmp(a, "--graph") && !other)
             other = a;
         for (size_t k = 0; k < sizeof model_flags / sizeof *model_flags; k++)
             given[k] |= !strcmp(a, model_flags[k].flag);
@@ -251,6 +256,10 @@ static int cmd_train(int argc, char **argv) {
             if (o.commitment < 0) flag_error(a, "must be >= 0, got \"%s\"", v);
         } else if (!strcmp(a, "--data")) dir = v;
         else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--graph")) {
+            if (!v[0]) flag_error(a, "expected a file name, got \"%s\"", v);
+            o.graph = v;
+        }
         else if (!strcmp(a, "--epochs")) o.epochs = parse_int(a, v, 1, TG_RUN_MAX_EPOCHS), have_epochs = true;
         else if (!strcmp(a, "--batch")) o.batch = parse_int(a, v, 1, TG_RUN_MAX_BATCH);
         else if (!strcmp(a, "--latent")) o.latent = parse_int(a, v, 1, TG_RUN_MAX_LATENT);
@@ -293,7 +302,7 @@ static int cmd_train(int argc, char **argv) {
     if (resume) {
         if (other || force) {
             fprintf(stderr, "vae train: %s: not allowed with --resume (the run's config.json has the settings; "
-                            "only --epochs, --threads and --data may be given)\n", other ? other : "--force");
+                            "only --epochs, --threads, --data and --graph may be given)\n", other ? other : "--force");
             return 2;
         }
         int64_t epochs = o.epochs, done;
@@ -305,7 +314,9 @@ static int cmd_train(int argc, char **argv) {
             tg_run_dir_close(&rd, false);
             return 1;
         }
+        const char *graph = o.graph;
         o = ri.o;
+        o.graph = graph;
         if (have_epochs) o.epochs = epochs;
         if (threads) o.threads = threads;
         if (done >= o.epochs) {
@@ -356,6 +367,7 @@ static int cmd_train(int argc, char **argv) {
                             "with --force to replace them, or choose another --out\n", out, list);
         return 1;
     }
+    if (o.graph) tg_flag_out_file("vae train", "--graph", o.graph);   /* exits 1 if its directory is not writable */
     if (o.threads) tg_threads_set(o.threads);
 
     /* Data. */

@@ -853,7 +853,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
             tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);
             tg_tensor lv = tg_tensor_wrap(TG_I64, TG_SHAPE(rows), yb->data);
             tg_params_zero_grad(ps);
-            b.x = tg_leaf(tape, &xv, false), b.labels = cond ? &lv : NULL, b.step = step;
+            b.x = tg_name(tg_leaf(tape, &xv, false), "x"), b.labels = cond ? &lv : NULL, b.step = step;
             tg_model_out out = tg_model_loss(tape, &m, &b);
             double loss = value(out.loss);
             for (int i = 0; i < n_terms; i++) terms[i] = value(out.term[i]);
@@ -864,6 +864,10 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
                 goto done;
             }
             kl_weight = out.kl_weight;
+            if (o->graph && epoch == first && s == s0 + 1 && tg_tape_dot_save(tape, o->graph, e) != 0) {
+                tg_err_prefix(e, "--graph");
+                goto done;
+            }
             tg_backward(tape, out.loss);
             tg_adam_step(opt);
             train_sum += loss;

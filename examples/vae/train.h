@@ -90,6 +90,8 @@ typedef struct {
     int threads;                /* for config.json: 0 = default */
     const char *out_dir;        /* must exist */
     bool resume;                /* continue the run in out_dir from its last checkpoint */
+    const char *graph;          /* if not NULL: the first step's tape is written there as DOT
+                                   (tg_tape_dot_save); not a setting of the run */
     FILE *progress;             /* if not NULL (a terminal), a progress bar redrawn there */
     const volatile sig_atomic_t *stop;   /* if not NULL: once *stop != 0, the step ends,
                                             the state is saved and the run returns 0 */
