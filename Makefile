@@ -27,7 +27,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 LIB_SRC := $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c io/*.c data/*.c models/*.c)
 HEADERS := $(wildcard *.h */*.h examples/*/*.h)
-EXAMPLES := seed_vae vae mlp_classifier
+EXAMPLES := first seed_vae vae mlp_classifier
 # The vae program's own logic (runs, training, evaluation); the tests call it too.
 VAE_SRC := $(filter-out examples/vae/main.c,$(wildcard examples/vae/*.c))
 TEST_SRC := $(wildcard tests/*.c)

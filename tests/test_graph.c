@@ -193,3 +193,33 @@ Test(graph, graph_into_a_missing_directory_is_refused_before_training) {
     tg_cli_expect_error("vae train --graph without a value", tg_cli_run(args), 2,
                         (const char *const[]){"--graph", NULL});
 }
+
+/* build/first (examples/first.c) prints what docs/autograd.md shows, in
+ * the block whose info string is "text build/first"; and, independently of
+ * the document, its loss falls below 0.001 and it computes XOR. */
+Test(graph, first_prints_what_the_document_shows) {
+    cr_assert_eq(tg_cli_run_program("build/first", ""), 0, "%s", tg_cli_text("stderr"));
+    char *got = tg_cli_text("stdout");
+    size_t n;
+    char *doc = (char *)tg_slurp("docs/autograd.md", &n);
+    const char *open = strstr(doc, "```text build/first\n");
+    cr_assert_not_null(open, "docs/autograd.md has no ```text build/first block");
+    open += strlen("```text build/first\n");
+    const char *close = strstr(open, "```");
+    cr_assert_not_null(close);
+    char *want = strndup(open, (size_t)(close - open));
+    cr_expect_str_eq(got, want, "build/first's output differs from docs/autograd.md");
+    cr_expect(strstr(got, "   1  tanh               h (4, 8) <- %0 (4, 8)\n"), "%s", got);
+    double first = -1, last = -1, loss;
+    int step;
+    for (const char *l = got; (l = strstr(l, "step ")); l++)
+        if (sscanf(l, "step %d loss %lf", &step, &loss) == 2) {
+            if (first < 0) first = loss;
+            last = loss;
+        }
+    cr_expect(first > 0.6 && last < 1e-3, "loss %g -> %g", first, last);
+    static const char *const xor[] = {"xor(0, 0) = 0.0", "xor(0, 1) = 1.0", "xor(1, 0) = 0.99", "xor(1, 1) = 0.0"};
+    for (int i = 0; i < 4; i++) cr_expect(strstr(got, xor[i]), "%s missing", xor[i]);
+    cr_expect(strstr(got, "gradient check of 33 parameters: ok\n"), "%s", got);
+    free(want), free(doc), free(got);
+}
