@@ -50,7 +50,7 @@ typedef enum {
     TG_OP_BCE, TG_OP_BCE_LOGITS,
     /* elementwise maps, comparisons and where */
     TG_OP_ABS, TG_OP_CLAMP, TG_OP_MAXIMUM, TG_OP_MINIMUM, TG_OP_LOG1P, TG_OP_EXPM1,
-    TG_OP_LEAKY_RELU, TG_OP_ELU, TG_OP_GELU, TG_OP_GELU_TANH, TG_OP_SILU,
+    TG_OP_LEAKY_RELU, TG_OP_ELU, TG_OP_GELU, TG_OP_GELU_TANH, TG_OP_SILU, TG_OP_HARDTANH,
     TG_OP_WHERE,                                     /* cond is saved, not an input: 2 inputs */
 
     /* reductions and the softmax family */
@@ -288,6 +288,11 @@ tg_var *tg_elu_(TG_LOC, tg_tape *t, tg_var *a, double alpha);  /* a > 0 ? a : al
 tg_var *tg_gelu_(TG_LOC, tg_tape *t, tg_var *a);            /* a Phi(a) = a (1 + erf(a / sqrt 2)) / 2, exact */
 tg_var *tg_gelu_tanh_(TG_LOC, tg_tape *t, tg_var *a);       /* a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3))) / 2 */
 tg_var *tg_silu_(TG_LOC, tg_tape *t, tg_var *a);            /* a sigmoid(a) */
+/* min(max(a, min_val), max_val), as torch.nn.functional.hardtanh (PyTorch's
+ * defaults: -1, 1). The gradient passes only where min_val < a < max_val:
+ * 0 at both bounds and beyond them (unlike tg_clamp), so 0 everywhere when
+ * min_val >= max_val, where every output is max_val. A NaN bound aborts. */
+tg_var *tg_hardtanh_(TG_LOC, tg_tape *t, tg_var *a, double min_val, double max_val);
 #define tg_abs(...) tg_abs_(TG_AT, __VA_ARGS__)
 #define tg_clamp(...) tg_clamp_(TG_AT, __VA_ARGS__)
 #define tg_log1p(...) tg_log1p_(TG_AT, __VA_ARGS__)
@@ -297,6 +302,7 @@ tg_var *tg_silu_(TG_LOC, tg_tape *t, tg_var *a);            /* a sigmoid(a) */
 #define tg_gelu(...) tg_gelu_(TG_AT, __VA_ARGS__)
 #define tg_gelu_tanh(...) tg_gelu_tanh_(TG_AT, __VA_ARGS__)
 #define tg_silu(...) tg_silu_(TG_AT, __VA_ARGS__)
+#define tg_hardtanh(...) tg_hardtanh_(TG_AT, __VA_ARGS__)
 
 /* Broadcasting like tg_add. maximum / minimum propagate NaN; at a tie
  * (a == b) each input gets half the gradient, as PyTorch 1.13. */

@@ -271,6 +271,20 @@ TG_BACKWARD(gelu_tanh) { LOCAL_RULE(tg_tensor_gelu_tanh_grad(d, x)); }
 tg_var *tg_silu_(TG_LOC, tg_tape *t, tg_var *a) { return map(file, line, t, TG_OP_SILU, a, tg_tensor_silu); }
 TG_BACKWARD(silu) { LOCAL_RULE(tg_tensor_silu_grad(d, x)); }
 
+/* y = min(max(x, min_val), max_val):  dx += dy where min_val < x < max_val,
+ * bounds excluded (F.hardtanh; tg_clamp's rule includes them) */
+tg_var *tg_hardtanh_(TG_LOC, tg_tape *t, tg_var *a, double min_val, double max_val) {
+    tg_check_float(file, line, "hardtanh", a);
+    OP_CHECK(min_val == min_val && max_val == max_val,
+             "hardtanh: a NaN bound (min_val %g, max_val %g); use -INFINITY or INFINITY for none", min_val, max_val);
+    tg_var *out = tg_var_new(t, a->val.dtype, a->val.shape);
+    tg_tensor_clamp(&out->val, &a->val, min_val, max_val);
+    tg_entry *e = tg_record(t, TG_OP_HARDTANH, out, a, NULL);
+    if (e) e->f = min_val, e->f2 = max_val;
+    return out;
+}
+TG_BACKWARD(hardtanh) { LOCAL_RULE(tg_tensor_in_open_range(d, x, e->f, e->f2)); }
+
 tg_tensor *tg_expanded(tg_tape *t, tg_tensor *v, tg_shape s) {
     if (tg_shape_eq(v->shape, s)) return v;
     tg_tensor *x = tg_tensor_new(tg_tape_arena(t), v->dtype, s);

@@ -61,7 +61,7 @@ TG_BACKWARD(reparam); TG_BACKWARD(bce); TG_BACKWARD(bce_logits);
 /* elementwise maps, comparisons and where */
 TG_BACKWARD(abs); TG_BACKWARD(clamp); TG_BACKWARD(maximum); TG_BACKWARD(minimum);
 TG_BACKWARD(log1p); TG_BACKWARD(expm1); TG_BACKWARD(leaky_relu); TG_BACKWARD(elu);
-TG_BACKWARD(gelu); TG_BACKWARD(gelu_tanh); TG_BACKWARD(silu); TG_BACKWARD(where);
+TG_BACKWARD(gelu); TG_BACKWARD(gelu_tanh); TG_BACKWARD(silu); TG_BACKWARD(hardtanh); TG_BACKWARD(where);
 /* Broadcasting helpers (elementwise.c): v broadcast to shape s (v itself if it
  * has that shape, else a copy in the tape's arena); and a fresh output of
  * float a and b's broadcast shape, a and b expanded to it in *ea, *eb,

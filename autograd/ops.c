@@ -76,6 +76,7 @@ const tg_op_def tg_ops[TG_OP_COUNT] = {
     [TG_OP_GELU] = {"gelu", 1, tg_backward_gelu},
     [TG_OP_GELU_TANH] = {"gelu_tanh", 1, tg_backward_gelu_tanh},
     [TG_OP_SILU] = {"silu", 1, tg_backward_silu},
+    [TG_OP_HARDTANH] = {"hardtanh", 1, tg_backward_hardtanh},
     [TG_OP_WHERE] = {"where", 2, tg_backward_where},   /* a, b; cond is saved on the entry */
 
     /* reductions and the softmax family */

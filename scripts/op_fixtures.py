@@ -47,6 +47,7 @@ Scalar arguments:
     softmax, log_softmax          [axis]
     nll                           [ignore_index]; input 1 the int64 labels as float64 (a constant)
     custom                        []  (tests/custom_op.c's y = a^3 b)
+    hardtanh                      [min_val, max_val]
     others                        []
 
 A second file, tests/fixtures/reduce.bin (TGFIX001 named tensors, the format
@@ -469,6 +470,17 @@ def build():
         u = tg_uniforms(seed, torch.Size(xs).numel()).reshape(xs)
         mask = torch.where(u < 1 - p, torch.full(xs, 1 / (1 - p), dtype=F64), torch.zeros(xs, dtype=F64))
         c.add("dropout", lambda x, mask=mask: x * mask, [(xs, -2.0, 2.0)], [p, seed])
+
+    # Ops added since: appended here, so every earlier record keeps its bytes.
+    # hardtanh [min_val, max_val] (+-inf: no bound). Random inputs keep 0.05
+    # from the bounds; the last case puts elements exactly on them, where
+    # PyTorch's gradient is 0 (clamp's is 1).
+    for lo, hi, shape in ((-1.0, 1.0, (5, 7)), (-0.5, 2.0, (3, 1, 5)), (-float("inf"), 0.3, (4, 7))):
+        kinks = [b for b in (lo, hi) if abs(b) != float("inf")]
+        c.add("hardtanh", lambda x, lo=lo, hi=hi: F.hardtanh(x, lo, hi), [away_from(shape, -3.0, 3.0, kinks)],
+              [lo, hi])
+    on_bounds = torch.tensor([[-2.0, -0.5, -0.4999, 0.0, 1.25], [1.9999, 2.0, 2.5, -0.5, 2.0]], dtype=F64)
+    c.add("hardtanh", lambda x: F.hardtanh(x, -0.5, 2.0), [on_bounds], [-0.5, 2.0])
 
     return c
 

@@ -153,6 +153,7 @@ void tg_tensor_abs(tg_tensor *out, const tg_tensor *x);         /* |x| */
 void tg_tensor_sign(tg_tensor *out, const tg_tensor *x);        /* 1, -1, 0 at 0 and NaN (as torch.sign) */
 void tg_tensor_clamp(tg_tensor *out, const tg_tensor *x, double lo, double hi);    /* min(max(x, lo), hi), NaN kept */
 void tg_tensor_in_range(tg_tensor *out, const tg_tensor *x, double lo, double hi); /* 1 where lo <= x <= hi, else 0 */
+void tg_tensor_in_open_range(tg_tensor *out, const tg_tensor *x, double lo, double hi); /* 1 where lo < x < hi, else 0 */
 void tg_tensor_log1p(tg_tensor *out, const tg_tensor *x);       /* ln(1 + x), libm: exact near 0 and -1 */
 void tg_tensor_expm1(tg_tensor *out, const tg_tensor *x);       /* e^x - 1, libm: exact near 0 */
 void tg_tensor_leaky_relu(tg_tensor *out, const tg_tensor *x, double slope);      /* x > 0 ? x : slope x */

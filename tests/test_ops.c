@@ -89,6 +89,7 @@ static tg_var *f_elu(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_elu(t
 static tg_var *f_gelu(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_gelu(t, v[0]); }
 static tg_var *f_gelu_tanh(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_gelu_tanh(t, v[0]); }
 static tg_var *f_silu(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_silu(t, v[0]); }
+static tg_var *f_hardtanh(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_hardtanh(t, v[0], -0.9, 1.3); }
 static tg_var *f_where(tg_tape *t, tg_var **v, void *c) {
     (void)c;  /* a fixed int64 cond (2, 3, 1) broadcast against a (3, 4) and b (4) */
     double cv[6] = {1, 0, -2, 0, 0, 5};
@@ -246,6 +247,7 @@ static const op_case cases[TG_OP_COUNT] = {
     [TG_OP_GELU] = {f_gelu, 1, {S(4, 5)}, -4, 4, 1e-7, 1e-6},
     [TG_OP_GELU_TANH] = {f_gelu_tanh, 1, {S(4, 5)}, -4, 4, 1e-7, 1e-6},
     [TG_OP_SILU] = {f_silu, 1, {S(4, 5)}, -6, 6, 1e-7, 1e-6},
+    [TG_OP_HARDTANH] = {f_hardtanh, 1, {S(4, 5)}, -2, 2, 1e-7, 1e-6},   /* clamp's points: none near a bound */
     [TG_OP_WHERE] = {f_where, 2, {S(3, 4), S(4)}, -2, 2, 1e-7, 1e-6},
 
     /* reductions and the softmax family */

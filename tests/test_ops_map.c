@@ -27,6 +27,7 @@ static tg_var *m_elu(tg_tape *t, tg_var *x) { return tg_elu(t, x, 0.7); }
 static tg_var *m_gelu(tg_tape *t, tg_var *x) { return tg_gelu(t, x); }
 static tg_var *m_gelu_tanh(tg_tape *t, tg_var *x) { return tg_gelu_tanh(t, x); }
 static tg_var *m_silu(tg_tape *t, tg_var *x) { return tg_silu(t, x); }
+static tg_var *m_hardtanh(tg_tape *t, tg_var *x) { return tg_hardtanh(t, x, -0.5, 2.0); }
 
 /* Value and gradient of a map at one point, in dtype dt. */
 static void at(map_fn f, tg_dtype dt, double x0, double *y, double *g) {
@@ -81,6 +82,65 @@ Test(ops_map, clamp_passes_the_gradient_at_its_bounds_inclusive) {
         cr_expect_eq(tg_tensor_get(&x->grad, i), want_g[i], "element %d", i);
     }
     tg_tape_free(t);
+}
+
+/* hardtanh(x, min_val, max_val) of the n values xs in both dtypes: expects
+ * the values want_y and the gradients of the sum want_g, exactly. */
+static void expect_hardtanh(int n, const double *xs, double min_val, double max_val, const double *want_y,
+                            const double *want_g) {
+    for (int dt = 0; dt < 2; dt++) {
+        tg_tape *t = tg_tape_new();
+        tg_var *x = tg_leaf(t, tg_tensor_from(tg_tape_arena(t), dt, S(n), xs, TG_F64), true);
+        tg_var *y = tg_hardtanh(t, x, min_val, max_val);
+        tg_backward(t, tg_sum(t, y));
+        for (int i = 0; i < n; i++) {
+            double yi = tg_tensor_get(&y->val, i), gi = tg_tensor_get(&x->grad, i);
+            double yw = dt == TG_F32 ? (float)want_y[i] : want_y[i];
+            cr_expect((yi == yw || (isnan(yi) && isnan(yw))) && gi == want_g[i],
+                      "hardtanh(%g, %g, %g) %s: value %.17g (want %.17g), gradient %g (want %g)", xs[i], min_val,
+                      max_val, dt == TG_F64 ? "float64" : "float32", yi, yw, gi, want_g[i]);
+        }
+        tg_tape_free(t);
+    }
+}
+
+/* The values below are PyTorch 1.13's F.hardtanh and its gradient (float64
+ * and float32 alike), except at NaN: see the last test. */
+Test(ops_map, hardtanh_stops_the_gradient_at_its_bounds_exclusive) {
+    expect_at("hardtanh", m_hardtanh, -0.5, -0.5, 0.0, 0, 0);         /* at the bounds: 0, unlike clamp */
+    expect_at("hardtanh", m_hardtanh, 2.0, 2.0, 0.0, 0, 0);
+    expect_at("hardtanh", m_hardtanh, -0.4999999, -0.4999999, 1.0, 0, 0);   /* just inside, in float32 too */
+    expect_at("hardtanh", m_hardtanh, 1.9999999, 1.9999999, 1.0, 0, 0);
+    expect_at("hardtanh", m_hardtanh, -0.5000001, -0.5, 0.0, 0, 0);   /* just outside */
+    expect_at("hardtanh", m_hardtanh, 2.0000003, 2.0, 0.0, 0, 0);
+    expect_at("hardtanh", m_hardtanh, 1.0, 1.0, 1.0, 0, 0);
+    expect_at("clamp", m_clamp, -0.5, -0.5, 1.0, 0, 0);               /* the same point through clamp */
+    double xs[6] = {-1, 1, 0.5, -3, -INFINITY, INFINITY};             /* PyTorch's defaults, -1 and 1 */
+    double y[6] = {-1, 1, 0.5, -1, -1, 1}, g[6] = {0, 0, 1, 0, 0, 0};
+    expect_hardtanh(6, xs, -1, 1, y, g);
+}
+
+Test(ops_map, hardtanh_with_infinite_bounds) {
+    double xs[6] = {-1e30, -3, 0.3, 4, INFINITY, -INFINITY};
+    double id_g[6] = {1, 1, 1, 1, 0, 0};                              /* inf < inf is false: 0 there */
+    expect_hardtanh(6, xs, -INFINITY, INFINITY, xs, id_g);
+    double y[4] = {-1e30, -3, 0.3, 0.3}, g[4] = {1, 1, 0, 0};        /* no lower bound; 0.3 is the upper */
+    expect_hardtanh(4, xs, -INFINITY, 0.3, y, g);
+}
+
+Test(ops_map, hardtanh_with_min_val_at_or_above_max_val_is_max_val_with_no_gradient) {
+    /* F.hardtanh accepts both (only the nn.Hardtanh module asserts min_val < max_val). */
+    double xs[5] = {-2, -1, 0.25, 1, 3}, zero[5] = {0, 0, 0, 0, 0};
+    double eq[5] = {0.25, 0.25, 0.25, 0.25, 0.25}, above[5] = {-1, -1, -1, -1, -1};
+    expect_hardtanh(5, xs, 0.25, 0.25, eq, zero);
+    expect_hardtanh(5, xs, 1, -1, above, zero);                       /* min(max(x, 1), -1) = -1 */
+}
+
+Test(ops_map, hardtanh_of_nan_is_nan_with_gradient_0) {
+    /* PyTorch 1.13 gives 0 or 1 here, by the element's place in its vectorised
+     * loop; tapegrad takes 0, as clamp's gradient at NaN. */
+    double xs[3] = {NAN, 0.5, NAN}, y[3] = {NAN, 0.5, NAN}, g[3] = {0, 1, 0};
+    expect_hardtanh(3, xs, -1, 1, y, g);
 }
 
 Test(ops_map, maximum_and_minimum_split_the_gradient_at_ties) {
@@ -166,7 +226,8 @@ Test(ops_map, elu_at_large_negative) {
 }
 
 Test(ops_map, float32_matches_float64) {
-    static const map_fn fs[] = {m_abs, m_clamp, m_log1p, m_expm1, m_leaky, m_elu, m_gelu, m_gelu_tanh, m_silu};
+    static const map_fn fs[] = {m_abs, m_clamp, m_log1p, m_expm1, m_leaky, m_elu, m_gelu, m_gelu_tanh, m_silu,
+                                m_hardtanh};
     tg_tape *t = tg_tape_new();
     tg_arena *ar = tg_tape_arena(t);
     tg_rng r = tg_rng_seed(5);
@@ -331,6 +392,11 @@ static void nan_clamp(void) {
     tg_clamp(t, leaf(t, TG_F32, S(3)), NAN, 1.0);
 }
 
+static void nan_hardtanh(void) {
+    tg_tape *t = tg_tape_new();
+    tg_hardtanh(t, leaf(t, TG_F64, S(3)), -1.0, NAN);
+}
+
 static void bad_bce(void) {
     tg_tape *t = tg_tape_new();
     tg_bce(t, leaf(t, TG_F32, S(2, 3)), leaf(t, TG_F32, S(2)));
@@ -359,6 +425,8 @@ Test(ops_map, shape_and_dtype_errors_abort_naming_op_shapes_and_caller) {
                     at_line(b, sizeof b, int64_abs_at));
     tg_expect_abort(mixed_where, "tapegrad: where: dtypes differ (float32 and float64)", "(at tests/test_ops_map.c:");
     tg_expect_abort(nan_clamp, "tapegrad: clamp: a NaN bound", "(at tests/test_ops_map.c:");
+    tg_expect_abort(nan_hardtanh, "tapegrad: hardtanh: a NaN bound (min_val -1, max_val nan)",
+                    "(at tests/test_ops_map.c:");
     tg_expect_abort(bad_bce, "tapegrad: bce: shapes (2, 3) and (2,) are not broadcastable", "(at tests/test_ops_map.c:");
     tg_expect_abort(bad_eps, "tapegrad: reparam: eps is (2, 1) float32, mu and logvar broadcast to (2, 3) float32",
                     "(at tests/test_ops_map.c:");

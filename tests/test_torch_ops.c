@@ -199,6 +199,7 @@ static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
     case TG_OP_GELU: return tg_gelu(t, v[0]);
     case TG_OP_GELU_TANH: return tg_gelu_tanh(t, v[0]);
     case TG_OP_SILU: return tg_silu(t, v[0]);
+    case TG_OP_HARDTANH: return tg_hardtanh(t, v[0], a[0], a[1]);
     case TG_OP_WHERE: return tg_where(t, v[0], v[1], v[2]);   /* v[0]: cond, a constant */
 
     /* reductions and the softmax family */
