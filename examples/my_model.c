@@ -15,8 +15,9 @@
  *     build/my_model [DATA_DIR [OUT_DIR]]
  *
  * DATA_DIR defaults to the default dataset (data/mnist, else Fashion-MNIST),
- * OUT_DIR to runs/my_model (replaced if it holds a run). Trains one epoch,
- * then prints the test-set figures and writes OUT_DIR/samples.png.
+ * OUT_DIR to runs/my_model; an existing OUT_DIR is left alone and the run goes
+ * to OUT_DIR-2, -3, ... instead. Trains one epoch, then prints the test-set
+ * figures and writes samples.png into the run's directory.
  */
 #include <math.h>
 #include <stdio.h>
@@ -116,12 +117,15 @@ int main(int argc, char **argv) {
     o.model = "free-bits-vae", o.epochs = 1, o.n_hidden = 1, o.hidden[0] = 200, o.latent = 10;
     o.data_dir = data;
     tg_run_dir d;
-    if (tg_run_dir_open(&d, out, TG_RUN_DIR_FORCE, &e) != 0) {
+    if (tg_run_dir_open(&d, out, TG_RUN_DIR_UNIQUE, &e) != 0) {
         fprintf(stderr, "my_model: %s\n", e.msg);
         tg_dataset_free(&ds);
         return 1;
     }
-    o.out_dir = d.path;
+    char dir[sizeof d.path];
+    snprintf(dir, sizeof dir, "%s", d.path);
+    printf("training %s in %s\n", o.model, dir);
+    o.out_dir = dir;
     int rc = tg_train_run(&o, &ds, stdout, &e);
     tg_run_dir_close(&d, rc != 0);
     if (rc != 0) {
@@ -138,7 +142,7 @@ int main(int argc, char **argv) {
     uint8_t *px = NULL;
     char path[4200];
     rc = 1;
-    if (tg_run_info_load(out, &ri, &e) != 0 || !(ps = tg_run_model_load(out, &ri, &m, &e))) goto fail;
+    if (tg_run_info_load(dir, &ri, &e) != 0 || !(ps = tg_run_model_load(dir, &ri, &m, &e))) goto fail;
     if (tg_run_evaluate(&m, &ri, &ds, 50, 1, false, NULL, &r, &e) != 0) goto fail_model;
     printf("test: loss %.2f  recon %.2f  kl %.2f  nll %.2f (%lld importance samples)  active units %lld of %lld\n",
            r.loss, r.terms[0], r.terms[1], r.nll, (long long)r.iw_samples, (long long)r.active_units,
@@ -149,7 +153,7 @@ int main(int argc, char **argv) {
         tg_err_set(&e, "out of memory");
         goto fail_model;
     }
-    snprintf(path, sizeof path, "%s/samples.png", out);
+    snprintf(path, sizeof path, "%s/samples.png", dir);
     if (tg_run_sample(&m, n, -1, 1.0, 7, px, &e) != 0 ||
         tg_png_write_grid(path, px, n, ri.rows, ri.cols, 8, 2, &e) != 0)
         goto fail_model;
