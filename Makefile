@@ -27,7 +27,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 LIB_SRC := $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c io/*.c data/*.c models/*.c)
 HEADERS := $(wildcard *.h */*.h examples/*/*.h)
-EXAMPLES := first seed_vae vae mlp_classifier
+EXAMPLES := first seed_vae vae mlp_classifier my_model
 # The vae program's own logic (runs, training, evaluation); the tests call it too.
 VAE_SRC := $(filter-out examples/vae/main.c,$(wildcard examples/vae/*.c))
 TEST_SRC := $(wildcard tests/*.c)
@@ -46,6 +46,10 @@ build/libtapegrad.a: $(LIB_SRC:%.c=build/%.o)
 	$(AR) rcs $@ $^
 
 build/vae: build/examples/vae/main.o $(VAE_SRC:%.c=build/%.o) build/libtapegrad.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# A model of its own trained by the vae program's trainer (docs/new_model.md).
+build/my_model: build/examples/my_model.o $(VAE_SRC:%.c=build/%.o) build/libtapegrad.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 build/%: build/examples/%.o build/libtapegrad.a
