@@ -19,7 +19,8 @@
  *     static const tg_model_type my_vae_type = {
  *         .name = "my-vae", .about = "...", .terms = {"recon", "kl"},
  *         .build = my_build, .free = free, .loss = my_loss, .posterior = my_posterior, .decode = my_decode};
- *     tg_model_register(&my_vae_type);       // `vae train --model my-vae` now trains it
+ *     tg_model_register(&my_vae_type);       // tg_train_run with o.model = "my-vae" now trains it
+ *                                            // (in this program: see docs/new_model.md)
  *
  * Images reach a model as x (B, D) with D = rows * cols, values in [0, 1];
  * a convolutional model views them as (B, 1, rows, cols). Labels are (B)
@@ -134,7 +135,7 @@ typedef struct {
 /* The built-in types (vae, beta-vae, annealed-vae, cvae, iwae, conv-vae,
  * vq-vae) and those registered, by name; NULL if none. */
 const tg_model_type *tg_model_find(const char *name);
-/* Adds a type (kept by pointer; at most 16); aborts on a name already taken. */
+/* Adds a type (kept by pointer; 25 beside the 7 built-ins); aborts on a name already taken. */
 void tg_model_register(const tg_model_type *type);
 /* The known types' names, ", "-separated, "or" before the last: for messages. */
 const char *tg_model_names(void);

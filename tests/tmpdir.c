@@ -53,8 +53,9 @@ uint8_t *tg_slurp(const char *path, size_t *n) {
     fseek(f, 0, SEEK_END);
     long size = ftell(f);
     fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(size ? (size_t)size : 1);
+    uint8_t *buf = malloc((size_t)size + 1);   /* + a NUL, so text can be read as a string */
     cr_assert_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+    buf[size] = 0;
     fclose(f);
     *n = (size_t)size;
     return buf;
