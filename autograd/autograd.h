@@ -61,7 +61,7 @@ typedef enum {
     TG_OP_PERMUTE, TG_OP_EXPAND, TG_OP_PAD, TG_OP_SLICE,
     TG_OP_GATHER, TG_OP_INDEX_SELECT, TG_OP_EMBEDDING, TG_OP_SCATTER_ADD,
 
-    /* linear algebra, custom ops */
+    /* a user's op */
     TG_OP_CUSTOM,                                    /* a user's op (tg_custom) */
 
     /* convolution */
@@ -82,7 +82,7 @@ typedef struct {
     tg_op op;
     tg_var *out;
     tg_var *in[3];     /* inputs (NULL past the op's count; the first three of a variadic op's) */
-    tg_var **ins;      /* variadic ops (cat, stack, custom ops): all n_ins inputs, in the tape's arena */
+    tg_var **ins;      /* variadic ops (concat, layer_norm, batch_norm, custom): all n_ins inputs, in the tape's arena */
     int n_ins;
     tg_tensor *saved;  /* extra state, e.g. the reparameterization's eps, max's chosen indices */
     const void *ctx;   /* more saved state when an op needs its own struct (tape's arena) */

@@ -22,6 +22,7 @@ static tg_var *binary(TG_LOC, tg_tape *t, tg_op op, tg_var *a, tg_var *b,
     char b1[96], b2[96];
     tg_shape s;
     tg_check_same_dtype(file, line, tg_ops[op].name, a, b);
+    tg_check_float(file, line, tg_ops[op].name, a);
     OP_CHECK(tg_shape_broadcast(a->val.shape, b->val.shape, &s), "%s: shapes %s and %s are not broadcastable",
              tg_ops[op].name, tg_shape_str(a->val.shape, b1), tg_shape_str(b->val.shape, b2));
     tg_var *out = tg_var_new(t, a->val.dtype, s);
@@ -72,16 +73,19 @@ TG_BACKWARD(div) {
 
 /* ================================================================ unary */
 
-/* y = f(x) by kernel; the entry keeps s (a scalar argument) in e->f. */
-static tg_var *unary(tg_tape *t, tg_op op, tg_var *x, void (*kernel)(tg_tensor *, const tg_tensor *)) {
+/* y = f(x) by kernel, x float32 or float64 (else the op aborts, naming its caller). */
+static tg_var *unary(TG_LOC, tg_tape *t, tg_op op, tg_var *x, void (*kernel)(tg_tensor *, const tg_tensor *)) {
+    tg_check_float(file, line, tg_ops[op].name, x);
     tg_var *out = tg_var_new(t, x->val.dtype, x->val.shape);
     kernel(&out->val, &x->val);
     tg_record(t, op, out, x, NULL);
     return out;
 }
 
-static tg_var *unary_s(tg_tape *t, tg_op op, tg_var *x, double s,
+/* The same with a scalar argument s, which the entry keeps in e->f. */
+static tg_var *unary_s(TG_LOC, tg_tape *t, tg_op op, tg_var *x, double s,
                        void (*kernel)(tg_tensor *, const tg_tensor *, double)) {
+    tg_check_float(file, line, tg_ops[op].name, x);
     tg_var *out = tg_var_new(t, x->val.dtype, x->val.shape);
     kernel(&out->val, &x->val, s);
     tg_entry *e = tg_record(t, op, out, x, NULL);
@@ -97,29 +101,27 @@ static tg_var *unary_s(tg_tape *t, tg_op op, tg_var *x, double s,
     (void)x, (void)y
 
 /* y = -x:  dx -= dy */
-tg_var *tg_neg_(TG_LOC, tg_tape *t, tg_var *a) { (void)file, (void)line; return unary(t, TG_OP_NEG, a, tg_tensor_neg); }
+tg_var *tg_neg_(TG_LOC, tg_tape *t, tg_var *a) { return unary(file, line, t, TG_OP_NEG, a, tg_tensor_neg); }
 TG_BACKWARD(neg) { UNARY_RULE; tg_tensor_acc_sum_to(dx, dy, -1); }
 
 /* y = x + s:  dx += dy */
 tg_var *tg_add_scalar_(TG_LOC, tg_tape *t, tg_var *a, double s) {
-    (void)file, (void)line;
-    return unary_s(t, TG_OP_ADD_SCALAR, a, s, tg_tensor_add_scalar);
+    return unary_s(file, line, t, TG_OP_ADD_SCALAR, a, s, tg_tensor_add_scalar);
 }
 TG_BACKWARD(add_scalar) { UNARY_RULE; tg_tensor_acc_sum_to(dx, dy, 1); }
 
 /* y = x s:  dx += dy s */
 tg_var *tg_mul_scalar_(TG_LOC, tg_tape *t, tg_var *a, double s) {
-    (void)file, (void)line;
-    return unary_s(t, TG_OP_MUL_SCALAR, a, s, tg_tensor_mul_scalar);
+    return unary_s(file, line, t, TG_OP_MUL_SCALAR, a, s, tg_tensor_mul_scalar);
 }
 TG_BACKWARD(mul_scalar) { UNARY_RULE; tg_tensor_acc_sum_to(dx, dy, e->f); }
 
 /* y = e^x:  dx += dy y */
-tg_var *tg_exp_(TG_LOC, tg_tape *t, tg_var *a) { (void)file, (void)line; return unary(t, TG_OP_EXP, a, tg_tensor_exp); }
+tg_var *tg_exp_(TG_LOC, tg_tape *t, tg_var *a) { return unary(file, line, t, TG_OP_EXP, a, tg_tensor_exp); }
 TG_BACKWARD(exp) { UNARY_RULE; tg_tensor_acc_mul(dx, dy, y); }
 
 /* y = ln x:  dx += dy / x */
-tg_var *tg_log_(TG_LOC, tg_tape *t, tg_var *a) { (void)file, (void)line; return unary(t, TG_OP_LOG, a, tg_tensor_log); }
+tg_var *tg_log_(TG_LOC, tg_tape *t, tg_var *a) { return unary(file, line, t, TG_OP_LOG, a, tg_tensor_log); }
 TG_BACKWARD(log) {
     UNARY_RULE;
     tg_tensor *d = scratch(t, y);
@@ -127,7 +129,7 @@ TG_BACKWARD(log) {
 }
 
 /* y = sqrt x:  dx += dy / (2 y) */
-tg_var *tg_sqrt_(TG_LOC, tg_tape *t, tg_var *a) { (void)file, (void)line; return unary(t, TG_OP_SQRT, a, tg_tensor_sqrt); }
+tg_var *tg_sqrt_(TG_LOC, tg_tape *t, tg_var *a) { return unary(file, line, t, TG_OP_SQRT, a, tg_tensor_sqrt); }
 TG_BACKWARD(sqrt) {
     UNARY_RULE;
     tg_tensor *d = scratch(t, y);
@@ -136,8 +138,7 @@ TG_BACKWARD(sqrt) {
 
 /* y = x^2:  dx += dy 2x */
 tg_var *tg_square_(TG_LOC, tg_tape *t, tg_var *a) {
-    (void)file, (void)line;
-    return unary(t, TG_OP_SQUARE, a, tg_tensor_square);
+    return unary(file, line, t, TG_OP_SQUARE, a, tg_tensor_square);
 }
 TG_BACKWARD(square) {
     UNARY_RULE;
@@ -148,8 +149,7 @@ TG_BACKWARD(square) {
 /* y = x^p:  dx += dy p x^(p-1), written without dividing by x so x = 0 works
  * for p >= 1 (and p = 0 gives 0). */
 tg_var *tg_pow_(TG_LOC, tg_tape *t, tg_var *a, double p) {
-    (void)file, (void)line;
-    return unary_s(t, TG_OP_POW, a, p, tg_tensor_pow_scalar);
+    return unary_s(file, line, t, TG_OP_POW, a, p, tg_tensor_pow_scalar);
 }
 TG_BACKWARD(pow) {
     UNARY_RULE;
@@ -160,7 +160,7 @@ TG_BACKWARD(pow) {
 }
 
 /* y = max(x, 0):  dx += dy where x > 0 (0 at x = 0, as PyTorch) */
-tg_var *tg_relu_(TG_LOC, tg_tape *t, tg_var *a) { (void)file, (void)line; return unary(t, TG_OP_RELU, a, tg_tensor_relu); }
+tg_var *tg_relu_(TG_LOC, tg_tape *t, tg_var *a) { return unary(file, line, t, TG_OP_RELU, a, tg_tensor_relu); }
 TG_BACKWARD(relu) {
     UNARY_RULE;
     tg_tensor *d = scratch(t, y);
@@ -169,8 +169,7 @@ TG_BACKWARD(relu) {
 
 /* y = 1 / (1 + e^-x):  dx += dy y (1 - y) */
 tg_var *tg_sigmoid_(TG_LOC, tg_tape *t, tg_var *a) {
-    (void)file, (void)line;
-    return unary(t, TG_OP_SIGMOID, a, tg_tensor_sigmoid);
+    return unary(file, line, t, TG_OP_SIGMOID, a, tg_tensor_sigmoid);
 }
 TG_BACKWARD(sigmoid) {
     UNARY_RULE;
@@ -179,7 +178,7 @@ TG_BACKWARD(sigmoid) {
 }
 
 /* y = tanh x:  dx += dy (1 - y^2) */
-tg_var *tg_tanh_(TG_LOC, tg_tape *t, tg_var *a) { (void)file, (void)line; return unary(t, TG_OP_TANH, a, tg_tensor_tanh); }
+tg_var *tg_tanh_(TG_LOC, tg_tape *t, tg_var *a) { return unary(file, line, t, TG_OP_TANH, a, tg_tensor_tanh); }
 TG_BACKWARD(tanh) {
     UNARY_RULE;
     tg_tensor *d = scratch(t, y);
@@ -188,8 +187,7 @@ TG_BACKWARD(tanh) {
 
 /* y = ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|) (no overflow):  dx += dy sigmoid(x) */
 tg_var *tg_softplus_(TG_LOC, tg_tape *t, tg_var *a) {
-    (void)file, (void)line;
-    return unary(t, TG_OP_SOFTPLUS, a, tg_tensor_softplus);
+    return unary(file, line, t, TG_OP_SOFTPLUS, a, tg_tensor_softplus);
 }
 TG_BACKWARD(softplus) {
     UNARY_RULE;
@@ -202,13 +200,13 @@ TG_BACKWARD(softplus) {
 /* unary / unary_s for an op that checks its input is float. */
 static tg_var *map(TG_LOC, tg_tape *t, tg_op op, tg_var *x, void (*kernel)(tg_tensor *, const tg_tensor *)) {
     tg_check_float(file, line, tg_ops[op].name, x);
-    return unary(t, op, x, kernel);
+    return unary(file, line, t, op, x, kernel);
 }
 
 static tg_var *map_s(TG_LOC, tg_tape *t, tg_op op, tg_var *x, double s,
                      void (*kernel)(tg_tensor *, const tg_tensor *, double)) {
     tg_check_float(file, line, tg_ops[op].name, x);
-    return unary_s(t, op, x, s, kernel);
+    return unary_s(file, line, t, op, x, s, kernel);
 }
 
 /* dx += dy d, where CALL writes the local derivative dy/dx into d. */

@@ -1,6 +1,6 @@
 /* internal.h — what the op files (elementwise.c, linalg.c, reduce.c,
- * shape.c, loss.c) share with the tape and the op table (ops.c); not part of
- * the API. */
+ * softmax.c, shape.c, index.c, loss.c, conv.c, pool2d.c, norm.c, custom.c)
+ * share with the tape and the op table (ops.c); not part of the API. */
 #ifndef TG_AUTOGRAD_INTERNAL_H
 #define TG_AUTOGRAD_INTERNAL_H
 

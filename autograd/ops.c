@@ -3,9 +3,13 @@
  *
  * The ops themselves, each forward next to its backward, are grouped by
  * family: elementwise.c (broadcasting binary ops and unary maps), linalg.c
- * (matmul, affine), reduce.c (sum, mean), shape.c (reshape, transpose,
- * concat, narrow, one_hot) and loss.c (reparam, bce, bce_logits). The loops
- * they call are tensor/kernels.c's.
+ * (matmul, affine), reduce.c (sums, means, max, min, logsumexp, std),
+ * softmax.c (softmax, log_softmax, nll), shape.c (reshape, transpose,
+ * permute, expand, concat, narrow, pad, slice, one_hot), index.c (gather,
+ * index_select, embedding, scatter_add), loss.c (reparam, bce, bce_logits),
+ * conv.c, pool2d.c, norm.c (layer_norm, batch_norm, dropout) and custom.c
+ * (tg_custom). docs/autograd.md gives each one's maths. The loops they call
+ * are tensor/'s kernels.
  */
 #include "autograd/internal.h"
 

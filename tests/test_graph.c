@@ -209,6 +209,12 @@ Test(graph, first_prints_what_the_document_shows) {
     cr_assert_not_null(close);
     char *want = strndup(open, (size_t)(close - open));
     cr_expect_str_eq(got, want, "build/first's output differs from docs/autograd.md");
+    char *readme = (char *)tg_slurp("README.md", &n);
+    const char *tape_end = strstr(got, "step ");   /* the tape: the lines before the first loss */
+    cr_assert_not_null(tape_end);
+    char *tape = strndup(got, (size_t)(tape_end - got));
+    cr_expect(strstr(readme, tape), "README.md does not show build/first's tape:\n%s", tape);
+    free(tape), free(readme);
     cr_expect(strstr(got, "   1  tanh               h (4, 8) <- %0 (4, 8)\n"), "%s", got);
     double first = -1, last = -1, loss;
     int step;

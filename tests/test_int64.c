@@ -65,6 +65,18 @@ static void int64_leaf_with_gradient(void) {
     tg_leaf(t, tg_tensor_zeros(tg_tape_arena(t), TG_I64, TG_SHAPE(3)), true);
 }
 
+/* Every elementwise op refuses int64 values, naming itself and its caller. */
+static tg_var *int64_leaf(tg_tape *t) { return tg_leaf(t, tg_tensor_zeros(tg_tape_arena(t), TG_I64, TG_SHAPE(3)), false); }
+static void exp_of_int64(void) { tg_tape *t = tg_tape_new(); tg_exp(t, int64_leaf(t)); }
+static void mul_scalar_of_int64(void) { tg_tape *t = tg_tape_new(); tg_mul_scalar(t, int64_leaf(t), 2.0); }
+static void add_of_int64(void) { tg_tape *t = tg_tape_new(); tg_var *a = int64_leaf(t); tg_add(t, a, a); }
+
+Test(int64, elementwise_ops_refuse_it_naming_the_op_and_caller) {
+    tg_expect_abort(exp_of_int64, "exp: takes float32 or float64 values, got an int64 tensor", "test_int64.c:");
+    tg_expect_abort(mul_scalar_of_int64, "mul_scalar: takes float32 or float64", "test_int64.c:");
+    tg_expect_abort(add_of_int64, "add: takes float32 or float64", "test_int64.c:");
+}
+
 Test(int64, float_kernels_and_gradients_refuse_it) {
     tg_expect_abort(float_kernel_on_int64, "a float kernel was given an int64 tensor", "kernels.c:");
     tg_expect_abort(int64_leaf_with_gradient, "tg_leaf", "int64", "cannot require a gradient");
