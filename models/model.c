@@ -81,7 +81,7 @@ tg_model_out tg_model_loss(tg_tape *t, const tg_model *m, const tg_model_batch *
              o.n_terms, tg_model_n_terms(m->type));
     /* names for tg_tape_print / tg_tape_dot, where the model gave none */
     for (int i = 0; i < o.n_terms; i++)
-        if (!o.term[i]->name) tg_name(o.term[i], m->type->terms[i]);
+        if (o.term[i] && !o.term[i]->name) tg_name(o.term[i], m->type->terms[i]);   /* a term may be NULL */
     if (!o.loss->name) tg_name(o.loss, "loss");
     return o;
 }
