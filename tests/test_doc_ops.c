@@ -11,7 +11,7 @@
 
 #include "autograd/autograd.h"
 
-TestSuite(doc_ops, .timeout = 30);
+TestSuite(doc_ops, .timeout = 120);   /* one timeout for every suite: see tests/vae_cli.h */
 
 #define DOC "docs/autograd.md"
 
