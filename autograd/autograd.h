@@ -47,7 +47,7 @@ typedef enum {
     TG_OP_RESHAPE, TG_OP_TRANSPOSE, TG_OP_CONCAT, TG_OP_NARROW,
     TG_OP_ONE_HOT,
     TG_OP_REPARAM,
-    TG_OP_BCE, TG_OP_BCE_LOGITS,
+    TG_OP_BCE, TG_OP_BCE_LOGITS, TG_OP_BCE_LOGITS_SUM,
     /* elementwise maps, comparisons and where */
     TG_OP_ABS, TG_OP_CLAMP, TG_OP_MAXIMUM, TG_OP_MINIMUM, TG_OP_LOG1P, TG_OP_EXPM1,
     TG_OP_LEAKY_RELU, TG_OP_ELU, TG_OP_GELU, TG_OP_GELU_TANH, TG_OP_SILU, TG_OP_HARDTANH,
@@ -269,8 +269,13 @@ tg_var *tg_reparam_sample_(TG_LOC, tg_tape *t, tg_var *mu, tg_var *logvar, tg_rn
  *   bce_logits(x, y) = max(x, 0) - x y + ln(1 + e^-|x|)  = bce(sigmoid(x), y), stable */
 tg_var *tg_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y);
 tg_var *tg_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y);
+/* The sum of bce_logits(x, y) over every element, x and y of one shape, in
+ * one pass without the terms in memory (a () scalar); its backward writes
+ * dx = dL (sigmoid(x) - y) in one pass. tg_loss_bce_logits's sum and mean. */
+tg_var *tg_bce_logits_sum_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y);
 #define tg_bce(...) tg_bce_(TG_AT, __VA_ARGS__)
 #define tg_bce_logits(...) tg_bce_logits_(TG_AT, __VA_ARGS__)
+#define tg_bce_logits_sum(...) tg_bce_logits_sum_(TG_AT, __VA_ARGS__)
 
 /* ------------------------------------------------------------------------ */
 /* elementwise maps, comparisons and where */

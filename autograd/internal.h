@@ -57,7 +57,7 @@ TG_BACKWARD(relu); TG_BACKWARD(sigmoid); TG_BACKWARD(tanh); TG_BACKWARD(softplus
 TG_BACKWARD(matmul); TG_BACKWARD(affine);
 TG_BACKWARD(sum);
 TG_BACKWARD(reshape); TG_BACKWARD(transpose); TG_BACKWARD(concat); TG_BACKWARD(narrow);
-TG_BACKWARD(reparam); TG_BACKWARD(bce); TG_BACKWARD(bce_logits);
+TG_BACKWARD(reparam); TG_BACKWARD(bce); TG_BACKWARD(bce_logits); TG_BACKWARD(bce_logits_sum);
 /* elementwise maps, comparisons and where */
 TG_BACKWARD(abs); TG_BACKWARD(clamp); TG_BACKWARD(maximum); TG_BACKWARD(minimum);
 TG_BACKWARD(log1p); TG_BACKWARD(expm1); TG_BACKWARD(leaky_relu); TG_BACKWARD(elu);

@@ -91,3 +91,40 @@ TG_BACKWARD(bce_logits) {
         tg_tensor_acc_sum_to(dy, d, -1);
     }
 }
+
+/* ---------------------------------------------------------------- bce_logits_sum */
+
+/* L = sum over every element of bce_logits(x, y), x and y of one shape: the
+ * loss of a whole batch in one pass, each row's terms summed in a fixed order
+ * (tg_tensor_bce_logits_rows) and the rows in turn, so no (B, D) tensor of
+ * terms is written and no sum op reads it back. Backward, in one pass:
+ *   dx = dL (sigmoid(x) - y)   (written, not added, when nothing reached dx yet)
+ *   dy -= dL x                 (when the targets want a gradient) */
+tg_var *tg_bce_logits_sum_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y) {
+    char b1[96], b2[96];
+    tg_check_same_dtype(file, line, "bce_logits_sum", x, y);
+    tg_check_float(file, line, "bce_logits_sum", x);
+    OP_CHECK(tg_shape_eq(x->val.shape, y->val.shape), "bce_logits_sum: shapes %s and %s differ",
+             tg_shape_str(x->val.shape, b1), tg_shape_str(y->val.shape, b2));
+    const tg_shape s = x->val.shape;
+    int64_t D = s.ndim ? s.d[s.ndim - 1] : 1, P = D ? x->val.numel / D : 0;
+    tg_tensor xr = tg_tensor_wrap(x->val.dtype, TG_SHAPE(P, D), x->val.data);
+    tg_tensor yr = tg_tensor_wrap(y->val.dtype, TG_SHAPE(P, D), y->val.data);
+    tg_tensor *rows = tg_tensor_new(tg_tape_arena(t), TG_F64, TG_SHAPE(P));
+    if (P) tg_tensor_bce_logits_rows(rows, &xr, &yr, NULL);
+    double sum = 0;
+    for (int64_t p = 0; p < P; p++) sum += TG_F64P(rows)[p];
+    tg_var *out = tg_var_new(t, x->val.dtype, (tg_shape){.ndim = 0});
+    tg_tensor_set(&out->val, 0, sum);
+    tg_record(t, TG_OP_BCE_LOGITS_SUM, out, x, y);
+    return out;
+}
+
+TG_BACKWARD(bce_logits_sum) {
+    tg_var *x = e->in[0], *y = e->in[1];
+    double dl = tg_tensor_get(&e->out->grad, 0);
+    bool set = grad_untouched(x) && x != y;
+    tg_tensor *dx = set ? tg_var_grad_unset(t, x) : grad_of(t, x), *dy = grad_of(t, y);
+    if (dx) tg_tensor_bce_logits_grad(dx, &x->val, &y->val, dl, !set);
+    if (dy) tg_tensor_acc_sum_to(dy, &x->val, -dl);
+}

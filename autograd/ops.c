@@ -68,6 +68,7 @@ const tg_op_def tg_ops[TG_OP_COUNT] = {
     [TG_OP_REPARAM] = {"reparam", 2, tg_backward_reparam},
     [TG_OP_BCE] = {"bce", 2, tg_backward_bce},
     [TG_OP_BCE_LOGITS] = {"bce_logits", 2, tg_backward_bce_logits},
+    [TG_OP_BCE_LOGITS_SUM] = {"bce_logits_sum", 2, tg_backward_bce_logits_sum},
     /* elementwise maps, comparisons and where */
     [TG_OP_ABS] = {"abs", 1, tg_backward_abs},
     [TG_OP_CLAMP] = {"clamp", 1, tg_backward_clamp},

@@ -234,8 +234,13 @@ tg_var *tg_loss_bce_(TG_LOC, tg_tape *t, tg_var *p, tg_var *y, tg_reduction r) {
     return reduce(t, tg_bce_(file, line, t, p, y), r);
 }
 
+/* Summed or averaged over x and y of one shape: one fused op (no tensor of
+ * terms); broadcast operands or no reduction: the elementwise terms. */
 tg_var *tg_loss_bce_logits_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y, tg_reduction r) {
-    return reduce(t, tg_bce_logits_(file, line, t, x, y), r);
+    if (r == TG_REDUCE_NONE || !tg_shape_eq(x->val.shape, y->val.shape))
+        return reduce(t, tg_bce_logits_(file, line, t, x, y), r);
+    tg_var *s = tg_bce_logits_sum_(file, line, t, x, y);
+    return r == TG_REDUCE_SUM ? s : tg_mul_scalar(t, s, 1.0 / (double)x->val.numel);
 }
 
 tg_var *tg_loss_mse_(TG_LOC, tg_tape *t, tg_var *x, tg_var *y, tg_reduction r) {

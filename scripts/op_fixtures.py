@@ -482,6 +482,15 @@ def build():
     on_bounds = torch.tensor([[-2.0, -0.5, -0.4999, 0.0, 1.25], [1.9999, 2.0, 2.5, -0.5, 2.0]], dtype=F64)
     c.add("hardtanh", lambda x: F.hardtanh(x, -0.5, 2.0), [on_bounds], [-0.5, 2.0])
 
+    # bce_logits_sum: the summed loss of logits x against targets y of one
+    # shape (soft targets, and hard ones), with the gradients of both.
+    for shape in ((3, 5), (2, 3, 4)):
+        c.add("bce_logits_sum", lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction="sum"),
+              [(shape, -4.0, 4.0), (shape, 0.0, 1.0)])
+    hard = (torch.rand((4, 6), generator=g, dtype=F64) < 0.5).to(F64)
+    c.add("bce_logits_sum", lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction="sum"),
+          [((4, 6), -6.0, 6.0), hard])
+
     return c
 
 

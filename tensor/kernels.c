@@ -330,6 +330,25 @@ void tg_tensor_acc_bce_logits_dx(tg_tensor *gx, const tg_tensor *g, const tg_ten
     tg_parallel_for(gx->numel, PAR_GRAIN, bce_logits_dx_range, &k);
 }
 
+/* gx = s (sigmoid(x) - y), or gx += that when squares (reused as "add") is set. */
+TG_SIMD static void bce_logits_grad_range(void *ctx, int64_t begin, int64_t end) {
+    const kernel_args *k = ctx;
+    TG_DISPATCH(k->dt, {
+        const T *restrict xx = k->x, *restrict yy = k->y; T *restrict gx = k->out; const T s = (T)k->s;
+        if (k->squares)
+            for (int64_t i = begin; i < end; i++) gx[i] += s * (SIGMOID(T, xx[i]) - yy[i]);
+        else
+            for (int64_t i = begin; i < end; i++) gx[i] = s * (SIGMOID(T, xx[i]) - yy[i]);
+    });
+}
+
+void tg_tensor_bce_logits_grad(tg_tensor *gx, const tg_tensor *x, const tg_tensor *y, double s, bool add) {
+    check_same("tg_tensor_bce_logits_grad", gx, x);
+    check_same("tg_tensor_bce_logits_grad", gx, y);
+    kernel_args k = {.dt = gx->dtype, .x = x->data, .y = y->data, .out = gx->data, .s = s, .squares = add};
+    tg_parallel_for(gx->numel, PAR_GRAIN, bce_logits_grad_range, &k);
+}
+
 /* Blocks of 256 terms in float, summed into eight double lanes: the loop
  * vectorises and the order is fixed. */
 TG_SIMD static double bce_logits_sum_f32(const float *restrict l, const float *restrict y, int64_t D) {

@@ -92,6 +92,9 @@ void tg_tensor_bce_dy(tg_tensor *out, const tg_tensor *p);
  * overflows (threaded); gx += g (sigmoid(x) - y), its gradient (threaded). */
 void tg_tensor_bce_logits(tg_tensor *out, const tg_tensor *x, const tg_tensor *y);
 void tg_tensor_acc_bce_logits_dx(tg_tensor *gx, const tg_tensor *g, const tg_tensor *x, const tg_tensor *y);
+/* gx = s (sigmoid(x) - y), or gx += s (sigmoid(x) - y) if add: the gradient
+ * of s times the summed loss (threaded). */
+void tg_tensor_bce_logits_grad(tg_tensor *gx, const tg_tensor *x, const tg_tensor *y, double s, bool add);
 /* Row sums of tg_tensor_bce_logits without writing the terms: out (P,
  * float64)[p] = sum_d bce_logits(x[p, d], y[r, d]) for x (P, D), y (N, D),
  * r = rows[p] (rows NULL: r = p). In float32 with eight double lanes (a fixed

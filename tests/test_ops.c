@@ -76,6 +76,7 @@ static tg_var *f_reparam(tg_tape *t, tg_var **v, void *c) {
 }
 static tg_var *f_bce(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_bce(t, v[0], v[1]); }
 static tg_var *f_bce_logits(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_bce_logits(t, v[0], v[1]); }
+static tg_var *f_bce_logits_sum(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_bce_logits_sum(t, v[0], v[1]); }
 
 /* elementwise maps, comparisons and where */
 static tg_var *f_abs(tg_tape *t, tg_var **v, void *c) { (void)c; return tg_abs(t, v[0]); }
@@ -234,6 +235,7 @@ static const op_case cases[TG_OP_COUNT] = {
     [TG_OP_REPARAM] = {f_reparam, 2, {S(4, 3), S(4, 3)}, -2, 2, 1e-7, 1e-6},
     [TG_OP_BCE] = {f_bce, 2, {S(3, 4), S(3, 4)}, 0.05, 0.95, 1e-7, 1e-6},
     [TG_OP_BCE_LOGITS] = {f_bce_logits, 2, {S(3, 4), S(3, 4)}, -3, 3, 1e-7, 1e-6},
+    [TG_OP_BCE_LOGITS_SUM] = {f_bce_logits_sum, 2, {S(2, 3, 4), S(2, 3, 4)}, -3, 3, 1e-7, 1e-6},
     /* elementwise maps, comparisons and where */
     /* abs, leaky_relu, elu: relu's inputs (same seed and shape), so as far from 0 */
     [TG_OP_ABS] = {f_abs, 1, {S(4, 5)}, -2, 2, 1e-7, 1e-6},
@@ -582,6 +584,46 @@ Test(ops, edge_bce_logits_at_plus_minus_300) {
             cr_expect_float_eq(tg_tensor_get(&l->val, i), want[i], 1e-9);
             cr_expect_float_eq(tg_tensor_get(&x->grad, i), wantg[i], 1e-9);
         }
+        tg_tape_free(t);
+    }
+}
+
+/* The fused sum: the same values as bce_logits then sum at +-300 and on odd
+ * shapes; dx written when first reached, added when x is also used elsewhere
+ * (x + x would double it); a scalar x; targets with a gradient (dy = -x). */
+Test(ops, edge_bce_logits_sum_matches_the_elementwise_terms_summed) {
+    for (int dt = 0; dt < 2; dt++) {
+        tg_tape *t = tg_tape_new();
+        tg_arena *a = tg_tape_arena(t);
+        double xv[4] = {300, -300, 300, -300}, yv[4] = {1, 0, 0, 1};
+        tg_var *x = tg_leaf(t, tg_tensor_from(a, dt, S(2, 2), xv, TG_F64), true);
+        tg_var *y = tg_leaf(t, tg_tensor_from(a, dt, S(2, 2), yv, TG_F64), true);
+        tg_var *l = tg_bce_logits_sum(t, x, y);
+        cr_expect(tg_shape_eq(l->val.shape, (tg_shape){.ndim = 0}), "a () scalar");
+        cr_expect_float_eq(tg_item(l), 600.0, 1e-9);
+        tg_backward(t, tg_add(t, l, tg_sum(t, tg_mul_scalar(t, x, 2.0))));   /* x reached twice */
+        double wantg[4] = {2, 2, 3, 1};   /* sigmoid(x) - y, plus 2 from the other use */
+        for (int i = 0; i < 4; i++) {
+            cr_expect_float_eq(tg_tensor_get(&x->grad, i), wantg[i], 1e-9, "dx[%d]", i);
+            cr_expect_float_eq(tg_tensor_get(&y->grad, i), -xv[i], 1e-9, "dy[%d]", i);
+        }
+        tg_tape_free(t);
+    }
+    /* Odd sizes, against bce_logits + sum in float64. */
+    tg_rng r = tg_rng_seed(5);
+    int64_t shapes[][3] = {{1, 1, 1}, {3, 7, 1}, {1, 1, 13}, {5, 129, 3}};
+    for (int k = 0; k < 4; k++) {
+        tg_tape *t = tg_tape_new();
+        tg_shape s = TG_SHAPE(shapes[k][0], shapes[k][1], shapes[k][2]);
+        tg_tensor *xv = tg_tensor_uniform(tg_tape_arena(t), TG_F64, s, -5, 5, &r);
+        tg_tensor *yv = tg_tensor_uniform(tg_tape_arena(t), TG_F64, s, 0, 1, &r);
+        tg_var *x = tg_leaf(t, xv, true), *x2 = tg_leaf(t, xv, true), *y = tg_leaf(t, yv, false);
+        tg_var *fused = tg_bce_logits_sum(t, x, y), *plain = tg_sum(t, tg_bce_logits(t, x2, y));
+        cr_expect_float_eq(tg_item(fused), tg_item(plain), 1e-12 * fabs(tg_item(plain)), "shape %d", k);
+        tg_backward(t, tg_add(t, fused, plain));
+        for (int64_t i = 0; i < xv->numel; i++)
+            cr_expect_float_eq(tg_tensor_get(&x->grad, i), tg_tensor_get(&x2->grad, i), 1e-15, "shape %d, dx[%lld]", k,
+                               (long long)i);
         tg_tape_free(t);
     }
 }

@@ -187,6 +187,7 @@ static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
     case TG_OP_REPARAM: return tg_reparam(t, v[0], v[1], &v[2]->val);   /* v[2]: eps, a constant */
     case TG_OP_BCE: return tg_bce(t, v[0], v[1]);
     case TG_OP_BCE_LOGITS: return tg_bce_logits(t, v[0], v[1]);
+    case TG_OP_BCE_LOGITS_SUM: return tg_bce_logits_sum(t, v[0], v[1]);
     /* elementwise maps, comparisons and where */
     case TG_OP_ABS: return tg_abs(t, v[0]);
     case TG_OP_CLAMP: return tg_clamp(t, v[0], a[0], a[1]);
