@@ -84,12 +84,18 @@ static void save_args(tg_tape *t, tg_entry *e, tg_conv_args a) {
     e->ctx = s;
 }
 
-/* Whether the backward may set (=) the gradients of x, w and b: none has
- * reached them yet, and they are three distinct vars (one var in two roles
- * gets both pieces added). */
-static bool first_grads(const tg_var *x, const tg_var *w, const tg_var *b) {
-    return x != w && x != b && w != b && grad_untouched(x) && grad_untouched(w) && grad_untouched(b);
+/* Whether the backward may set (=) the gradient of x (set_x), and those of
+ * w and b (set_w): none has reached them yet, and x, w and b are distinct
+ * vars (one var in two roles gets both pieces added). In training w and b
+ * are parameters, whose gradients always exist: x's alone is set. */
+static void first_grads(const tg_var *x, const tg_var *w, const tg_var *b, bool *set_x, bool *set_w) {
+    bool distinct = x != w && x != b && w != b;
+    *set_x = distinct && grad_untouched(x);
+    *set_w = distinct && grad_untouched(w) && grad_untouched(b);
 }
+
+/* The gradient buffer of v: uninitialised when set (the backward writes it whole), else grad_of's. */
+static tg_tensor *grad_for(tg_tape *t, tg_var *v, bool set) { return set ? tg_var_grad_unset(t, v) : grad_of(t, v); }
 
 /* ---------------------------------------------------------------- conv2d */
 
@@ -108,12 +114,10 @@ tg_var *tg_conv2d_(TG_LOC, tg_tape *t, tg_var *x, tg_var *w, tg_var *b, tg_conv_
 /* dx += conv_transpose2d(dy, w), dw += dy_(O, N Ho Wo) col^T, db += dy summed over (N, Ho, Wo). */
 TG_BACKWARD(conv2d) {
     tg_var *x = e->in[0], *w = e->in[1], *b = e->in[2];
-    if (first_grads(x, w, b))
-        tg_conv2d_backward(tg_tape_arena(t), tg_var_grad_unset(t, x), tg_var_grad_unset(t, w), tg_var_grad_unset(t, b),
-                           &e->out->grad, &x->val, &w->val, e->saved, *(const tg_conv_args *)e->ctx, false);
-    else
-        tg_conv2d_backward(tg_tape_arena(t), grad_of(t, x), grad_of(t, w), grad_of(t, b), &e->out->grad, &x->val,
-                           &w->val, e->saved, *(const tg_conv_args *)e->ctx, true);
+    bool set_x, set_w;
+    first_grads(x, w, b, &set_x, &set_w);
+    tg_conv2d_backward(tg_tape_arena(t), grad_for(t, x, set_x), grad_for(t, w, set_w), grad_for(t, b, set_w),
+                       &e->out->grad, &x->val, &w->val, e->saved, *(const tg_conv_args *)e->ctx, !set_x, !set_w);
 }
 
 /* ---------------------------------------------------------------- conv_transpose2d */
@@ -130,11 +134,9 @@ tg_var *tg_conv_transpose2d_(TG_LOC, tg_tape *t, tg_var *x, tg_var *w, tg_var *b
 /* dx += conv2d(dy, w), dw += x_(C, N H W) im2col(dy)^T, db += dy summed over (N, Ho, Wo). */
 TG_BACKWARD(conv_transpose2d) {
     tg_var *x = e->in[0], *w = e->in[1], *b = e->in[2];
-    if (first_grads(x, w, b))
-        tg_conv_transpose2d_backward(tg_tape_arena(t), tg_var_grad_unset(t, x), tg_var_grad_unset(t, w),
-                                     tg_var_grad_unset(t, b), &e->out->grad, &x->val, &w->val,
-                                     *(const tg_conv_args *)e->ctx, false);
-    else
-        tg_conv_transpose2d_backward(tg_tape_arena(t), grad_of(t, x), grad_of(t, w), grad_of(t, b), &e->out->grad,
-                                     &x->val, &w->val, *(const tg_conv_args *)e->ctx, true);
+    bool set_x, set_w;
+    first_grads(x, w, b, &set_x, &set_w);
+    tg_conv_transpose2d_backward(tg_tape_arena(t), grad_for(t, x, set_x), grad_for(t, w, set_w),
+                                 grad_for(t, b, set_w), &e->out->grad, &x->val, &w->val,
+                                 *(const tg_conv_args *)e->ctx, !set_x, !set_w);
 }

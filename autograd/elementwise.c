@@ -161,10 +161,18 @@ TG_BACKWARD(pow) {
 
 /* y = max(x, 0):  dx += dy where x > 0 (0 at x = 0, as PyTorch) */
 tg_var *tg_relu_(TG_LOC, tg_tape *t, tg_var *a) { return unary(file, line, t, TG_OP_RELU, a, tg_tensor_relu); }
+/* y > 0 exactly where x > 0, so the mask is read off y: dx = dy [y > 0],
+ * written in one pass when nothing reached dx yet, else added. */
 TG_BACKWARD(relu) {
-    UNARY_RULE;
+    const tg_tensor *y = &e->out->val, *dy = &e->out->grad;
+    if (grad_untouched(e->in[0])) {
+        tg_tensor *dx = tg_var_grad_unset(t, e->in[0]);
+        if (dx) tg_tensor_mask_pos(dx, dy, y);
+        return;
+    }
     tg_tensor *d = scratch(t, y);
-    tg_tensor_step(d, x), tg_tensor_acc_mul(dx, dy, d);
+    tg_tensor_mask_pos(d, dy, y);
+    tg_tensor_acc_sum_to(tg_var_grad(t, e->in[0]), d, 1);
 }
 
 /* y = 1 / (1 + e^-x):  dx += dy y (1 - y) */

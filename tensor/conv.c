@@ -973,7 +973,8 @@ typedef struct {
     const tg_tensor *col;    /* im2col(x) (C kh kw, L) already made (CH_CONV_BWD) or to fill (CH_FORWARD), or NULL */
     tg_tensor *out;          /* the NCHW result (y, or dx, added into), or NULL */
     bool acc;                /* CH_FORWARD: out += */
-    bool set;                /* out = b + (CH_INPUT, set_path) or = (CH_*_BWD: dx, and dW's sum) rather than += */
+    bool set;                /* out = b + (CH_INPUT, set_path) or = (CH_*_BWD: dx) rather than += */
+    bool set_w;              /* CH_*_BWD: dW = its sum rather than += */
     char *partial;           /* CH_*_BWD with dW: (chunks, O, C / G kh kw) partial dW, or NULL */
     char *scratch;           /* slot_bytes per slot: GEMM packing, col chunk, product or source chunk */
     size_t pack_bytes, col_bytes, slot_bytes;
@@ -1358,7 +1359,7 @@ static void run_chunks(tg_arena *ar, chunk_job *j, tg_tensor *dw) {
     atomic_init(&j->slot, 0);
     tg_parallel_for(chunks, 1, chunk_range, j);
     if (dw) {
-        partial_job p = {dw, j->partial, chunks, j->set};
+        partial_job p = {dw, j->partial, chunks, j->set_w};
         tg_parallel_for(dw->numel, grain_for(chunks), partial_sum_range, &p);
     }
 }
@@ -1414,16 +1415,18 @@ tg_tensor *tg_conv2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x
 }
 
 void tg_conv2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
-                        const tg_tensor *x, const tg_tensor *w, const tg_tensor *col, tg_conv_args a, bool acc) {
+                        const tg_tensor *x, const tg_tensor *w, const tg_tensor *col, tg_conv_args a, bool acc_x,
+                        bool acc_w) {
     geom g = conv2d_geom("tg_conv2d_backward", x, w, dy, a);
     check_bias("tg_conv2d_backward", db, g.O, x->dtype);
     TG_CHECK((!dx || (dx->dtype == x->dtype && tg_shape_eq(dx->shape, x->shape))) &&
                  (!dw || (dw->dtype == w->dtype && tg_shape_eq(dw->shape, w->shape))) &&
                  (!col || (col->dtype == x->dtype && col->numel == g.C * g.kh * g.kw * g.N * g.Ho * g.Wo)),
              "tg_conv2d_backward: dx, dw or col of the wrong shape or dtype");
-    if (db) bias_acc(db, dy, g.N, g.Ho * g.Wo, g.O * g.Ho * g.Wo, g.Ho * g.Wo, !acc);
+    if (db) bias_acc(db, dy, g.N, g.Ho * g.Wo, g.O * g.Ho * g.Wo, g.Ho * g.Wo, !acc_w);
     if (!dx && !dw) return;
-    chunk_job j = {.g = &g, .mode = CH_CONV_BWD, .x = x, .x2 = dy, .w = w, .col = col, .out = dx, .set = !acc};
+    chunk_job j = {.g = &g, .mode = CH_CONV_BWD, .x = x, .x2 = dy, .w = w, .col = col, .out = dx, .set = !acc_x,
+                   .set_w = !acc_w};
     run_chunks(scratch, &j, dw);
 }
 
@@ -1459,15 +1462,16 @@ void tg_conv_transpose2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tenso
 }
 
 void tg_conv_transpose2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
-                                  const tg_tensor *x, const tg_tensor *w, tg_conv_args a, bool acc) {
+                                  const tg_tensor *x, const tg_tensor *w, tg_conv_args a, bool acc_x, bool acc_w) {
     geom g = transpose_geom("tg_conv_transpose2d_backward", dy, x, w, a);
     check_bias("tg_conv_transpose2d_backward", db, g.C, x->dtype);
     TG_CHECK((!dx || (dx->dtype == x->dtype && tg_shape_eq(dx->shape, x->shape))) &&
                  (!dw || (dw->dtype == w->dtype && tg_shape_eq(dw->shape, w->shape))),
              "tg_conv_transpose2d_backward: dx or dw of the wrong shape or dtype");
-    if (db) bias_acc(db, dy, g.N, g.H * g.W, g.C * g.H * g.W, g.H * g.W, !acc);
+    if (db) bias_acc(db, dy, g.N, g.H * g.W, g.C * g.H * g.W, g.H * g.W, !acc_w);
     if (!dx && !dw) return;
-    chunk_job j = {.g = &g, .mode = CH_CONVT_BWD, .x = dy, .x2 = x, .w = w, .out = dx, .set = !acc};
+    chunk_job j = {.g = &g, .mode = CH_CONVT_BWD, .x = dy, .x2 = x, .w = w, .out = dx, .set = !acc_x,
+                   .set_w = !acc_w};
     run_chunks(scratch, &j, dw);
 }
 

@@ -317,18 +317,19 @@ tg_tensor *tg_conv2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x
 /* conv2d's gradients from dy (N, O, Ho, Wo): dx += (the input piece, which
  * is conv_transpose2d of dy), dw += and db += (the weight piece, the batch
  * summed chunk by chunk in a fixed order); each may be NULL. col: tg_conv2d_forward's
- * im2col of x, or NULL to recompute it. acc false: dx, dw, db = those
- * pieces (not read before), the same bits as += onto zeros. */
+ * im2col of x, or NULL to recompute it. acc_x false: dx = its piece (not
+ * read before), acc_w false: dw, db = theirs; the same bits as += onto zeros. */
 void tg_conv2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
-                        const tg_tensor *x, const tg_tensor *w, const tg_tensor *col, tg_conv_args a, bool acc);
+                        const tg_tensor *x, const tg_tensor *w, const tg_tensor *col, tg_conv_args a, bool acc_x,
+                        bool acc_w);
 /* conv_transpose2d: y (N, O, Ho, Wo) = x (N, C, H, W) *^T w (C, O / groups, kh, kw)
  * + b (O), b may be NULL: conv2d's input gradient with x as dy. */
 void tg_conv_transpose2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x, const tg_tensor *w,
                                  const tg_tensor *b, tg_conv_args a);
 /* Its gradients from dy (y's shape): dx += conv2d(dy, w), dw +=, db += the
- * sum of dy over (N, Ho, Wo); each may be NULL; acc false: = as above. */
+ * sum of dy over (N, Ho, Wo); each may be NULL; acc_x / acc_w false: = as above. */
 void tg_conv_transpose2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
-                                  const tg_tensor *x, const tg_tensor *w, tg_conv_args a, bool acc);
+                                  const tg_tensor *x, const tg_tensor *w, tg_conv_args a, bool acc_x, bool acc_w);
 /* The layout pieces on their own (groups ignored): col (C kh kw, N Ho Wo)
  * = im2col of x (N, C, H, W), row (c, ki, kj), column (n, oh, ow), zeros in
  * the padding; and its adjoint dx += col2im(col). */

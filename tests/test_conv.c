@@ -222,13 +222,13 @@ Test(conv, tape_free_kernels_match_the_ops) {
     tg_tensor *dy = tg_tensor_uniform(ar, TG_F64, y->shape, -1, 1, &r);
     tg_tensor *dx = tg_tensor_zeros(ar, TG_F64, x->shape), *dw = tg_tensor_zeros(ar, TG_F64, w->shape);
     tg_tensor *db = tg_tensor_zeros(ar, TG_F64, b->shape);
-    tg_conv2d_backward(ar, dx, dw, db, dy, x, w, col, g->a, true);
+    tg_conv2d_backward(ar, dx, dw, db, dy, x, w, col, g->a, true, true);
     tg_tape *t = tg_tape_new();
     tg_var *vx = tg_leaf(t, x, true), *vw = tg_leaf(t, w, true), *vb = tg_leaf(t, b, true);
     tg_var *vy = tg_conv2d(t, vx, vw, vb, g->a);
     tg_backward_seed(t, vy, dy);
     cr_expect(same64(&vy->val, y) && same64(&vx->grad, dx) && same64(&vw->grad, dw) && same64(&vb->grad, db));
-    tg_conv2d_backward(ar, dx, dw, db, dy, x, w, NULL, g->a, true);   /* again, col recomputed: += */
+    tg_conv2d_backward(ar, dx, dw, db, dy, x, w, NULL, g->a, true, true);   /* again, col recomputed: += */
     for (int64_t i = 0; i < x->numel; i++) cr_expect_float_eq(TG_F64P(dx)[i], 2 * TG_F64P(&vx->grad)[i], 1e-12);
     for (int64_t i = 0; i < w->numel; i++) cr_expect_float_eq(TG_F64P(dw)[i], 2 * TG_F64P(&vw->grad)[i], 1e-12);
     for (int64_t i = 0; i < b->numel; i++) cr_expect_float_eq(TG_F64P(db)[i], 2 * TG_F64P(&vb->grad)[i], 1e-12);
@@ -334,8 +334,8 @@ Test(conv, first_gradients_set_later_ones_add) {
                                   tg_tensor_zeros(ar, dt, b->shape)};
             tg_conv_args a = {.stride = {2, 2}, .padding = {1, 1}};
             for (int uses = 1; uses <= 2; uses++) {
-                if (transpose) tg_conv_transpose2d_backward(ar, want[0], want[1], want[2], dy, x, w, a, true);
-                else tg_conv2d_backward(ar, want[0], want[1], want[2], dy, x, w, NULL, a, true);
+                if (transpose) tg_conv_transpose2d_backward(ar, want[0], want[1], want[2], dy, x, w, a, true, true);
+                else tg_conv2d_backward(ar, want[0], want[1], want[2], dy, x, w, NULL, a, true, true);
                 for (int k = 0; k < 3; k++)
                     cr_expect(memcmp(got[uses - 1][k]->data, want[k]->data, (size_t)want[k]->numel * es) == 0,
                               "%s %s, %d use(s): gradient %d differs from the kernel's added onto zeros",

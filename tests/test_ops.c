@@ -628,6 +628,43 @@ Test(ops, edge_bce_logits_sum_matches_the_elementwise_terms_summed) {
     }
 }
 
+/* relu and affine write their input's gradient when nothing reached it yet
+ * and add when something did: both orders of a second use give the sum. */
+static tg_var *relu_then_other(tg_tape *t, tg_var *x, bool other_first) {
+    tg_var *o = other_first ? tg_sum(t, tg_mul_scalar(t, x, 3.0)) : NULL;
+    tg_var *r = tg_sum(t, tg_relu(t, x));
+    return other_first ? tg_add(t, o, r) : tg_add(t, r, tg_sum(t, tg_mul_scalar(t, x, 3.0)));
+}
+
+Test(ops, relu_and_affine_set_the_first_gradient_and_add_later_ones) {
+    double xv[6] = {-1.5, 0, 0.25, 2, -0.1, 3};
+    for (int order = 0; order < 2; order++) {
+        tg_tape *t = tg_tape_new();
+        tg_var *x = tg_leaf(t, tg_tensor_from(tg_tape_arena(t), TG_F64, S(2, 3), xv, TG_F64), true);
+        tg_backward(t, relu_then_other(t, x, order));
+        for (int i = 0; i < 6; i++)
+            cr_expect_eq(tg_tensor_get(&x->grad, i), (xv[i] > 0 ? 1.0 : 0.0) + 3.0, "order %d, dx[%d]", order, i);
+        tg_tape_free(t);
+    }
+    /* affine: x (2, 3) through w (4, 3) twice, and once; dx = sum over uses of ones(2, 4) @ w. */
+    double wv[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    for (int uses = 1; uses <= 2; uses++) {
+        tg_tape *t = tg_tape_new();
+        tg_arena *a = tg_tape_arena(t);
+        tg_var *x = tg_leaf(t, tg_tensor_from(a, TG_F64, S(2, 3), xv, TG_F64), true);
+        tg_var *w = tg_leaf(t, tg_tensor_from(a, TG_F64, S(4, 3), wv, TG_F64), true);
+        tg_var *b = tg_leaf(t, tg_tensor_zeros(a, TG_F64, S(4)), true);
+        tg_var *l = tg_sum(t, tg_affine(t, x, w, b, TG_ACT_NONE));
+        if (uses == 2) l = tg_add(t, l, tg_sum(t, tg_affine(t, x, w, b, TG_ACT_NONE)));
+        tg_backward(t, l);
+        for (int i = 0; i < 6; i++) {
+            double col = wv[i % 3] + wv[3 + i % 3] + wv[6 + i % 3] + wv[9 + i % 3];
+            cr_expect_eq(tg_tensor_get(&x->grad, i), uses * col, "%d uses, dx[%d]", uses, i);
+        }
+        tg_tape_free(t);
+    }
+}
+
 Test(ops, edge_kl_with_large_logvar) {
     /* KL = -1/2 (1 + lv - mu^2 - e^lv); dKL/dlv = (e^lv - 1) / 2, dKL/dmu = mu. */
     struct { tg_dtype dt; double lv; } pts[] = {{TG_F64, 50}, {TG_F64, 300}, {TG_F32, 80}, {TG_F64, -50}};
