@@ -215,13 +215,19 @@ void tg_tensor_acc_scalar(tg_tensor *dst, double c) {
 
 /* out = EXPR(x[i]) for every i (s a double scalar the expression may use). */
 #define MAP(NAME, EXPR)                                                      \
-    TG_SIMD static void map_##NAME(tg_tensor *out, const tg_tensor *in, double s) { \
-        check_same("tg_tensor_" #NAME, out, in);                             \
+    TG_SIMD static void map_##NAME##_range(void *ctx, int64_t begin, int64_t end) { \
+        const kernel_args *k = ctx;                                          \
+        const double s = k->s;                                               \
         (void)s;                                                             \
-        TG_DISPATCH(out->dtype, {                                            \
-            const T *x = in->data; T *y = out->data;                         \
-            for (int64_t i = 0; i < out->numel; i++) y[i] = (EXPR);          \
+        TG_DISPATCH(k->dt, {                                                 \
+            const T *x = k->x; T *y = k->out;                                \
+            for (int64_t i = begin; i < end; i++) y[i] = (EXPR);             \
         });                                                                  \
+    }                                                                        \
+    static void map_##NAME(tg_tensor *out, const tg_tensor *in, double s) {  \
+        check_same("tg_tensor_" #NAME, out, in);                             \
+        kernel_args k = {.dt = out->dtype, .x = in->data, .out = out->data, .s = s}; \
+        tg_parallel_for(out->numel, PAR_GRAIN, map_##NAME##_range, &k);      \
     }
 MAP(neg, -x[i])
 MAP(exp, EXP(x[i]))
@@ -255,13 +261,19 @@ void tg_tensor_pow_scalar(tg_tensor *out, const tg_tensor *x, double p) { map_po
 void tg_tensor_rsub_scalar(tg_tensor *out, double s, const tg_tensor *x) { map_rsub_scalar(out, x, s); }
 void tg_tensor_rdiv_scalar(tg_tensor *out, double s, const tg_tensor *x) { map_rdiv_scalar(out, x, s); }
 
-TG_SIMD void tg_tensor_mask_pos(tg_tensor *out, const tg_tensor *g, const tg_tensor *m) {
+TG_SIMD static void mask_pos_range(void *ctx, int64_t begin, int64_t end) {
+    const kernel_args *k = ctx;
+    TG_DISPATCH(k->dt, {
+        const T *restrict gy = k->g, *restrict y = k->x; T *restrict o = k->out;
+        for (int64_t i = begin; i < end; i++) o[i] = y[i] > 0 ? gy[i] : (T)0;
+    });
+}
+
+void tg_tensor_mask_pos(tg_tensor *out, const tg_tensor *g, const tg_tensor *m) {
     check_same("tg_tensor_mask_pos", out, g);
     check_same("tg_tensor_mask_pos", out, m);
-    TG_DISPATCH(out->dtype, {
-        const T *restrict gy = g->data, *restrict y = m->data; T *restrict o = out->data;
-        for (int64_t i = 0; i < out->numel; i++) o[i] = y[i] > 0 ? gy[i] : (T)0;
-    });
+    kernel_args k = {.dt = out->dtype, .g = g->data, .x = m->data, .out = out->data};
+    tg_parallel_for(out->numel, PAR_GRAIN, mask_pos_range, &k);
 }
 
 /* ================================================================ losses */
