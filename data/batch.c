@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "data/data.h"
+#include "tensor/kernels.h"
 
 tg_batcher *tg_batcher_new(const tg_images *x, const tg_labels *y, int64_t batch, bool shuffle, tg_rng *rng) {
     TG_CHECK(x && x->pixels && x->n > 0 && x->rows > 0 && x->cols > 0,
@@ -31,10 +32,6 @@ tg_batcher *tg_batcher_new(const tg_images *x, const tg_labels *y, int64_t batch
     b->batch = batch;
     b->shuffle = shuffle;
     b->rng = rng;
-    for (int p = 0; p < 256; p++) {
-        b->lut32[p] = (float)p / 255.0f;
-        b->lut64[p] = (double)p / 255.0;
-    }
     tg_batcher_start_epoch(b);
     return b;
 }
@@ -63,18 +60,9 @@ int64_t tg_batcher_next(tg_batcher *b, tg_tensor *x_out, tg_tensor *y_out) {
     int64_t rows = b->n - b->pos < b->batch ? b->n - b->pos : b->batch;
     if (rows <= 0) return 0;
     const int64_t *idx = b->order + b->pos;
-    const int64_t D = b->dim;
-    for (int64_t i = 0; i < rows; i++) {
-        const uint8_t *src = b->x->pixels + idx[i] * D;
-        if (x_out->dtype == TG_F32) {
-            float *dst = TG_F32P(x_out) + i * D;
-            for (int64_t j = 0; j < D; j++) dst[j] = b->lut32[src[j]];
-        } else {
-            double *dst = TG_F64P(x_out) + i * D;
-            for (int64_t j = 0; j < D; j++) dst[j] = b->lut64[src[j]];
-        }
-        if (y_out) TG_I64P(y_out)[i] = b->y->labels[idx[i]];
-    }
+    tg_tensor_rows_from_u8(x_out, b->x->pixels, idx, rows, b->dim);   /* pixels / 255 */
+    if (y_out)
+        for (int64_t i = 0; i < rows; i++) TG_I64P(y_out)[i] = b->y->labels[idx[i]];
     b->pos += rows;
     return rows;
 }

@@ -137,8 +137,6 @@ typedef struct {
     int64_t *order;       /* (n) permutation of 0..n-1 for this epoch */
     int64_t pos;          /* next index into order */
     int64_t epoch;        /* calls of tg_batcher_start_epoch, incl. the one in _new */
-    float lut32[256];     /* pixel value p -> p / 255.0f */
-    double lut64[256];    /* pixel value p -> p / 255.0 */
 } tg_batcher;
 
 /* Creates a batcher over x (and labels y, which may be NULL) with batches of

@@ -342,6 +342,32 @@ void tg_tensor_acc_bce_logits_dx(tg_tensor *gx, const tg_tensor *g, const tg_ten
     tg_parallel_for(gx->numel, PAR_GRAIN, bce_logits_dx_range, &k);
 }
 
+typedef struct {
+    tg_tensor *out;
+    const uint8_t *src;
+    const int64_t *rows;
+    int64_t D;
+} u8_rows_args;
+
+TG_SIMD static void rows_from_u8_range(void *ctx, int64_t begin, int64_t end) {
+    const u8_rows_args *k = ctx;
+    const int64_t D = k->D;
+    for (int64_t i = begin; i < end; i++) {
+        const uint8_t *s = k->src + k->rows[i] * D;
+        TG_DISPATCH(k->out->dtype, {
+            T *o = (T *)k->out->data + i * D;
+            for (int64_t j = 0; j < D; j++) o[j] = (T)s[j] / (T)255;
+        });
+    }
+}
+
+void tg_tensor_rows_from_u8(tg_tensor *out, const uint8_t *src, const int64_t *rows, int64_t n, int64_t D) {
+    TG_CHECK(out->shape.ndim == 2 && out->shape.d[0] >= n && out->shape.d[1] == D && out->dtype != TG_I64,
+             "tg_tensor_rows_from_u8: out must be float (>= %lld, %lld)", (long long)n, (long long)D);
+    u8_rows_args k = {out, src, rows, D};
+    tg_parallel_for(n, PAR_GRAIN / (D > 0 ? D : 1) + 1, rows_from_u8_range, &k);
+}
+
 /* gx = s (sigmoid(x) - y), or gx += that when squares (reused as "add") is set. */
 TG_SIMD static void bce_logits_grad_range(void *ctx, int64_t begin, int64_t end) {
     const kernel_args *k = ctx;

@@ -92,6 +92,10 @@ void tg_tensor_bce_dy(tg_tensor *out, const tg_tensor *p);
  * overflows (threaded); gx += g (sigmoid(x) - y), its gradient (threaded). */
 void tg_tensor_bce_logits(tg_tensor *out, const tg_tensor *x, const tg_tensor *y);
 void tg_tensor_acc_bce_logits_dx(tg_tensor *gx, const tg_tensor *g, const tg_tensor *x, const tg_tensor *y);
+/* Rows of 8-bit pixels as values in [0, 1]: out (>= n, D) row i = src row
+ * rows[i] (each D bytes) / 255, exactly p / 255.0f in float32 (p / 255.0 in
+ * float64), for i < n; threaded over rows. */
+void tg_tensor_rows_from_u8(tg_tensor *out, const uint8_t *src, const int64_t *rows, int64_t n, int64_t D);
 /* gx = s (sigmoid(x) - y), or gx += s (sigmoid(x) - y) if add: the gradient
  * of s times the summed loss (threaded). */
 void tg_tensor_bce_logits_grad(tg_tensor *gx, const tg_tensor *x, const tg_tensor *y, double s, bool add);
