@@ -628,15 +628,15 @@ Test(ops, edge_bce_logits_sum_matches_the_elementwise_terms_summed) {
     }
 }
 
-/* relu and affine write their input's gradient when nothing reached it yet
+/* relu, reshape and affine write their input's gradient when nothing reached it yet
  * and add when something did: both orders of a second use give the sum. */
 static tg_var *relu_then_other(tg_tape *t, tg_var *x, bool other_first) {
     tg_var *o = other_first ? tg_sum(t, tg_mul_scalar(t, x, 3.0)) : NULL;
-    tg_var *r = tg_sum(t, tg_relu(t, x));
+    tg_var *r = tg_sum(t, tg_reshape(t, tg_relu(t, tg_reshape(t, x, S(3, 2))), S(6)));
     return other_first ? tg_add(t, o, r) : tg_add(t, r, tg_sum(t, tg_mul_scalar(t, x, 3.0)));
 }
 
-Test(ops, relu_and_affine_set_the_first_gradient_and_add_later_ones) {
+Test(ops, relu_reshape_and_affine_set_the_first_gradient_and_add_later_ones) {
     double xv[6] = {-1.5, 0, 0.25, 2, -0.1, 3};
     for (int order = 0; order < 2; order++) {
         tg_tape *t = tg_tape_new();
