@@ -90,7 +90,7 @@ def main():
         p = run([os.path.abspath(__file__), "--worker", "--threads", str(args.threads),
                  "--min-seconds", str(args.min_seconds)], setting, args.threads)
         if p.returncode != 0:
-            print(f"! {setting}: the worker failed (exit status {p.returncode}); left out")
+            print(f"! NumPy GEMM, {args.threads} thread(s), {setting}: the worker failed (exit status {p.returncode}); left out")
             continue
         tried.append(f"{setting} ({describe(setting)})")
         for line in p.stdout.splitlines():
@@ -102,7 +102,7 @@ def main():
             key, gf, err = tuple(map(int, f[:5])), float(f[5]), float(f[6])
             if not err < TOLERANCE:
                 name = next(n for n, *shape in SHAPES if tuple(shape) == key)
-                print(f"! {args.threads} thread(s), {setting}: {name.strip()}: rel. error {err:.1e} "
+                print(f"! NumPy GEMM, {args.threads} thread(s), {setting}: {name.strip()}: rel. error {err:.1e} "
                       f"against float64 (limit {TOLERANCE:g}); left out")
                 continue
             if key not in best or gf > best[key][0]:

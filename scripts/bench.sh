@@ -122,15 +122,16 @@ if [ -n "$PY" ]; then
         done
     done
     # Every run's final test loss against the median of all: more than 1% away is wrong.
-    awk -v N="$n_train" '{ set[NR] = $1; th[NR] = $2; s[NR] = $3; rss[NR] = $4; loss[NR] = $5; sorted[NR] = $5 }
+    awk -v N="$n_train" -v f1="$floor1" -v f2="$floor2" '{ set[NR] = $1; th[NR] = $2; s[NR] = $3; rss[NR] = $4; loss[NR] = $5; sorted[NR] = $5 }
         END {
             if (NR == 0) exit
             for (i = 1; i <= NR; i++) for (j = i + 1; j <= NR; j++) if (sorted[j] < sorted[i]) { t = sorted[i]; sorted[i] = sorted[j]; sorted[j] = t }
             med = NR % 2 ? sorted[(NR + 1) / 2] : (sorted[NR / 2] + sorted[NR / 2 + 1]) / 2
             for (i = 1; i <= NR; i++) {
                 bad = loss[i] > med * 1.01 || loss[i] < med * 0.99
-                printf "%-26s %9.2f %10.0f %12s %10.4f%s\n", "PyTorch, " th[i] " thr, " set[i], s[i], N / s[i], rss[i], loss[i],
-                    bad ? sprintf("  WRONG: test loss %+.1f%% off the median of the PyTorch runs, left out", 100 * (loss[i] / med - 1)) : ""
+                f = th[i] == 1 ? f1 : th[i] == 2 ? f2 : ""
+                printf "%-26s %9.2f %10.0f %12s %10.4f %8s%s\n", "PyTorch, " th[i] " thr, " set[i], s[i], N / s[i], rss[i], loss[i],
+                    (f != "" ? sprintf("%.2f", s[i] / f) : "-"), bad ? sprintf("  WRONG: test loss %+.1f%% off the median of the PyTorch runs, left out", 100 * (loss[i] / med - 1)) : ""
                 if (!bad && (best == "" || s[i] < s[best])) best = i
             }
             if (best == "") { print "PyTorch: no run agrees with the others" > "/dev/stderr"; exit }
@@ -139,7 +140,7 @@ if [ -n "$PY" ]; then
     if [ -s "$OUT/py.best" ]; then
         set -- $(cat "$OUT/py.best")
         awk -v th="$1" -v set="$("$PY" bench/blas_settings.py --describe "$2")" -v p="$3" -v c1="$c1" -v c2="$c2" 'BEGIN {
-            printf "PyTorch at its best: %d thread%s, %s, %.2f s/epoch\n", th, th > 1 ? "s" : "", set, p
+            printf "PyTorch at its best: %d thread%s, %s, %.2f s/epoch\n", th, (th > 1 ? "s" : ""), set, p
             printf "ratio to PyTorch at its best: %.2fx at 1 thread, %.2fx at 2 threads (> 1: tapegrad is faster)\n", p / c1, p / c2 }'
     fi
 else
@@ -237,15 +238,15 @@ set -- $peaks
 peak1=$1 peak2=$2
 awk -v g="$conv_gflop" -v p1="$peak1" -v p2="$peak2" -v n="$n_train" 'BEGIN {
     printf "an epoch'"'"'s products: %.1f GFLOP (%d images: the conv VAE'"'"'s convolution and linear products, forward and backward, batch 128)\n", g, n
-    printf "  -> floor %.2f s at the 2-thread peak (%.2f s at 1 thread; peaks %.1f and %.1f GFLOP/s, GEMM above)\n", g / p2, g / p1, p2, p1 }'
+    printf "  -> floor %.2f s at the 2-thread peak (%.2f s at 1 thread; FMA peak %.1f GFLOP/s on 1 thread, %.1f on 2, GEMM above)\n", g / p2, g / p1, p1, p2 }'
 cvrow() {  # name seconds rss test-loss [floor]
     awk -v n="$1" -v s="$2" -v r="$3" -v l="$4" -v f="${5:-}" -v N="$n_train" 'BEGIN {
-        printf "%-34s %9.2f %10.0f %12s %10.4f", n, s, N / s, r, l
+        printf "%-36s %9.2f %10.0f %12s %10.4f", n, s, N / s, (r ~ /^[0-9.]+$/ ? sprintf("%.1f", r) : r), l
         if (f != "") printf " %8.2f", s / f
         printf "\n" }'
 }
 echo "(s/epoch: the epoch's training steps, without the test pass: vae train's metrics.csv seconds, torch_models.py's epoch lines)"
-printf '%-34s %9s %10s %12s %10s %8s\n' program "s/epoch" "images/s" "peak RSS MB" "test loss" "x floor"
+printf '%-36s %9s %10s %12s %10s %8s\n' program "s/epoch" "images/s" "peak RSS MB" "test loss" "x floor"
 for th in 1 2; do
     if [ -x /usr/bin/time ]; then
         /usr/bin/time -f %M -o "$OUT/cv$th.rss" build/vae train --model conv-vae --epochs "$CONV_EPOCHS" --data "$DATA" \
@@ -297,21 +298,22 @@ if [ -n "$PY" ]; then
             echo "PyTorch conv VAE, $th thr, $1, oneDNN $2: failed ($(tail -1 "$OUT/pcv$th.log"))"
         fi
     done
-    echo "PyTorch's setting per thread count: the fastest median of 20 training steps (ms) of"
-    awk '{ printf "%s%s thr %s/oneDNN %s %.1f", NR > 1 ? ", " : "  ", $1, $2, $3, $4 } END { printf "\n" }' "$OUT/pcv-steps.txt"
+    echo "PyTorch's setting per thread count: the fastest median of 20 training steps, ms, of"
+    awk '{ printf "%s%s/oneDNN %s %.1f", ($1 != th ? (NR > 1 ? "\n" : "") "  " $1 " thr: " : ", "), $2, $3, $4; th = $1 }
+         END { printf "\n" }' "$OUT/pcv-steps.txt"
     if [ -s "$OUT/pcv.txt" ]; then
         awk '{ th[NR] = $1; set[NR] = $2; dnn[NR] = $3; s[NR] = $4; loss[NR] = $5 }
             END {
                 if (NR == 2) {
                     d = loss[2] / loss[1] - 1
                     printf "PyTorch runs'"'"' train loss (%.4f, %.4f): %s\n", loss[1], loss[2],
-                        d < 0.01 && d > -0.01 ? "agree within 1%" : "DISAGREE by more than 1%: one setting is wrong"
+                        (d < 0.01 && d > -0.01 ? "agree within 1%" : "DISAGREE by more than 1%: one setting is wrong")
                 }
                 for (i = 1; i <= NR; i++) if (b == "" || s[i] < s[b]) b = i
                 print th[b], set[b], dnn[b], s[b] > "'"$OUT/pcv.best"'" }' "$OUT/pcv.txt"
         set -- $(cat "$OUT/pcv.best")
         awk -v th="$1" -v set="$("$PY" bench/blas_settings.py --describe "$2")" -v dnn="$3" -v p="$4" -v c1="$v1" -v c2="$v2" 'BEGIN {
-            printf "PyTorch at its best: %d thread%s, %s, oneDNN %s, %.2f s/epoch\n", th, th > 1 ? "s" : "", set, dnn, p
+            printf "PyTorch at its best: %d thread%s, %s, oneDNN %s, %.2f s/epoch\n", th, (th > 1 ? "s" : ""), set, dnn, p
             printf "ratio to PyTorch at its best: %.2fx at 1 thread, %.2fx at 2 threads (> 1: tapegrad is faster)\n", p / c1, p / c2 }'
         echo "(the convolutions of every setting are checked against float64 in the section above)"
     fi
