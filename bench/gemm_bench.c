@@ -26,6 +26,7 @@
  * and on T threads.
  *
  *   make build/gemm_bench && build/gemm_bench [--kernels] [--images N] [min_seconds_per_case]
+ *   build/gemm_bench --peak      the peak line alone (scripts/bench.sh measures it again)
  *
  * --kernels adds a table of every kernel this CPU supports, on one thread.
  */
@@ -231,14 +232,15 @@ static void kernel_table(double min_sec)
 int main(int argc, char **argv)
 {
     double min_sec = 0.3;
-    bool kernels = false;
+    bool kernels = false, peak_only = false;
     long long images = 60000;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--kernels") == 0) kernels = true;
+        else if (strcmp(argv[i], "--peak") == 0) peak_only = true;
         else if (strcmp(argv[i], "--images") == 0 && i + 1 < argc) images = atoll(argv[++i]);
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("usage: %s [--kernels] [--images N (default 60000)] [min_seconds_per_case (default 0.3)]\n",
-                   argv[0]);
+            printf("usage: %s [--kernels] [--images N (default 60000)] [min_seconds_per_case (default 0.3)]\n"
+                   "       %s --peak   (the peak line alone)\n", argv[0], argv[0]);
             return 0;
         } else min_sec = atof(argv[i]);
     }
@@ -249,6 +251,7 @@ int main(int argc, char **argv)
     printf("Peak (%s FMA loop): %.1f GFLOP/s on 1 thread", fk.isa, peak1);
     if (T > 1) printf(", %.1f on %d threads", peakT, T);
     printf("\n");
+    if (peak_only) return 0;
 
     const char *python = getenv("PYTHON");
     if (python == NULL) python = "/usr/bin/python3";
