@@ -14,10 +14,19 @@
  * the CPU has it, else AVX2, else scalar) on 1 and on T threads (bench/peak.h).
  *
  * When /usr/bin/python3 (or $PYTHON) has numpy, bench/numpy_gemm.py times
- * the same products with numpy's BLAS (OpenBLAS here) on 1 and T threads and
- * its figures join the table. Run from the repository root.
+ * the same products with numpy's BLAS (OpenBLAS here) on 1 and T threads,
+ * under each OpenBLAS setting of bench/blas_settings.py (OPENBLAS_CORETYPE
+ * unset, and the core type made for this CPU), and the fastest setting whose
+ * products are right joins the table per shape, with its name. Run from the
+ * repository root.
  *
- *   make build/gemm_bench && build/gemm_bench [--kernels] [min_seconds_per_case]
+ * Last, it measures the peak again and prints the floor of a VAE training
+ * epoch: the epoch's product flops (epoch_flops(), --images training
+ * images, default 60000) at the higher of the two peak measurements, on 1
+ * and on T threads.
+ *
+ *   make build/gemm_bench && build/gemm_bench [--kernels] [--images N] [min_seconds_per_case]
+ *   build/gemm_bench --peak      the peak line alone (scripts/bench.sh measures it again)
  *
  * --kernels adds a table of every kernel this CPU supports, on one thread.
  */
@@ -107,11 +116,49 @@ static double bench_one(const bench_shape *s, double min_sec)
 }
 
 /* ------------------------------------------------------------------------ */
-/* OpenBLAS through numpy: bench/numpy_gemm.py prints one line per shape,
- *   transA transB M N K gflops
- * Fills gf[NSHAPES] (0 where missing); returns false if it did not run. */
+/* The floor: the products of one training epoch of the VAE at the FMA peak.
+ * A step on a batch of b rows runs, per layer (in -> out), the forward
+ * product x @ W^T and the weight gradient dY^T @ x, and the input gradient
+ * dY @ W for every layer but fc1 (x needs no gradient: tg_affine's backward
+ * skips it); fc_mu and fc_logvar are two separate (b, 400) x (400, 20)
+ * products (models/vae.c). Each is 2 b in out flops, so an epoch costs
+ * 2 in out flops per training image and product, the last short batch
+ * counted as it is. */
 
-static bool blas_gflops(const char *python, int threads, double min_sec, double *gf)
+typedef struct {
+    int64_t in, out;
+    int products;  /* forward, dW, and dX unless the input needs no gradient */
+} vae_layer;
+
+static const vae_layer vae_layers[] = {
+    {784, 400, 2},  /* fc1: forward, dW (no dX) */
+    {400, 20, 3},   /* fc_mu */
+    {400, 20, 3},   /* fc_logvar */
+    {20, 400, 3},   /* fc2 */
+    {400, 784, 3},  /* fc3 */
+};
+
+static double epoch_flops(int64_t images)
+{
+    double f = 0;
+    for (size_t i = 0; i < sizeof vae_layers / sizeof vae_layers[0]; i++)
+        f += vae_layers[i].products * 2.0 * (double)vae_layers[i].in * (double)vae_layers[i].out;
+    return f * (double)images;
+}
+
+/* ------------------------------------------------------------------------ */
+/* OpenBLAS through numpy: bench/numpy_gemm.py tries each OpenBLAS setting
+ * and prints a header line "# ...", a line "! ..." per setting left out, and
+ * one line per shape, the fastest setting's:
+ *   transA transB M N K gflops setting  # name
+ * Prints the "!" lines (and the "#" one when header is set); fills
+ * gf[NSHAPES] and set[NSHAPES] (0 and "-" where missing); returns false if
+ * it did not run. */
+
+typedef char setting_name[24];
+
+static bool blas_gflops(const char *python, int threads, double min_sec, bool header, double *gf,
+                        setting_name *set)
 {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s bench/numpy_gemm.py --threads %d --min-seconds %g 2>/dev/null",
@@ -121,16 +168,20 @@ static bool blas_gflops(const char *python, int threads, double min_sec, double 
     int found = 0, ta, tb;
     long long M, N, K;
     double g;
-    for (int i = 0; i < NSHAPES; i++) gf[i] = 0;
-    char line[256];
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "%d %d %lld %lld %lld %lf", &ta, &tb, &M, &N, &K, &g) == 6)
+    setting_name name;
+    for (int i = 0; i < NSHAPES; i++) gf[i] = 0, strcpy(set[i], "-");
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '!' || (header && line[0] == '#')) fputs(line + 2, stdout);
+        if (sscanf(line, "%d %d %lld %lld %lld %lf %23s", &ta, &tb, &M, &N, &K, &g, name) == 7)
             for (int i = 0; i < NSHAPES; i++)
                 if (shapes[i].transA == ta && shapes[i].transB == tb && shapes[i].M == M &&
                     shapes[i].N == N && shapes[i].K == K) {
                     gf[i] = g;
+                    strcpy(set[i], name);
                     found++;
                 }
+    }
     return pclose(f) == 0 && found > 0;
 }
 
@@ -181,11 +232,15 @@ static void kernel_table(double min_sec)
 int main(int argc, char **argv)
 {
     double min_sec = 0.3;
-    bool kernels = false;
+    bool kernels = false, peak_only = false;
+    long long images = 60000;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--kernels") == 0) kernels = true;
+        else if (strcmp(argv[i], "--peak") == 0) peak_only = true;
+        else if (strcmp(argv[i], "--images") == 0 && i + 1 < argc) images = atoll(argv[++i]);
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("usage: %s [--kernels] [min_seconds_per_case (default 0.3)]\n", argv[0]);
+            printf("usage: %s [--kernels] [--images N (default 60000)] [min_seconds_per_case (default 0.3)]\n"
+                   "       %s --peak   (the peak line alone)\n", argv[0], argv[0]);
             return 0;
         } else min_sec = atof(argv[i]);
     }
@@ -196,12 +251,14 @@ int main(int argc, char **argv)
     printf("Peak (%s FMA loop): %.1f GFLOP/s on 1 thread", fk.isa, peak1);
     if (T > 1) printf(", %.1f on %d threads", peakT, T);
     printf("\n");
+    if (peak_only) return 0;
 
     const char *python = getenv("PYTHON");
     if (python == NULL) python = "/usr/bin/python3";
     double blas1[NSHAPES], blasT[NSHAPES];
-    bool have_blas = blas_gflops(python, 1, min_sec, blas1);
-    if (have_blas && T > 1) have_blas = blas_gflops(python, T, min_sec, blasT);
+    setting_name set1[NSHAPES], setT[NSHAPES];
+    bool have_blas = blas_gflops(python, 1, min_sec, true, blas1, set1);
+    if (have_blas && T > 1) have_blas = blas_gflops(python, T, min_sec, false, blasT, setT);
     if (!have_blas)
         printf("(no OpenBLAS column: %s bench/numpy_gemm.py did not run; needs numpy)\n", python);
 
@@ -211,8 +268,8 @@ int main(int argc, char **argv)
     printf("%-19s %4s %4s %4s | %6s %4s", "shape", "M", "N", "K", "1 thr", "%pk");
     if (T > 1) printf(" %4d thr %4s %5s", T, "%pk", "x");
     if (have_blas) {
-        printf(" | %9s", "BLAS 1thr");
-        if (T > 1) printf(" %7s%d", "BLAS ", T);
+        printf(" | %9s %-8s", "BLAS 1thr", "setting");
+        if (T > 1) printf(" %6s%dthr %-8s", "BLAS ", T, "setting");
     }
     printf("\n");
     for (int i = 0; i < NSHAPES; i++) {
@@ -228,8 +285,8 @@ int main(int argc, char **argv)
             printf(" %8.1f %3.0f%% %5.2f", oursT[i], 100 * oursT[i] / peakT, oursT[i] / ours1[i]);
         }
         if (have_blas) {
-            printf(" | %9.1f", blas1[i]);
-            if (T > 1) printf(" %8.1f", blasT[i]);
+            printf(" | %9.1f %-8s", blas1[i], set1[i]);
+            if (T > 1) printf(" %10.1f %-8s", blasT[i], setT[i]);
         }
         printf("\n");
         fflush(stdout);
@@ -238,10 +295,23 @@ int main(int argc, char **argv)
     printf("%-19s %14s | %6.1f %3.0f%%", "all shapes (step)", "", s1, 100 * s1 / peak1);
     if (T > 1) printf(" %8.1f %3.0f%% %5.2f", sT, 100 * sT / peakT, sT / s1);
     if (have_blas) {
-        printf(" | %9.1f", step_gflops(blas1));
-        if (T > 1) printf(" %8.1f", step_gflops(blasT));
+        printf(" | %9.1f %-8s", step_gflops(blas1), "");
+        if (T > 1) printf(" %10.1f", step_gflops(blasT));
     }
     printf("\n");
+
+    /* The floor, at the peak measured again: on a shared machine one
+     * measurement may have run beside other work, so the higher counts. */
+    double again1 = peak_gflops(fk, 1), againT = T > 1 ? peak_gflops(fk, T) : again1;
+    printf("Peak (%s FMA loop) again, after the table: %.1f GFLOP/s on 1 thread", fk.isa, again1);
+    if (T > 1) printf(", %.1f on %d threads", againT, T);
+    printf("; the floor takes the higher of the two measurements\n");
+    if (again1 > peak1) peak1 = again1;
+    if (againT > peakT) peakT = againT;
+    double ef = epoch_flops(images);
+    printf("an epoch's products: %.1f GFLOP (%lld images: the VAE's forward and backward products, batch %d; "
+           "the last short batch counted as it is) -> floor %.3f s at the %d-thread peak (%.3f s at 1 thread)\n",
+           ef * 1e-9, images, B, ef / (peakT * 1e9), T, ef / (peak1 * 1e9));
 
     if (kernels) kernel_table(min_sec);
     tg_threads_set(0);

@@ -10,9 +10,9 @@ and the same passes, at 1 and 2 threads:
 counts. GFLOP/s: 2*MACs per fwd, 3x that per fwd+bwd, bias not counted.
 
 PyTorch at its best setting: for each thread count, one fresh subprocess per
-OpenBLAS core type, the one OpenBLAS picks by itself ("auto") and
-OPENBLAS_CORETYPE=SkylakeX (AVX-512 CPUs) or Haswell (AVX2), each with
-OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS and
+OpenBLAS core type (bench/blas_settings.py), the one OpenBLAS picks by itself
+("auto") and OPENBLAS_CORETYPE=SkylakeX (AVX-512 CPUs) or Haswell (AVX2),
+each with OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS and
 torch.set_num_threads set to the thread count (and OMP_WAIT_POLICY=PASSIVE
 unless set, as bench/torch_vae.py) before torch loads. Inside each, every
 shape runs with oneDNN (torch.backends.mkldnn, PyTorch's default here) and
@@ -32,9 +32,11 @@ prints it) for the %pk column; without it the column shows "-".
 import argparse
 import math
 import os
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from blas_settings import cpu_coretype, run, settings  # noqa: E402,F401 (cpu_coretype: scripts/torch_models.py)
 
 B, K, S, P = 128, 4, 2, 1
 THREADS = (1, 2)
@@ -147,31 +149,9 @@ def worker(threads, min_sec):
 # Parent: runs the workers and prints the table.
 
 
-def cpu_coretype():
-    """SkylakeX on AVX-512 CPUs, Haswell on AVX2 ones, else None."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return None
-    if "avx512f" in flags:
-        return "SkylakeX"
-    if "avx2" in flags:
-        return "Haswell"
-    return None
-
-
-def run_worker(threads, coretype, min_sec):
-    env = dict(os.environ)
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(threads)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    env.pop("OPENBLAS_CORETYPE", None)
-    if coretype:
-        env["OPENBLAS_CORETYPE"] = coretype
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(threads),
-           "--min-seconds", str(min_sec)]
-    out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, check=True, text=True).stdout
+def run_worker(threads, setting, min_sec):
+    cmd = [os.path.abspath(__file__), "--worker", str(threads), "--min-seconds", str(min_sec)]
+    out = run(cmd, setting, threads, check=True).stdout
     rows = []
     for line in out.splitlines():
         if line.startswith("RESULT "):
@@ -193,7 +173,7 @@ def main():
     peak = dict(zip(THREADS, map(float, args.peak.split(",")))) if args.peak else {}
 
     import torch  # only for its version: the workers do the measuring
-    coretypes = ["auto"] + ([cpu_coretype()] if cpu_coretype() else [])
+    coretypes = settings()
     print(f"PyTorch {torch.__version__}: convolutions of the conv VAE: float32, batch {B}, "
           f"kernel {K}, stride {S}, padding {P}, with bias")
     print("GFLOP/s: 2*MACs per fwd, 3x that per fwd+bwd (dx, dw, db); bias adds not counted")
@@ -204,8 +184,7 @@ def main():
     worst_err, bad = 0.0, []
     for threads in THREADS:
         for coretype in coretypes:
-            for name, pss, variant, ms, err in run_worker(
-                    threads, None if coretype == "auto" else coretype, args.min_seconds):
+            for name, pss, variant, ms, err in run_worker(threads, coretype, args.min_seconds):
                 setting = f"{coretype}/{variant}"
                 if not err < TOLERANCE:
                     bad.append(f"{name} {pss} {threads} thr {setting}: rel. error {err:.1e}")

@@ -3,7 +3,7 @@
 # run (the last part of make bench; runs alone too, after make build/conv_bench):
 #   1. build/conv_bench: forward and forward+backward of each conv2d and
 #      conv_transpose2d at 1 and 2 threads, ms, GFLOP/s, % of the FMA peak.
-#   2. bench/torch_conv.py (when /usr/bin/python3, or $PYTHON, imports torch):
+#   2. bench/torch_conv.py (when $PYTHON, default /usr/bin/python3, imports torch):
 #      the same with PyTorch at its fastest setting per row.
 #   3. Per shape, pass and thread count, PyTorch ms / tapegrad ms (> 1: tapegrad
 #      is faster).
@@ -18,7 +18,7 @@ echo "-- tapegrad (bench/conv_bench.c)"
 build/conv_bench "$MIN_SECONDS" | tee "$OUT/c.txt"
 
 PY=
-for p in ${PYTHON:-} /usr/bin/python3; do
+for p in ${PYTHON:-/usr/bin/python3}; do
     "$p" -c "import torch" 2>/dev/null && { PY=$p; break; }
 done
 if [ -z "$PY" ]; then
