@@ -118,7 +118,10 @@ double tg_params_clip_grad_norm(tg_params *ps, double max_norm) {
     return norm;
 }
 
-void tg_params_zero_grad(tg_params *ps) { memset(ps->grad, 0, (size_t)ps->n * tg_dtype_size(ps->dtype)); }
+void tg_params_zero_grad(tg_params *ps) {
+    tg_tensor g = tg_tensor_wrap(ps->dtype, TG_SHAPE(ps->n), ps->grad);
+    tg_tensor_zero(&g);
+}
 
 /* ---------------------------------------------------------------- linear */
 

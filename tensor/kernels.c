@@ -190,6 +190,17 @@ void tg_tensor_expand(tg_tensor *out, const tg_tensor *src) {
 
 /* ================================================================ elementwise */
 
+static void zero_range(void *ctx, int64_t begin, int64_t end) {
+    const kernel_args *k = ctx;
+    size_t es = tg_dtype_size(k->dt);
+    memset((char *)k->out + (size_t)begin * es, 0, (size_t)(end - begin) * es);
+}
+
+void tg_tensor_zero(tg_tensor *x) {
+    kernel_args k = {.dt = x->dtype, .out = x->data};
+    tg_parallel_for(x->numel, 1 << 16, zero_range, &k);
+}
+
 TG_SIMD void tg_tensor_acc_mul(tg_tensor *dst, const tg_tensor *a, const tg_tensor *b) {
     check_same("tg_tensor_acc_mul", dst, a);
     check_same("tg_tensor_acc_mul", dst, b);

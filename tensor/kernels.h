@@ -92,6 +92,8 @@ void tg_tensor_bce_dy(tg_tensor *out, const tg_tensor *p);
  * overflows (threaded); gx += g (sigmoid(x) - y), its gradient (threaded). */
 void tg_tensor_bce_logits(tg_tensor *out, const tg_tensor *x, const tg_tensor *y);
 void tg_tensor_acc_bce_logits_dx(tg_tensor *gx, const tg_tensor *g, const tg_tensor *x, const tg_tensor *y);
+/* x = 0, every element (threaded). */
+void tg_tensor_zero(tg_tensor *x);
 /* Rows of 8-bit pixels as values in [0, 1]: out (>= n, D) row i = src row
  * rows[i] (each D bytes) / 255, exactly p / 255.0f in float32 (p / 255.0 in
  * float64), for i < n; threaded over rows. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "tensor/threads.h"
 #include "tests/child.h"
 
 static const tg_dtype nn_dtypes[2] = {TG_F32, TG_F64};
@@ -125,7 +126,9 @@ Test(nn, params_zero_grad) {
     tg_params *ps = tg_params_new(TG_F32);
     tg_params_add(ps, "a", TG_SHAPE(10, 10));
     tg_params_add(ps, "b", TG_SHAPE(3));
+    tg_params_add(ps, "c", TG_SHAPE(300, 1001));   /* enough to be split over the threads */
     for (int64_t i = 0; i < ps->n; i++) ((float *)ps->grad)[i] = 1.0f + (float)i, ((float *)ps->data)[i] = 2.0f;
+    tg_threads_set(2);
     tg_params_zero_grad(ps);
     for (int64_t i = 0; i < ps->n; i++) {
         cr_assert_eq(((float *)ps->grad)[i], 0.0f, "gradient %lld", (long long)i);
