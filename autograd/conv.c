@@ -94,6 +94,16 @@ static void first_grads(const tg_var *x, const tg_var *w, const tg_var *b, bool 
     *set_w = distinct && grad_untouched(w) && grad_untouched(b);
 }
 
+/* The gradient reaching the convolution itself: dy, or with a fused ReLU
+ * (args.relu, tg_conv_relu) dy where y > 0 and 0 elsewhere, as relu's rule. */
+static const tg_tensor *relu_masked(tg_tape *t, const tg_entry *e) {
+    const tg_tensor *dy = &e->out->grad;
+    if (!((const tg_conv_args *)e->ctx)->relu) return dy;
+    tg_tensor *m = scratch(t, dy);
+    tg_tensor_mask_pos(m, dy, &e->out->val);
+    return m;
+}
+
 /* The gradient buffer of v: uninitialised when set (the backward writes it whole), else grad_of's. */
 static tg_tensor *grad_for(tg_tape *t, tg_var *v, bool set) { return set ? tg_var_grad_unset(t, v) : grad_of(t, v); }
 
@@ -117,7 +127,7 @@ TG_BACKWARD(conv2d) {
     bool set_x, set_w;
     first_grads(x, w, b, &set_x, &set_w);
     tg_conv2d_backward(tg_tape_arena(t), grad_for(t, x, set_x), grad_for(t, w, set_w), grad_for(t, b, set_w),
-                       &e->out->grad, &x->val, &w->val, e->saved, *(const tg_conv_args *)e->ctx, !set_x, !set_w);
+                       relu_masked(t, e), &x->val, &w->val, e->saved, *(const tg_conv_args *)e->ctx, !set_x, !set_w);
 }
 
 /* ---------------------------------------------------------------- conv_transpose2d */
@@ -137,6 +147,6 @@ TG_BACKWARD(conv_transpose2d) {
     bool set_x, set_w;
     first_grads(x, w, b, &set_x, &set_w);
     tg_conv_transpose2d_backward(tg_tape_arena(t), grad_for(t, x, set_x), grad_for(t, w, set_w),
-                                 grad_for(t, b, set_w), &e->out->grad, &x->val, &w->val,
+                                 grad_for(t, b, set_w), relu_masked(t, e), &x->val, &w->val,
                                  *(const tg_conv_args *)e->ctx, !set_x, !set_w);
 }

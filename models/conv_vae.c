@@ -62,8 +62,8 @@ static void conv_vae_posterior(tg_tape *t, void *self, tg_var *x, const tg_tenso
     const conv_vae *m = self;
     int64_t B = x->val.shape.d[0];
     tg_var *h = tg_reshape(t, x, TG_SHAPE(B, 1, m->rows, m->cols));
-    h = tg_relu(t, tg_conv_forward(t, &m->enc1, h));                  /* (B, 32, R/2, C/2) */
-    h = tg_relu(t, tg_conv_forward(t, &m->enc2, h));                  /* (B, 64, R/4, C/4) */
+    h = tg_conv_relu(t, &m->enc1, h);                                 /* (B, 32, R/2, C/2) */
+    h = tg_conv_relu(t, &m->enc2, h);                                 /* (B, 64, R/4, C/4) */
     h = tg_linear_relu(t, &m->fc1, tg_flatten(t, h, 1, 3));           /* (B, 256) */
     *mu = tg_linear_forward(t, &m->fc_mu, h);
     *logvar = tg_linear_forward(t, &m->fc_logvar, h);
@@ -76,7 +76,7 @@ static tg_var *conv_vae_decode(tg_tape *t, void *self, tg_var *z, const tg_tenso
     tg_var *h = tg_linear_relu(t, &m->fc2, z);                        /* (B, 256) */
     h = tg_linear_relu(t, &m->fc3, h);                                /* (B, 64 R/4 C/4) */
     h = tg_reshape(t, h, TG_SHAPE(B, CH2, m->rows / 4, m->cols / 4));
-    h = tg_relu(t, tg_conv_forward(t, &m->dec1, h));                  /* (B, 32, R/2, C/2) */
+    h = tg_conv_relu(t, &m->dec1, h);                                 /* (B, 32, R/2, C/2) */
     h = tg_conv_forward(t, &m->dec2, h);                              /* (B, 1, R, C) logits */
     return tg_reshape(t, h, TG_SHAPE(B, m->rows * m->cols));
 }

@@ -67,8 +67,8 @@ static void *vq_vae_build(tg_params *ps, const tg_model_config *c, tg_rng *r) {
 static tg_var *encode_rows(tg_tape *t, const vq_vae *m, tg_var *x) {
     int64_t B = x->val.shape.d[0];
     tg_var *h = tg_reshape(t, x, TG_SHAPE(B, 1, m->rows, m->cols));
-    h = tg_relu(t, tg_conv_forward(t, &m->enc1, h));
-    h = tg_relu(t, tg_conv_forward(t, &m->enc2, h));
+    h = tg_conv_relu(t, &m->enc1, h);
+    h = tg_conv_relu(t, &m->enc2, h);
     h = tg_conv_forward(t, &m->enc3, h);                               /* (B, D, gh, gw) */
     h = tg_permute(t, h, TG_SHAPE(0, 2, 3, 1));                        /* (B, gh, gw, D) */
     return tg_reshape(t, h, TG_SHAPE(B * m->gh * m->gw, m->D));
@@ -78,8 +78,8 @@ static tg_var *encode_rows(tg_tape *t, const vq_vae *m, tg_var *x) {
 static tg_var *decode_rows(tg_tape *t, const vq_vae *m, tg_var *zq, int64_t B) {
     tg_var *h = tg_reshape(t, zq, TG_SHAPE(B, m->gh, m->gw, m->D));
     h = tg_permute(t, h, TG_SHAPE(0, 3, 1, 2));                        /* (B, D, gh, gw) */
-    h = tg_relu(t, tg_conv_forward(t, &m->dec1, h));
-    h = tg_relu(t, tg_conv_forward(t, &m->dec2, h));
+    h = tg_conv_relu(t, &m->dec1, h);
+    h = tg_conv_relu(t, &m->dec2, h);
     h = tg_conv_forward(t, &m->dec3, h);                               /* (B, 1, R, C) */
     return tg_reshape(t, h, TG_SHAPE(B, m->rows * m->cols));
 }

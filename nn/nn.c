@@ -219,6 +219,12 @@ tg_var *tg_conv_forward_(TG_LOC, tg_tape *t, const tg_conv *l, tg_var *x) {
                          : tg_conv2d_(file, line, t, x, l->weight, l->bias, l->args);
 }
 
+tg_var *tg_conv_relu_(TG_LOC, tg_tape *t, const tg_conv *l, tg_var *x) {
+    tg_conv fused = *l;
+    fused.args.relu = true;
+    return tg_conv_forward_(file, line, t, &fused, x);
+}
+
 /* ---------------------------------------------------------------- losses */
 
 static tg_var *reduce(tg_tape *t, tg_var *x, tg_reduction r) {

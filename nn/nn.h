@@ -94,6 +94,10 @@ tg_conv tg_conv_transpose2d_new(tg_params *ps, const char *name, int64_t in, int
 /* x (N, in, H, W) -> (N, out, Ho, Wo) by tg_conv2d or tg_conv_transpose2d. */
 tg_var *tg_conv_forward_(TG_LOC, tg_tape *t, const tg_conv *l, tg_var *x);
 #define tg_conv_forward(...) tg_conv_forward_(TG_AT, __VA_ARGS__)
+/* relu(tg_conv_forward(t, l, x)) as one op (args.relu): the same values and
+ * gradients, without a separate pass over the output and its gradient. */
+tg_var *tg_conv_relu_(TG_LOC, tg_tape *t, const tg_conv *l, tg_var *x);
+#define tg_conv_relu(...) tg_conv_relu_(TG_AT, __VA_ARGS__)
 
 /* Initialisers (torch.nn.init), on any parameter's tensor, drawing from r.
  * Fans as PyTorch's: for w of shape (out, in, k...), fan_in = in * prod(k),

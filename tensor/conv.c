@@ -75,6 +75,7 @@ typedef struct {
     int64_t O, kh, kw, G;        /* weight, groups */
     int64_t Ho, Wo;              /* conv output */
     int64_t sh, sw, ph, pw, dh, dw;
+    bool relu;                   /* the forward's output through max(., 0) */
 } geom;
 
 static inline int64_t one_if_zero(int64_t v) { return v ? v : 1; }
@@ -102,7 +103,7 @@ static geom geom_of(const char *fn, const tg_tensor *in, const tg_tensor *w, con
                    w->shape.d[0], w->shape.d[2], w->shape.d[3], one_if_zero(a.groups),
                    out->shape.d[2], out->shape.d[3],
                    one_if_zero(a.stride[0]), one_if_zero(a.stride[1]), a.padding[0], a.padding[1],
-                   one_if_zero(a.dilation[0]), one_if_zero(a.dilation[1])};
+                   one_if_zero(a.dilation[0]), one_if_zero(a.dilation[1]), a.relu};
         ok = g.G > 0 && g.C % g.G == 0 && g.O % g.G == 0 && w->shape.d[1] * g.G == g.C && out->shape.d[0] == g.N &&
              out->shape.d[1] == g.O && g.sh > 0 && g.sw > 0 && g.dh > 0 && g.dw > 0 && g.ph >= 0 && g.pw >= 0 &&
              g.kh > 0 && g.kw > 0;
@@ -1178,6 +1179,17 @@ static void chunk_input_panels(const chunk_job *j, const tg_tensor *src, char *c
                               (float *)col + k * K * n, n);
 }
 
+/* y = max(y, 0) over images [n0, n1) of y (N images): a chunk's output,
+ * just written and still in cache. */
+static void relu_images(const tg_tensor *y, int64_t n0, int64_t n1, int64_t N) {
+    int64_t per = y->numel / N;
+    tg_tensor part = tg_tensor_wrap(y->dtype, TG_SHAPE((n1 - n0) * per), at(y, n0 * per));
+    TG_DISPATCH(part.dtype, {
+        T *p = part.data;
+        for (int64_t i = 0; i < part.numel; i++) p[i] = p[i] > 0 ? p[i] : (T)0;
+    });
+}
+
 static void chunk_range(void *ctx, int64_t begin, int64_t end) {
     chunk_job *j = ctx;
     const geom *g = j->g;
@@ -1265,6 +1277,7 @@ static void chunk_range(void *ctx, int64_t begin, int64_t end) {
             }
             break;
         }
+        if (g->relu && (j->mode == CH_FORWARD || j->mode == CH_INPUT)) relu_images(j->out, n0, n1, g->N);
     }
 }
 
@@ -1417,6 +1430,7 @@ tg_tensor *tg_conv2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tensor *x
 void tg_conv2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
                         const tg_tensor *x, const tg_tensor *w, const tg_tensor *col, tg_conv_args a, bool acc_x,
                         bool acc_w) {
+    a.relu = false;   /* dy is the gradient before any ReLU: the caller masked it */
     geom g = conv2d_geom("tg_conv2d_backward", x, w, dy, a);
     check_bias("tg_conv2d_backward", db, g.O, x->dtype);
     TG_CHECK((!dx || (dx->dtype == x->dtype && tg_shape_eq(dx->shape, x->shape))) &&
@@ -1463,6 +1477,7 @@ void tg_conv_transpose2d_forward(tg_arena *scratch, tg_tensor *y, const tg_tenso
 
 void tg_conv_transpose2d_backward(tg_arena *scratch, tg_tensor *dx, tg_tensor *dw, tg_tensor *db, const tg_tensor *dy,
                                   const tg_tensor *x, const tg_tensor *w, tg_conv_args a, bool acc_x, bool acc_w) {
+    a.relu = false;   /* dy is the gradient before any ReLU: the caller masked it */
     geom g = transpose_geom("tg_conv_transpose2d_backward", dy, x, w, a);
     check_bias("tg_conv_transpose2d_backward", db, g.C, x->dtype);
     TG_CHECK((!dx || (dx->dtype == x->dtype && tg_shape_eq(dx->shape, x->shape))) &&

@@ -305,6 +305,8 @@ typedef struct tg_conv_args {
     int64_t dilation[2];        /* 0 means 1 */
     int64_t output_padding[2];  /* conv_transpose2d only: extra rows/cols at the bottom/right */
     int64_t groups;             /* 0 means 1 */
+    bool relu;                  /* the forward's output through max(., 0), each batch chunk while it is
+                                   in cache (tg_conv_relu); the backward kernels ignore it */
 } tg_conv_args;
 
 /* Output size along one axis: conv2d's (in + 2 pad - dil (k - 1) - 1) / stride + 1

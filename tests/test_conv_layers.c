@@ -16,6 +16,7 @@
 
 #include "nn/checkpoint.h"
 #include "nn/nn.h"
+#include "tensor/threads.h"
 
 #define FIXTURE "tests/fixtures/conv_layers.safetensors"
 
@@ -117,4 +118,55 @@ Test(conv_layers, a_pytorch_state_dict_loads_and_gives_pytorchs_output_and_gradi
     tg_tape_free(t);
     tg_params_free(ps);
     tg_safetensors_free(&st);
+}
+
+/* tg_conv_relu is relu(tg_conv_forward) in one op: the same bits, values and
+ * every gradient, for conv2d and conv_transpose2d, on the conv VAE's shapes
+ * (the kernels' fastest paths) and on odd ones, float32 and float64, at 1
+ * and 2 threads; and a second use of the input adds to what the op set. */
+static void fused_relu_case(tg_dtype dt, bool transposed, int64_t cin, int64_t cout, int64_t h, tg_conv_args a, int threads) {
+    tg_threads_set(threads);
+    tg_rng r = tg_rng_seed(11);
+    tg_params *ps[2];
+    tg_conv c[2];
+    for (int k = 0; k < 2; k++) {
+        tg_rng rk = r;
+        ps[k] = tg_params_new(dt);
+        c[k] = transposed ? tg_conv_transpose2d_new(ps[k], "c", cin, cout, 4, 3, a, true, &rk)
+                          : tg_conv2d_new(ps[k], "c", cin, cout, 4, 3, a, true, &rk);
+    }
+    tg_tape *t = tg_tape_new();
+    tg_tensor *xv = tg_tensor_uniform(tg_tape_arena(t), dt, TG_SHAPE(5, cin, h, h + 1), -1, 1, &r);
+    tg_var *x[2], *y[2];
+    for (int k = 0; k < 2; k++) {
+        x[k] = tg_leaf(t, xv, true);
+        y[k] = k ? tg_conv_relu(t, &c[k], x[k]) : tg_relu(t, tg_conv_forward(t, &c[k], x[k]));
+    }
+    cr_assert(tg_shape_eq(y[0]->val.shape, y[1]->val.shape));
+    cr_expect_eq(memcmp(y[0]->val.data, y[1]->val.data, (size_t)y[0]->val.numel * tg_dtype_size(dt)), 0, "values");
+    tg_tensor *up = tg_tensor_uniform(tg_tape_arena(t), dt, y[0]->val.shape, -1, 1, &r);
+    tg_var *l = tg_add(t, tg_sum(t, tg_mul(t, y[0], tg_leaf(t, up, false))), tg_sum(t, tg_mul(t, y[1], tg_leaf(t, up, false))));
+    l = tg_add(t, l, tg_sum(t, tg_add(t, tg_sum(t, x[0]), tg_sum(t, x[1]))));   /* x used again: its gradient adds */
+    tg_backward(t, l);
+    size_t bytes = (size_t)xv->numel * tg_dtype_size(dt);
+    cr_expect_eq(memcmp(x[0]->grad.data, x[1]->grad.data, bytes), 0, "dx");
+    cr_expect_eq(memcmp(ps[0]->grad, ps[1]->grad, (size_t)ps[0]->n * tg_dtype_size(dt)), 0, "dw, db");
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < y[1]->val.numel; i++) zeros += tg_tensor_get(&y[1]->val, i) == 0;
+    cr_expect(zeros > 0 && zeros < y[1]->val.numel, "the ReLU clips some outputs (%lld of %lld)", (long long)zeros,
+              (long long)y[1]->val.numel);
+    tg_tape_free(t);
+    tg_params_free(ps[0]), tg_params_free(ps[1]);
+}
+
+Test(conv_layers, conv_relu_is_relu_of_conv_bit_for_bit) {
+    tg_conv_args s2 = {.stride = {2, 2}, .padding = {1, 1}}, odd = {.stride = {1, 2}, .padding = {2, 0}, .dilation = {1, 2}};
+    for (int th = 1; th <= 2; th++) {
+        fused_relu_case(TG_F32, false, 32, 64, 14, s2, th);   /* the conv VAE's middle layers */
+        fused_relu_case(TG_F32, true, 64, 32, 7, s2, th);
+        fused_relu_case(TG_F32, false, 1, 32, 28, s2, th);
+        fused_relu_case(TG_F64, false, 3, 5, 9, odd, th);
+        fused_relu_case(TG_F64, true, 3, 5, 6, s2, th);
+        fused_relu_case(TG_F32, true, 32, 1, 14, s2, th);
+    }
 }

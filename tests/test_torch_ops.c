@@ -237,7 +237,7 @@ static tg_var *apply(tg_tape *t, int op, const fcase *c, tg_var **v) {
     case TG_OP_CONV2D:
     case TG_OP_CONV_TRANSPOSE2D: {   /* a: sh, sw, ph, pw, dh, dw, oph, opw, groups; v[2] NULL: no bias */
         tg_conv_args ca = {{(int64_t)a[0], (int64_t)a[1]}, {(int64_t)a[2], (int64_t)a[3]}, {(int64_t)a[4], (int64_t)a[5]},
-                           {(int64_t)a[6], (int64_t)a[7]}, (int64_t)a[8]};
+                           {(int64_t)a[6], (int64_t)a[7]}, (int64_t)a[8], false};
         return op == TG_OP_CONV2D ? tg_conv2d(t, v[0], v[1], v[2], ca) : tg_conv_transpose2d(t, v[0], v[1], v[2], ca);
     }
 
