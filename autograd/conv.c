@@ -104,9 +104,6 @@ static const tg_tensor *relu_masked(tg_tape *t, const tg_entry *e) {
     return m;
 }
 
-/* The gradient buffer of v: uninitialised when set (the backward writes it whole), else grad_of's. */
-static tg_tensor *grad_for(tg_tape *t, tg_var *v, bool set) { return set ? tg_var_grad_unset(t, v) : grad_of(t, v); }
-
 /* ---------------------------------------------------------------- conv2d */
 
 tg_var *tg_conv2d_(TG_LOC, tg_tape *t, tg_var *x, tg_var *w, tg_var *b, tg_conv_args a) {

@@ -40,6 +40,9 @@ static inline tg_tensor *grad_of(tg_tape *t, tg_var *v) { return v && v->require
  * it (the rule must write every element); NULL if v wants no gradient. */
 static inline bool grad_untouched(const tg_var *v) { return !v || !v->requires_grad || !v->grad.data; }
 tg_tensor *tg_var_grad_unset(tg_tape *t, tg_var *v);
+/* v's gradient buffer for such a rule: unset (the rule writes it, =) when set,
+ * else grad_of's (the rule adds, +=). */
+static inline tg_tensor *grad_for(tg_tape *t, tg_var *v, bool set) { return set ? tg_var_grad_unset(t, v) : grad_of(t, v); }
 
 /* A tensor shaped like `like` for a backward rule's intermediate values, in
  * the tape's arena: it dies at tg_tape_reset, so a step allocates nothing new. */

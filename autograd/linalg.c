@@ -88,7 +88,7 @@ TG_BACKWARD(affine) {
     /* dx is written (=) when nothing has reached it yet, else added (+=):
      * no zeroed buffer to allocate and read back. */
     bool set_x = grad_untouched(x) && x != w && x != b;
-    tg_tensor *gx = set_x ? tg_var_grad_unset(t, x) : grad_of(t, x), *gw = grad_of(t, w), *gb = grad_of(t, b);
+    tg_tensor *gx = grad_for(t, x, set_x), *gw = grad_of(t, w), *gb = grad_of(t, b);
     if (gx) tg_tensor_matmul(gx, g, false, &w->val, false, set_x ? 0.0 : 1.0);
     if (gw) tg_tensor_matmul(gw, g, true, &x->val, false, 1.0);
     if (gb) tg_tensor_acc_sum_to(gb, g, 1);

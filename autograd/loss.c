@@ -124,7 +124,7 @@ TG_BACKWARD(bce_logits_sum) {
     tg_var *x = e->in[0], *y = e->in[1];
     double dl = tg_tensor_get(&e->out->grad, 0);
     bool set = grad_untouched(x) && x != y;
-    tg_tensor *dx = set ? tg_var_grad_unset(t, x) : grad_of(t, x), *dy = grad_of(t, y);
+    tg_tensor *dx = grad_for(t, x, set), *dy = grad_of(t, y);
     if (dx) tg_tensor_bce_logits_grad(dx, &x->val, &y->val, dl, !set);
     if (dy) tg_tensor_acc_sum_to(dy, &x->val, -dl);
 }

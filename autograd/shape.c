@@ -24,7 +24,7 @@ tg_var *tg_reshape_(TG_LOC, tg_tape *t, tg_var *a, tg_shape s) {
 
 TG_BACKWARD(reshape) {
     bool set = grad_untouched(e->in[0]);   /* nothing reached dx yet: dx = dy, a copy */
-    tg_tensor *dx = set ? tg_var_grad_unset(t, e->in[0]) : tg_var_grad(t, e->in[0]);
+    tg_tensor *dx = grad_for(t, e->in[0], set);
     tg_tensor flat = tg_tensor_wrap(dx->dtype, TG_SHAPE(dx->numel), dx->data);
     tg_tensor dy = tg_tensor_wrap(dx->dtype, TG_SHAPE(dx->numel), e->out->grad.data);
     if (set) memcpy(flat.data, dy.data, (size_t)flat.numel * tg_dtype_size(flat.dtype));
