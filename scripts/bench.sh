@@ -51,6 +51,13 @@ DATA=${DATA:-}
 done
 [ -n "$DATA" ] || { echo "bench: no dataset (make data, or apt-get install dataset-fashion-mnist)" >&2; exit 1; }
 
+# An awk function for the checks of the PyTorch runs below: the median of v[1..n].
+MEDIAN_AWK='function median(v, n,   a, i, j, t) {
+    for (i = 1; i <= n; i++) a[i] = v[i]
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}'
+
 PY=
 for p in ${PYTHON:-python3 /usr/bin/python3}; do
     "$p" -c "import torch" 2>/dev/null && { PY=$p; break; }
@@ -138,11 +145,10 @@ if [ -n "$PY" ]; then
         done
     done
     # Every run's final test loss against the median of all: more than 1% away is wrong.
-    awk -v N="$n_train" -v f1="$floor1" -v f2="$floor2" '{ set[NR] = $1; th[NR] = $2; s[NR] = $3; rss[NR] = $4; loss[NR] = $5; sorted[NR] = $5 }
+    awk -v N="$n_train" -v f1="$floor1" -v f2="$floor2" "$MEDIAN_AWK"'{ set[NR] = $1; th[NR] = $2; s[NR] = $3; rss[NR] = $4; loss[NR] = v[NR] = $5 }
         END {
             if (NR == 0) exit
-            for (i = 1; i <= NR; i++) for (j = i + 1; j <= NR; j++) if (sorted[j] < sorted[i]) { t = sorted[i]; sorted[i] = sorted[j]; sorted[j] = t }
-            med = NR % 2 ? sorted[(NR + 1) / 2] : (sorted[NR / 2] + sorted[NR / 2 + 1]) / 2
+            med = median(v, NR)
             for (i = 1; i <= NR; i++) {
                 bad = loss[i] > med * 1.01 || loss[i] < med * 0.99
                 f = th[i] == 1 ? f1 : th[i] == 2 ? f2 : ""
@@ -225,11 +231,10 @@ if [ -n "$PY" ]; then
         done
     done
     # As above: an nll more than 1% away from the median of the PyTorch runs' is wrong.
-    awk -v N="$IW_IMAGES" '{ set[NR] = $1; th[NR] = $2; s[NR] = $3; rss[NR] = $4; nll[NR] = $5; sorted[NR] = $5 }
+    awk -v N="$IW_IMAGES" "$MEDIAN_AWK"'{ set[NR] = $1; th[NR] = $2; s[NR] = $3; rss[NR] = $4; nll[NR] = v[NR] = $5 }
         END {
             if (NR == 0) exit
-            for (i = 1; i <= NR; i++) for (j = i + 1; j <= NR; j++) if (sorted[j] < sorted[i]) { t = sorted[i]; sorted[i] = sorted[j]; sorted[j] = t }
-            med = NR % 2 ? sorted[(NR + 1) / 2] : (sorted[NR / 2] + sorted[NR / 2 + 1]) / 2
+            med = median(v, NR)
             for (i = 1; i <= NR; i++) {
                 bad = nll[i] > med * 1.01 || nll[i] < med * 0.99
                 printf "%-26s %9.2f %10.1f %12s %10.3f%s\n", "PyTorch, " th[i] " thr, " set[i], s[i], N / s[i], rss[i], nll[i],
