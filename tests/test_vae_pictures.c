@@ -36,13 +36,6 @@
 
 TestSuite(vae_pictures, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 120);
 
-static void train(const char *out, const char *args) {
-    char a[2048];
-    snprintf(a, sizeof a, "train --data %s --out %s %s", tg_tmp("data"), tg_tmp(out), args);
-    int rc = tg_cli_run(a);
-    cr_assert_eq(rc, 0, "vae %s: exit %d: %s", a, rc, tg_cli_text("stderr"));
-}
-
 /* Runs `vae FMT...` and returns its exit code; the command in last_cmd. */
 static char last_cmd[4096];
 static int vae(const char *fmt, ...) {
@@ -170,7 +163,7 @@ static void check_traversal(const char *run, const char *file, int64_t image, in
 }
 
 Test(vae_pictures, traverse_rows_are_dimensions_columns_values) {
-    train("v", "--latent 3 " TINY);
+    tg_cli_train("data", "v", "--latent 3 " TINY);
     vae_ok(vae("sample --run %s --traverse --out %s --threads 1", tg_tmp("v"), tg_tmp("t.png")));
     check_traversal("v", "t.png", 0, 11);   /* the defaults: image 0, 11 columns */
     vae_ok(vae("sample --run %s --traverse --image 7 --cols 5 --out %s", tg_tmp("v"), tg_tmp("t5.png")));
@@ -187,7 +180,7 @@ Test(vae_pictures, traverse_rows_are_dimensions_columns_values) {
 }
 
 Test(vae_pictures, traverse_a_cvae_with_the_images_label) {
-    train("c", "--model cvae --latent 2 " TINY);
+    tg_cli_train("data", "c", "--model cvae --latent 2 " TINY);
     vae_ok(vae("sample --run %s --traverse --image 5 --cols 3 --out %s", tg_tmp("c"), tg_tmp("t.png")));
     check_traversal("c", "t.png", 5, 3);   /* test image 5 is of class 5 */
 }
@@ -195,7 +188,7 @@ Test(vae_pictures, traverse_a_cvae_with_the_images_label) {
 /* ================================================================ interpolation */
 
 Test(vae_pictures, interpolate_from_one_posterior_mean_to_the_other) {
-    train("v", "--latent 2 " TINY);
+    tg_cli_train("data", "v", "--latent 2 " TINY);
     vae_ok(vae("sample --run %s --interpolate 3,17 --steps 7 --out %s", tg_tmp("v"), tg_tmp("i.png")));
     loaded r;
     load("v", "data", &r);
@@ -222,7 +215,7 @@ Test(vae_pictures, interpolate_from_one_posterior_mean_to_the_other) {
 }
 
 Test(vae_pictures, interpolate_a_cvae_ends_with_each_images_label) {
-    train("c", "--model cvae --latent 2 " TINY);
+    tg_cli_train("data", "c", "--model cvae --latent 2 " TINY);
     vae_ok(vae("sample --run %s --interpolate 2,9 --steps 4 --out %s", tg_tmp("c"), tg_tmp("i.png")));
     loaded r;
     load("c", "data", &r);
@@ -262,7 +255,7 @@ Test(vae_pictures, normal_quantile) {
 }
 
 Test(vae_pictures, manifold_decodes_the_normal_quantiles) {
-    train("v", "--latent 2 " TINY);
+    tg_cli_train("data", "v", "--latent 2 " TINY);
     vae_ok(vae("sample --run %s --manifold --steps 5 --out %s", tg_tmp("v"), tg_tmp("m.png")));
     loaded r;
     load("v", "data", &r);
@@ -290,7 +283,7 @@ Test(vae_pictures, manifold_decodes_the_normal_quantiles) {
 }
 
 Test(vae_pictures, manifold_of_a_learned_prior_is_its_quantiles) {
-    train("c", "--model cvae --prior learned --latent 2 " TINY);
+    tg_cli_train("data", "c", "--model cvae --prior learned --latent 2 " TINY);
     vae_ok(vae("sample --run %s --manifold --steps 3 --label 4 --out %s", tg_tmp("c"), tg_tmp("m.png")));
     /* The centre is the prior mean of class 4, as `vae sample --temperature 0` decodes it. */
     vae_ok(vae("sample --run %s --n 1 --label 4 --temperature 0 --out %s", tg_tmp("c"), tg_tmp("p.png")));
@@ -320,8 +313,8 @@ Test(vae_pictures, manifold_of_a_learned_prior_is_its_quantiles) {
 /* ================================================================ sample's flag errors */
 
 Test(vae_pictures, picture_flag_errors) {
-    train("v", "--latent 3 " TINY);
-    train("q", VQ);
+    tg_cli_train("data", "v", "--latent 3 " TINY);
+    tg_cli_train("data", "q", VQ);
     char v[512], q[512], out[512];   /* tg_tmp's buffers rotate */
     snprintf(v, sizeof v, "%s", tg_tmp("v"));
     snprintf(q, sizeof q, "%s", tg_tmp("q"));
@@ -480,12 +473,12 @@ static void round_trip(const char *run, const char *data, int64_t K, int bits) {
 }
 
 Test(vae_pictures, encode_decode_round_trip) {
-    train("q", VQ);
+    tg_cli_train("data", "q", VQ);
     round_trip("q", "data", 8, 3);   /* 32 images x 49 codes x 3 bits = 588 bytes */
     /* 16 codes: 4 bits; 5 codes: 3 bits, rounded up; 3 test images: 441 bits, so a padded last byte. */
-    train("q16", "--model vq-vae --codes 16 --code-dim 4 --epochs 1 --batch 16 --threads 1");
+    tg_cli_train("data", "q16", "--model vq-vae --codes 16 --code-dim 4 --epochs 1 --batch 16 --threads 1");
     round_trip("q16", "data", 16, 4);
-    train("q5", "--model vq-vae --codes 5 --code-dim 4 --epochs 1 --batch 16 --threads 1");
+    tg_cli_train("data", "q5", "--model vq-vae --codes 5 --code-dim 4 --epochs 1 --batch 16 --threads 1");
     tg_cli_write_data(tg_tmp("data3"), 64, 3);
     round_trip("q5", "data3", 5, 3);
 }
@@ -510,9 +503,9 @@ static void padding(uint8_t *f, size_t *n) { f[*n - 1] |= 0x80; }            /* 
 static void grid_147(uint8_t *f, size_t *n) { (void)n, f[12] = 147, f[16] = 1; } /* 1 x 147 codes: the same bits */
 
 Test(vae_pictures, codes_errors) {
-    train("q5", "--model vq-vae --codes 5 --code-dim 4 --epochs 1 --batch 16 --threads 1");
-    train("q8", VQ);
-    train("v", "--latent 2 " TINY);
+    tg_cli_train("data", "q5", "--model vq-vae --codes 5 --code-dim 4 --epochs 1 --batch 16 --threads 1");
+    tg_cli_train("data", "q8", VQ);
+    tg_cli_train("data", "v", "--latent 2 " TINY);
     tg_cli_write_data(tg_tmp("data3"), 64, 3);
     vae_ok(vae("encode --run %s --data %s --out %s", tg_tmp("q5"), tg_tmp("data3"), tg_tmp("c.bin")));
     char out[512];

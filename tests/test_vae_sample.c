@@ -29,13 +29,6 @@
 
 TestSuite(vae_sample, .init = tg_cli_setup, .fini = tg_tmpdir_teardown, .timeout = 120);
 
-static void train(const char *out, const char *args) {
-    char a[2048];
-    snprintf(a, sizeof a, "train --data %s --out %s %s", tg_tmp("data"), tg_tmp(out), args);
-    int rc = tg_cli_run(a);
-    cr_assert_eq(rc, 0, "vae %s: exit %d: %s", a, rc, tg_cli_text("stderr"));
-}
-
 /* `vae sample --run <tmp>/<run> --out <tmp>/<file> ARGS`, asserted to succeed;
  * returns the n images read back (malloc'd). */
 static uint8_t *sample(const char *run, const char *file, const char *args, int64_t n) {
@@ -104,7 +97,7 @@ static uint8_t *at_zero(const char *run, int64_t n) {
 }
 
 Test(vae_sample, zero_is_the_learned_prior_mean) {
-    train("run", "--model cvae --prior learned " SMALL);
+    tg_cli_train("data", "run", "--model cvae --prior learned " SMALL);
     uint8_t *a = at_zero("run", 10);   /* one image of each class */
     /* The check can tell mu_p(y) from 0 and from a sample: decoding z = 0
      * (the N(0, I) mean) and z ~ p(z | y) give other images. */
@@ -121,9 +114,9 @@ Test(vae_sample, zero_is_the_learned_prior_mean) {
 }
 
 Test(vae_sample, zero_is_zero_for_the_standard_prior) {
-    train("cvae", "--model cvae " SMALL);
+    tg_cli_train("data", "cvae", "--model cvae " SMALL);
     free(at_zero("cvae", 10));
-    train("vae", "--model vae " SMALL);
+    tg_cli_train("data", "vae", "--model vae " SMALL);
     uint8_t *a = at_zero("vae", 4);
     for (int i = 1; i < 4; i++) cr_expect(!memcmp(a, a + i * 784, 784), "vae, T = 0: image %d differs from image 0", i);
     uint8_t *c = sample("vae", "c.idx", "--n 4 --temperature -0", 4);
@@ -134,7 +127,7 @@ Test(vae_sample, zero_is_zero_for_the_standard_prior) {
 /* ================================================================ T > 0 */
 
 Test(vae_sample, temperature_scales_the_prior_std) {
-    train("run", "--model cvae --prior learned " SMALL);
+    tg_cli_train("data", "run", "--model cvae --prior learned " SMALL);
     uint8_t *def = sample("run", "def.idx", "--n 20 --seed 4", 20);
     uint8_t *t1 = sample("run", "t1.idx", "--n 20 --seed 4 --temperature 1", 20);
     cr_expect(same_images(def, t1, 20), "the default is not --temperature 1");
@@ -147,7 +140,7 @@ Test(vae_sample, temperature_scales_the_prior_std) {
     cr_expect(!same_images(t1, t1b, 20), "T = 1 does not depend on the seed");
     free(def), free(t1), free(h), free(g), free(t1b);
 
-    train("vae", "--model vae " SMALL);
+    tg_cli_train("data", "vae", "--model vae " SMALL);
     uint8_t *v = sample("vae", "v.idx", "--n 6 --seed 2 --temperature 0.25", 6);
     expect_by_hand("vae", v, 6, -1, 0.25, 2);
     free(v);
@@ -156,7 +149,7 @@ Test(vae_sample, temperature_scales_the_prior_std) {
 /* ================================================================ errors */
 
 Test(vae_sample, temperature_flag_errors) {
-    train("run", "--model cvae --prior learned --epochs 1 --batch 16 --hidden 32 --latent 4 --threads 1");
+    tg_cli_train("data", "run", "--model cvae --prior learned --epochs 1 --batch 16 --hidden 32 --latent 4 --threads 1");
     static const char *const bad[] = {"-1", "-1e-300", "nan", "NAN", "-nan", "inf", "-inf", "1e999", "abc", "",
                                       "0.5x", "1,5", "--n"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
