@@ -120,7 +120,7 @@ run: all
 data:
 	scripts/get_mnist.sh
 
-bench: all build/gemm_bench build/conv_bench
+bench: all build/gemm_bench build/conv_bench build/adam_bench
 	scripts/bench.sh
 
 # The benches share bench/peak.h (the FMA peak and the clock).
@@ -129,6 +129,9 @@ build/gemm_bench: bench/gemm_bench.c bench/peak.h build/libtapegrad.a
 
 build/conv_bench: bench/conv_bench.c bench/peak.h build/libtapegrad.a
 	$(CC) $(CFLAGS) $(filter-out %.h,$^) -o $@ $(LDLIBS)
+
+build/adam_bench: bench/adam_bench.c build/libtapegrad.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---------------------------------------------------------------- fuzzing
 # One libFuzzer target per reader (fuzz/README.md), built with clang under

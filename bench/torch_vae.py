@@ -18,6 +18,7 @@ set size of the process.
 --threads T sets torch.set_num_threads(T) and also OPENBLAS_NUM_THREADS=T and
 OMP_NUM_THREADS=T (and OMP_WAIT_POLICY=PASSIVE unless already set) before
 torch is loaded, so that T really bounds the number of busy threads.
+--flush-denormal calls torch.set_flush_denormal(True) (x86 only).
 
 Example:
     python3 bench/torch_vae.py --data /usr/share/datasets/fashion-mnist --epochs 10 --threads 1
@@ -86,6 +87,9 @@ def parse_args():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="threads for torch (set_num_threads) and its BLAS (default 1)")
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--flush-denormal", action="store_true",
+                        help="torch.set_flush_denormal(True): subnormal floats become zero, as in tapegrad's "
+                             "Adam step (they make x86 arithmetic much slower once training produces them)")
     parser.add_argument("--log-interval", type=int, default=100)
     return parser.parse_args()
 
@@ -154,6 +158,8 @@ def loss_function(recon_x, x, mu, logvar):
 
 def main(args):
     torch.set_num_threads(args.threads)
+    if args.flush_denormal and not torch.set_flush_denormal(True):
+        sys.exit("--flush-denormal: this CPU cannot flush subnormals (torch.set_flush_denormal returned False)")
     torch.manual_seed(args.seed)
     shuffle_gen = torch.Generator().manual_seed(args.seed)
 

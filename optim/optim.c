@@ -80,7 +80,8 @@ int tg_adam_add_group(tg_adam *o, const char *prefix, double lr, double weight_d
 }
 
 /* The same sequence of operations as torch.optim.Adam's single-tensor path,
- * so float32 results agree with PyTorch's to rounding. 1 - beta is formed in
+ * so float32 results agree with PyTorch's to rounding (subnormal values
+ * are flushed to zero, as with torch.set_flush_denormal(True)). 1 - beta is formed in
  * double, then rounded (as PyTorch): in float, 1 - (float)0.999 is 1.3e-5 off
  * 0.001, which the double bias correction would not match. */
 static void adam_run(void *opt, int64_t lo, int64_t n, double lr, double wd) {

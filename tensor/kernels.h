@@ -128,7 +128,9 @@ double tg_logsumexp(const double *v, int64_t n);
  * m = beta1 m + (1 - beta1) g', v = beta2 v + (1 - beta2) g'^2, then
  * p -= step_size m / (sqrt(v) / bc2_sqrt + eps), 1 - beta formed in double
  * then rounded. step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t).
- * Threaded. */
+ * Subnormal values are flushed to zero during the step (on x86; the
+ * caller's floating-point mode is restored after), as with
+ * torch.set_flush_denormal(True): see adam_range. Threaded. */
 void tg_tensor_adam(tg_tensor *p, const tg_tensor *g, tg_tensor *m, tg_tensor *v, double beta1, double beta2,
                     double step_size, double bc2_sqrt, double eps, double weight_decay);
 

@@ -380,3 +380,53 @@ Test(optim, lr_schedules_match_pytorch) {
     for (int t = 0; t < 6; t++)
         cr_expect(fabs(tg_lr_linear(0.1, t, 0.25, 1.0, 4) - linear[t]) < 1e-15, "linear %d", t);
 }
+
+/* Subnormal values are flushed to zero during an Adam step (x86): a first
+ * moment 0.1 g below float32's normal range (g = 1e-37) and a second moment
+ * 0.001 g^2 below it (g = 1e-20) are stored as 0, and so is a subnormal
+ * moment decaying under g = 0; their parameters move as the formula says
+ * with those zeros. Normal values are untouched, and the caller's
+ * floating-point mode is the same after the step (a subnormal product is
+ * not flushed). float64 likewise with g = 1e-170 (g^2 below 2^-1022). */
+Test(optim, adam_flushes_subnormals_and_restores_the_mode) {
+#if defined(__x86_64__) || (defined(__i386__) && defined(__SSE2__))
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = opt_dtypes[d];
+        tg_rng r = tg_rng_seed(5);
+        tg_params *ps = opt_params(dt, &r);
+        double tiny_m = dt == TG_F32 ? 1e-37 : 1e-308, tiny_v = dt == TG_F32 ? 1e-20 : 1e-170;
+        double sub = dt == TG_F32 ? 1e-39 : 1e-310;   /* a subnormal of the dtype */
+        double before[OPT_N];
+        for (int i = 0; i < OPT_N; i++) before[i] = opt_get(ps, ps->data, i), opt_set(ps, ps->grad, i, 0.5);
+        opt_set(ps, ps->grad, 0, tiny_m);   /* 0.1 g subnormal: m, v flushed */
+        opt_set(ps, ps->grad, 1, tiny_v);   /* 0.001 g^2 subnormal: v flushed, m = 0.1 g kept */
+        opt_set(ps, ps->grad, 2, 0.0);      /* m starts subnormal, g = 0 */
+        tg_adam *opt = tg_adam_new(ps, 1e-3);
+        opt_set(ps, opt->m, 2, sub);
+        cr_assert(opt_get(ps, opt->m, 2) != 0, "the test's subnormal is representable");
+        tg_adam_step(opt);
+        cr_expect_eq(opt_get(ps, opt->m, 0), 0.0, "%s: m of g = %g", tg_dtype_name(dt), tiny_m);
+        cr_expect_eq(opt_get(ps, opt->v, 0), 0.0, "%s: v of g = %g", tg_dtype_name(dt), tiny_m);
+        cr_expect_eq(opt_get(ps, ps->data, 0), before[0], "%s: p of g = %g moved", tg_dtype_name(dt), tiny_m);
+        cr_expect_eq(opt_get(ps, opt->v, 1), 0.0, "%s: v of g = %g", tg_dtype_name(dt), tiny_v);
+        double m1 = opt_get(ps, opt->m, 1);
+        cr_expect(fabs(m1 - 0.1 * tiny_v) <= 1e-6 * 0.1 * tiny_v, "%s: m of g = %g is %g", tg_dtype_name(dt), tiny_v,
+                  m1);
+        /* p -= lr / (1 - 0.9) m / (0 + eps) */
+        double want1 = before[1] - 1e-3 / 0.1 * m1 / 1e-8;
+        cr_expect(fabs(opt_get(ps, ps->data, 1) - want1) <= 1e-6 * fabs(want1), "%s: p of g = %g", tg_dtype_name(dt),
+                  tiny_v);
+        cr_expect_eq(opt_get(ps, opt->m, 2), 0.0, "%s: a subnormal m decaying under g = 0", tg_dtype_name(dt));
+        for (int i = 3; i < OPT_N; i++)   /* normal values: the first step moves p by lr sign(g) */
+            cr_expect(fabs(opt_get(ps, ps->data, i) - (before[i] - 1e-3)) < 1e-6, "%s: element %d",
+                      tg_dtype_name(dt), i);
+        tg_adam_free(opt);
+        tg_params_free(ps);
+    }
+    volatile float a = 1e-30f, b = 1e-10f;
+    volatile double c = 1e-300, e = 1e-10;
+    cr_expect(a * b != 0.0f && c * e != 0.0, "the caller's mode flushes subnormals after the step");
+#else
+    cr_skip_test("subnormals are flushed on x86 only");
+#endif
+}

@@ -75,3 +75,57 @@ Test(vae_progress, bar_on_a_terminal_plain_lines_otherwise) {
     cr_expect_str_eq(s, "");
     free(s);
 }
+
+/* The --profile line of each epoch: the five phases and "other", each
+ * seconds >= 0 with its share of the epoch's steps; the seconds add up to
+ * the epoch's seconds in metrics.csv (printed to the millisecond), the
+ * shares to 100%, and forward and backward take time (2048 images in 16
+ * steps through 784-256-8: milliseconds each). Without the flag there is
+ * no such line; with --resume it is allowed. */
+static void check_profile_lines(const char *out, const char *run, int epochs) {
+    double rows[8][TG_M_COLS];
+    cr_assert_eq(tg_cli_metrics(run, rows, 8), epochs);
+    static const char *const names[] = {"data", "zero_grad", "forward", "backward", "optimizer", "other"};
+    const char *p = out;
+    for (int ep = 0; ep < epochs; ep++) {
+        p = strstr(p, "  time of the steps:");
+        cr_assert_not_null(p, "epoch %d has no profile line: %s", ep + 1, out);
+        double sum = 0, shares = 0, sec[6];
+        for (int i = 0; i < 6; i++) {
+            char key[32];
+            snprintf(key, sizeof key, " %s ", names[i]);
+            const char *q = strstr(p, key);
+            cr_assert(q && (!strchr(p, '\n') || q < strchr(p, '\n')), "no %s in: %s", names[i], p);
+            double share;
+            cr_assert_eq(sscanf(q + strlen(key), "%lf s (%lf%%)", &sec[i], &share), 2, "%s", q);
+            cr_expect(sec[i] >= 0 && share >= 0, "%s %.3f s (%.0f%%)", names[i], sec[i], share);
+            sum += sec[i], shares += share;
+        }
+        cr_expect(sec[2] > 0 && sec[3] > 0, "forward %.3f s, backward %.3f s", sec[2], sec[3]);
+        cr_expect(fabs(sum - rows[ep][TG_M_SECONDS]) <= 0.0005 + 0.0035, "phases %.4f s, epoch %.3f s", sum,
+                  rows[ep][TG_M_SECONDS]);
+        cr_expect(fabs(shares - 100) <= 3.5, "shares add up to %.1f%%", shares);
+        p++;
+    }
+    cr_expect_null(strstr(p, "  time of the steps:"), "more lines than epochs: %s", out);
+}
+
+Test(vae_progress, profile_splits_each_epochs_steps) {
+    tg_cli_write_data(tg_tmp("big"), 2048, 64);
+    tg_cli_train("big", "prof", "--model vae --epochs 2 --batch 128 --hidden 256 --latent 8 --profile");
+    char *s = tg_cli_text("stdout");
+    check_profile_lines(s, "prof", 2);
+    free(s);
+
+    char a[1024];
+    snprintf(a, sizeof a, "train --resume %s --epochs 3 --profile", tg_tmp("prof"));
+    cr_assert_eq(tg_cli_run(a), 0, "%s", tg_cli_text("stderr"));
+    s = tg_cli_text("stdout");
+    cr_expect(strstr(s, "epoch 3/3  train ") && strstr(s, "  time of the steps:"), "%s", s);
+    free(s);
+
+    tg_cli_train("data", "plain", "--model vae --epochs 1 --batch 24 --hidden 32 --latent 4");
+    s = tg_cli_text("stdout");
+    cr_expect_null(strstr(s, "time of the steps"), "%s", s);
+    free(s);
+}

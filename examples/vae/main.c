@@ -57,8 +57,8 @@ static const char train_usage[] =
     "                 [--anneal linear|cyclical] [--anneal-epochs N] [--anneal-steps N] [--cycles C]\n"
     "                 [--ratio R] [--prior standard|learned] [--likelihood bernoulli|gaussian]\n"
     "                 [--binarize none|static|dynamic] [--seed 1] [--threads N] [--out DIR] [--force]\n"
-    "                 [--graph FILE.dot]\n"
-    "       vae train --resume DIR [--epochs N] [--threads N] [--data DIR] [--graph FILE.dot]\n"
+    "                 [--graph FILE.dot] [--profile]\n"
+    "       vae train --resume DIR [--epochs N] [--threads N] [--data DIR] [--graph FILE.dot] [--profile]\n"
     "\n"
     "  --model M          vae (the default), beta-vae (KL times --beta), annealed-vae\n"
     "                     (KL weight annealed to 1), cvae (conditioned on the label),\n"
@@ -100,6 +100,8 @@ static const char train_usage[] =
     "  --force            replace the run in --out: its files are removed first\n"
     "  --graph FILE       write the first step's tape to FILE in Graphviz's DOT\n"
     "                     language (render: dot -Tsvg FILE -o tape.svg)\n"
+    "  --profile          after each epoch, where its training steps spent their time:\n"
+    "                     data, zero_grad, forward, backward, optimizer, other\n"
     "  --resume DIR       continue the run in DIR from its last checkpoint, with the\n"
     "                     settings of DIR/config.json, up to --epochs in total (default:\n"
     "                     the run's epochs); the result is byte-identical to an\n"
@@ -213,7 +215,7 @@ static int cmd_train(int argc, char **argv) {
     tg_train_opts o = tg_train_opts_default();
     const char *dir = NULL, *out = NULL, *resume = NULL, *other = NULL;
     bool given[sizeof model_flags / sizeof *model_flags] = {0};
-    bool have_model = false, have_epochs = false, force = false;
+    bool have_model = false, have_epochs = false, force = false, profile = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -222,6 +224,10 @@ static int cmd_train(int argc, char **argv) {
         }
         if (!strcmp(a, "--force")) {
             force = true;
+            continue;
+        }
+        if (!strcmp(a, "--profile")) {
+            profile = true;
             continue;
         }
         bool known = false;
@@ -302,7 +308,7 @@ static int cmd_train(int argc, char **argv) {
     if (resume) {
         if (other || force) {
             fprintf(stderr, "vae train: %s: not allowed with --resume (the run's config.json has the settings; "
-                            "only --epochs, --threads, --data and --graph may be given)\n", other ? other : "--force");
+                            "only --epochs, --threads, --data, --graph and --profile may be given)\n", other ? other : "--force");
             return 2;
         }
         int64_t epochs = o.epochs, done;
@@ -367,6 +373,7 @@ static int cmd_train(int argc, char **argv) {
                             "with --force to replace them, or choose another --out\n", out, list);
         return 1;
     }
+    o.profile = profile;
     if (o.graph) tg_flag_out_file("vae train", "--graph", o.graph);   /* exits 1 if its directory is not writable */
     if (o.threads) tg_threads_set(o.threads);
 

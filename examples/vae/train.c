@@ -754,6 +754,29 @@ static int write_curves(const char *dir, const char *csv, int n_terms, const cha
     return rc;
 }
 
+/* --profile: where an epoch's training steps spend their time. Each phase
+ * is the time between two marks in the step loop; "other" is the rest of
+ * the epoch's steps (progress bar, loss checks, the tape's reset). */
+enum { PHASE_DATA, PHASE_ZERO, PHASE_FORWARD, PHASE_BACKWARD, PHASE_OPTIMIZER, N_PHASES };
+
+/* Adds the seconds since *mark to *acc and moves the mark to now. */
+static void lap(double *acc, double *mark) {
+    double t = now();
+    *acc += t - *mark;
+    *mark = t;
+}
+
+static void print_profile(FILE *log, const double phase[N_PHASES], double total) {
+    static const char *const names[N_PHASES] = {"data", "zero_grad", "forward", "backward", "optimizer"};
+    double rest = total;
+    fprintf(log, "  time of the steps:");
+    for (int i = 0; i < N_PHASES; i++) {
+        fprintf(log, " %s %.3f s (%.0f%%),", names[i], phase[i], total > 0 ? 100 * phase[i] / total : 0);
+        rest -= phase[i];
+    }
+    fprintf(log, " other %.3f s (%.0f%%)\n", rest, total > 0 ? 100 * rest / total : 0);
+}
+
 int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err *e) {
     const int64_t H = ds->train_x.rows, W = ds->train_x.cols, D = H * W;
     if (tg_train_opts_check(o, H, W, e) != 0) return 1;
@@ -848,11 +871,14 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         tg_model_batch b = {.rng = &noise_rng, .train = true, .epoch = epoch, .steps_per_epoch = steps,
                             .epochs = o->epochs};
         for (int64_t s = 0; s < s0; s++) tg_batcher_next(train, xb, NULL);
+        double phase[N_PHASES] = {0}, mark = now();   /* --profile: seconds per phase of this epoch's steps */
         for (int64_t s = s0 + 1; (rows = tg_batcher_next(train, xb, cond ? yb : NULL)) > 0; s++, step++) {
             if (o->binarize == TG_BINARIZE_DYNAMIC) tg_binarize_f32(TG_F32P(xb), rows * D, &noise_rng);
             tg_tensor xv = tg_tensor_wrap(TG_F32, TG_SHAPE(rows, D), xb->data);
             tg_tensor lv = tg_tensor_wrap(TG_I64, TG_SHAPE(rows), yb->data);
+            lap(&phase[PHASE_DATA], &mark);
             tg_params_zero_grad(ps);
+            lap(&phase[PHASE_ZERO], &mark);
             b.x = tg_name(tg_leaf(tape, &xv, false), "x"), b.labels = cond ? &lv : NULL, b.step = step;
             tg_model_out out = tg_model_loss(tape, &m, &b);
             double loss = value(out.loss);
@@ -868,8 +894,11 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
                 tg_err_prefix(e, "--graph");
                 goto done;
             }
+            lap(&phase[PHASE_FORWARD], &mark);
             tg_backward(tape, out.loss);
+            lap(&phase[PHASE_BACKWARD], &mark);
             tg_adam_step(opt);
+            lap(&phase[PHASE_OPTIMIZER], &mark);
             train_sum += loss;
             tg_tape_reset(tape);
             if (o->progress && (now() - shown >= 0.1 || s == steps)) {
@@ -890,7 +919,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
                 goto done;
             }
         }
-        double secs = now() - t0;
+        double secs = now() - t0, ran = now() - t_run;   /* ran: this process's share of the epoch */
         if (o->progress) fputs("\r\033[K", o->progress), fflush(o->progress);
 
         /* Test set: no gradients, the model's test objective, one sample of z per image. */
@@ -974,6 +1003,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
         for (int i = 0; i < n_terms; i++) fprintf(log, "  %s %.4f", type->terms[i], test_terms[i]);
         if (has_kl) fprintf(log, "  kl_weight %.4f", kl_weight);
         fprintf(log, "  %.2f s  %.0f images/s\n", secs, ntr / secs);
+        if (o->profile) print_profile(log, phase, ran);
         fflush(log);
         if (o->stop && *o->stop && epoch < o->epochs) {
             fprintf(log, "interrupted after epoch %" PRId64 "; saved in %s (continue with: vae train --resume %s)\n",

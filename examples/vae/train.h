@@ -92,6 +92,8 @@ typedef struct {
     bool resume;                /* continue the run in out_dir from its last checkpoint */
     const char *graph;          /* if not NULL: the first step's tape is written there as DOT
                                    (tg_tape_dot_save); not a setting of the run */
+    bool profile;               /* after each epoch, its steps' seconds in data, zero_grad,
+                                   forward, backward and optimizer (not a setting of the run) */
     FILE *progress;             /* if not NULL (a terminal), a progress bar redrawn there */
     const volatile sig_atomic_t *stop;   /* if not NULL: once *stop != 0, the step ends,
                                             the state is saved and the run returns 0 */
