@@ -40,21 +40,20 @@
 #      trains the epoch(s); and the conv VAE's floor (its convolution and
 #      linear products' flops at the FMA peak) with each epoch as a multiple.
 # EPOCHS (default 3) epochs per run of the reference VAE, CONV_EPOCHS
-# (default 1) of the conv VAE. A reference VAE run reports its fastest epoch
-# after the first: the steady state, without the first epoch's start-up, and
-# past the point (in the second epoch) where training starts producing
-# subnormal numbers, which tapegrad's Adam flushes to zero; PyTorch runs with
-# torch.set_flush_denormal(True) (bench/torch_vae.py --flush-denormal), the
-# same, which is never slower (without it its third epoch took 30% longer
-# than its first on an Intel Xeon). A conv VAE run reports its fastest
-# epoch (one, by default). PYTHON
+# (default 3) of the conv VAE. A run reports its fastest epoch after the
+# first: the steady state, without the first epoch's start-up, and past the
+# point (in the second epoch) where training starts producing subnormal
+# numbers, which tapegrad's Adam flushes to zero; PyTorch runs with
+# torch.set_flush_denormal(True) (--flush-denormal of bench/torch_vae.py and
+# scripts/torch_models.py), the same, which is never slower (without it its
+# VAE's third epoch took 30% longer than its first on an Intel Xeon). PYTHON
 # (default python3, else /usr/bin/python3) runs NumPy and PyTorch; when it
 # cannot import them (e.g. PYTHON=/bin/false) their figures are left out,
 # with a message.
 set -e
 cd "$(dirname "$0")/.."
 EPOCHS=${EPOCHS:-3}
-CONV_EPOCHS=${CONV_EPOCHS:-1}
+CONV_EPOCHS=${CONV_EPOCHS:-3}
 DATA=${DATA:-}
 [ -n "$DATA" ] || for d in data/mnist /usr/share/datasets/fashion-mnist; do
     ls "$d"/train-images-idx3-ubyte* >/dev/null 2>&1 && { DATA=$d; break; }
@@ -277,7 +276,7 @@ echo "== Convolutions of the conv VAE, float32, batch 128, at 1 and 2 threads, n
 scripts/bench_conv.sh
 
 echo
-echo "== Conv VAE on $DATA: training, $CONV_EPOCHS epoch(s) per run, at 1 and 2 threads, next to PyTorch"
+echo "== Conv VAE on $DATA: training, $CONV_EPOCHS epoch(s) per run (s/epoch: the fastest after the first), at 1 and 2 threads, next to PyTorch"
 # Its floor: the products of a training step, 2 flops per multiply-add, per
 # image: a convolution's multiply-adds are its output pixels x in x out
 # channels x 16 taps (a transposed one's: its input pixels), a linear's in x
@@ -316,7 +315,7 @@ for th in 1 2; do
             > "$OUT/cv$th.log" 2>&1
     fi
     # metrics.csv: a header, then epoch,train_loss,test_loss,...,seconds
-    s=$(awk -F, 'NR > 1 { print $NF }' "$OUT/cv$th/metrics.csv" | fastest)
+    s=$(awk -F, 'NR > 1 { print $NF }' "$OUT/cv$th/metrics.csv" | steady)
     rss=$(awk '{ printf "%.1f", $1 / 1024 }' "$OUT/cv$th.rss" 2>/dev/null || echo n/a)
     cvrow "tapegrad, $th thread(s)" "$s" "${rss:-n/a}" "$(awk -F, 'END { print $3 }' "$OUT/cv$th/metrics.csv")" \
         "$(awk -v g="$conv_gflop" -v p="$(eval echo \$peak$th)" 'BEGIN { print g / p }')"
@@ -337,7 +336,7 @@ if [ -n "$PY" ]; then
             for dnn in on off; do
                 flag=; [ $dnn = on ] || flag=--no-mkldnn
                 ms=$("$PY" scripts/torch_models.py --model conv-vae --data "$DATA" --threads $th --coretype "$s" $flag \
-                    --time-steps 20 2>/dev/null | sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p')
+                    --time-steps 20 --flush-denormal 2>/dev/null | sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p')
                 [ -n "$ms" ] || { echo "PyTorch conv VAE, $th thr, $s, oneDNN $dnn: failed"; continue; }
                 echo "$th $s $dnn $ms" >> "$OUT/pcv-steps.txt"
             done
@@ -347,8 +346,8 @@ if [ -n "$PY" ]; then
         set -- $best
         flag=; [ "$2" = on ] || flag=--no-mkldnn
         if "$PY" scripts/torch_models.py --model conv-vae --data "$DATA" --threads $th --coretype "$1" $flag \
-            --epochs "$CONV_EPOCHS" --iw 1 --iw-images 100 --out "$OUT/pcv$th" > "$OUT/pcv$th.log" 2>&1; then
-            s=$(sed -n 's/^epoch [0-9]*\/[0-9]*: train loss [0-9.]*, \([0-9.]*\) s$/\1/p' "$OUT/pcv$th.log" | fastest)
+            --epochs "$CONV_EPOCHS" --iw 1 --iw-images 100 --flush-denormal --out "$OUT/pcv$th" > "$OUT/pcv$th.log" 2>&1; then
+            s=$(sed -n 's/^epoch [0-9]*\/[0-9]*: train loss [0-9.]*, \([0-9.]*\) s$/\1/p' "$OUT/pcv$th.log" | steady)
             r=$(grep '^RESULT' "$OUT/pcv$th.log")
             cvrow "PyTorch, $th thr, $1, oneDNN $2" "$s" "$(echo "$r" | sed 's/.*peak_rss_mb=\([0-9.]*\).*/\1/')" \
                 "$(echo "$r" | sed 's/.*neg_elbo=\([0-9.]*\).*/\1/')" \

@@ -128,6 +128,8 @@ def parse_args(argv=None):
     ap.add_argument("--convt", default="conv2d_input", choices=("stock", "conv2d_input"),
                     help="how the transposed convolutions run (default conv2d_input)")
     ap.add_argument("--no-mkldnn", action="store_true", help="run convolutions without oneDNN")
+    ap.add_argument("--flush-denormal", action="store_true",
+                    help="torch.set_flush_denormal(True): subnormal floats become zero, as in tapegrad's Adam step")
     ap.add_argument("--time-steps", type=int, default=0, help="only time this many training steps")
     args = ap.parse_args(argv)
     if not args.out and not args.time_steps:
@@ -418,6 +420,8 @@ def main(args):
     global CONVT
     CONVT = args.convt
     torch.set_num_threads(args.threads)
+    if args.flush_denormal and not torch.set_flush_denormal(True):
+        sys.exit("--flush-denormal: this CPU cannot flush subnormals (torch.set_flush_denormal returned False)")
     torch.backends.mkldnn.enabled = not args.no_mkldnn
     torch.manual_seed(args.seed)
     shuffle_gen = torch.Generator().manual_seed(args.seed)
