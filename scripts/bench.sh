@@ -91,6 +91,11 @@ fastest() {  # the smallest of the numbers on stdin
 steady() {  # the smallest of the numbers on stdin after the first (the first if it is alone)
     awk 'NR == 1 { first = $1; next } { print } END { if (NR == 1) print first }' | fastest
 }
+pytorch_best() {  # threads setting seconds unit tapegrad-1-thread tapegrad-2-threads: the best and the ratios
+    awk -v th="$1" -v set="$2" -v p="$3" -v u="$4" -v c1="$5" -v c2="$6" 'BEGIN {
+        printf "PyTorch at its best: %d thread%s, %s, %.2f %s\n", th, (th > 1 ? "s" : ""), set, p, u
+        printf "ratio to PyTorch at its best: %.2fx at 1 thread, %.2fx at 2 threads (> 1: tapegrad is faster)\n", p / c1, p / c2 }'
+}
 pytorch_missing() {
     echo "(PyTorch not installed: apt-get install python3-torch libopenblas0-pthread for the side-by-side figures)"
 }
@@ -177,9 +182,7 @@ if [ -n "$PY" ]; then
         }' "$OUT/py.txt"
     if [ -s "$OUT/py.best" ]; then
         set -- $(cat "$OUT/py.best")
-        awk -v th="$1" -v set="$("$PY" bench/blas_settings.py --describe "$2")" -v p="$3" -v c1="$c1" -v c2="$c2" 'BEGIN {
-            printf "PyTorch at its best: %d thread%s, %s, %.2f s/epoch\n", th, (th > 1 ? "s" : ""), set, p
-            printf "ratio to PyTorch at its best: %.2fx at 1 thread, %.2fx at 2 threads (> 1: tapegrad is faster)\n", p / c1, p / c2 }'
+        pytorch_best "$1" "$("$PY" bench/blas_settings.py --describe "$2")" "$3" s/epoch "$c1" "$c2"
     fi
 else
     pytorch_missing
@@ -261,9 +264,7 @@ if [ -n "$PY" ]; then
         }' "$OUT/pyiw.txt"
     if [ -s "$OUT/pyiw.best" ]; then
         set -- $(cat "$OUT/pyiw.best")
-        awk -v th="$1" -v set="$("$PY" bench/blas_settings.py --describe "$2")" -v p="$3" -v c1="$e1" -v c2="$e2" 'BEGIN {
-            printf "PyTorch at its best: %d thread%s, %s, %.2f s\n", th, (th > 1 ? "s" : ""), set, p
-            printf "ratio to PyTorch at its best: %.2fx at 1 thread, %.2fx at 2 threads (> 1: tapegrad is faster)\n", p / c1, p / c2 }'
+        pytorch_best "$1" "$("$PY" bench/blas_settings.py --describe "$2")" "$3" s "$e1" "$e2"
     fi
     echo "(PyTorch's seconds are its computation alone; tapegrad's the whole vae eval process;"
     echo " each nll is an estimate from its own random draws: they differ by that noise, a few hundredths)"
@@ -371,9 +372,7 @@ if [ -n "$PY" ]; then
                 for (i = 1; i <= NR; i++) if (b == "" || s[i] < s[b]) b = i
                 print th[b], set[b], dnn[b], s[b] > "'"$OUT/pcv.best"'" }' "$OUT/pcv.txt"
         set -- $(cat "$OUT/pcv.best")
-        awk -v th="$1" -v set="$("$PY" bench/blas_settings.py --describe "$2")" -v dnn="$3" -v p="$4" -v c1="$v1" -v c2="$v2" 'BEGIN {
-            printf "PyTorch at its best: %d thread%s, %s, oneDNN %s, %.2f s/epoch\n", th, (th > 1 ? "s" : ""), set, dnn, p
-            printf "ratio to PyTorch at its best: %.2fx at 1 thread, %.2fx at 2 threads (> 1: tapegrad is faster)\n", p / c1, p / c2 }'
+        pytorch_best "$1" "$("$PY" bench/blas_settings.py --describe "$2"), oneDNN $3" "$4" s/epoch "$v1" "$v2"
         echo "(the convolutions of every setting are checked against float64 in the section above)"
     fi
 else

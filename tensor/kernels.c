@@ -12,6 +12,13 @@
 #include "tensor/pool.h"
 #include "tensor/vmath.h"
 
+#if defined(__x86_64__) || (defined(__i386__) && defined(__SSE2__))
+#define TG_X86_MXCSR 1
+#include <xmmintrin.h>   /* _mm_getcsr, _mm_setcsr: the optimizer's subnormal flush */
+#else
+#define TG_X86_MXCSR 0
+#endif
+
 /* exp, log and log1p of either precision: the vectorisable float32 versions
  * (tensor/vmath.h) or libm's double ones. */
 static inline double exp_d(double x) { return (exp)(x); }
@@ -595,11 +602,10 @@ typedef struct {
  * the precision of any parameter that is not itself subnormal. (The
  * reference VAE's parameters after 4 epochs are byte-identical with and
  * without the flush; 23% of its first moments were subnormal without.)
- * On x86 this sets MXCSR's
- * flush-to-zero and denormals-are-zero bits for the range and restores the
- * caller's mode after; elsewhere the range runs in the caller's mode. */
-#if defined(__x86_64__) || (defined(__i386__) && defined(__SSE2__))
-#include <xmmintrin.h>
+ * On x86 this sets MXCSR's flush-to-zero and denormals-are-zero bits for
+ * the range and restores the caller's mode after; elsewhere the range runs
+ * in the caller's mode. */
+#if TG_X86_MXCSR
 static unsigned flush_subnormals(void) {
     unsigned mode = _mm_getcsr();
     _mm_setcsr(mode | 0x8040u);   /* FTZ (bit 15) | DAZ (bit 6) */

@@ -755,8 +755,9 @@ static int write_curves(const char *dir, const char *csv, int n_terms, const cha
 }
 
 /* --profile: where an epoch's training steps spend their time. Each phase
- * is the time between two marks in the step loop; "other" is the rest of
- * the epoch's steps (progress bar, loss checks, the tape's reset). */
+ * is the time between two marks in the step loop (forward includes reading
+ * the loss and its finite check); "other" is the rest of the epoch's steps
+ * (the tape's reset, the progress bar). */
 enum { PHASE_DATA, PHASE_ZERO, PHASE_FORWARD, PHASE_BACKWARD, PHASE_OPTIMIZER, N_PHASES };
 
 /* Adds the seconds since *mark to *acc and moves the mark to now. */
@@ -919,7 +920,7 @@ int tg_train_run(const tg_train_opts *o, const tg_dataset *ds, FILE *log, tg_err
                 goto done;
             }
         }
-        double secs = now() - t0, ran = now() - t_run;   /* ran: this process's share of the epoch */
+        double t_end = now(), secs = t_end - t0, ran = t_end - t_run;   /* ran: this process's share of the epoch */
         if (o->progress) fputs("\r\033[K", o->progress), fflush(o->progress);
 
         /* Test set: no gradients, the model's test objective, one sample of z per image. */
